@@ -1,0 +1,85 @@
+import { randomUUID } from 'node:crypto'
+import type { AddressInfo } from 'node:net'
+import { Ajv } from 'ajv'
+import addFormats from 'ajv-formats'
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import { Authenticator } from './auth/authenticate.js'
+import { NotFound } from './errors.js'
+import { handleError, sendProblem } from './http/problem.js'
+import { adminRoutes } from './routes/admin.js'
+import { internalRoutes } from './routes/internal.js'
+import { publicRoutes } from './routes/public.js'
+import type { Signet } from './runtime.js'
+import { problem } from './schemas/index.js'
+
+/** Request bodies over this many bytes get 413 (SPEC section 3). */
+export const BODY_LIMIT = 64 * 1024
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
+
+/**
+ * Fastify options shared by Signet and by the benchmark's ceiling server, so both
+ * pay the same for logging, body limits and validation.
+ */
+export function fastifyOptions(logger: FastifyServerOptions['loggerInstance']): FastifyServerOptions {
+  return {
+    loggerInstance: logger,
+    bodyLimit: BODY_LIMIT,
+    // Take the caller's X-Request-Id when it is sane, so logs can be joined across services.
+    genReqId: (request) => {
+      const given = request.headers['x-request-id']
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID()
+    },
+    requestIdHeader: false,
+    return503OnClosing: true,
+  }
+}
+
+/**
+ * Bodies are validated without type coercion, so "600" is not a ttl and 1.5 is not
+ * an integer; query strings and path parameters arrive as text and are coerced.
+ */
+export function installValidators(app: FastifyInstance): void {
+  const strict = new Ajv({ coerceTypes: false, useDefaults: true, removeAdditional: false, allErrors: false, strict: false })
+  const lenient = new Ajv({ coerceTypes: true, useDefaults: true, removeAdditional: false, allErrors: false, strict: false })
+  addFormats.default(strict)
+  addFormats.default(lenient)
+  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? strict : lenient).compile(schema))
+}
+
+export interface BuildAppOptions {
+  /** The base URL of discovery documents when SIGNET_PUBLIC_URL is not set. */
+  publicUrl?: () => string
+}
+
+/** Builds the HTTP app over a Signet instance. Tests call this and use inject(). */
+export async function buildApp(signet: Signet, options: BuildAppOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify(fastifyOptions(signet.logger))
+  installValidators(app)
+  app.addSchema(problem)
+  // JSON only: a text/plain body is refused with 415 instead of being parsed as a string.
+  app.removeContentTypeParser('text/plain')
+  app.setErrorHandler(handleError)
+  app.setNotFoundHandler((_request, reply) => sendProblem(reply, new NotFound('no such route')))
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id)
+  })
+
+  const publicUrl = options.publicUrl ?? (() => {
+    if (signet.config.publicUrl) return signet.config.publicUrl
+    const address = app.server.address() as AddressInfo | null
+    return `http://${signet.config.host}:${address?.port ?? signet.config.port}`
+  })
+
+  const auth = new Authenticator({
+    adminToken: signet.config.adminToken,
+    clientByTokenHash: (hash) => signet.keystore.clientByTokenHash(hash),
+    failureLimit: signet.config.authFailureLimit,
+  })
+  app.decorateRequest('principal', null)
+
+  await app.register(publicRoutes, { signet, publicUrl })
+  await app.register(internalRoutes, { signet, auth })
+  await app.register(adminRoutes, { signet, auth })
+  return app
+}

@@ -1,0 +1,51 @@
+import { createHash } from 'node:crypto'
+import type { AuditEvent, AuditInput } from '../keys/model.js'
+
+/** prevHash of the first row. */
+export const GENESIS_HASH = '0'.repeat(64)
+
+/** JSON with object keys sorted at every level, so the same event always hashes the same. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.keys(value)
+      .sort()
+      .filter((key) => (value as Record<string, unknown>)[key] !== undefined)
+      .map((key) => `${JSON.stringify(key)}:${canonicalJson((value as Record<string, unknown>)[key])}`)
+    return `{${entries.join(',')}}`
+  }
+  return JSON.stringify(value) ?? 'null'
+}
+
+/**
+ * The hash of an audit row: SHA-256 over the previous row's hash and this row's
+ * content, id included, so a row cannot be edited, dropped or moved without every
+ * later hash changing.
+ */
+export function auditHash(prevHash: string, id: number, event: AuditInput): string {
+  const content = canonicalJson({ id, at: event.at, actor: event.actor, action: event.action, target: event.target, details: event.details })
+  return createHash('sha256').update(`${prevHash}\n${content}`).digest('hex')
+}
+
+export function chainEvent(prev: { id: number; hash: string } | null, event: AuditInput): AuditEvent {
+  const id = (prev?.id ?? 0) + 1
+  const prevHash = prev?.hash ?? GENESIS_HASH
+  return { ...event, id, prevHash, hash: auditHash(prevHash, id, event) }
+}
+
+export type ChainCheck = { ok: true; rows: number } | { ok: false; rows: number; brokenId: number; reason: string }
+
+/** Checks rows in id order, starting after `prev` (null: from the first row). */
+export function verifyChain(rows: Iterable<AuditEvent>, prev: { id: number; hash: string } | null = null): ChainCheck {
+  let last = prev
+  let count = 0
+  for (const row of rows) {
+    count++
+    const expectedPrev = last?.hash ?? GENESIS_HASH
+    if (last && row.id !== last.id + 1) return { ok: false, rows: count, brokenId: row.id, reason: `row ${row.id} follows row ${last.id}: a row is missing` }
+    if (row.prevHash !== expectedPrev) return { ok: false, rows: count, brokenId: row.id, reason: `row ${row.id} does not chain to the row before it` }
+    if (row.hash !== auditHash(row.prevHash, row.id, row)) return { ok: false, rows: count, brokenId: row.id, reason: `row ${row.id} was changed after it was written` }
+    last = row
+  }
+  return { ok: true, rows: count }
+}

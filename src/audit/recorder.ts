@@ -1,0 +1,53 @@
+import { appendFileSync } from 'node:fs'
+import type { AuditEvent, AuditInput } from '../keys/model.js'
+import type { Storage, Tx } from '../storage/types.js'
+
+/** Receives audit events after their transaction commits (SIGNET_AUDIT_FILE). */
+export interface AuditSink {
+  write(events: AuditEvent[]): void
+}
+
+/**
+ * Appends each event as one JSON line, for log shippers. The database stays the
+ * record: a failed append is reported through `onError` and does not undo the change.
+ */
+export class FileAuditSink implements AuditSink {
+  constructor(
+    readonly path: string,
+    readonly onError: (error: Error) => void = () => {},
+  ) {}
+
+  write(events: AuditEvent[]): void {
+    if (events.length === 0) return
+    try {
+      appendFileSync(this.path, events.map((event) => `${JSON.stringify(event)}\n`).join(''), { mode: 0o600 })
+    } catch (error) {
+      this.onError(error as Error)
+    }
+  }
+}
+
+export type Audit = (input: Omit<AuditInput, 'at'> & { at?: number }) => Promise<void>
+
+/**
+ * Runs `work` in one storage transaction with an `audit` function that appends to
+ * the hash-chained log inside the same transaction: the change and its audit row
+ * commit together or not at all. Committed events then go to the sink.
+ */
+export async function auditedTransaction<T>(
+  storage: Storage,
+  sink: AuditSink | null,
+  now: () => number,
+  work: (tx: Tx, audit: Audit) => Promise<T>,
+): Promise<T> {
+  const events: AuditEvent[] = []
+  const result = await storage.transaction(async (tx) => {
+    events.length = 0
+    const audit: Audit = async (input) => {
+      events.push(await tx.appendAudit({ ...input, at: input.at ?? now() }))
+    }
+    return work(tx, audit)
+  })
+  sink?.write(events)
+  return result
+}

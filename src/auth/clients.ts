@@ -1,0 +1,107 @@
+import { randomUUID } from 'node:crypto'
+import { auditedTransaction, type AuditSink } from '../audit/recorder.js'
+import type { Clock } from '../clock.js'
+import { KEYSET_NAME } from '../config.js'
+import { ClientNotFound, Conflict, InvalidRequest } from '../errors.js'
+import { SCOPES, type Client, type Scope } from '../keys/model.js'
+import { MAX_SECONDS } from '../keys/policy.js'
+import type { Storage } from '../storage/types.js'
+import { generateToken, hashToken } from './tokens.js'
+
+export interface ClientInput {
+  name?: unknown
+  keysets?: unknown
+  scopes?: unknown
+  audiences?: unknown
+  maxTtl?: unknown
+}
+
+const stringList = (value: unknown): value is string[] => Array.isArray(value) && value.every((item) => typeof item === 'string')
+
+/** Checks client input (API and CLI alike) and returns the fields to store. */
+export function checkClientInput(input: ClientInput): Pick<Client, 'name' | 'keysets' | 'scopes' | 'audiences' | 'maxTtl'> {
+  const { name, keysets, scopes, audiences, maxTtl } = input
+  if (typeof name !== 'string' || name.trim().length === 0 || name.length > 128) {
+    throw new InvalidRequest('name must be a non-empty string of at most 128 characters')
+  }
+  let allowed: string[] | '*'
+  if (keysets === '*' || (stringList(keysets) && keysets.length === 1 && keysets[0] === '*')) {
+    allowed = '*'
+  } else if (stringList(keysets) && keysets.length > 0 && keysets.length <= 100 && keysets.every((k) => KEYSET_NAME.test(k))) {
+    allowed = [...new Set(keysets)]
+  } else {
+    throw new InvalidRequest('keysets must be "*" or a list of 1 to 100 keyset names')
+  }
+  if (!stringList(scopes) || scopes.length === 0 || !scopes.every((s) => (SCOPES as readonly string[]).includes(s))) {
+    throw new InvalidRequest(`scopes must be a non-empty list of ${SCOPES.join(', ')}`)
+  }
+  if (audiences !== undefined && audiences !== null) {
+    if (!stringList(audiences) || audiences.length === 0 || audiences.length > 100 || audiences.some((a) => a.length === 0 || a.length > 2048)) {
+      throw new InvalidRequest('audiences must be a list of 1 to 100 non-empty strings')
+    }
+  }
+  if (maxTtl !== undefined && maxTtl !== null && (typeof maxTtl !== 'number' || !Number.isSafeInteger(maxTtl) || maxTtl < 1 || maxTtl > MAX_SECONDS)) {
+    throw new InvalidRequest(`maxTtl must be a whole number of seconds from 1 to ${MAX_SECONDS}`)
+  }
+  return {
+    name: name.trim(),
+    keysets: allowed,
+    scopes: [...new Set(scopes)] as Scope[],
+    audiences: (audiences as string[] | null | undefined) ?? null,
+    maxTtl: (maxTtl as number | null | undefined) ?? null,
+  }
+}
+
+export interface ClientServiceOptions {
+  storage: Storage
+  clock: Clock
+  auditSink?: AuditSink | null
+  onCommit?: () => Promise<void>
+}
+
+/** Application servers allowed to call Signet, and their bearer tokens. */
+export class ClientService {
+  readonly #storage: Storage
+  readonly #clock: Clock
+  readonly #auditSink: AuditSink | null
+  readonly #onCommit: () => Promise<void>
+
+  constructor(options: ClientServiceOptions) {
+    this.#storage = options.storage
+    this.#clock = options.clock
+    this.#auditSink = options.auditSink ?? null
+    this.#onCommit = options.onCommit ?? (async () => {})
+  }
+
+  /** Creates a client; its token is returned here once and never again. */
+  async create(input: ClientInput, actor: string): Promise<{ client: Client; token: string }> {
+    const fields = checkClientInput(input)
+    const token = generateToken()
+    const client: Client = { id: randomUUID(), ...fields, tokenHash: hashToken(token), createdAt: this.#clock.now(), revokedAt: null }
+    await auditedTransaction(this.#storage, this.#auditSink, () => this.#clock.now(), async (tx, audit) => {
+      await tx.insertClient(client)
+      await audit({ actor, action: 'client.create', target: client.id, details: { name: client.name, keysets: client.keysets, scopes: client.scopes, audiences: client.audiences, maxTtl: client.maxTtl } })
+    })
+    await this.#onCommit()
+    return { client, token }
+  }
+
+  async list(): Promise<Client[]> {
+    return this.#storage.transaction((tx) => tx.listClients())
+  }
+
+  /** Revokes a client: its token stops working as soon as the change is seen. */
+  async revoke(id: string, actor: string): Promise<Client> {
+    const client = await auditedTransaction(this.#storage, this.#auditSink, () => this.#clock.now(), async (tx, audit) => {
+      const current = await tx.getClient(id)
+      if (!current) throw new ClientNotFound(`no client ${id}`)
+      if (current.revokedAt !== null) throw new Conflict(`client ${id} is already revoked`)
+      const revoked = { ...current, revokedAt: this.#clock.now() }
+      await tx.updateClient(revoked)
+      await audit({ actor, action: 'client.revoke', target: id, details: { name: current.name } })
+      return revoked
+    })
+    await this.#onCommit()
+    return client
+  }
+}

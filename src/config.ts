@@ -1,0 +1,178 @@
+import { readFileSync } from 'node:fs'
+import envSchema from 'env-schema'
+import { MasterKey } from './crypto/masterKey.js'
+import { ConfigError } from './errors.js'
+
+/**
+ * Configuration from the environment (SPEC section 4), checked once at start.
+ *
+ * env-schema (ajv) validates types, ranges and enums. On top of it this module
+ * reads `*_FILE` secrets, parses the master keys, and refuses any unknown
+ * `SIGNET_*` variable, so a typo never falls back silently to a default. Every
+ * error names the variable and never echoes a secret value.
+ */
+
+export const KEYSET_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/
+
+/** Variables that may be given directly or as a file path (`NAME_FILE`). */
+const SECRETS = ['SIGNET_MASTER_KEY', 'SIGNET_ADMIN_TOKEN', 'SIGNET_PKCS11_PIN', 'SIGNET_NEW_MASTER_KEY'] as const
+
+const schema = {
+  type: 'object',
+  properties: {
+    SIGNET_MASTER_KEY: { type: 'string' },
+    SIGNET_ADMIN_TOKEN: { type: 'string', minLength: 32 },
+    SIGNET_DB: { type: 'string', minLength: 1, default: './data/signet.db' },
+    SIGNET_DATABASE_URL: { type: 'string', pattern: '^postgres(ql)?://' },
+    SIGNET_HOST: { type: 'string', minLength: 1, default: '127.0.0.1' },
+    SIGNET_PORT: { type: 'integer', minimum: 0, maximum: 65535, default: 8080 },
+    SIGNET_PUBLIC_PORT: { type: 'integer', minimum: 0, maximum: 65535 },
+    SIGNET_PUBLIC_URL: { type: 'string', pattern: '^https?://[^\\s]+$' },
+    SIGNET_DEFAULT_KEYSET: { type: 'string', pattern: KEYSET_NAME.source, default: 'default' },
+    SIGNET_JWKS_MAX_AGE: { type: 'integer', minimum: 0, maximum: 31536000, default: 300 },
+    SIGNET_TLS_CERT_FILE: { type: 'string', minLength: 1 },
+    SIGNET_TLS_KEY_FILE: { type: 'string', minLength: 1 },
+    SIGNET_TLS_CLIENT_CA_FILE: { type: 'string', minLength: 1 },
+    SIGNET_LOG_LEVEL: { type: 'string', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' },
+    SIGNET_PKCS11_MODULE: { type: 'string', minLength: 1 },
+    SIGNET_PKCS11_TOKEN_LABEL: { type: 'string', minLength: 1 },
+    SIGNET_PKCS11_SLOT: { type: 'integer', minimum: 0 },
+    SIGNET_PKCS11_PIN: { type: 'string', minLength: 1 },
+    SIGNET_NEW_MASTER_KEY: { type: 'string' },
+    SIGNET_AUDIT_FILE: { type: 'string', minLength: 1 },
+    // Signet's own additions, documented in the README.
+    SIGNET_AUTH_FAILURE_LIMIT: { type: 'integer', minimum: 0, default: 20 },
+    SIGNET_SIGN_RATE_LIMIT: { type: 'integer', minimum: 0, default: 0 },
+  },
+} as const
+
+type Variable = keyof typeof schema.properties
+const KNOWN = new Set<string>([
+  ...Object.keys(schema.properties),
+  ...SECRETS.map((name) => `${name}_FILE`),
+])
+
+/** `SIGNET_TEST_*` variables belong to test suites (SIGNET_TEST_DATABASE_URL) and are ignored. */
+const IGNORED_PREFIX = 'SIGNET_TEST_'
+
+export interface Config {
+  masterKey: MasterKey | null
+  newMasterKey: MasterKey | null
+  adminToken: string | null
+  dbPath: string
+  databaseUrl: string | null
+  host: string
+  port: number
+  publicPort: number | null
+  publicUrl: string | null
+  defaultKeyset: string
+  jwksMaxAge: number
+  tls: { certFile: string; keyFile: string; clientCaFile: string | null } | null
+  logLevel: string
+  pkcs11: { module: string; tokenLabel: string | null; slot: number | null; pin: string | null } | null
+  auditFile: string | null
+  /** Failed authentications per client address per minute before 429; 0 turns it off. */
+  authFailureLimit: number
+  /** Sign requests per client per second before 429; 0 turns it off. */
+  signRateLimit: number
+}
+
+function readSecretFile(variable: string, path: string): string {
+  try {
+    return readFileSync(path, 'utf8').replace(/\r?\n$/, '')
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? 'unreadable'
+    throw new ConfigError(`${variable}: cannot read the file it names (${code})`)
+  }
+}
+
+/** Resolves `NAME_FILE` into `NAME`; both at once is an error. */
+function resolveSecrets(env: Record<string, string>): void {
+  for (const name of SECRETS) {
+    const fileVariable = `${name}_FILE`
+    const path = env[fileVariable]
+    if (path === undefined) continue
+    if (env[name] !== undefined) throw new ConfigError(`${name} and ${fileVariable} are both set: keep one`)
+    env[name] = readSecretFile(fileVariable, path)
+    delete env[fileVariable]
+  }
+}
+
+function parseMasterKey(variable: string, value: string | undefined): MasterKey | null {
+  if (value === undefined) return null
+  try {
+    return MasterKey.fromBase64(value)
+  } catch (error) {
+    throw new ConfigError(`${variable} must be 32 random bytes in base64 (${(error as Error).message}); make one with: openssl rand -base64 32`)
+  }
+}
+
+/** Turns ajv's "env/SIGNET_PORT must be ..." into a message that names the variable first. */
+function schemaError(error: Error): ConfigError {
+  const first = ((error as { errors?: { instancePath: string; message?: string }[] }).errors ?? [])[0]
+  if (!first) return new ConfigError(error.message)
+  const variable = first.instancePath.replace(/^\//, '')
+  return new ConfigError(`${variable} ${first.message ?? 'is invalid'}`)
+}
+
+/**
+ * Reads and checks the configuration. Throws ConfigError with a message naming
+ * the first bad variable.
+ */
+export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config {
+  const env: Record<string, string> = {}
+  for (const [name, value] of Object.entries(environment)) {
+    if (!name.startsWith('SIGNET_') || name.startsWith(IGNORED_PREFIX) || value === undefined) continue
+    if (!KNOWN.has(name)) throw new ConfigError(`${name} is not a Signet variable (check its spelling)`)
+    env[name] = value
+  }
+  resolveSecrets(env)
+
+  let values: Record<Variable, unknown>
+  try {
+    values = envSchema({ schema: structuredClone(schema) as never, data: env, env: false, dotenv: false }) as Record<Variable, unknown>
+  } catch (error) {
+    throw schemaError(error as Error)
+  }
+  const str = (name: Variable): string | null => (values[name] === undefined ? null : String(values[name]))
+  const int = (name: Variable): number | null => (values[name] === undefined ? null : Number(values[name]))
+
+  const certFile = str('SIGNET_TLS_CERT_FILE')
+  const keyFile = str('SIGNET_TLS_KEY_FILE')
+  const clientCaFile = str('SIGNET_TLS_CLIENT_CA_FILE')
+  if ((certFile === null) !== (keyFile === null)) {
+    throw new ConfigError(`${certFile === null ? 'SIGNET_TLS_CERT_FILE' : 'SIGNET_TLS_KEY_FILE'} is required with the other TLS file`)
+  }
+  if (clientCaFile !== null && certFile === null) {
+    throw new ConfigError('SIGNET_TLS_CLIENT_CA_FILE needs SIGNET_TLS_CERT_FILE and SIGNET_TLS_KEY_FILE')
+  }
+
+  const pkcs11Module = str('SIGNET_PKCS11_MODULE')
+  const port = int('SIGNET_PORT') ?? 8080
+  const publicPort = int('SIGNET_PUBLIC_PORT')
+  if (publicPort !== null && publicPort !== 0 && publicPort === port) {
+    throw new ConfigError('SIGNET_PUBLIC_PORT must differ from SIGNET_PORT')
+  }
+
+  return {
+    masterKey: parseMasterKey('SIGNET_MASTER_KEY', env.SIGNET_MASTER_KEY),
+    newMasterKey: parseMasterKey('SIGNET_NEW_MASTER_KEY', env.SIGNET_NEW_MASTER_KEY),
+    adminToken: str('SIGNET_ADMIN_TOKEN'),
+    dbPath: str('SIGNET_DB') ?? './data/signet.db',
+    databaseUrl: str('SIGNET_DATABASE_URL'),
+    host: str('SIGNET_HOST') ?? '127.0.0.1',
+    port,
+    publicPort,
+    publicUrl: str('SIGNET_PUBLIC_URL')?.replace(/\/+$/, '') ?? null,
+    defaultKeyset: str('SIGNET_DEFAULT_KEYSET') ?? 'default',
+    jwksMaxAge: int('SIGNET_JWKS_MAX_AGE') ?? 300,
+    tls: certFile && keyFile ? { certFile, keyFile, clientCaFile } : null,
+    logLevel: str('SIGNET_LOG_LEVEL') ?? 'info',
+    pkcs11: pkcs11Module
+      ? { module: pkcs11Module, tokenLabel: str('SIGNET_PKCS11_TOKEN_LABEL'), slot: int('SIGNET_PKCS11_SLOT'), pin: str('SIGNET_PKCS11_PIN') }
+      : null,
+    auditFile: str('SIGNET_AUDIT_FILE'),
+    authFailureLimit: int('SIGNET_AUTH_FAILURE_LIMIT') ?? 20,
+    signRateLimit: int('SIGNET_SIGN_RATE_LIMIT') ?? 0,
+  }
+}

@@ -1,0 +1,63 @@
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import { Internal, InvalidRequest, MethodNotAllowed, NotFound, PayloadTooLarge, SignetError, UnsupportedMediaType } from '../errors.js'
+
+/** The `type` URI of a problem: one per stable code. */
+export const problemType = (code: string): string => `urn:signet:problem:${code}`
+
+/** Sends an RFC 9457 problem+json answer. */
+export function sendProblem(reply: FastifyReply, error: SignetError): FastifyReply {
+  if (error.status === 429 || error.status === 503) {
+    const retryAfter = error.extra?.retryAfter
+    if (typeof retryAfter === 'number') reply.header('retry-after', String(retryAfter))
+  }
+  const { retryAfter: _retryAfter, ...extra } = error.extra ?? {}
+  return reply
+    .code(error.status)
+    .type('application/problem+json')
+    .send({ type: problemType(error.code), title: error.title, status: error.status, detail: error.message, code: error.code, ...extra })
+}
+
+/**
+ * Maps what fastify and its parsers throw to Signet's codes. Parser messages can
+ * quote the body (claim values), so they are replaced with fixed text.
+ */
+export function toSignetError(error: FastifyError): SignetError {
+  if (error instanceof SignetError) return error
+  if (error.validation) {
+    const where = error.validationContext ?? 'request'
+    const first = error.validation[0]
+    const path = first?.instancePath ? first.instancePath : ''
+    return new InvalidRequest(`${where}${path} ${first?.message ?? 'is invalid'}`)
+  }
+  switch (error.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new PayloadTooLarge('request bodies are limited to 64 KiB')
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new UnsupportedMediaType('bodies must be application/json')
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new InvalidRequest('the body is empty; send a JSON object')
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return new InvalidRequest('Content-Length does not match the body')
+  }
+  const status = error.statusCode ?? 500
+  if (status === 404) return new NotFound('no such route')
+  if (status === 405) return new MethodNotAllowed('method not allowed')
+  if (status === 413) return new PayloadTooLarge('request bodies are limited to 64 KiB')
+  if (status === 415) return new UnsupportedMediaType('bodies must be application/json')
+  if (status >= 400 && status < 500) {
+    // Body parse errors (SyntaxError from the JSON parser, prototype poisoning) land here.
+    return new InvalidRequest(error instanceof SyntaxError || /JSON|proto/i.test(error.message) ? 'the body is not valid JSON' : 'the request is not valid')
+  }
+  return new Internal('the service could not complete the request')
+}
+
+/** The error handler: 4xx logged briefly, 5xx logged in full, neither answer carries internals. */
+export function handleError(error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  const problem = toSignetError(error)
+  if (problem.status >= 500) {
+    request.log.error({ err: error, code: problem.code }, 'request failed')
+  } else {
+    request.log.info({ code: problem.code, status: problem.status }, 'request refused')
+  }
+  return sendProblem(reply, problem)
+}

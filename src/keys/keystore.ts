@@ -1,0 +1,290 @@
+import { createHash, createPublicKey, type KeyObject } from 'node:crypto'
+import type { Alg } from '../crypto/algorithms.js'
+import type { PublicJwk } from '../crypto/jwk.js'
+import type { SigningKey } from '../crypto/jws.js'
+import type { MasterKey } from '../crypto/masterKey.js'
+import { HsmUnavailable, Sealed, SignetError } from '../errors.js'
+import type { Snapshot, Storage } from '../storage/types.js'
+import { Mutex } from '../util/mutex.js'
+import type { Backends } from './backend.js'
+import { PUBLISHED_STATES, type Client, type KeyRecord, type Keyset } from './model.js'
+import { effectivePrepublish } from './policy.js'
+
+/** The meta row holding the master key's check value. */
+export const MASTER_KEY_CHECK = 'master_key_check'
+
+/** A JWK Set as served: bytes computed once per change, and their strong ETag. */
+export interface JwksDocument {
+  body: Buffer
+  etag: string
+}
+
+/** One keyset as the request path sees it; rebuilt only when its rows change. */
+export interface LiveKeyset {
+  readonly keyset: Keyset
+  /** The active key, ready to sign; null when it cannot (see signerError). */
+  readonly signer: SigningKey | null
+  readonly signerError: SignetError | null
+  readonly activeKid: string | null
+  /** pending, active and retired keys: what the JWK Set publishes. */
+  readonly published: readonly KeyRecord[]
+  /** Public keys of the published keys, by kid, for /v1/verify. */
+  readonly verifyKeys: ReadonlyMap<string, { alg: Alg; key: KeyObject }>
+  readonly jwks: JwksDocument
+  /** Earliest time (ms) at which the scheduler has something to do for this keyset. */
+  readonly nextDueAt: number | null
+  /** Algorithms of the published keys and of the keyset's policy. */
+  readonly algorithms: readonly Alg[]
+}
+
+export interface Readiness {
+  ready: boolean
+  reason: string | null
+  code: string | null
+}
+
+export interface KeystoreOptions {
+  storage: Storage
+  backends: Backends
+  masterKey: MasterKey | null
+  jwksMaxAge: number
+  onError?: (error: unknown, context: string) => void
+}
+
+/**
+ * The in-memory view the request path reads: keysets with their active key
+ * decrypted once into a KeyObject, JWK Sets as precomputed bytes, and clients by
+ * token hash. Signing never touches storage.
+ *
+ * The view is rebuilt from a storage snapshot after each change this process makes
+ * and whenever the storage generation moves (a change by the CLI or another
+ * replica). A keyset whose rows did not change keeps its built state and its
+ * decrypted key.
+ */
+export class Keystore {
+  readonly #storage: Storage
+  readonly #backends: Backends
+  readonly #masterKey: MasterKey | null
+  readonly #jwksMaxAge: number
+  readonly #onError: (error: unknown, context: string) => void
+  readonly #refreshLock = new Mutex()
+
+  #generation = -1
+  #keysets = new Map<string, LiveKeyset>()
+  #fingerprints = new Map<string, string>()
+  #clientsByHash = new Map<string, Client>()
+  #sealed: string | null = null
+  #storageError: string | null = null
+  #loaded = false
+
+  constructor(options: KeystoreOptions) {
+    this.#storage = options.storage
+    this.#backends = options.backends
+    this.#masterKey = options.masterKey
+    this.#jwksMaxAge = options.jwksMaxAge
+    this.#onError = options.onError ?? (() => {})
+  }
+
+  get generation(): number {
+    return this.#generation
+  }
+
+  keyset(name: string): LiveKeyset | undefined {
+    return this.#keysets.get(name)
+  }
+
+  keysets(): IterableIterator<LiveKeyset> {
+    return this.#keysets.values()
+  }
+
+  /** The live (not revoked) client whose token hashes to `tokenHash`. */
+  clientByTokenHash(tokenHash: string): Client | undefined {
+    return this.#clientsByHash.get(tokenHash)
+  }
+
+  /** Why the master key cannot open this database's keys, or null. */
+  get sealedReason(): string | null {
+    return this.#sealed
+  }
+
+  /** Earliest time anything is due in any keyset. */
+  nextDueAt(): number | null {
+    let next: number | null = null
+    for (const live of this.#keysets.values()) {
+      if (live.nextDueAt !== null && (next === null || live.nextDueAt < next)) next = live.nextDueAt
+    }
+    return next
+  }
+
+  readiness(): Readiness {
+    if (!this.#loaded) return { ready: false, code: 'not_ready', reason: 'keys are not loaded yet' }
+    if (this.#storageError) return { ready: false, code: 'storage_unavailable', reason: 'storage does not answer' }
+    if (this.#sealed) return { ready: false, code: 'sealed', reason: this.#sealed }
+    for (const live of this.#keysets.values()) {
+      if (!live.activeKid) return { ready: false, code: 'not_ready', reason: `keyset ${live.keyset.name} has no active key` }
+      if (!live.signer) return { ready: false, code: live.signerError?.code ?? 'not_ready', reason: `keyset ${live.keyset.name} cannot sign: ${live.signerError?.message ?? 'unknown'}` }
+    }
+    return { ready: true, code: null, reason: null }
+  }
+
+  /** Rebuilds if storage changed since the last look. Errors mark storage unavailable. */
+  async poll(): Promise<void> {
+    try {
+      const generation = await this.#storage.generation()
+      this.#storageError = null
+      if (generation !== this.#generation) await this.refresh()
+    } catch (error) {
+      this.#storageError = error instanceof Error ? error.message : String(error)
+      this.#onError(error, 'storage poll')
+    }
+  }
+
+  /** Reads a snapshot and rebuilds the view. Concurrent calls run one after another. */
+  async refresh(): Promise<void> {
+    await this.#refreshLock.run(async () => {
+      const snapshot = await this.#storage.snapshot()
+      await this.#rebuild(snapshot)
+      this.#storageError = null
+      this.#loaded = true
+    })
+  }
+
+  async #rebuild(snapshot: Snapshot): Promise<void> {
+    const check = snapshot.meta[MASTER_KEY_CHECK]
+    const sealed = !this.#masterKey
+      ? 'no master key is loaded'
+      : check !== undefined && !this.#masterKey.matches(check)
+        ? 'the master key does not match this database (was it rewrapped?)'
+        : null
+    const sealedChanged = sealed !== this.#sealed
+    this.#sealed = sealed
+
+    const keysByKeyset = new Map<string, KeyRecord[]>()
+    for (const key of snapshot.keys) {
+      const list = keysByKeyset.get(key.keyset) ?? []
+      list.push(key)
+      keysByKeyset.set(key.keyset, list)
+    }
+
+    const next = new Map<string, LiveKeyset>()
+    const fingerprints = new Map<string, string>()
+    for (const keyset of snapshot.keysets) {
+      const keys = keysByKeyset.get(keyset.name) ?? []
+      const fingerprint = fingerprintOf(keyset, keys)
+      fingerprints.set(keyset.name, fingerprint)
+      const previous = this.#keysets.get(keyset.name)
+      if (previous && !sealedChanged && this.#fingerprints.get(keyset.name) === fingerprint && previous.signer) {
+        next.set(keyset.name, previous)
+        continue
+      }
+      next.set(keyset.name, await this.#build(keyset, keys, previous))
+    }
+
+    const clients = new Map<string, Client>()
+    for (const client of snapshot.clients) if (client.revokedAt === null) clients.set(client.tokenHash, client)
+
+    this.#keysets = next
+    this.#fingerprints = fingerprints
+    this.#clientsByHash = clients
+    this.#generation = snapshot.generation
+  }
+
+  async #build(keyset: Keyset, keys: KeyRecord[], previous: LiveKeyset | undefined): Promise<LiveKeyset> {
+    const active = keys.find((key) => key.state === 'active') ?? null
+    let signer: SigningKey | null = null
+    let signerError: SignetError | null = null
+    if (active) {
+      if (previous?.signer?.kid === active.kid && !this.#sealed) {
+        signer = previous.signer
+      } else if (this.#sealed && active.hsmId === null) {
+        signerError = new Sealed(this.#sealed)
+      } else {
+        try {
+          signer = await this.#backends[keyset.backend].load(active)
+        } catch (error) {
+          signerError = error instanceof SignetError
+            ? error
+            : active.hsmId !== null
+              ? new HsmUnavailable('the HSM cannot use this key')
+              : new Sealed('the master key cannot open the active key')
+          this.#onError(error, `loading key ${active.kid} of keyset ${keyset.name}`)
+        }
+      }
+    }
+
+    const published = orderForJwks(keys.filter((key) => PUBLISHED_STATES.includes(key.state)))
+    const verifyKeys = new Map<string, { alg: Alg; key: KeyObject }>()
+    for (const key of published) {
+      verifyKeys.set(key.kid, { alg: key.alg, key: createPublicKey({ key: key.publicJwk as never, format: 'jwk' }) })
+    }
+    const algorithms = [...new Set<Alg>([keyset.alg, ...published.map((key) => key.alg)])]
+    return {
+      keyset,
+      signer,
+      signerError,
+      activeKid: active?.kid ?? null,
+      published,
+      verifyKeys,
+      jwks: jwksDocument(published, keyset.x5c),
+      nextDueAt: nextDue(keyset, keys, effectivePrepublish(keyset, this.#jwksMaxAge)),
+      algorithms,
+    }
+  }
+}
+
+/** Active key first, then pending, then retired, newest first within each. */
+function orderForJwks(keys: KeyRecord[]): KeyRecord[] {
+  const rank = { active: 0, pending: 1, retired: 2, destroyed: 3, revoked: 3 } as const
+  return [...keys].sort((a, b) => rank[a.state] - rank[b.state] || b.createdAt - a.createdAt || a.kid.localeCompare(b.kid))
+}
+
+/** The public JWK as published: never a private member, x5c only when asked. */
+export function publishedJwk(key: KeyRecord, withCertificate: boolean): PublicJwk {
+  const { kty, kid, use, alg, n, e, crv, x, y } = key.publicJwk
+  const jwk: PublicJwk = { kty, kid, use, alg }
+  if (n !== undefined) Object.assign(jwk, { n, e })
+  if (crv !== undefined) jwk.crv = crv
+  if (x !== undefined) jwk.x = x
+  if (y !== undefined) jwk.y = y
+  if (withCertificate && key.certificate) {
+    jwk.x5c = [key.certificate.toString('base64')]
+    jwk['x5t#S256'] = createHash('sha256').update(key.certificate).digest('base64url')
+  }
+  return jwk
+}
+
+export function jwksDocument(published: KeyRecord[], withCertificates: boolean): JwksDocument {
+  const body = Buffer.from(JSON.stringify({ keys: published.map((key) => publishedJwk(key, withCertificates)) }))
+  return { body, etag: `"${createHash('sha256').update(body).digest('base64url')}"` }
+}
+
+/** When the scheduler next has work in this keyset (see lifecycle.planDue). */
+function nextDue(keyset: Keyset, keys: KeyRecord[], prepublishSeconds: number): number | null {
+  const times: number[] = []
+  let active: KeyRecord | undefined
+  let pending = false
+  for (const key of keys) {
+    if (key.state === 'pending') {
+      pending = true
+      if (key.activatesAt !== null) times.push(key.activatesAt)
+    } else if (key.state === 'retired' && key.publishedUntil !== null) {
+      times.push(key.publishedUntil)
+    } else if (key.state === 'active') {
+      active = key
+    }
+  }
+  if (!active) times.push(0)
+  else if (!pending && keyset.rotationPeriod > 0) {
+    times.push((active.activatedAt ?? 0) + (keyset.rotationPeriod - prepublishSeconds) * 1000)
+  }
+  return times.length === 0 ? null : Math.min(...times)
+}
+
+/** Changes whenever anything the built keyset depends on changes. */
+function fingerprintOf(keyset: Keyset, keys: KeyRecord[]): string {
+  const hash = createHash('sha256').update(JSON.stringify(keyset))
+  for (const key of keys) {
+    hash.update(`|${key.kid}|${key.state}|${key.activatesAt}|${key.activatedAt}|${key.publishedUntil}|${key.privateKey?.subarray(0, 69).toString('base64') ?? ''}`)
+  }
+  return hash.digest('base64')
+}

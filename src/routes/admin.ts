@@ -1,0 +1,99 @@
+import type { FastifyInstance } from 'fastify'
+import type { Authenticator } from '../auth/authenticate.js'
+import { requireScope } from '../auth/authenticate.js'
+import type { ClientInput } from '../auth/clients.js'
+import type { KeysetInput, KeysetPolicyInput } from '../keys/policy.js'
+import type { RotationMode } from '../keys/service.js'
+import type { Signet } from '../runtime.js'
+import {
+  auditAnswer, auditQuery, clientAnswer, clientListAnswer, createClientBody, createKeysetBody, errors, idParams, keyAnswer,
+  keyListAnswer, keysetAnswer, keysetListAnswer, kidParams, nameParams, patchKeysetBody, revokeBody, rotateBody,
+} from '../schemas/index.js'
+import { presentAuditEvent, presentClient, presentKey, presentKeyset } from './present.js'
+
+export interface AdminRoutesOptions {
+  signet: Signet
+  auth: Authenticator
+}
+
+/**
+ * The admin API (SPEC section 3): keysets, keys, clients and the audit log. Every
+ * change is audited in the same transaction that makes it, before the answer.
+ */
+export async function adminRoutes(app: FastifyInstance, options: AdminRoutesOptions): Promise<void> {
+  const { signet, auth } = options
+  const actor = (request: { principal: { actor: string } | null }) => request.principal!.actor
+
+  app.addHook('onRequest', async (request) => {
+    request.principal = await auth.authenticate(request.headers.authorization, request.ip)
+    requireScope(request.principal, 'admin')
+  })
+
+  const keysetOut = (keyset: Parameters<typeof presentKeyset>[0], activeKid: string | null) =>
+    presentKeyset(keyset, activeKid, signet.keys.prepublishOf(keyset))
+
+  app.get('/v1/admin/keysets', { schema: { response: { 200: keysetListAnswer, ...errors(401, 403, 503) } } }, async () => {
+    const list = await signet.keys.listKeysets()
+    return { keysets: list.map(({ keyset, activeKid }) => keysetOut(keyset, activeKid)) }
+  })
+
+  app.post<{ Body: KeysetInput }>('/v1/admin/keysets', {
+    schema: { body: createKeysetBody, response: { 201: keysetAnswer, ...errors(400, 401, 403, 409, 503) } },
+  }, async (request, reply) => {
+    const { keyset, key } = await signet.keys.createKeyset(request.body, actor(request))
+    return reply.code(201).send(keysetOut(keyset, key.kid))
+  })
+
+  app.get<{ Params: { name: string } }>('/v1/admin/keysets/:name', {
+    schema: { params: nameParams, response: { 200: keysetAnswer, ...errors(401, 403, 404, 503) } },
+  }, async (request) => {
+    const { keyset, activeKid } = await signet.keys.getKeyset(request.params.name)
+    return keysetOut(keyset, activeKid)
+  })
+
+  app.patch<{ Params: { name: string }; Body: KeysetPolicyInput }>('/v1/admin/keysets/:name', {
+    schema: { params: nameParams, body: patchKeysetBody, response: { 200: keysetAnswer, ...errors(400, 401, 403, 404, 503) } },
+  }, async (request) => {
+    await signet.keys.updateKeyset(request.params.name, request.body, actor(request))
+    const { keyset, activeKid } = await signet.keys.getKeyset(request.params.name)
+    return keysetOut(keyset, activeKid)
+  })
+
+  app.get<{ Params: { name: string } }>('/v1/admin/keysets/:name/keys', {
+    schema: { params: nameParams, response: { 200: keyListAnswer, ...errors(401, 403, 404, 503) } },
+  }, async (request) => ({ keys: (await signet.keys.listKeys(request.params.name)).map(presentKey) }))
+
+  app.post<{ Params: { name: string }; Body: { mode?: RotationMode } | undefined }>('/v1/admin/keysets/:name/rotate', {
+    schema: { params: nameParams, body: rotateBody, response: { 201: keyAnswer, ...errors(400, 401, 403, 404, 503) } },
+  }, async (request, reply) => {
+    const key = await signet.keys.rotate(request.params.name, request.body?.mode ?? 'scheduled', actor(request))
+    return reply.code(201).send(presentKey(key))
+  })
+
+  app.post<{ Params: { kid: string }; Body: { reason?: string } | undefined }>('/v1/admin/keys/:kid/revoke', {
+    schema: { params: kidParams, body: revokeBody, response: { 200: keyAnswer, ...errors(400, 401, 403, 404, 409, 503) } },
+  }, async (request) => presentKey(await signet.keys.revoke(request.params.kid, request.body?.reason ?? 'unspecified', actor(request))))
+
+  app.post<{ Body: ClientInput }>('/v1/admin/clients', {
+    schema: { body: createClientBody, response: { 201: clientAnswer, ...errors(400, 401, 403, 503) } },
+  }, async (request, reply) => {
+    const { client, token } = await signet.clients.create(request.body, actor(request))
+    return reply.code(201).send({ ...presentClient(client), token })
+  })
+
+  app.get('/v1/admin/clients', { schema: { response: { 200: clientListAnswer, ...errors(401, 403, 503) } } }, async () => ({
+    clients: (await signet.clients.list()).map(presentClient),
+  }))
+
+  app.delete<{ Params: { id: string } }>('/v1/admin/clients/:id', {
+    schema: { params: idParams, response: { 200: clientAnswer, ...errors(401, 403, 404, 409, 503) } },
+  }, async (request) => presentClient(await signet.clients.revoke(request.params.id, actor(request))))
+
+  app.get<{ Querystring: { after: number; limit: number } }>('/v1/admin/audit', {
+    schema: { querystring: auditQuery, response: { 200: auditAnswer, ...errors(400, 401, 403, 503) } },
+  }, async (request) => {
+    const { after, limit } = request.query
+    const events = await signet.storage.listAudit(after, limit)
+    return { events: events.map(presentAuditEvent), next: events.length === limit ? events[events.length - 1]!.id : null }
+  })
+}

@@ -1,0 +1,95 @@
+import type { FastifyInstance } from 'fastify'
+import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible'
+import type { Authenticator, Principal } from '../auth/authenticate.js'
+import { requireScope } from '../auth/authenticate.js'
+import { InvalidRequest, KeysetNotFound, RateLimited, SignetError } from '../errors.js'
+import type { LiveKeyset } from '../keys/keystore.js'
+import type { Client } from '../keys/model.js'
+import type { Signet } from '../runtime.js'
+import { errors, signBatchAnswer, signBatchBody, signBody, signedToken, verifyAnswer, verifyBody } from '../schemas/index.js'
+import { checkKeysetAccess, prepareToken, signPrepared, type PreparedToken, type SignItem } from '../signing/issue.js'
+import { verifyToken } from '../signing/verify.js'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal: Principal | null
+  }
+}
+
+export interface InternalRoutesOptions {
+  signet: Signet
+  auth: Authenticator
+}
+
+const ITEM_MEMBERS = new Set(['claims', 'ttl', 'header'])
+
+/** Sign and verify: for app servers with a client token. */
+export async function internalRoutes(app: FastifyInstance, options: InternalRoutesOptions): Promise<void> {
+  const { signet, auth } = options
+  const limit = signet.config.signRateLimit
+  const signLimiter = limit > 0 ? new RateLimiterMemory({ points: limit, duration: 1 }) : null
+
+  app.addHook('onRequest', async (request) => {
+    request.principal = await auth.authenticate(request.headers.authorization, request.ip)
+  })
+
+  /** The client behind a request with `scope`, and the keyset it asks for. */
+  const clientFor = (request: { principal: Principal | null }, scope: 'sign' | 'verify', keysetName: string | undefined): { client: Client; live: LiveKeyset } => {
+    const principal = request.principal!
+    requireScope(principal, scope)
+    const client = (principal as Extract<Principal, { kind: 'client' }>).client
+    const name = keysetName ?? signet.config.defaultKeyset
+    checkKeysetAccess(client, name)
+    const live = signet.keystore.keyset(name)
+    if (!live) throw new KeysetNotFound(`no keyset ${name}`)
+    return { client, live }
+  }
+
+  const checkRate = async (client: Client): Promise<void> => {
+    if (!signLimiter) return
+    try {
+      await signLimiter.consume(client.id)
+    } catch (error) {
+      if (!(error instanceof RateLimiterRes)) throw error
+      throw new RateLimited('sign rate limit reached for this client', { retryAfter: Math.max(1, Math.ceil(error.msBeforeNext / 1000)) })
+    }
+  }
+
+  app.post<{ Body: SignItem & { keyset?: string } }>('/v1/sign', {
+    schema: { body: signBody, response: { 200: signedToken, ...errors(400, 401, 403, 404, 413, 415, 429, 503) } },
+  }, async (request) => {
+    const { client, live } = clientFor(request, 'sign', request.body.keyset)
+    await checkRate(client)
+    const prepared = prepareToken(live, client, request.body, signet.clock.now())
+    return signPrepared(live, prepared)
+  })
+
+  app.post<{ Body: { keyset?: string; items: SignItem[] } }>('/v1/sign/batch', {
+    schema: { body: signBatchBody, response: { 200: signBatchAnswer, ...errors(400, 401, 403, 404, 413, 415, 429, 503) } },
+  }, async (request) => {
+    const { client, live } = clientFor(request, 'sign', request.body.keyset)
+    await checkRate(client)
+    const now = signet.clock.now()
+    // Every item is checked before any is signed: one bad item refuses the batch.
+    const prepared: PreparedToken[] = request.body.items.map((item, index) => {
+      try {
+        const unknown = Object.keys(item).find((member) => !ITEM_MEMBERS.has(member))
+        if (unknown !== undefined) throw new InvalidRequest(`items may hold only claims, ttl and header`)
+        return prepareToken(live, client, item, now)
+      } catch (error) {
+        if (error instanceof SignetError) {
+          throw new SignetError(error.code, error.status, error.title, `item ${index}: ${error.message}`, { ...error.extra, index })
+        }
+        throw error
+      }
+    })
+    return { results: await Promise.all(prepared.map((item) => signPrepared(live, item))) }
+  })
+
+  app.post<{ Body: { token: string; keyset?: string; audience?: string; issuer?: string } }>('/v1/verify', {
+    schema: { body: verifyBody, response: { 200: verifyAnswer, ...errors(400, 401, 403, 404, 413, 415, 429) } },
+  }, async (request) => {
+    const { live } = clientFor(request, 'verify', request.body.keyset)
+    return verifyToken(live, request.body.token, { audience: request.body.audience, issuer: request.body.issuer, now: signet.clock.now() })
+  })
+}

@@ -1,0 +1,59 @@
+import { isoOrNull } from '../clock.js'
+import { isRsa } from '../crypto/algorithms.js'
+import { publishedJwk } from '../keys/keystore.js'
+import type { AuditEvent, Client, KeyRecord, Keyset } from '../keys/model.js'
+
+/** How keysets, keys, clients and audit events look in API answers (ISO 8601 UTC times). */
+
+export function presentKeyset(keyset: Keyset, activeKid: string | null, prepublish: number) {
+  return {
+    name: keyset.name,
+    alg: keyset.alg,
+    rsaBits: isRsa(keyset.alg) ? keyset.rsaBits : null,
+    issuer: keyset.issuer,
+    defaultTtl: keyset.defaultTtl,
+    maxTtl: keyset.maxTtl,
+    rotationPeriod: keyset.rotationPeriod,
+    prepublish,
+    x5c: keyset.x5c,
+    backend: keyset.backend,
+    activeKid,
+    createdAt: isoOrNull(keyset.createdAt),
+    updatedAt: isoOrNull(keyset.updatedAt),
+  }
+}
+
+export function presentKey(key: KeyRecord) {
+  return {
+    kid: key.kid,
+    keyset: key.keyset,
+    alg: key.alg,
+    state: key.state,
+    createdAt: isoOrNull(key.createdAt),
+    activatesAt: isoOrNull(key.activatesAt),
+    activatedAt: isoOrNull(key.activatedAt),
+    retiredAt: isoOrNull(key.retiredAt),
+    publishedUntil: isoOrNull(key.publishedUntil),
+    destroyedAt: isoOrNull(key.destroyedAt),
+    revokedAt: isoOrNull(key.revokedAt),
+    revokeReason: key.revokeReason,
+    jwk: publishedJwk(key, key.certificate !== null),
+  }
+}
+
+export function presentClient(client: Client) {
+  return {
+    id: client.id,
+    name: client.name,
+    keysets: client.keysets,
+    scopes: client.scopes,
+    audiences: client.audiences,
+    maxTtl: client.maxTtl,
+    createdAt: isoOrNull(client.createdAt),
+    revokedAt: isoOrNull(client.revokedAt),
+  }
+}
+
+export function presentAuditEvent(event: AuditEvent) {
+  return { ...event, at: isoOrNull(event.at) }
+}

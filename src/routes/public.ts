@@ -1,0 +1,82 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { KeysetNotFound, NotFound, SignetError } from '../errors.js'
+import type { LiveKeyset } from '../keys/keystore.js'
+import { sendProblem } from '../http/problem.js'
+import type { Signet } from '../runtime.js'
+import { errors, jwks, nameParams } from '../schemas/index.js'
+
+export interface PublicRoutesOptions {
+  signet: Signet
+  /** Base URL for discovery documents (SIGNET_PUBLIC_URL or the listener's address). */
+  publicUrl: () => string
+}
+
+/** True when an If-None-Match header names this ETag (weak comparison, RFC 9110 section 13.1.2). */
+export function etagMatches(header: string | undefined, etag: string): boolean {
+  if (!header) return false
+  if (header.trim() === '*') return true
+  return header.split(',').some((candidate) => candidate.trim().replace(/^W\//, '') === etag)
+}
+
+/**
+ * Unauthenticated routes: JWK Sets, OpenID discovery and health. JWK Sets are
+ * served as the bytes the keystore built, with a strong ETag and 304 on a match.
+ */
+export async function publicRoutes(app: FastifyInstance, options: PublicRoutesOptions): Promise<void> {
+  const { signet } = options
+  const cacheControl = `public, max-age=${signet.config.jwksMaxAge}`
+
+  const liveKeyset = (name: string): LiveKeyset => {
+    const live = signet.keystore.keyset(name)
+    if (!live) throw new KeysetNotFound(`no keyset ${name}`)
+    return live
+  }
+
+  const sendJwks = (request: FastifyRequest, reply: FastifyReply, live: LiveKeyset) => {
+    const { body, etag } = live.jwks
+    reply.header('cache-control', cacheControl).header('etag', etag)
+    if (etagMatches(request.headers['if-none-match'], etag)) return reply.code(304).send()
+    return reply.type('application/jwk-set+json').send(body)
+  }
+
+  const jwksSchema = { response: { 200: jwks, ...errors(404) } }
+  app.get('/.well-known/jwks.json', { schema: jwksSchema }, (request, reply) =>
+    sendJwks(request, reply, liveKeyset(signet.config.defaultKeyset)))
+  app.get<{ Params: { name: string } }>('/keysets/:name/jwks.json', { schema: { params: nameParams, ...jwksSchema } }, (request, reply) =>
+    sendJwks(request, reply, liveKeyset(request.params.name)))
+
+  const discovery = (live: LiveKeyset, jwksPath: string) => {
+    if (live.keyset.issuer === null) throw new NotFound(`keyset ${live.keyset.name} has no issuer`)
+    return {
+      issuer: live.keyset.issuer,
+      jwks_uri: `${options.publicUrl()}${jwksPath}`,
+      id_token_signing_alg_values_supported: live.algorithms,
+    }
+  }
+  const discoverySchema = {
+    response: {
+      200: {
+        type: 'object',
+        properties: {
+          issuer: { type: 'string' },
+          jwks_uri: { type: 'string' },
+          id_token_signing_alg_values_supported: { type: 'array', items: { type: 'string' } },
+        },
+      },
+      ...errors(404),
+    },
+  }
+  app.get('/.well-known/openid-configuration', { schema: discoverySchema }, async () =>
+    discovery(liveKeyset(signet.config.defaultKeyset), '/.well-known/jwks.json'))
+  app.get<{ Params: { name: string } }>('/keysets/:name/.well-known/openid-configuration', { schema: { params: nameParams, ...discoverySchema } }, async (request) =>
+    discovery(liveKeyset(request.params.name), `/keysets/${request.params.name}/jwks.json`))
+
+  app.get('/healthz', { schema: { response: { 200: { type: 'object', properties: { status: { type: 'string' } } } } } }, async () => ({ status: 'ok' }))
+
+  app.get('/readyz', { schema: { response: { 200: { type: 'object', properties: { status: { type: 'string' } } }, ...errors(503) } } }, async (_request, reply) => {
+    const readiness = signet.keystore.readiness()
+    if (readiness.ready) return { status: 'ready' }
+    const problem = new SignetError(readiness.code ?? 'not_ready', 503, 'Not ready', readiness.reason ?? 'not ready')
+    return sendProblem(reply, problem)
+  })
+}

@@ -1,0 +1,173 @@
+import pino, { type Logger } from 'pino'
+import { FileAuditSink, type AuditSink } from './audit/recorder.js'
+import { ClientService } from './auth/clients.js'
+import { systemClock, type Clock } from './clock.js'
+import type { Config } from './config.js'
+import type { MasterKey } from './crypto/masterKey.js'
+import { ConfigError } from './errors.js'
+import { SoftwareBackend, UnavailableBackend, type Backends } from './keys/backend.js'
+import { Keystore, MASTER_KEY_CHECK } from './keys/keystore.js'
+import { KeyService } from './keys/service.js'
+import { openStorage } from './storage/open.js'
+import type { Storage } from './storage/types.js'
+
+export interface SignetOptions {
+  config: Config
+  clock?: Clock
+  /** A storage to use instead of the one the config names (tests, fault injection). */
+  storage?: Storage
+  logger?: Logger
+  /** Backends to use instead of the configured ones (tests). */
+  backends?: Partial<Backends>
+  /** Create the default keyset on an empty database (`signet serve`, `signet dev`). */
+  createDefaultKeyset?: boolean
+  /** How often to look for changes made by other processes. */
+  pollIntervalMs?: number
+}
+
+/** A fatal start-up problem with the master key; nothing was written. */
+export class MasterKeyMismatch extends ConfigError {}
+
+/**
+ * Checks the master key against the database before anything is written: a wrong
+ * key stops here and leaves storage as it was (SPEC section 2, point 3).
+ */
+async function unlock(storage: Storage, masterKey: MasterKey | null): Promise<{ initialised: boolean }> {
+  const check = await storage.getMeta(MASTER_KEY_CHECK)
+  if (check !== null) {
+    if (!masterKey) throw new ConfigError('SIGNET_MASTER_KEY (or SIGNET_MASTER_KEY_FILE) is required: this database holds encrypted keys')
+    if (!masterKey.matches(check)) {
+      throw new MasterKeyMismatch('SIGNET_MASTER_KEY is not the master key of this database: refusing to start; nothing was changed')
+    }
+    return { initialised: true }
+  }
+  if (!masterKey) throw new ConfigError('SIGNET_MASTER_KEY (or SIGNET_MASTER_KEY_FILE) is required; make one with: openssl rand -base64 32')
+  return { initialised: false }
+}
+
+/**
+ * One Signet instance: storage, the in-memory keystore, the services that change
+ * keys and clients, and the loop that picks up changes and runs the schedule.
+ * The HTTP app (app.ts), the server (server.ts) and the CLI all build on it.
+ */
+export class Signet {
+  readonly config: Config
+  readonly clock: Clock
+  readonly storage: Storage
+  readonly logger: Logger
+  readonly keystore: Keystore
+  readonly keys: KeyService
+  readonly clients: ClientService
+  readonly backends: Backends
+  readonly auditSink: AuditSink | null
+  readonly #pollIntervalMs: number
+  #timer: NodeJS.Timeout | null = null
+  #loop: Promise<void> | null = null
+  #closed = false
+
+  private constructor(options: SignetOptions & { storage: Storage; logger: Logger; backends: Backends }) {
+    this.config = options.config
+    this.clock = options.clock ?? systemClock
+    this.storage = options.storage
+    this.logger = options.logger
+    this.backends = options.backends
+    this.#pollIntervalMs = options.pollIntervalMs ?? 500
+    this.auditSink = options.config.auditFile
+      ? new FileAuditSink(options.config.auditFile, (error) => this.logger.error({ err: error }, 'cannot append to SIGNET_AUDIT_FILE'))
+      : null
+    const onError = (error: unknown, context: string) => this.logger.error({ err: error }, `${context} failed`)
+    this.keystore = new Keystore({
+      storage: this.storage,
+      backends: this.backends,
+      masterKey: options.config.masterKey,
+      jwksMaxAge: options.config.jwksMaxAge,
+      onError,
+    })
+    const onCommit = () => this.keystore.refresh()
+    this.keys = new KeyService({ storage: this.storage, backends: this.backends, clock: this.clock, jwksMaxAge: options.config.jwksMaxAge, auditSink: this.auditSink, onCommit })
+    this.clients = new ClientService({ storage: this.storage, clock: this.clock, auditSink: this.auditSink, onCommit })
+  }
+
+  /** Opens storage, checks the master key, migrates, and loads the keystore. */
+  static async open(options: SignetOptions): Promise<Signet> {
+    const { config } = options
+    const logger = options.logger ?? pino({ level: config.logLevel })
+    const storage = options.storage ?? (await openStorage(config))
+    try {
+      const { initialised } = await unlock(storage, config.masterKey)
+      await storage.migrate()
+      const backends: Backends = {
+        software: new SoftwareBackend(config.masterKey),
+        pkcs11: new UnavailableBackend('pkcs11', 'no PKCS#11 module is configured (SIGNET_PKCS11_MODULE)'),
+        ...options.backends,
+      }
+      const signet = new Signet({ ...options, storage, logger, backends })
+      if (!initialised) await signet.#initialise()
+      if (options.createDefaultKeyset) await signet.#createDefaultKeyset()
+      await signet.keystore.refresh()
+      return signet
+    } catch (error) {
+      await storage.close().catch(() => {})
+      throw error
+    }
+  }
+
+  async #initialise(): Promise<void> {
+    const masterKey = this.config.masterKey!
+    await this.storage.transaction(async (tx) => {
+      if ((await tx.getMeta(MASTER_KEY_CHECK)) !== null) return // another process got there first
+      await tx.setMeta(MASTER_KEY_CHECK, masterKey.checkValue())
+      await tx.appendAudit({ at: this.clock.now(), actor: 'system', action: 'storage.init', target: 'master_key', details: { masterKeyId: masterKey.idHex } })
+    })
+  }
+
+  /** On a database without keysets, creates the default keyset (ES256). */
+  async #createDefaultKeyset(): Promise<void> {
+    const existing = await this.storage.transaction((tx) => tx.listKeysets())
+    if (existing.length > 0) return
+    if (await this.keys.ensureKeyset({ name: this.config.defaultKeyset }, 'system')) {
+      this.logger.info({ keyset: this.config.defaultKeyset }, 'created the default keyset')
+    }
+  }
+
+  /** Runs whatever the schedule has due now. Tests call it after moving the clock. */
+  async tick(): Promise<number> {
+    return this.keys.tick()
+  }
+
+  /**
+   * Starts the background loop: every poll interval it picks up changes made by
+   * other processes and, when something is due, runs the schedule.
+   */
+  start(): void {
+    if (this.#timer || this.#closed) return
+    const step = async () => {
+      await this.keystore.poll()
+      const due = this.keystore.nextDueAt()
+      if (due !== null && due <= this.clock.now()) {
+        try {
+          const changes = await this.tick()
+          if (changes > 0) this.logger.info({ changes }, 'scheduled key changes applied')
+        } catch (error) {
+          this.logger.error({ err: error }, 'scheduled key changes failed')
+        }
+      }
+    }
+    const schedule = () => {
+      if (this.#closed) return
+      this.#timer = setTimeout(() => {
+        this.#loop = step().finally(schedule)
+      }, this.#pollIntervalMs)
+      this.#timer.unref()
+    }
+    schedule()
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    if (this.#timer) clearTimeout(this.#timer)
+    await this.#loop?.catch(() => {})
+    await this.storage.close()
+  }
+}

@@ -1,0 +1,288 @@
+/**
+ * JSON schemas of every request and answer. Fastify validates bodies with them
+ * (ajv, with type coercion off so "600" is not a number) and serialises answers
+ * with them; the OpenAPI document is generated from the same objects.
+ */
+import { ALGORITHMS, RSA_BITS } from '../crypto/algorithms.js'
+import { KEY_STATES, SCOPES } from '../keys/model.js'
+
+const nullable = (schema: Record<string, unknown>) => ({ anyOf: [schema, { type: 'null' }] })
+const isoTime = nullable({ type: 'string', format: 'date-time' })
+
+export const problem = {
+  $id: 'Problem',
+  type: 'object',
+  description: 'RFC 9457 problem details',
+  properties: {
+    type: { type: 'string' },
+    title: { type: 'string' },
+    status: { type: 'integer' },
+    detail: { type: 'string' },
+    code: { type: 'string' },
+    index: { type: 'integer', description: 'the failing item of a batch' },
+  },
+  required: ['type', 'title', 'status', 'detail', 'code'],
+  additionalProperties: true,
+} as const
+
+/** Error answers a route may give, each a problem body. */
+export function errors(...statuses: number[]): Record<number, unknown> {
+  return Object.fromEntries(statuses.map((status) => [status, { $ref: 'Problem#' }]))
+}
+
+const keysetName = { type: 'string', pattern: '^[a-z0-9][a-z0-9_-]{0,62}$' }
+
+export const publicJwk = {
+  type: 'object',
+  properties: {
+    kty: { type: 'string' },
+    kid: { type: 'string' },
+    use: { type: 'string' },
+    alg: { type: 'string' },
+    n: { type: 'string' },
+    e: { type: 'string' },
+    crv: { type: 'string' },
+    x: { type: 'string' },
+    y: { type: 'string' },
+    x5c: { type: 'array', items: { type: 'string' } },
+    'x5t#S256': { type: 'string' },
+  },
+  required: ['kty', 'kid', 'use', 'alg'],
+  additionalProperties: false,
+} as const
+
+export const jwks = {
+  type: 'object',
+  properties: { keys: { type: 'array', items: publicJwk } },
+  required: ['keys'],
+} as const
+
+// ---- internal: sign and verify
+
+const signItemProperties = {
+  claims: { type: 'object', description: 'claims to sign; iat and exp are set by Signet' },
+  ttl: { type: 'integer', description: 'lifetime in seconds' },
+  header: {
+    type: 'object',
+    description: 'protected header members a caller may set: typ and cty',
+    properties: { typ: { type: 'string' }, cty: { type: 'string' } },
+  },
+}
+
+export const signBody = {
+  type: 'object',
+  properties: { keyset: { type: 'string' }, ...signItemProperties },
+  required: ['claims'],
+  additionalProperties: false,
+} as const
+
+export const signedToken = {
+  type: 'object',
+  properties: {
+    token: { type: 'string' },
+    kid: { type: 'string' },
+    alg: { type: 'string' },
+    keyset: { type: 'string' },
+    iat: { type: 'integer' },
+    exp: { type: 'integer' },
+    jti: { type: 'string' },
+  },
+  required: ['token', 'kid', 'alg', 'keyset', 'iat', 'exp', 'jti'],
+} as const
+
+export const signBatchBody = {
+  type: 'object',
+  properties: {
+    keyset: { type: 'string' },
+    // Items are checked one by one in the handler, so a refusal can name its index.
+    items: { type: 'array', minItems: 1, maxItems: 1000, items: { type: 'object', properties: signItemProperties } },
+  },
+  required: ['items'],
+  additionalProperties: false,
+} as const
+
+export const signBatchAnswer = {
+  type: 'object',
+  properties: { results: { type: 'array', items: signedToken } },
+  required: ['results'],
+} as const
+
+export const verifyBody = {
+  type: 'object',
+  properties: {
+    token: { type: 'string' },
+    keyset: { type: 'string' },
+    audience: { type: 'string' },
+    issuer: { type: 'string' },
+  },
+  required: ['token'],
+  additionalProperties: false,
+} as const
+
+export const verifyAnswer = {
+  type: 'object',
+  properties: {
+    valid: { type: 'boolean' },
+    header: { type: 'object', additionalProperties: true },
+    payload: { type: 'object', additionalProperties: true },
+    code: { type: 'string' },
+    detail: { type: 'string' },
+  },
+  required: ['valid'],
+} as const
+
+// ---- admin
+
+const keysetPolicyProperties = {
+  alg: { type: 'string', enum: [...ALGORITHMS] },
+  rsaBits: { type: 'integer', enum: [...RSA_BITS] },
+  issuer: nullable({ type: 'string' }),
+  defaultTtl: { type: 'integer' },
+  maxTtl: { type: 'integer' },
+  rotationPeriod: { type: 'integer' },
+  prepublish: nullable({ type: 'integer' }),
+  x5c: { type: 'boolean' },
+  backend: { type: 'string', enum: ['software', 'pkcs11'] },
+}
+
+export const createKeysetBody = {
+  type: 'object',
+  properties: { name: keysetName, ...keysetPolicyProperties },
+  required: ['name'],
+  additionalProperties: false,
+} as const
+
+export const patchKeysetBody = {
+  type: 'object',
+  properties: { name: { type: 'string' }, ...keysetPolicyProperties },
+  additionalProperties: false,
+} as const
+
+export const keysetAnswer = {
+  type: 'object',
+  properties: {
+    name: { type: 'string' },
+    alg: { type: 'string' },
+    rsaBits: nullable({ type: 'integer' }),
+    issuer: nullable({ type: 'string' }),
+    defaultTtl: { type: 'integer' },
+    maxTtl: { type: 'integer' },
+    rotationPeriod: { type: 'integer' },
+    prepublish: { type: 'integer' },
+    x5c: { type: 'boolean' },
+    backend: { type: 'string' },
+    activeKid: nullable({ type: 'string' }),
+    createdAt: { type: 'string' },
+    updatedAt: { type: 'string' },
+  },
+} as const
+
+export const keysetListAnswer = {
+  type: 'object',
+  properties: { keysets: { type: 'array', items: keysetAnswer } },
+} as const
+
+export const keyAnswer = {
+  type: 'object',
+  properties: {
+    kid: { type: 'string' },
+    keyset: { type: 'string' },
+    alg: { type: 'string' },
+    state: { type: 'string', enum: [...KEY_STATES] },
+    createdAt: isoTime,
+    activatesAt: isoTime,
+    activatedAt: isoTime,
+    retiredAt: isoTime,
+    publishedUntil: isoTime,
+    destroyedAt: isoTime,
+    revokedAt: isoTime,
+    revokeReason: nullable({ type: 'string' }),
+    jwk: publicJwk,
+  },
+} as const
+
+export const keyListAnswer = {
+  type: 'object',
+  properties: { keys: { type: 'array', items: keyAnswer } },
+} as const
+
+export const rotateBody = {
+  type: 'object',
+  properties: { mode: { type: 'string', enum: ['scheduled', 'immediate'] } },
+  additionalProperties: false,
+} as const
+
+export const revokeBody = {
+  type: 'object',
+  properties: { reason: { type: 'string', maxLength: 512 } },
+  additionalProperties: false,
+} as const
+
+export const createClientBody = {
+  type: 'object',
+  properties: {
+    name: { type: 'string' },
+    keysets: { anyOf: [{ type: 'string', const: '*' }, { type: 'array', items: { type: 'string' } }] },
+    scopes: { type: 'array', items: { type: 'string', enum: [...SCOPES] } },
+    audiences: nullable({ type: 'array', items: { type: 'string' } }),
+    maxTtl: nullable({ type: 'integer' }),
+  },
+  required: ['name', 'keysets', 'scopes'],
+  additionalProperties: false,
+} as const
+
+export const clientAnswer = {
+  type: 'object',
+  properties: {
+    id: { type: 'string' },
+    name: { type: 'string' },
+    keysets: { anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }] },
+    scopes: { type: 'array', items: { type: 'string' } },
+    audiences: nullable({ type: 'array', items: { type: 'string' } }),
+    maxTtl: nullable({ type: 'integer' }),
+    createdAt: { type: 'string' },
+    revokedAt: isoTime,
+    token: { type: 'string', description: 'shown once, at creation' },
+  },
+} as const
+
+export const clientListAnswer = {
+  type: 'object',
+  properties: { clients: { type: 'array', items: clientAnswer } },
+} as const
+
+export const auditQuery = {
+  type: 'object',
+  properties: {
+    after: { type: 'integer', minimum: 0, default: 0 },
+    limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
+  },
+  additionalProperties: false,
+} as const
+
+export const auditAnswer = {
+  type: 'object',
+  properties: {
+    events: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          id: { type: 'integer' },
+          at: { type: 'string' },
+          actor: { type: 'string' },
+          action: { type: 'string' },
+          target: { type: 'string' },
+          details: { type: 'object', additionalProperties: true },
+          prevHash: { type: 'string' },
+          hash: { type: 'string' },
+        },
+      },
+    },
+    next: nullable({ type: 'integer' }),
+  },
+} as const
+
+export const nameParams = { type: 'object', properties: { name: { type: 'string' } }, required: ['name'] } as const
+export const kidParams = { type: 'object', properties: { kid: { type: 'string' } }, required: ['kid'] } as const
+export const idParams = { type: 'object', properties: { id: { type: 'string' } }, required: ['id'] } as const

@@ -1,0 +1,127 @@
+import { randomBytes } from 'node:crypto'
+import { encodeHeader, signCompact, type TokenHeader } from '../crypto/jws.js'
+import {
+  AudienceNotAllowed, Forbidden, InvalidRequest, IssuerMismatch, PayloadTooLarge, ReservedClaim, Sealed, TtlTooLong,
+} from '../errors.js'
+import type { LiveKeyset } from '../keys/keystore.js'
+import type { Client } from '../keys/model.js'
+
+/** Largest serialised `claims` object accepted (SPEC section 3). */
+export const MAX_CLAIMS_BYTES = 16 * 1024
+/** Claims the service sets itself. */
+const RESERVED = ['iat', 'exp'] as const
+/** Header members a caller may set. */
+const HEADER_MEMBERS = new Set(['typ', 'cty'])
+
+export interface SignItem {
+  claims?: unknown
+  ttl?: unknown
+  header?: unknown
+}
+
+export interface SignedToken {
+  token: string
+  kid: string
+  alg: string
+  keyset: string
+  iat: number
+  exp: number
+  jti: string
+}
+
+/** A sign request checked against every rule, ready to sign. */
+export interface PreparedToken {
+  header: TokenHeader
+  payload: string
+  iat: number
+  exp: number
+  jti: string
+}
+
+export function allowedKeyset(client: Client, keyset: string): boolean {
+  return client.keysets === '*' || client.keysets.includes(keyset)
+}
+
+/** Throws 403 unless the client may use the keyset. */
+export function checkKeysetAccess(client: Client, keyset: string): void {
+  if (!allowedKeyset(client, keyset)) throw new Forbidden(`this client may not use keyset ${keyset}`)
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+function checkTtl(live: LiveKeyset, client: Client, ttl: unknown): number {
+  const ceiling = Math.min(live.keyset.maxTtl, client.maxTtl ?? Infinity)
+  if (ttl === undefined) return Math.min(live.keyset.defaultTtl, ceiling)
+  if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < 1) throw new InvalidRequest('ttl must be a whole number of seconds, at least 1')
+  if (ttl > ceiling) throw new TtlTooLong(`ttl must not exceed ${ceiling} seconds for this client and keyset`)
+  return ttl
+}
+
+function checkHeader(header: unknown): TokenHeader {
+  if (header === undefined) return { typ: 'JWT' }
+  if (!isPlainObject(header)) throw new InvalidRequest('header must be an object')
+  for (const [name, value] of Object.entries(header)) {
+    if (!HEADER_MEMBERS.has(name)) throw new InvalidRequest(`header may set only typ and cty, not ${JSON.stringify(name.slice(0, 32))}`)
+    if (typeof value !== 'string' || value.length === 0 || value.length > 128) throw new InvalidRequest(`header ${name} must be a string of 1 to 128 characters`)
+  }
+  const result: TokenHeader = { typ: (header.typ as string | undefined) ?? 'JWT' }
+  if (header.cty !== undefined) result.cty = header.cty as string
+  return result
+}
+
+function checkRegisteredClaims(claims: Record<string, unknown>): void {
+  for (const name of RESERVED) {
+    if (name in claims) throw new ReservedClaim(`${name} is set by Signet and may not be sent`)
+  }
+  const { sub, aud, nbf, jti, iss } = claims
+  if (sub !== undefined && typeof sub !== 'string') throw new InvalidRequest('sub must be a string')
+  if (iss !== undefined && typeof iss !== 'string') throw new InvalidRequest('iss must be a string')
+  if (jti !== undefined && (typeof jti !== 'string' || jti.length === 0 || jti.length > 256)) throw new InvalidRequest('jti must be a string of 1 to 256 characters')
+  if (nbf !== undefined && (typeof nbf !== 'number' || !Number.isFinite(nbf))) throw new InvalidRequest('nbf must be a number')
+  if (aud !== undefined) {
+    const valid = typeof aud === 'string' || (Array.isArray(aud) && aud.length > 0 && aud.every((a) => typeof a === 'string'))
+    if (!valid) throw new InvalidRequest('aud must be a string or a non-empty list of strings')
+  }
+}
+
+/**
+ * Checks one sign item against SPEC section 3 and builds its payload. `now` is in
+ * milliseconds. Nothing is signed yet, so a batch can check every item first.
+ */
+export function prepareToken(live: LiveKeyset, client: Client, item: SignItem, now: number): PreparedToken {
+  const { claims } = item
+  if (!isPlainObject(claims)) throw new InvalidRequest('claims must be a JSON object')
+  let serialised: string
+  try {
+    serialised = JSON.stringify(claims)
+  } catch {
+    throw new InvalidRequest('claims cannot be serialised')
+  }
+  if (Buffer.byteLength(serialised) > MAX_CLAIMS_BYTES) throw new PayloadTooLarge(`claims must be at most ${MAX_CLAIMS_BYTES} bytes serialised`)
+  checkRegisteredClaims(claims)
+
+  const issuer = live.keyset.issuer
+  if (issuer !== null && claims.iss !== undefined && claims.iss !== issuer) throw new IssuerMismatch('iss must be the keyset issuer or left out')
+  if (client.audiences !== null && claims.aud !== undefined) {
+    const audiences = Array.isArray(claims.aud) ? claims.aud : [claims.aud]
+    if (!audiences.every((aud) => client.audiences!.includes(aud as string))) throw new AudienceNotAllowed('aud holds a value this client may not use')
+  }
+  const ttl = checkTtl(live, client, item.ttl)
+  const header = checkHeader(item.header)
+
+  const iat = Math.floor(now / 1000)
+  const exp = iat + ttl
+  const jti = (claims.jti as string | undefined) ?? randomBytes(16).toString('base64url')
+  const payload = { ...claims, ...(issuer !== null ? { iss: issuer } : {}), iat, exp, jti }
+  return { header, payload: JSON.stringify(payload), iat, exp, jti }
+}
+
+/** Signs a prepared token with the keyset's active key. */
+export async function signPrepared(live: LiveKeyset, prepared: PreparedToken): Promise<SignedToken> {
+  const signer = live.signer
+  if (!signer) throw live.signerError ?? new Sealed('the keyset has no key that can sign')
+  const token = await signCompact(signer, encodeHeader(signer, prepared.header), prepared.payload)
+  return { token, kid: signer.kid, alg: signer.alg, keyset: live.keyset.name, iat: prepared.iat, exp: prepared.exp, jti: prepared.jti }
+}

@@ -1,0 +1,155 @@
+import type { Alg, RsaBits } from '../crypto/algorithms.js'
+import type { AuditEvent, Backend, Client, KeyRecord, KeyState, Keyset, Scope } from '../keys/model.js'
+
+/**
+ * Mapping between the domain objects and the column layout that every SQL storage
+ * shares (snake_case columns, JSON in text columns, times as epoch milliseconds).
+ * Drivers may hand back numbers as bigint or string; `num` folds them.
+ */
+type Row = Record<string, unknown>
+
+const num = (value: unknown): number => (typeof value === 'number' ? value : Number(value))
+const numOrNull = (value: unknown): number | null => (value === null || value === undefined ? null : num(value))
+const strOrNull = (value: unknown): string | null => (value === null || value === undefined ? null : String(value))
+const bufOrNull = (value: unknown): Buffer | null => (value === null || value === undefined ? null : Buffer.from(value as Uint8Array))
+
+export function keysetFromRow(row: Row): Keyset {
+  return {
+    name: String(row.name),
+    alg: row.alg as Alg,
+    rsaBits: num(row.rsa_bits) as RsaBits,
+    issuer: strOrNull(row.issuer),
+    defaultTtl: num(row.default_ttl),
+    maxTtl: num(row.max_ttl),
+    rotationPeriod: num(row.rotation_period),
+    prepublish: numOrNull(row.prepublish),
+    x5c: Boolean(num(row.x5c)),
+    backend: row.backend as Backend,
+    createdAt: num(row.created_at),
+    updatedAt: num(row.updated_at),
+  }
+}
+
+export function keysetToRow(keyset: Keyset): Row {
+  return {
+    name: keyset.name,
+    alg: keyset.alg,
+    rsa_bits: keyset.rsaBits,
+    issuer: keyset.issuer,
+    default_ttl: keyset.defaultTtl,
+    max_ttl: keyset.maxTtl,
+    rotation_period: keyset.rotationPeriod,
+    prepublish: keyset.prepublish,
+    x5c: keyset.x5c ? 1 : 0,
+    backend: keyset.backend,
+    created_at: keyset.createdAt,
+    updated_at: keyset.updatedAt,
+  }
+}
+
+export const KEYSET_COLUMNS = Object.keys(keysetToRow({} as Keyset))
+
+export function keyFromRow(row: Row): KeyRecord {
+  return {
+    kid: String(row.kid),
+    keyset: String(row.keyset),
+    alg: row.alg as Alg,
+    state: row.state as KeyState,
+    publicJwk: JSON.parse(String(row.public_jwk)),
+    certificate: bufOrNull(row.certificate),
+    privateKey: bufOrNull(row.private_key),
+    hsmId: strOrNull(row.hsm_id),
+    createdAt: num(row.created_at),
+    activatesAt: numOrNull(row.activates_at),
+    activatedAt: numOrNull(row.activated_at),
+    retiredAt: numOrNull(row.retired_at),
+    publishedUntil: numOrNull(row.published_until),
+    destroyedAt: numOrNull(row.destroyed_at),
+    revokedAt: numOrNull(row.revoked_at),
+    revokeReason: strOrNull(row.revoke_reason),
+    maxTtlSeen: num(row.max_ttl_seen),
+  }
+}
+
+export function keyToRow(key: KeyRecord): Row {
+  return {
+    kid: key.kid,
+    keyset: key.keyset,
+    alg: key.alg,
+    state: key.state,
+    public_jwk: JSON.stringify(key.publicJwk),
+    certificate: key.certificate,
+    private_key: key.privateKey,
+    hsm_id: key.hsmId,
+    created_at: key.createdAt,
+    activates_at: key.activatesAt,
+    activated_at: key.activatedAt,
+    retired_at: key.retiredAt,
+    published_until: key.publishedUntil,
+    destroyed_at: key.destroyedAt,
+    revoked_at: key.revokedAt,
+    revoke_reason: key.revokeReason,
+    max_ttl_seen: key.maxTtlSeen,
+  }
+}
+
+export const KEY_COLUMNS = Object.keys(keyToRow({ publicJwk: {} } as KeyRecord))
+
+export function clientFromRow(row: Row): Client {
+  const keysets = JSON.parse(String(row.keysets)) as string[] | '*'
+  return {
+    id: String(row.id),
+    name: String(row.name),
+    keysets,
+    scopes: JSON.parse(String(row.scopes)) as Scope[],
+    audiences: row.audiences === null || row.audiences === undefined ? null : (JSON.parse(String(row.audiences)) as string[]),
+    maxTtl: numOrNull(row.max_ttl),
+    tokenHash: String(row.token_hash),
+    createdAt: num(row.created_at),
+    revokedAt: numOrNull(row.revoked_at),
+  }
+}
+
+export function clientToRow(client: Client): Row {
+  return {
+    id: client.id,
+    name: client.name,
+    keysets: JSON.stringify(client.keysets),
+    scopes: JSON.stringify(client.scopes),
+    audiences: client.audiences === null ? null : JSON.stringify(client.audiences),
+    max_ttl: client.maxTtl,
+    token_hash: client.tokenHash,
+    created_at: client.createdAt,
+    revoked_at: client.revokedAt,
+  }
+}
+
+export const CLIENT_COLUMNS = Object.keys(clientToRow({ audiences: null } as Client))
+
+export function auditFromRow(row: Row): AuditEvent {
+  return {
+    id: num(row.id),
+    at: num(row.at),
+    actor: String(row.actor),
+    action: String(row.action),
+    target: String(row.target),
+    details: JSON.parse(String(row.details)),
+    prevHash: String(row.prev_hash),
+    hash: String(row.hash),
+  }
+}
+
+export function auditToRow(event: AuditEvent): Row {
+  return {
+    id: event.id,
+    at: event.at,
+    actor: event.actor,
+    action: event.action,
+    target: event.target,
+    details: JSON.stringify(event.details),
+    prev_hash: event.prevHash,
+    hash: event.hash,
+  }
+}
+
+export const AUDIT_COLUMNS = Object.keys(auditToRow({} as AuditEvent))

@@ -1,0 +1,77 @@
+/**
+ * SQLite schema, as numbered migrations applied in order at start. A migration is
+ * never edited once released: a change to the schema is a new entry.
+ */
+export const SQLITE_MIGRATIONS: { version: number; sql: string }[] = [
+  {
+    version: 1,
+    sql: `
+      CREATE TABLE meta (
+        name  TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+      );
+      INSERT INTO meta (name, value) VALUES ('generation', '0');
+
+      CREATE TABLE keysets (
+        name            TEXT PRIMARY KEY,
+        alg             TEXT NOT NULL,
+        rsa_bits        INTEGER NOT NULL,
+        issuer          TEXT,
+        default_ttl     INTEGER NOT NULL,
+        max_ttl         INTEGER NOT NULL,
+        rotation_period INTEGER NOT NULL,
+        prepublish      INTEGER,
+        x5c             INTEGER NOT NULL,
+        backend         TEXT NOT NULL,
+        created_at      INTEGER NOT NULL,
+        updated_at      INTEGER NOT NULL
+      );
+
+      CREATE TABLE keys (
+        kid             TEXT PRIMARY KEY,
+        keyset          TEXT NOT NULL REFERENCES keysets (name),
+        alg             TEXT NOT NULL,
+        state           TEXT NOT NULL CHECK (state IN ('pending', 'active', 'retired', 'destroyed', 'revoked')),
+        public_jwk      TEXT NOT NULL,
+        certificate     BLOB,
+        private_key     BLOB,
+        hsm_id          TEXT,
+        created_at      INTEGER NOT NULL,
+        activates_at    INTEGER,
+        activated_at    INTEGER,
+        retired_at      INTEGER,
+        published_until INTEGER,
+        destroyed_at    INTEGER,
+        revoked_at      INTEGER,
+        revoke_reason   TEXT,
+        max_ttl_seen    INTEGER NOT NULL
+      );
+      CREATE INDEX keys_by_keyset ON keys (keyset);
+      -- Guarantee: at most one active key per keyset, whatever process writes.
+      CREATE UNIQUE INDEX keys_one_active ON keys (keyset) WHERE state = 'active';
+
+      CREATE TABLE clients (
+        id          TEXT PRIMARY KEY,
+        name        TEXT NOT NULL,
+        keysets     TEXT NOT NULL,
+        scopes      TEXT NOT NULL,
+        audiences   TEXT,
+        max_ttl     INTEGER,
+        token_hash  TEXT NOT NULL UNIQUE,
+        created_at  INTEGER NOT NULL,
+        revoked_at  INTEGER
+      );
+
+      CREATE TABLE audit (
+        id         INTEGER PRIMARY KEY,
+        at         INTEGER NOT NULL,
+        actor      TEXT NOT NULL,
+        action     TEXT NOT NULL,
+        target     TEXT NOT NULL,
+        details    TEXT NOT NULL,
+        prev_hash  TEXT NOT NULL,
+        hash       TEXT NOT NULL
+      );
+    `,
+  },
+]

@@ -1,0 +1,62 @@
+import type { AuditEvent, AuditInput, Client, KeyRecord, Keyset } from '../keys/model.js'
+
+/**
+ * Everything the running service keeps in memory, read in one go. `generation`
+ * goes up with every committed change, so a process can tell cheaply whether
+ * another process (the CLI, another replica) changed something.
+ */
+export interface Snapshot {
+  generation: number
+  keysets: Keyset[]
+  keys: KeyRecord[]
+  clients: Client[]
+  meta: Record<string, string>
+}
+
+/** Reads and writes inside one transaction; each implementation maps them to SQL. */
+export interface Tx {
+  getMeta(name: string): Promise<string | null>
+  setMeta(name: string, value: string): Promise<void>
+
+  getKeyset(name: string): Promise<Keyset | null>
+  listKeysets(): Promise<Keyset[]>
+  insertKeyset(keyset: Keyset): Promise<void>
+  updateKeyset(keyset: Keyset): Promise<void>
+
+  getKey(kid: string): Promise<KeyRecord | null>
+  /** Keys of one keyset, or of all keysets when `keyset` is omitted. */
+  listKeys(keyset?: string): Promise<KeyRecord[]>
+  insertKey(key: KeyRecord): Promise<void>
+  updateKey(key: KeyRecord): Promise<void>
+
+  getClient(id: string): Promise<Client | null>
+  listClients(): Promise<Client[]>
+  insertClient(client: Client): Promise<void>
+  updateClient(client: Client): Promise<void>
+
+  /** Appends to the hash-chained audit log; the chain is extended inside the transaction. */
+  appendAudit(event: AuditInput): Promise<AuditEvent>
+}
+
+export interface Storage {
+  /** 'sqlite' or 'postgres', for messages and metrics. */
+  readonly kind: string
+  /** Creates or upgrades the schema (numbered migrations). */
+  migrate(): Promise<void>
+  /** Reads one meta value outside a transaction (for example the master-key check). */
+  getMeta(name: string): Promise<string | null>
+  /** The change counter; cheap enough to poll. */
+  generation(): Promise<number>
+  snapshot(): Promise<Snapshot>
+  /**
+   * Runs `work` in one transaction that serialises with every other writer, in this
+   * process and in others. If `work` throws, nothing it wrote is kept. A change
+   * bumps the generation on commit.
+   */
+  transaction<T>(work: (tx: Tx) => Promise<T>): Promise<T>
+  /** Audit events with id > `after`, oldest first. */
+  listAudit(after: number, limit: number): Promise<AuditEvent[]>
+  /** Answers when storage is reachable. */
+  ping(): Promise<void>
+  close(): Promise<void>
+}

@@ -1,0 +1,144 @@
+import { randomBytes } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Writable } from 'node:stream'
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
+import pino from 'pino'
+import { buildApp } from '../../src/app.js'
+import { ManualClock, type Clock } from '../../src/clock.js'
+import { loadConfig, type Config } from '../../src/config.js'
+import { open as openEnvelope } from '../../src/crypto/envelope.js'
+import { createPrivateKey } from 'node:crypto'
+import { Signet, type SignetOptions } from '../../src/runtime.js'
+import type { Storage } from '../../src/storage/types.js'
+import { LeakWatch } from './secrets.js'
+
+export const newMasterKey = (): string => randomBytes(32).toString('base64')
+export const newAdminToken = (): string => `admin-${randomBytes(24).toString('base64url')}`
+
+/** A temporary directory removed by the returned function. */
+export function tempDir(prefix = 'signet-test-'): { path: string; remove: () => void } {
+  const path = mkdtempSync(join(tmpdir(), prefix))
+  return { path, remove: () => rmSync(path, { recursive: true, force: true }) }
+}
+
+/** A log sink that keeps every line, for the leak scan and for assertions. */
+export function captureLogs(watch?: LeakWatch) {
+  const lines: string[] = []
+  const stream = new Writable({
+    write(chunk, _encoding, done) {
+      const text = chunk.toString()
+      lines.push(text)
+      watch?.record(text)
+      done()
+    },
+  })
+  return { lines, logger: pino({ level: 'debug' }, stream) }
+}
+
+export interface HarnessOptions {
+  env?: Record<string, string>
+  clock?: Clock
+  storage?: Storage
+  /** Reuse a directory (a restart on the same database). */
+  dir?: string
+  masterKey?: string
+  adminToken?: string
+  createDefaultKeyset?: boolean
+  watch?: LeakWatch
+  backends?: SignetOptions['backends']
+}
+
+export interface InjectOptions {
+  token?: string
+  body?: unknown
+  headers?: Record<string, string>
+  /** Raw payload (string or Buffer), sent as is. */
+  payload?: string | Buffer
+}
+
+export type Harness = Awaited<ReturnType<typeof createHarness>>
+
+/**
+ * Builds a Signet with a temporary SQLite database, a manual clock, captured logs
+ * and a leak watch, plus helpers to call the API through inject().
+ */
+export async function createHarness(options: HarnessOptions = {}) {
+  const watch = options.watch ?? new LeakWatch()
+  const dir = options.dir ? { path: options.dir, remove: () => {} } : tempDir()
+  const masterKey = watch.secret('the master key', options.masterKey ?? newMasterKey())
+  watch.secret('the master key (hex)', Buffer.from(masterKey, 'base64').toString('hex'))
+  const adminToken = watch.secret('the admin token', options.adminToken ?? newAdminToken())
+  const clock = options.clock ?? new ManualClock()
+  const logs = captureLogs(watch)
+  const config: Config = loadConfig({
+    SIGNET_MASTER_KEY: masterKey,
+    SIGNET_ADMIN_TOKEN: adminToken,
+    SIGNET_DB: join(dir.path, 'signet.db'),
+    SIGNET_PORT: '0',
+    ...options.env,
+  })
+  const signet = await Signet.open({
+    config,
+    clock,
+    logger: logs.logger,
+    storage: options.storage,
+    backends: options.backends,
+    createDefaultKeyset: options.createDefaultKeyset ?? true,
+  })
+  const app: FastifyInstance = await buildApp(signet)
+  await app.ready()
+
+  async function request(method: string, url: string, init: InjectOptions = {}): Promise<LightMyRequestResponse> {
+    const headers: Record<string, string> = { ...init.headers }
+    if (init.token !== undefined) headers.authorization = `Bearer ${init.token}`
+    const response = await app.inject({
+      method: method as 'GET',
+      url,
+      headers,
+      ...(init.payload !== undefined ? { payload: init.payload } : init.body !== undefined ? { payload: JSON.stringify(init.body), headers: { 'content-type': 'application/json', ...headers } } : {}),
+    })
+    watch.record(response.body)
+    watch.record(JSON.stringify(response.headers))
+    return response
+  }
+
+  const admin = (method: string, url: string, body?: unknown) => request(method, url, { token: adminToken, body })
+
+  /** Creates a client through the API and returns its token. */
+  async function createClient(fields: Record<string, unknown> = {}): Promise<{ id: string; token: string }> {
+    const response = await admin('POST', '/v1/admin/clients', { name: 'test client', keysets: '*', scopes: ['sign', 'verify'], ...fields })
+    if (response.statusCode !== 201) throw new Error(`client creation failed: ${response.body}`)
+    const { id, token } = response.json()
+    watch.secret(`the token of client ${id}`, token)
+    return { id, token }
+  }
+
+  async function createKeyset(fields: Record<string, unknown>) {
+    const response = await admin('POST', '/v1/admin/keysets', fields)
+    if (response.statusCode !== 201) throw new Error(`keyset creation failed: ${response.body}`)
+    return response.json()
+  }
+
+  /** Registers every stored private key's secret members with the leak watch. */
+  async function watchPrivateKeys(): Promise<void> {
+    const snapshot = await signet.storage.snapshot()
+    const mk = config.masterKey!
+    for (const key of snapshot.keys) {
+      if (!key.privateKey) continue
+      const der = openEnvelope(mk, key.privateKey, { kid: key.kid, keyset: key.keyset, alg: key.alg })
+      const jwk = createPrivateKey({ key: der, format: 'der', type: 'pkcs8' }).export({ format: 'jwk' }) as Record<string, string>
+      for (const member of ['d', 'p', 'q', 'dp', 'dq', 'qi']) if (jwk[member]) watch.secret(`private member ${member} of ${key.kid}`, jwk[member]!)
+      watch.secret(`the PKCS#8 of ${key.kid}`, der.toString('base64'))
+    }
+  }
+
+  async function close(): Promise<void> {
+    await app.close()
+    await signet.close()
+    dir.remove()
+  }
+
+  return { signet, app, clock: clock as ManualClock, config, dir: dir.path, logs, watch, adminToken, masterKey, request, admin, createClient, createKeyset, watchPrivateKeys, close }
+}
