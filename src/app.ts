@@ -4,7 +4,8 @@ import { Ajv } from 'ajv'
 import addFormats from 'ajv-formats'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { Authenticator } from './auth/authenticate.js'
-import { NotFound } from './errors.js'
+import { InvalidRequest, NotFound } from './errors.js'
+import { installJsonParser } from './http/json.js'
 import { handleError, sendProblem } from './http/problem.js'
 import { adminRoutes } from './routes/admin.js'
 import { internalRoutes } from './routes/internal.js'
@@ -32,6 +33,10 @@ export function fastifyOptions(logger: FastifyServerOptions['loggerInstance']): 
     },
     requestIdHeader: false,
     return503OnClosing: true,
+    // A malformed or overlong path segment cannot name a keyset, key or client.
+    frameworkErrors: (error, _request, reply) => {
+      sendProblem(reply, error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? new NotFound('no such resource') : new InvalidRequest('the URL is not valid'))
+    },
   }
 }
 
@@ -59,6 +64,7 @@ export async function buildApp(signet: Signet, options: BuildAppOptions = {}): P
   app.addSchema(problem)
   // JSON only: a text/plain body is refused with 415 instead of being parsed as a string.
   app.removeContentTypeParser('text/plain')
+  installJsonParser(app)
   app.setErrorHandler(handleError)
   app.setNotFoundHandler((_request, reply) => sendProblem(reply, new NotFound('no such route')))
   app.addHook('onSend', async (request, reply) => {

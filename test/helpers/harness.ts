@@ -90,7 +90,7 @@ export async function createHarness(options: HarnessOptions = {}) {
   const app: FastifyInstance = await buildApp(signet)
   await app.ready()
 
-  async function request(method: string, url: string, init: InjectOptions = {}): Promise<LightMyRequestResponse> {
+  async function request(method: string, url: string, init: InjectOptions = {}, shownOnce?: (body: string) => string): Promise<LightMyRequestResponse> {
     const headers: Record<string, string> = { ...init.headers }
     if (init.token !== undefined) headers.authorization = `Bearer ${init.token}`
     const response = await app.inject({
@@ -99,7 +99,8 @@ export async function createHarness(options: HarnessOptions = {}) {
       headers,
       ...(init.payload !== undefined ? { payload: init.payload } : init.body !== undefined ? { payload: JSON.stringify(init.body), headers: { 'content-type': 'application/json', ...headers } } : {}),
     })
-    watch.record(response.body)
+    // The one answer allowed to hold a secret (a new client's token) is recorded without it.
+    watch.record(shownOnce ? shownOnce(response.body) : response.body)
     watch.record(JSON.stringify(response.headers))
     return response
   }
@@ -108,7 +109,7 @@ export async function createHarness(options: HarnessOptions = {}) {
 
   /** Creates a client through the API and returns its token. */
   async function createClient(fields: Record<string, unknown> = {}): Promise<{ id: string; token: string }> {
-    const response = await admin('POST', '/v1/admin/clients', { name: 'test client', keysets: '*', scopes: ['sign', 'verify'], ...fields })
+    const response = await request('POST', '/v1/admin/clients', { token: adminToken, body: { name: 'test client', keysets: '*', scopes: ['sign', 'verify'], ...fields } }, (body) => body.replace(/signet_[A-Za-z0-9_-]+/g, '<token shown once>'))
     if (response.statusCode !== 201) throw new Error(`client creation failed: ${response.body}`)
     const { id, token } = response.json()
     watch.secret(`the token of client ${id}`, token)
@@ -134,11 +135,18 @@ export async function createHarness(options: HarnessOptions = {}) {
     }
   }
 
+  /** Listens on a free loopback port, for verifiers that fetch the JWKS over HTTP. */
+  async function listen(): Promise<string> {
+    await app.listen({ host: '127.0.0.1', port: 0 })
+    const address = app.server.address() as { port: number }
+    return `http://127.0.0.1:${address.port}`
+  }
+
   async function close(): Promise<void> {
     await app.close()
     await signet.close()
     dir.remove()
   }
 
-  return { signet, app, clock: clock as ManualClock, config, dir: dir.path, logs, watch, adminToken, masterKey, request, admin, createClient, createKeyset, watchPrivateKeys, close }
+  return { signet, app, clock: clock as ManualClock, config, dir: dir.path, logs, watch, adminToken, masterKey, request, admin, createClient, createKeyset, watchPrivateKeys, listen, close }
 }
