@@ -1,0 +1,58 @@
+import { randomBytes } from 'node:crypto'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterAll, describe, expect, it } from 'vitest'
+import { loadConfig } from '../../src/config.js'
+import { ConfigError } from '../../src/errors.js'
+import { tempDir } from '../helpers/harness.js'
+
+const masterKey = randomBytes(32).toString('base64')
+
+describe('configuration', () => {
+  const dir = tempDir()
+  afterAll(() => dir.remove())
+
+  it('has the defaults of SPEC section 4', () => {
+    const config = loadConfig({ SIGNET_MASTER_KEY: masterKey })
+    expect(config).toMatchObject({ dbPath: './data/signet.db', host: '127.0.0.1', port: 8080, defaultKeyset: 'default', jwksMaxAge: 300, logLevel: 'info', publicPort: null, databaseUrl: null, adminToken: null, tls: null })
+  })
+
+  it('ignores variables that are not SIGNET_*, and SIGNET_TEST_* ones', () => {
+    expect(() => loadConfig({ SIGNET_MASTER_KEY: masterKey, HOME: '/root', SIGNET_TEST_DATABASE_URL: 'postgres://x' })).not.toThrow()
+  })
+
+  it.each([
+    [{ SIGNET_PROT: '80' }, /SIGNET_PROT is not a Signet variable/],
+    [{ SIGNET_PORT: 'eighty' }, /SIGNET_PORT must be integer/],
+    [{ SIGNET_PORT: '70000' }, /SIGNET_PORT must be <= 65535/],
+    [{ SIGNET_JWKS_MAX_AGE: '-5' }, /SIGNET_JWKS_MAX_AGE must be >= 0/],
+    [{ SIGNET_LOG_LEVEL: 'loud' }, /SIGNET_LOG_LEVEL must be equal to one of/],
+    [{ SIGNET_DEFAULT_KEYSET: 'Bad Name' }, /SIGNET_DEFAULT_KEYSET must match pattern/],
+    [{ SIGNET_ADMIN_TOKEN: 'short' }, /SIGNET_ADMIN_TOKEN must NOT have fewer than 32 characters/],
+    [{ SIGNET_DATABASE_URL: 'mysql://x' }, /SIGNET_DATABASE_URL must match pattern/],
+    [{ SIGNET_MASTER_KEY: 'c2hvcnQ=' }, /SIGNET_MASTER_KEY must be 32 random bytes in base64/],
+    [{ SIGNET_TLS_CERT_FILE: '/x.pem' }, /SIGNET_TLS_KEY_FILE is required/],
+    [{ SIGNET_PORT: '9000', SIGNET_PUBLIC_PORT: '9000' }, /SIGNET_PUBLIC_PORT must differ/],
+  ])('refuses %j naming the variable', (env, message) => {
+    expect(() => loadConfig({ SIGNET_MASTER_KEY: masterKey, ...env })).toThrow(ConfigError)
+    expect(() => loadConfig({ SIGNET_MASTER_KEY: masterKey, ...env })).toThrow(message)
+  })
+
+  it('reads *_FILE secrets, and refuses both forms at once or an unreadable file, without echoing secrets', () => {
+    const keyFile = join(dir.path, 'master.key')
+    const tokenFile = join(dir.path, 'admin.token')
+    const token = randomBytes(24).toString('hex')
+    writeFileSync(keyFile, `${masterKey}\n`)
+    writeFileSync(tokenFile, token)
+    const config = loadConfig({ SIGNET_MASTER_KEY_FILE: keyFile, SIGNET_ADMIN_TOKEN_FILE: tokenFile })
+    expect(config.adminToken).toBe(token)
+    expect(config.masterKey?.matches(loadConfig({ SIGNET_MASTER_KEY: masterKey }).masterKey!.checkValue())).toBe(true)
+    expect(() => loadConfig({ SIGNET_MASTER_KEY: masterKey, SIGNET_MASTER_KEY_FILE: keyFile })).toThrow(/both set/)
+    expect(() => loadConfig({ SIGNET_ADMIN_TOKEN_FILE: join(dir.path, 'missing') })).toThrow(/SIGNET_ADMIN_TOKEN_FILE: cannot read the file it names \(ENOENT\)/)
+    try {
+      loadConfig({ SIGNET_MASTER_KEY: masterKey.slice(0, 20) })
+    } catch (error) {
+      expect((error as Error).message).not.toContain(masterKey.slice(0, 20))
+    }
+  })
+})

@@ -1,0 +1,71 @@
+import { describe, expect, it } from 'vitest'
+import { activate, planDue, revoke, writeOrder } from '../../src/keys/lifecycle.js'
+import type { KeyRecord, Keyset } from '../../src/keys/model.js'
+
+const S = 1000
+const keyset: Keyset = {
+  name: 'ks', alg: 'ES256', rsaBits: 2048, issuer: null, defaultTtl: 60, maxTtl: 600, rotationPeriod: 1000,
+  prepublish: 100, x5c: false, backend: 'software', createdAt: 0, updatedAt: 0,
+}
+
+function key(kid: string, state: KeyRecord['state'], fields: Partial<KeyRecord> = {}): KeyRecord {
+  return {
+    kid, keyset: 'ks', alg: 'ES256', state, publicJwk: {} as never, certificate: null, privateKey: Buffer.from('x'), hsmId: null,
+    createdAt: 0, activatesAt: null, activatedAt: null, retiredAt: null, publishedUntil: null, destroyedAt: null,
+    revokedAt: null, revokeReason: null, maxTtlSeen: 600, ...fields,
+  }
+}
+
+describe('key lifecycle planning', () => {
+  it('asks for a pending key prepublish before the rotation is due, never earlier', () => {
+    const active = key('a', 'active', { activatedAt: 0 })
+    expect(planDue(keyset, [active], 899 * S, 100).newKeyActivatesAt).toBeNull()
+    expect(planDue(keyset, [active], 900 * S, 100).newKeyActivatesAt).toBe(1000 * S)
+  })
+
+  it('never schedules activation sooner than prepublish from now, even when the rotation is overdue', () => {
+    const active = key('a', 'active', { activatedAt: 0 })
+    expect(planDue(keyset, [active], 5000 * S, 100).newKeyActivatesAt).toBe(5100 * S)
+  })
+
+  it('does not rotate with rotationPeriod 0 or when a key is already pending', () => {
+    const active = key('a', 'active', { activatedAt: 0 })
+    expect(planDue({ ...keyset, rotationPeriod: 0 }, [active], 10_000 * S, 100).newKeyActivatesAt).toBeNull()
+    expect(planDue(keyset, [active, key('p', 'pending', { activatesAt: 20_000 * S })], 10_000 * S, 100).newKeyActivatesAt).toBeNull()
+  })
+
+  it('activates due pending keys in order, each retiring the one before, leaving one active', () => {
+    const keys = [key('a', 'active', { activatedAt: 0 }), key('p1', 'pending', { activatesAt: 10 * S, createdAt: 1 }), key('p2', 'pending', { activatesAt: 20 * S, createdAt: 2 })]
+    const plan = planDue(keyset, keys, 30 * S, 100)
+    const after = keys.map((k) => plan.updated.get(k.kid) ?? k)
+    expect(after.map((k) => k.state)).toEqual(['retired', 'retired', 'active'])
+    expect(plan.transitions.map((t) => `${t.kid}:${t.from}->${t.to}`)).toEqual(['a:active->retired', 'p1:pending->active', 'p1:active->retired', 'p2:pending->active'])
+    expect(after[0]!.publishedUntil).toBe(30 * S + (600 + 60) * S)
+    // Writing the active key last keeps the one-active-key index satisfied after every statement.
+    expect(writeOrder(plan.updated.values()).at(-1)!.kid).toBe('p2')
+  })
+
+  it('destroys retired keys at publishedUntil and drops their private material', () => {
+    const keys = [key('a', 'active', { activatedAt: 0 }), key('r', 'retired', { publishedUntil: 50 * S })]
+    expect(planDue(keyset, keys, 49 * S, 100).transitions).toEqual([])
+    const plan = planDue(keyset, keys, 50 * S, 100)
+    expect(plan.updated.get('r')).toMatchObject({ state: 'destroyed', destroyedAt: 50 * S, privateKey: null })
+  })
+
+  it('promotes a pending key, or asks for one, when a keyset has no active key', () => {
+    const pending = key('p', 'pending', { activatesAt: 10_000 * S })
+    expect(planDue(keyset, [pending], 1 * S, 100).updated.get('p')!.state).toBe('active')
+    expect(planDue(keyset, [key('x', 'revoked')], 1 * S, 100).needsActiveKey).toBe(true)
+  })
+
+  it('uses the longest maxTtl seen for publishedUntil', () => {
+    const keys = [key('a', 'active', { activatedAt: 0, maxTtlSeen: 7200 }), key('b', 'pending')]
+    const changes = activate(keyset, keys, 'b', 100 * S)
+    expect(changes.updated.get('a')!.publishedUntil).toBe(100 * S + (7200 + 60) * S)
+  })
+
+  it('revokes with reason and time, dropping private material', () => {
+    const changes = revoke([key('a', 'active')], 'a', 'compromise', 5 * S)
+    expect(changes.updated.get('a')).toMatchObject({ state: 'revoked', revokedAt: 5 * S, revokeReason: 'compromise', privateKey: null })
+  })
+})
