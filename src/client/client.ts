@@ -1,0 +1,249 @@
+import { randomUUID } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { Agent, request, type Dispatcher } from 'undici'
+import { SignetClientError } from './errors.js'
+import { MAX_RETRIES, backoffDelay, isConnectionError, isRetryableStatus, retryAfterMs } from './retry.js'
+import type { Claims, SignBatchItem, SignedToken, SignOptions } from './types.js'
+
+/** Options of {@link SignetClient}. */
+export interface SignetClientOptions {
+  /** Signet's base URL, e.g. `http://signet:8080` (a path prefix is kept). */
+  url: string | URL
+  /** The client's bearer token (`signet_...`), made with `POST /v1/admin/clients`. */
+  token: string
+  /** Keyset to sign with when a call names none; Signet's default keyset when unset. */
+  keyset?: string
+  /** Longest a call may take, retries and waits included, in ms. Default 2000. */
+  timeout?: number
+  /** Retries after the first attempt, on connection errors and 503 only: 0 to 3. Default 3. */
+  retries?: number
+  /** Base of the exponential backoff between retries, in ms. Default 100 (then 200, 400, jittered). */
+  retryDelay?: number
+  /** TLS settings for an https URL: a private CA, and a client certificate for mutual TLS. */
+  tls?: { ca?: string | Buffer; cert?: string | Buffer; key?: string | Buffer }
+  /** An undici dispatcher to use instead of the client's own keep-alive Agent (then `tls` is ignored). */
+  dispatcher?: Dispatcher
+}
+
+const DEFAULT_TIMEOUT_MS = 2000
+const DEFAULT_RETRY_DELAY_MS = 100
+/** No single wait between retries is longer than this. */
+const MAX_RETRY_DELAY_MS = 1000
+/** Idle keep-alive sockets are closed after this; Signet (fastify) keeps them for 72 s. */
+const KEEP_ALIVE_MS = 10_000
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+function baseUrl(url: string | URL): URL {
+  let parsed: URL
+  try {
+    parsed = new URL(url)
+  } catch {
+    throw new TypeError('SignetClient: url must be an absolute http(s) URL')
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new TypeError('SignetClient: url must be an http(s) URL')
+  if (!parsed.pathname.endsWith('/')) parsed.pathname += '/'
+  parsed.search = ''
+  parsed.hash = ''
+  return parsed
+}
+
+function checkMs(name: string, value: number | undefined, fallback: number, min: number, max: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new TypeError(`SignetClient: ${name} must be an integer from ${min} to ${max}`)
+  }
+  return value
+}
+
+function checkSignedToken(value: unknown): value is SignedToken {
+  return isPlainObject(value) && typeof value.token === 'string' && typeof value.kid === 'string' && typeof value.exp === 'number'
+}
+
+function checkBatchAnswer(value: unknown): boolean {
+  return isPlainObject(value) && Array.isArray(value.results) && value.results.every(checkSignedToken)
+}
+
+/**
+ * A client for application servers that sign through Signet (SPEC section 6).
+ * It keeps connections alive (undici), gives each call a deadline (2 s by default,
+ * retries included), and retries at most 3 times with jittered backoff on
+ * connection errors and 503, never on a 4xx. Failures throw
+ * {@link SignetClientError} with Signet's problem `code`, `status` and `detail`.
+ *
+ * A retried sign request may have been signed by Signet before the connection
+ * dropped; that token was never delivered, so it is only a wasted signature.
+ *
+ * @example
+ * import { SignetClient } from 'signet'
+ *
+ * const signet = new SignetClient({ url: 'http://signet:8080', token: process.env.SIGNET_CLIENT_TOKEN })
+ * const { token, exp } = await signet.sign({ sub: 'user-42', aud: 'api' }, { ttl: 600 })
+ * await signet.close() // at shutdown
+ */
+export class SignetClient {
+  readonly #base: URL
+  readonly #authorization: string
+  readonly #keyset: string | undefined
+  readonly #timeout: number
+  readonly #retries: number
+  readonly #retryDelay: number
+  readonly #dispatcher: Dispatcher
+  readonly #ownsDispatcher: boolean
+
+  constructor(options: SignetClientOptions) {
+    if (!isPlainObject(options)) throw new TypeError('SignetClient: options are required')
+    this.#base = baseUrl(options.url)
+    if (typeof options.token !== 'string' || options.token.length === 0 || /\s/.test(options.token)) {
+      throw new TypeError('SignetClient: token must be a non-empty string without spaces')
+    }
+    this.#authorization = `Bearer ${options.token}`
+    if (options.keyset !== undefined && (typeof options.keyset !== 'string' || options.keyset.length === 0)) {
+      throw new TypeError('SignetClient: keyset must be a keyset name')
+    }
+    this.#keyset = options.keyset
+    this.#timeout = checkMs('timeout', options.timeout, DEFAULT_TIMEOUT_MS, 1, 600_000)
+    this.#retries = checkMs('retries', options.retries, MAX_RETRIES, 0, MAX_RETRIES)
+    this.#retryDelay = checkMs('retryDelay', options.retryDelay, DEFAULT_RETRY_DELAY_MS, 0, 60_000)
+    this.#ownsDispatcher = options.dispatcher === undefined
+    this.#dispatcher = options.dispatcher ?? new Agent({
+      keepAliveTimeout: KEEP_ALIVE_MS,
+      connect: { timeout: this.#timeout, ...options.tls },
+    })
+  }
+
+  /**
+   * Signs `claims` with the keyset's active key (`POST /v1/sign`).
+   *
+   * @example
+   * const { token } = await signet.sign({ sub: 'user-42' }, { ttl: 600, header: { typ: 'at+jwt' } })
+   */
+  async sign(claims: Claims, options: SignOptions = {}): Promise<SignedToken> {
+    if (!isPlainObject(claims)) throw new TypeError('SignetClient.sign: claims must be an object')
+    if (!isPlainObject(options)) throw new TypeError('SignetClient.sign: options must be an object')
+    const body: Record<string, unknown> = { claims }
+    const keyset = options.keyset ?? this.#keyset
+    if (keyset !== undefined) body.keyset = keyset
+    if (options.ttl !== undefined) body.ttl = options.ttl
+    if (options.header !== undefined) body.header = options.header
+    return (await this.#post('v1/sign', body, checkSignedToken)) as SignedToken
+  }
+
+  /**
+   * Signs up to 1000 tokens in one request (`POST /v1/sign/batch`), answered in
+   * order. Signet checks every item first: one bad item refuses the whole batch,
+   * and the error's `index` names it.
+   *
+   * @example
+   * const results = await signet.signBatch([{ claims: { sub: 'a' } }, { claims: { sub: 'b' }, ttl: 60 }])
+   */
+  async signBatch(items: SignBatchItem[], options: { keyset?: string } = {}): Promise<SignedToken[]> {
+    if (!Array.isArray(items) || items.length === 0) throw new TypeError('SignetClient.signBatch: items must be a non-empty array')
+    const body: Record<string, unknown> = { items }
+    const keyset = options.keyset ?? this.#keyset
+    if (keyset !== undefined) body.keyset = keyset
+    const answer = await this.#post('v1/sign/batch', body, checkBatchAnswer)
+    return (answer as { results: SignedToken[] }).results
+  }
+
+  /** Closes the keep-alive connections (only those of the client's own Agent). */
+  async close(): Promise<void> {
+    if (this.#ownsDispatcher) await this.#dispatcher.close()
+  }
+
+  /** One call: attempts until an answer that is not retryable, the retries or the deadline run out. */
+  async #post(path: string, body: unknown, expected: (answer: unknown) => boolean): Promise<unknown> {
+    const url = new URL(path, this.#base)
+    const payload = JSON.stringify(body)
+    const requestId = randomUUID()
+    const headers = {
+      authorization: this.#authorization,
+      'content-type': 'application/json',
+      accept: 'application/json, application/problem+json',
+      'x-request-id': requestId,
+    }
+    const deadline = Date.now() + this.#timeout
+    for (let attempt = 1; ; attempt++) {
+      const remaining = deadline - Date.now()
+      if (remaining <= 0) throw timeoutError(requestId, attempt - 1)
+      let failure: SignetClientError
+      let askedDelay: number | null = null
+      const signal = AbortSignal.timeout(remaining)
+      try {
+        const response = await request(url, {
+          method: 'POST', headers, body: payload, dispatcher: this.#dispatcher, signal,
+          headersTimeout: remaining, bodyTimeout: remaining,
+        })
+        const text = await response.body.text()
+        if (response.statusCode === 200) return parseAnswer(text, expected, requestId, attempt)
+        failure = problemError(response.statusCode, response.headers['content-type'], text, requestId, attempt)
+        if (!isRetryableStatus(response.statusCode)) throw failure
+        askedDelay = retryAfterMs(response.headers['retry-after'])
+      } catch (error) {
+        if (error instanceof SignetClientError) throw error
+        if (signal.aborted || isTimeout(error)) throw timeoutError(requestId, attempt, error)
+        if (!isConnectionError(error)) {
+          throw new SignetClientError({ code: 'request_failed', status: null, detail: 'the request could not be sent', requestId, attempts: attempt }, { cause: error })
+        }
+        const code = (error as NodeJS.ErrnoException).code ?? 'unknown'
+        failure = new SignetClientError({ code: 'connection_error', status: null, detail: `cannot reach Signet (${code})`, requestId, attempts: attempt }, { cause: error })
+      }
+      if (attempt > this.#retries) throw failure
+      const delay = Math.max(backoffDelay(attempt, this.#retryDelay, MAX_RETRY_DELAY_MS), askedDelay ?? 0)
+      // Waiting past the deadline would only turn this failure into a timeout.
+      if (Date.now() + delay >= deadline) throw failure
+      await sleep(delay)
+    }
+  }
+}
+
+function isTimeout(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code
+  const name = (error as Error | undefined)?.name
+  return code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || name === 'TimeoutError'
+}
+
+function timeoutError(requestId: string, attempts: number, cause?: unknown): SignetClientError {
+  return new SignetClientError({ code: 'timeout', status: null, detail: 'Signet did not answer in time', requestId, attempts }, cause === undefined ? undefined : { cause })
+}
+
+/** A 200 body of the expected shape; anything else means the URL is not Signet's (or a proxy interfered). */
+function parseAnswer(text: string, expected: (answer: unknown) => boolean, requestId: string, attempts: number): unknown {
+  let answer: unknown
+  try {
+    answer = JSON.parse(text)
+  } catch {
+    answer = undefined
+  }
+  if (answer === undefined || !expected(answer)) {
+    throw new SignetClientError({ code: 'invalid_response', status: 200, detail: 'Signet answered 200 with an unexpected body', requestId, attempts })
+  }
+  return answer
+}
+
+/** The error for a non-200 answer: Signet's problem members when the body is one. */
+function problemError(status: number, contentType: string | string[] | undefined, text: string, requestId: string, attempts: number): SignetClientError {
+  const type = Array.isArray(contentType) ? contentType[0] : contentType
+  let problem: Record<string, unknown> = {}
+  if (type !== undefined && /json/i.test(type)) {
+    try {
+      const parsed: unknown = JSON.parse(text)
+      if (isPlainObject(parsed)) problem = parsed
+    } catch {
+      // Not a problem body after all (a proxy's page): reported as http_error below.
+    }
+  }
+  const str = (value: unknown): string | undefined => (typeof value === 'string' && value.length > 0 ? value : undefined)
+  return new SignetClientError({
+    code: str(problem.code) ?? 'http_error',
+    status,
+    detail: str(problem.detail) ?? `Signet answered HTTP ${status} without a problem body`,
+    title: str(problem.title),
+    type: str(problem.type),
+    index: typeof problem.index === 'number' ? problem.index : undefined,
+    requestId,
+    attempts,
+  })
+}

@@ -1,0 +1,257 @@
+import {
+  createRemoteJWKSet, customFetch, jwtVerify,
+  type FlattenedJWSInput, type JWSHeaderParameters, type JWTHeaderParameters, type JWTPayload,
+} from 'jose'
+import { JOSEAlgNotAllowed } from 'jose/errors'
+import { ALGORITHMS, type Alg } from '../crypto/algorithms.js'
+import { VerificationError, type VerificationErrorCode } from './errors.js'
+
+/** Options of {@link createVerifier}. */
+export interface VerifierOptions {
+  /** The JWK Set to trust, e.g. `http://signet:8080/.well-known/jwks.json` or `.../keysets/{name}/jwks.json`. */
+  jwksUrl: string | URL
+  /** Accepted `iss` value(s); checked only when given. */
+  issuer?: string | string[]
+  /** Accepted `aud` value(s); checked only when given. */
+  audience?: string | string[]
+  /**
+   * The algorithm allowlist. When not given, the allowlist is the set of `alg`
+   * members of the keys the JWK Set publishes (Signet sets `alg` on every key), so
+   * it follows the keyset. Only Signet's algorithms are accepted either way: never
+   * `none` or an HMAC algorithm.
+   */
+  algorithms?: readonly Alg[]
+  /** Seconds of clock skew allowed when checking `exp` and `nbf`. Default 0. */
+  clockTolerance?: number
+  /** Expected `typ` header (e.g. `at+jwt`); not checked when unset. */
+  typ?: string
+  /** Claims that must be present besides `exp`, which always is. */
+  requiredClaims?: string[]
+  /** Least time between two JWK Set fetches caused by an unknown `kid`, in ms. Default 30000. */
+  cooldown?: number
+  /**
+   * Longest a fetched JWK Set is used, in ms. Default 600000. A shorter
+   * `Cache-Control: max-age` from the server wins (never below 1 s), so the
+   * verifier refreshes as often as Signet's prepublish period assumes.
+   */
+  cacheMaxAge?: number
+  /** Timeout of one JWK Set fetch, in ms. Default 2000. */
+  timeout?: number
+  /** Extra headers for the JWK Set request. */
+  headers?: Record<string, string>
+}
+
+/** A token that verified: its claims and protected header. */
+export interface VerifiedToken {
+  payload: JWTPayload
+  header: JWTHeaderParameters
+}
+
+/** What {@link createVerifier} returns. */
+export interface Verifier {
+  /** Verifies a compact JWS; throws {@link VerificationError} with a `code` saying why it failed. */
+  verify(token: string): Promise<VerifiedToken>
+  /** Fetches the JWK Set now, whatever the cache and cooldown say. */
+  reload(): Promise<void>
+}
+
+/** Tokens longer than this are refused before any parsing (Signet's /v1/verify uses the same bound). */
+const MAX_TOKEN_LENGTH = 32 * 1024
+/** The server's max-age never makes the verifier fetch more often than this. */
+const MIN_REFRESH_MS = 1000
+
+const MESSAGES: Record<VerificationErrorCode, string> = {
+  token_malformed: 'the token is not a well-formed compact JWS',
+  algorithm_not_allowed: 'the token\'s algorithm is not allowed',
+  key_not_found: 'no published key matches the token',
+  signature_invalid: 'signature verification failed',
+  token_expired: 'the token has expired',
+  claim_invalid: 'a claim check failed',
+  jwks_unavailable: 'the JWK Set could not be fetched',
+  token_invalid: 'the token is invalid',
+}
+
+const JOSE_CODES: Record<string, VerificationErrorCode> = {
+  ERR_JWS_INVALID: 'token_malformed',
+  ERR_JWT_INVALID: 'token_malformed',
+  ERR_JOSE_ALG_NOT_ALLOWED: 'algorithm_not_allowed',
+  ERR_JWKS_NO_MATCHING_KEY: 'key_not_found',
+  ERR_JWKS_MULTIPLE_MATCHING_KEYS: 'key_not_found',
+  ERR_JWS_SIGNATURE_VERIFICATION_FAILED: 'signature_invalid',
+  ERR_JWT_EXPIRED: 'token_expired',
+  ERR_JWT_CLAIM_VALIDATION_FAILED: 'claim_invalid',
+}
+
+/** JWK Set fetch failures jose reports (timeouts, non-200, not a JWK Set). */
+const JWKS_FETCH_CODES = new Set(['ERR_JWKS_TIMEOUT', 'ERR_JWKS_INVALID', 'ERR_JOSE_GENERIC', 'ERR_JWK_INVALID'])
+
+function toVerificationError(error: unknown): VerificationError {
+  if (error instanceof VerificationError) return error
+  const code = JOSE_CODES[(error as { code?: string } | null)?.code ?? ''] ?? 'token_invalid'
+  const claim = (error as { claim?: unknown }).claim
+  if (code === 'claim_invalid' && typeof claim === 'string') {
+    const reason = (error as { reason?: unknown }).reason
+    return new VerificationError(code, `the "${claim}" claim check failed${typeof reason === 'string' ? ` (${reason})` : ''}`, { cause: error, claim })
+  }
+  return new VerificationError(code, MESSAGES[code], { cause: error, claim: code === 'token_expired' ? 'exp' : undefined })
+}
+
+function checkDuration(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) throw new TypeError(`createVerifier: ${name} must be a non-negative integer of ms`)
+  return value
+}
+
+function checkStrings(name: string, value: string | string[] | undefined): string | string[] | undefined {
+  if (value === undefined) return undefined
+  const list = Array.isArray(value) ? value : [value]
+  if (list.length === 0 || !list.every((item) => typeof item === 'string' && item.length > 0)) {
+    throw new TypeError(`createVerifier: ${name} must be a non-empty string or a non-empty array of them`)
+  }
+  return value
+}
+
+function checkAlgorithms(value: readonly string[] | undefined): Alg[] | null {
+  if (value === undefined) return null
+  if (!Array.isArray(value) || value.length === 0) throw new TypeError('createVerifier: algorithms must be a non-empty array')
+  for (const alg of value) {
+    if (!(ALGORITHMS as readonly string[]).includes(alg)) {
+      throw new TypeError(`createVerifier: algorithm ${JSON.stringify(String(alg))} is not one of ${ALGORITHMS.join(', ')}`)
+    }
+  }
+  return [...new Set(value as Alg[])]
+}
+
+function jwksUrlOf(value: string | URL): URL {
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    throw new TypeError('createVerifier: jwksUrl must be an absolute http(s) URL')
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError('createVerifier: jwksUrl must be an http(s) URL')
+  return url
+}
+
+/** Seconds of `max-age` in a Cache-Control header (0 for no-cache/no-store), or null when it says nothing. */
+export function cacheControlMaxAge(header: string | null): number | null {
+  if (header === null) return null
+  if (/(?:^|,)\s*(?:no-store|no-cache)\s*(?:,|$)/i.test(header)) return 0
+  const match = /(?:^|,)\s*max-age\s*=\s*"?(\d+)"?\s*(?:,|$)/i.exec(header)
+  return match ? Number(match[1]) : null
+}
+
+/**
+ * A token verifier for app servers, built on jose's remote JWK Set (SPEC section 6).
+ *
+ * - The JWK Set is cached: for `cacheMaxAge`, or less when Signet's `Cache-Control:
+ *   max-age` says so. A token with an unknown `kid` refetches it, at most once per
+ *   `cooldown`, so a flood of made-up kids cannot hammer the JWKS endpoint.
+ * - Only allowlisted algorithms verify (see `algorithms`); `none` and HMAC never do.
+ * - `exp` is required; `iss` and `aud` are checked when given.
+ *
+ * @example
+ * import { createVerifier } from 'signet'
+ *
+ * const verifier = createVerifier({ jwksUrl: 'http://signet:8080/.well-known/jwks.json', audience: 'api' })
+ * const { payload } = await verifier.verify(token) // throws VerificationError
+ */
+export function createVerifier(options: VerifierOptions): Verifier {
+  if (typeof options !== 'object' || options === null) throw new TypeError('createVerifier: options are required')
+  const url = jwksUrlOf(options.jwksUrl)
+  const issuer = checkStrings('issuer', options.issuer)
+  const audience = checkStrings('audience', options.audience)
+  const explicitAlgorithms = checkAlgorithms(options.algorithms)
+  const clockTolerance = options.clockTolerance ?? 0
+  if (typeof clockTolerance !== 'number' || !Number.isFinite(clockTolerance) || clockTolerance < 0) {
+    throw new TypeError('createVerifier: clockTolerance must be a non-negative number of seconds')
+  }
+  if (options.typ !== undefined && (typeof options.typ !== 'string' || options.typ.length === 0)) throw new TypeError('createVerifier: typ must be a string')
+  const requiredClaims = [...new Set(['exp', ...(options.requiredClaims ?? [])])]
+  const cooldown = checkDuration('cooldown', options.cooldown, 30_000)
+  const cacheMaxAge = checkDuration('cacheMaxAge', options.cacheMaxAge, 600_000)
+  const timeout = checkDuration('timeout', options.timeout, 2000)
+
+  // What the last good fetch said about itself: when, and how long it may be used.
+  let fetchedAt: number | null = null
+  let lifetime = cacheMaxAge
+  let fetches = 0
+  const fetchJwks = async (resource: string, init: RequestInit): Promise<Response> => {
+    const response = await fetch(resource, init)
+    if (response.status === 200) {
+      const maxAge = cacheControlMaxAge(response.headers.get('cache-control'))
+      lifetime = maxAge === null ? cacheMaxAge : Math.min(cacheMaxAge, Math.max(MIN_REFRESH_MS, maxAge * 1000))
+      fetchedAt = Date.now()
+      fetches++
+    }
+    return response
+  }
+
+  const remote = createRemoteJWKSet(url, {
+    cooldownDuration: cooldown,
+    cacheMaxAge,
+    timeoutDuration: timeout,
+    headers: options.headers,
+    [customFetch]: fetchJwks,
+  })
+
+  // The derived allowlist, recomputed once per fetch.
+  let derived: { fetch: number; algorithms: Set<string> } = { fetch: -1, algorithms: new Set() }
+  const publishedAlgorithms = (): Set<string> => {
+    if (derived.fetch !== fetches) {
+      const keys = remote.jwks()?.keys ?? []
+      derived = { fetch: fetches, algorithms: new Set(keys.map((key) => key.alg).filter((alg): alg is string => typeof alg === 'string')) }
+    }
+    return derived.algorithms
+  }
+
+  /** Turns a JWK Set fetch failure into jwks_unavailable; lets key-matching errors through. */
+  const fetching = async <T>(work: () => Promise<T>): Promise<T> => {
+    try {
+      return await work()
+    } catch (error) {
+      const code = (error as { code?: unknown } | null)?.code
+      if (typeof code === 'string' && !JWKS_FETCH_CODES.has(code)) throw error
+      throw new VerificationError('jwks_unavailable', MESSAGES.jwks_unavailable, { cause: error })
+    }
+  }
+
+  const getKey = async (header: JWSHeaderParameters, token: FlattenedJWSInput) => {
+    // First use, or older than the server's max-age: fetch before choosing a key.
+    if (fetchedAt === null || Date.now() >= fetchedAt + lifetime) await fetching(() => remote.reload())
+    if (!explicitAlgorithms) {
+      const alg = header.alg ?? ''
+      // An algorithm the cached set does not publish may be a keyset that just changed
+      // alg: refetch once, under the same cooldown as an unknown kid.
+      if (!publishedAlgorithms().has(alg) && !remote.coolingDown) await fetching(() => remote.reload())
+      if (!publishedAlgorithms().has(alg)) throw new JOSEAlgNotAllowed('"alg" (Algorithm) Header Parameter value not allowed')
+    }
+    return fetching(() => remote(header, token))
+  }
+
+  const verifyOptions = {
+    algorithms: explicitAlgorithms ?? [...ALGORITHMS],
+    issuer,
+    audience,
+    clockTolerance,
+    requiredClaims,
+    typ: options.typ,
+  }
+
+  return {
+    async verify(token: string): Promise<VerifiedToken> {
+      if (typeof token !== 'string' || token.length === 0 || token.length > MAX_TOKEN_LENGTH) {
+        throw new VerificationError('token_malformed', MESSAGES.token_malformed)
+      }
+      try {
+        const { payload, protectedHeader } = await jwtVerify(token, getKey, verifyOptions)
+        return { payload, header: protectedHeader }
+      } catch (error) {
+        throw toVerificationError(error)
+      }
+    },
+    async reload(): Promise<void> {
+      await fetching(() => remote.reload())
+    },
+  }
+}

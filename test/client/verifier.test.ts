@@ -1,0 +1,270 @@
+import { createHmac, createPublicKey, KeyObject, randomBytes, sign } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { exportPKCS8, importPKCS8, SignJWT, UnsecuredJWT } from 'jose'
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { createVerifier, VerificationError, type VerificationErrorCode } from '../../src/client/index.js'
+import { cacheControlMaxAge } from '../../src/client/verifier.js'
+import { makeKey, startJwksServer, type JwksServer, type TestKey } from './jwks-server.js'
+
+const b64url = (value: unknown) => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url')
+
+async function failure(promise: Promise<unknown>): Promise<VerificationError> {
+  const error = await promise.then(() => null, (caught: unknown) => caught)
+  expect(error, 'the token was accepted').toBeInstanceOf(VerificationError)
+  return error as VerificationError
+}
+
+async function expectCode(promise: Promise<unknown>, code: VerificationErrorCode): Promise<VerificationError> {
+  const error = await failure(promise)
+  expect(error.code).toBe(code)
+  return error
+}
+
+describe('createVerifier', () => {
+  let jwks: JwksServer
+  let es256: TestKey
+  let rs256: TestKey
+  let outsider: TestKey
+
+  beforeAll(async () => {
+    jwks = await startJwksServer()
+    es256 = await makeKey('ES256', 'key-es256')
+    rs256 = await makeKey('RS256', 'key-rs256')
+    outsider = await makeKey('ES256', 'key-outsider')
+  })
+  afterAll(async () => { await jwks.close() })
+  beforeEach(() => {
+    jwks.keys = [es256.jwk, rs256.jwk]
+    jwks.cacheControl = 'public, max-age=300'
+    jwks.status = 200
+    jwks.fetches = 0
+  })
+
+  describe('accepts', () => {
+    it('a token of a published key, answering its payload and header, from one cached JWKS fetch', async () => {
+      const verifier = createVerifier({ jwksUrl: jwks.url })
+      for (const key of [es256, rs256, es256]) {
+        const { payload, header } = await verifier.verify(await key.sign({ sub: 'user-42', role: 'admin' }))
+        expect(payload).toMatchObject({ sub: 'user-42', role: 'admin' })
+        expect(header).toMatchObject({ alg: key.alg, kid: key.kid })
+      }
+      expect(jwks.fetches).toBe(1)
+    })
+
+    it('iss and aud when they match the options', async () => {
+      const verifier = createVerifier({ jwksUrl: new URL(jwks.url), issuer: 'https://issuer.example', audience: ['api', 'web'] })
+      const { payload } = await verifier.verify(await es256.sign({ iss: 'https://issuer.example', aud: 'web' }))
+      expect(payload.aud).toBe('web')
+    })
+
+    it('any iss and aud when the options do not name them', async () => {
+      const verifier = createVerifier({ jwksUrl: jwks.url })
+      await expect(verifier.verify(await es256.sign({ iss: 'anyone', aud: 'anything' }))).resolves.toBeTruthy()
+    })
+
+    it('a token expired less than clockTolerance ago', async () => {
+      const expiredAMinuteAgo = await es256.sign({}, {}, Math.floor(Date.now() / 1000) - 60)
+      await expectCode(createVerifier({ jwksUrl: jwks.url }).verify(expiredAMinuteAgo), 'token_expired')
+      await expect(createVerifier({ jwksUrl: jwks.url, clockTolerance: 120 }).verify(expiredAMinuteAgo)).resolves.toBeTruthy()
+    })
+  })
+
+  describe('refuses', () => {
+    it('an expired token', async () => {
+      const error = await expectCode(createVerifier({ jwksUrl: jwks.url }).verify(await es256.sign({}, {}, Math.floor(Date.now() / 1000) - 1)), 'token_expired')
+      expect(error.claim).toBe('exp')
+    })
+
+    it('a token without exp, even a well-signed one', async () => {
+      const error = await expectCode(createVerifier({ jwksUrl: jwks.url }).verify(await es256.sign({ sub: 'forever' }, {}, null)), 'claim_invalid')
+      expect(error.claim).toBe('exp')
+    })
+
+    it('a token not yet valid (nbf in the future)', async () => {
+      const nbf = Math.floor(Date.now() / 1000) + 600
+      const error = await expectCode(createVerifier({ jwksUrl: jwks.url }).verify(await es256.sign({ nbf })), 'claim_invalid')
+      expect(error.claim).toBe('nbf')
+    })
+
+    it('another issuer or audience when they are given, and a token lacking them', async () => {
+      const verifier = createVerifier({ jwksUrl: jwks.url, issuer: 'https://issuer.example', audience: 'api' })
+      expect((await expectCode(verifier.verify(await es256.sign({ iss: 'https://evil.example', aud: 'api' })), 'claim_invalid')).claim).toBe('iss')
+      expect((await expectCode(verifier.verify(await es256.sign({ iss: 'https://issuer.example', aud: 'other' })), 'claim_invalid')).claim).toBe('aud')
+      expect((await expectCode(verifier.verify(await es256.sign({ aud: 'api' })), 'claim_invalid')).claim).toBe('iss')
+      expect((await expectCode(verifier.verify(await es256.sign({ iss: 'https://issuer.example' })), 'claim_invalid')).claim).toBe('aud')
+    })
+
+    it('a token whose payload or signature was tampered with', async () => {
+      const verifier = createVerifier({ jwksUrl: jwks.url })
+      for (const key of [es256, rs256]) {
+        const [header, payload, signature] = (await key.sign({ sub: 'user-42', admin: false })).split('.') as [string, string, string]
+        const forgedPayload = b64url({ ...JSON.parse(Buffer.from(payload, 'base64url').toString()), admin: true })
+        await expectCode(verifier.verify(`${header}.${forgedPayload}.${signature}`), 'signature_invalid')
+        const bytes = Buffer.from(signature, 'base64url')
+        bytes[bytes.length >> 1]! ^= 0x01
+        await expectCode(verifier.verify(`${header}.${payload}.${bytes.toString('base64url')}`), 'signature_invalid')
+      }
+    })
+
+    it('a token signed by a key the JWK Set does not publish', async () => {
+      await expectCode(createVerifier({ jwksUrl: jwks.url }).verify(await outsider.sign({})), 'key_not_found')
+      // The same kid as a published key does not help: the signature decides.
+      const impostor = await makeKey('ES256', es256.kid)
+      await expectCode(createVerifier({ jwksUrl: jwks.url }).verify(await impostor.sign({})), 'signature_invalid')
+    })
+
+    it('alg none and HMAC tokens made with the public key as secret, without fetching the JWK Set', async () => {
+      const verifier = createVerifier({ jwksUrl: jwks.url })
+      const unsecured = new UnsecuredJWT({ sub: 'admin' }).setExpirationTime('5m').encode()
+      await expectCode(verifier.verify(unsecured), 'algorithm_not_allowed')
+      // The classic confusion: HS256 keyed with the RSA public key as published.
+      const pem = createPublicKey({ key: rs256.jwk as never, format: 'jwk' }).export({ type: 'spki', format: 'pem' }) as string
+      const header = b64url({ alg: 'HS256', typ: 'JWT', kid: rs256.kid })
+      const payload = b64url({ sub: 'admin', exp: Math.floor(Date.now() / 1000) + 300 })
+      const mac = createHmac('sha256', pem).update(`${header}.${payload}`).digest('base64url')
+      await expectCode(verifier.verify(`${header}.${payload}.${mac}`), 'algorithm_not_allowed')
+      expect(jwks.fetches).toBe(0)
+    })
+
+    it('an algorithm outside an explicit allowlist, without fetching the JWK Set', async () => {
+      const verifier = createVerifier({ jwksUrl: jwks.url, algorithms: ['RS256'] })
+      await expectCode(verifier.verify(await es256.sign({})), 'algorithm_not_allowed')
+      expect(jwks.fetches).toBe(0)
+      await expect(verifier.verify(await rs256.sign({}))).resolves.toBeTruthy()
+    })
+
+    it('by default, an algorithm no published key has (PS256 with an RS256 key)', async () => {
+      const pss = await importPKCS8(await exportPKCS8(rs256.privateKey), 'PS256')
+      const token = await new SignJWT({}).setProtectedHeader({ alg: 'PS256', kid: rs256.kid }).setExpirationTime('5m').sign(pss)
+      await expectCode(createVerifier({ jwksUrl: jwks.url }).verify(token), 'algorithm_not_allowed')
+      // Allowed explicitly, it still fails: the published key says RS256.
+      await expectCode(createVerifier({ jwksUrl: jwks.url, algorithms: ['PS256'] }).verify(token), 'key_not_found')
+    })
+
+    it('a token whose typ differs from the typ option', async () => {
+      const verifier = createVerifier({ jwksUrl: jwks.url, typ: 'at+jwt' })
+      expect((await expectCode(verifier.verify(await es256.sign({})), 'claim_invalid')).claim).toBe('typ')
+      await expect(verifier.verify(await es256.sign({}, { typ: 'at+jwt' }))).resolves.toBeTruthy()
+    })
+
+    it('an unknown crit header', async () => {
+      // jose refuses to sign such a header, so the token is assembled by hand.
+      const signingInput = `${b64url({ alg: 'ES256', kid: es256.kid, crit: ['urn:example:unknown'], 'urn:example:unknown': true })}.${b64url({ exp: Math.floor(Date.now() / 1000) + 300 })}`
+      const signature = sign('sha256', Buffer.from(signingInput), { key: KeyObject.from(es256.privateKey), dsaEncoding: 'ieee-p1363' })
+      const token = `${signingInput}.${signature.toString('base64url')}`
+      await expectCode(createVerifier({ jwksUrl: jwks.url }).verify(token), 'token_invalid')
+    })
+
+    it('malformed and oversized input', async () => {
+      const verifier = createVerifier({ jwksUrl: jwks.url })
+      for (const bad of ['', 'abc', 'a.b.c', 'a.b', `${b64url({ alg: 'ES256' })}.!!!.x`, 42 as unknown as string]) {
+        await expectCode(verifier.verify(bad), 'token_malformed')
+      }
+      const huge = (await es256.sign({ pad: 'x'.repeat(40_000) }))
+      await expectCode(verifier.verify(huge), 'token_malformed')
+    })
+
+    it('every token while the JWK Set cannot be fetched, with jwks_unavailable', async () => {
+      jwks.status = 503
+      await expectCode(createVerifier({ jwksUrl: jwks.url }).verify(await es256.sign({})), 'jwks_unavailable')
+      await expectCode(createVerifier({ jwksUrl: 'http://127.0.0.1:9/jwks.json' }).verify(await es256.sign({})), 'jwks_unavailable')
+    })
+  })
+
+  describe('JWK Set cache', () => {
+    it('a flood of made-up kids fetches the JWK Set once per cooldown, concurrent or not', async () => {
+      const verifier = createVerifier({ jwksUrl: jwks.url })
+      const madeUp = () => outsider.sign({}, { kid: randomBytes(16).toString('base64url') })
+      // Concurrent first uses share one fetch.
+      const burst = await Promise.all(Array.from({ length: 20 }, async () => failure(verifier.verify(await madeUp()))))
+      expect(burst.map((error) => error.code)).toEqual(Array(20).fill('key_not_found'))
+      expect(jwks.fetches).toBe(1)
+      for (let i = 0; i < 50; i++) await expectCode(verifier.verify(await madeUp()), 'key_not_found')
+      expect(jwks.fetches).toBe(1)
+      // Real tokens keep verifying from the cache.
+      await expect(verifier.verify(await es256.sign({}))).resolves.toBeTruthy()
+      expect(jwks.fetches).toBe(1)
+    })
+
+    it('an unknown kid refetches once the cooldown has passed, and finds a newly published key', async () => {
+      const verifier = createVerifier({ jwksUrl: jwks.url, cooldown: 300 })
+      await verifier.verify(await es256.sign({}))
+      const fresh = await makeKey('ES256', 'key-fresh')
+      jwks.keys = [...jwks.keys, fresh.jwk]
+      const token = await fresh.sign({})
+      await expectCode(verifier.verify(token), 'key_not_found') // still cooling down
+      expect(jwks.fetches).toBe(1)
+      await sleep(350)
+      await expect(verifier.verify(token)).resolves.toBeTruthy()
+      expect(jwks.fetches).toBe(2)
+    })
+
+    it('a default allowlist follows the JWK Set: a newly published algorithm is picked up after the cooldown', async () => {
+      const verifier = createVerifier({ jwksUrl: jwks.url, cooldown: 300 })
+      await verifier.verify(await es256.sign({}))
+      const ed = await makeKey('EdDSA', 'key-ed25519')
+      jwks.keys = [...jwks.keys, ed.jwk]
+      const token = await ed.sign({})
+      await expectCode(verifier.verify(token), 'algorithm_not_allowed') // cached set has no EdDSA key yet
+      await sleep(350)
+      await expect(verifier.verify(token)).resolves.toBeTruthy()
+      expect(jwks.fetches).toBe(2)
+    })
+
+    it('follows the server\'s Cache-Control max-age: a removed key stops verifying once it passes', async () => {
+      jwks.cacheControl = 'public, max-age=1'
+      const verifier = createVerifier({ jwksUrl: jwks.url })
+      const token = await es256.sign({})
+      await verifier.verify(token)
+      jwks.keys = [rs256.jwk, outsider.jwk] // es256 revoked, another ES256 key published
+      await expect(verifier.verify(token)).resolves.toBeTruthy() // cached
+      await sleep(1100)
+      await expectCode(verifier.verify(token), 'key_not_found')
+      expect(jwks.fetches).toBe(2)
+    })
+
+    it('cacheMaxAge caps a longer server max-age', async () => {
+      jwks.cacheControl = 'public, max-age=3600'
+      const verifier = createVerifier({ jwksUrl: jwks.url, cacheMaxAge: 200 })
+      await verifier.verify(await es256.sign({}))
+      await sleep(250)
+      await verifier.verify(await es256.sign({}))
+      expect(jwks.fetches).toBe(2)
+    })
+
+    it('reload() fetches at once', async () => {
+      const verifier = createVerifier({ jwksUrl: jwks.url })
+      await verifier.reload()
+      await verifier.reload()
+      expect(jwks.fetches).toBe(2)
+    })
+  })
+
+  it('parses Cache-Control max-age', () => {
+    expect(cacheControlMaxAge('public, max-age=300')).toBe(300)
+    expect(cacheControlMaxAge('max-age="60", public')).toBe(60)
+    expect(cacheControlMaxAge('no-store')).toBe(0)
+    expect(cacheControlMaxAge('public')).toBeNull()
+    expect(cacheControlMaxAge(null)).toBeNull()
+    expect(cacheControlMaxAge('s-maxage=10')).toBeNull()
+  })
+
+  it('refuses bad options with a TypeError', () => {
+    const bad: unknown[] = [
+      undefined,
+      {},
+      { jwksUrl: 'not a url' },
+      { jwksUrl: 'ftp://example.com/jwks.json' },
+      { jwksUrl: jwks.url, algorithms: [] },
+      { jwksUrl: jwks.url, algorithms: ['HS256'] },
+      { jwksUrl: jwks.url, algorithms: ['none'] },
+      { jwksUrl: jwks.url, algorithms: 'ES256' },
+      { jwksUrl: jwks.url, issuer: '' },
+      { jwksUrl: jwks.url, audience: [] },
+      { jwksUrl: jwks.url, clockTolerance: -1 },
+      { jwksUrl: jwks.url, cooldown: -5 },
+      { jwksUrl: jwks.url, cacheMaxAge: 1.5 },
+    ]
+    for (const options of bad) expect(() => createVerifier(options as never), JSON.stringify(options)).toThrow(TypeError)
+  })
+})
