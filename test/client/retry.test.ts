@@ -1,0 +1,253 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { SignetClient, SignetClientError } from '../../src/client/index.js'
+import { backoffDelay, isConnectionError, retryAfterMs } from '../../src/client/retry.js'
+import { startLiveSignet, type LiveSignet } from '../interop/live.js'
+
+type Handler = (request: IncomingMessage, response: ServerResponse, count: number) => void
+
+/** A scripted HTTP server standing where Signet would be; counts what reaches it. */
+async function standIn(handler: Handler, port = 0): Promise<{ url: string; port: number; count: () => number; close: () => Promise<void> }> {
+  let count = 0
+  const server: Server = createServer((request, response) => {
+    count++
+    request.resume()
+    handler(request, response, count)
+  })
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(port, '127.0.0.1', () => resolve()))
+  const bound = (server.address() as AddressInfo).port
+  return {
+    url: `http://127.0.0.1:${bound}`,
+    port: bound,
+    count: () => count,
+    close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()) }),
+  }
+}
+
+const problem = (response: ServerResponse, status: number, code: string, headers: Record<string, string> = {}) =>
+  response.writeHead(status, { 'content-type': 'application/problem+json', ...headers })
+    .end(JSON.stringify({ type: `urn:signet:problem:${code}`, title: code, status, detail: `stand-in ${code}`, code }))
+
+const signedAnswer = { token: 'a.b.c', kid: 'k', alg: 'ES256', keyset: 'default', iat: 1, exp: 2, jti: 'j' }
+
+async function refusal(promise: Promise<unknown>): Promise<SignetClientError> {
+  const error = await promise.then(() => null, (caught: unknown) => caught)
+  expect(error, 'the call succeeded').toBeInstanceOf(SignetClientError)
+  return error as SignetClientError
+}
+
+describe('SignetClient retries', () => {
+  let signet: LiveSignet
+  let token: string
+
+  beforeAll(async () => {
+    signet = await startLiveSignet()
+    token = await signet.createClient()
+  })
+  afterAll(async () => {
+    await signet.close()
+    signet.watch.assertClean()
+  })
+
+  it('retries a dropped connection, then succeeds (Signet saw both attempts)', async () => {
+    const client = new SignetClient({ url: signet.url, token })
+    let dropped = 0
+    const drop = (request: IncomingMessage) => {
+      if (dropped === 0) {
+        dropped++
+        request.socket.destroy() // the connection dies before any answer
+      }
+    }
+    signet.server.app.server.prependListener('request', drop)
+    const before = signet.requests()
+    try {
+      const signed = await client.sign({ sub: 'user-42' })
+      expect(signed.keyset).toBe('default')
+    } finally {
+      signet.server.app.server.off('request', drop)
+      await client.close()
+    }
+    expect(dropped).toBe(1)
+    expect(signet.requests() - before).toBe(2)
+  })
+
+  it('retries a 503 from a stopped-and-restarted server, then signs with the restarted Signet', async () => {
+    const client = new SignetClient({ url: signet.url, token, retryDelay: 200, timeout: 10_000 })
+    try {
+      const first = await client.sign({ sub: 'before' })
+      await signet.stop()
+      // While Signet restarts, what answers on its port says 503 (as a proxy or a
+      // server still starting would); after its first answer it makes way for the
+      // restarted Signet on the same port and database.
+      let restarted: Promise<void> | null = null
+      const front = await standIn((_request, response) => {
+        response.on('finish', () => { restarted = front.close().then(() => signet.start()) })
+        problem(response, 503, 'not_ready', { connection: 'close' })
+      }, signet.port)
+      const before = signet.requests()
+      const after = await client.sign({ sub: 'after' })
+      await restarted
+      expect(front.count()).toBe(1)
+      expect(signet.requests() - before).toBe(1)
+      expect(after.kid).toBe(first.kid) // the same key, kept across the restart
+    } finally {
+      await client.close()
+    }
+  })
+
+  it('retries while the server is down (connection refused) and succeeds once it is back', async () => {
+    const client = new SignetClient({ url: signet.url, token, retryDelay: 200, timeout: 10_000 })
+    try {
+      await client.sign({})
+      await signet.stop()
+      const back = new Promise<void>((resolve, reject) => setTimeout(() => signet.start().then(resolve, reject), 150))
+      const signed = await client.sign({ sub: 'while restarting' })
+      await back
+      expect(signed.keyset).toBe('default')
+    } finally {
+      await client.close()
+    }
+  })
+
+  it('never retries a 4xx from Signet (counted server-side)', async () => {
+    const client = new SignetClient({ url: signet.url, token })
+    const wrong = new SignetClient({ url: signet.url, token: `signet_${'0'.repeat(43)}` })
+    try {
+      for (const [call, code] of [
+        [() => client.sign({}, { ttl: 10 ** 6 }), 'ttl_too_long'],
+        [() => client.sign({ iat: 1 }), 'reserved_claim'],
+        [() => client.sign({}, { keyset: 'missing' }), 'keyset_not_found'],
+        [() => client.signBatch([{ claims: {} }, { claims: { exp: 1 } }]), 'reserved_claim'],
+        [() => wrong.sign({}), 'unauthorized'],
+      ] as const) {
+        const before = signet.requests()
+        const error = await refusal(call())
+        expect(error.code).toBe(code)
+        expect(error.attempts).toBe(1)
+        expect(signet.requests() - before, code).toBe(1)
+      }
+    } finally {
+      await client.close()
+      await wrong.close()
+    }
+  })
+
+  it('never retries 429, 404 or 500 (only 503 means "try again")', async () => {
+    for (const [status, code] of [[429, 'rate_limited'], [404, 'not_found'], [500, 'internal_error']] as const) {
+      const server = await standIn((_request, response) => problem(response, status, code, { 'retry-after': '0' }))
+      const client = new SignetClient({ url: server.url, token, retryDelay: 1 })
+      try {
+        expect(await refusal(client.sign({}))).toMatchObject({ status, code, attempts: 1 })
+        expect(server.count()).toBe(1)
+      } finally {
+        await client.close()
+        await server.close()
+      }
+    }
+  })
+
+  it('gives up after 3 retries on a 503 that persists, with the problem\'s code and detail', async () => {
+    const server = await standIn((_request, response) => problem(response, 503, 'sealed'))
+    const client = new SignetClient({ url: server.url, token, retryDelay: 5 })
+    try {
+      expect(await refusal(client.sign({}))).toMatchObject({ status: 503, code: 'sealed', detail: 'stand-in sealed', attempts: 4 })
+      expect(server.count()).toBe(4)
+      const none = new SignetClient({ url: server.url, token, retries: 0 })
+      expect(await refusal(none.sign({}))).toMatchObject({ attempts: 1 })
+      await none.close()
+      expect(server.count()).toBe(5)
+    } finally {
+      await client.close()
+      await server.close()
+    }
+  })
+
+  it('gives up on connection errors after 3 retries', async () => {
+    const gone = await standIn(() => {})
+    await gone.close() // a port nobody listens on
+    const client = new SignetClient({ url: gone.url, token, retryDelay: 5 })
+    try {
+      const error = await refusal(client.sign({}))
+      expect(error).toMatchObject({ code: 'connection_error', status: null, attempts: 4 })
+      expect(isConnectionError(error.cause)).toBe(true)
+    } finally {
+      await client.close()
+    }
+  })
+
+  it('waits for Retry-After when it fits in the deadline, and gives up at once when it does not', async () => {
+    const server = await standIn((_request, response, count) => {
+      if (count === 1) problem(response, 503, 'not_ready', { 'retry-after': '1' })
+      else response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(signedAnswer))
+    })
+    const patient = new SignetClient({ url: server.url, token, timeout: 5000 })
+    try {
+      expect((await patient.sign({})).token).toBe('a.b.c')
+      expect(server.count()).toBe(2)
+      const slow = await standIn((_request, response) => problem(response, 503, 'not_ready', { 'retry-after': '30' }))
+      const slowClient = new SignetClient({ url: slow.url, token, timeout: 2000 })
+      expect(await refusal(slowClient.sign({}))).toMatchObject({ code: 'not_ready', attempts: 1 })
+      expect(slow.count()).toBe(1)
+      await slowClient.close()
+      await slow.close()
+    } finally {
+      await patient.close()
+      await server.close()
+    }
+  })
+
+  it('a server that never answers ends in a timeout error, not a hang', async () => {
+    const server = await standIn(() => { /* never answers */ })
+    const client = new SignetClient({ url: server.url, token, timeout: 300 })
+    try {
+      expect(await refusal(client.sign({}))).toMatchObject({ code: 'timeout', status: null })
+      expect(server.count()).toBe(1)
+    } finally {
+      await client.close()
+      await server.close()
+    }
+  })
+
+  it('a 200 that is not a signed token is an invalid_response, not retried', async () => {
+    const server = await standIn((_request, response) => response.writeHead(200, { 'content-type': 'text/html' }).end('<html>login</html>'))
+    const client = new SignetClient({ url: server.url, token })
+    try {
+      expect(await refusal(client.sign({}))).toMatchObject({ code: 'invalid_response', status: 200 })
+      expect(server.count()).toBe(1)
+    } finally {
+      await client.close()
+      await server.close()
+    }
+  })
+
+  it('a 502 page from a proxy is an http_error with its status', async () => {
+    const server = await standIn((_request, response) => response.writeHead(502, { 'content-type': 'text/html' }).end('<h1>Bad gateway</h1>'))
+    const client = new SignetClient({ url: server.url, token })
+    try {
+      expect(await refusal(client.sign({}))).toMatchObject({ code: 'http_error', status: 502, attempts: 1 })
+    } finally {
+      await client.close()
+      await server.close()
+    }
+  })
+
+  it('backoff: exponential from the base, half fixed and half jitter, capped', () => {
+    expect(backoffDelay(1, 100, 1000, () => 0)).toBe(50)
+    expect(backoffDelay(1, 100, 1000, () => 1)).toBe(100)
+    expect(backoffDelay(3, 100, 1000, () => 0)).toBe(200)
+    expect(backoffDelay(3, 100, 1000, () => 1)).toBe(400)
+    expect(backoffDelay(8, 100, 1000, () => 1)).toBe(1000)
+    const spread = new Set(Array.from({ length: 50 }, () => backoffDelay(2, 100, 1000)))
+    expect(spread.size).toBeGreaterThan(1)
+    for (const delay of spread) expect(delay >= 100 && delay <= 200).toBe(true)
+  })
+
+  it('Retry-After in seconds is read; dates and junk are ignored', () => {
+    expect(retryAfterMs('2')).toBe(2000)
+    expect(retryAfterMs(['0'])).toBe(0)
+    expect(retryAfterMs('Wed, 21 Oct 2015 07:28:00 GMT')).toBeNull()
+    expect(retryAfterMs('-1')).toBeNull()
+    expect(retryAfterMs(undefined)).toBeNull()
+  })
+})
