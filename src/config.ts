@@ -43,6 +43,10 @@ const schema = {
     // Signet's own additions, documented in the README.
     SIGNET_AUTH_FAILURE_LIMIT: { type: 'integer', minimum: 0, default: 20 },
     SIGNET_SIGN_RATE_LIMIT: { type: 'integer', minimum: 0, default: 0 },
+    // PostgreSQL pool and outage behaviour (docs/postgres.md).
+    SIGNET_DATABASE_POOL_SIZE: { type: 'integer', minimum: 1, maximum: 1000, default: 10 },
+    SIGNET_DATABASE_TIMEOUT_MS: { type: 'integer', minimum: 100, maximum: 600000, default: 5000 },
+    SIGNET_STORAGE_OUTAGE_GRACE: { type: 'integer', minimum: 0, maximum: 86400, default: 300 },
   },
 } as const
 
@@ -75,6 +79,12 @@ export interface Config {
   authFailureLimit: number
   /** Sign requests per client per second before 429; 0 turns it off. */
   signRateLimit: number
+  /** Most PostgreSQL connections the pool opens (the session connection comes on top). */
+  databasePoolSize: number
+  /** Milliseconds to connect, to run one statement, or to wait for the write lock. */
+  databaseTimeoutMs: number
+  /** Seconds signing goes on from memory after storage stops answering; 0 stops at once. */
+  storageOutageGrace: number
 }
 
 function readSecretFile(variable: string, path: string): string {
@@ -174,5 +184,8 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
     auditFile: str('SIGNET_AUDIT_FILE'),
     authFailureLimit: int('SIGNET_AUTH_FAILURE_LIMIT') ?? 20,
     signRateLimit: int('SIGNET_SIGN_RATE_LIMIT') ?? 0,
+    databasePoolSize: int('SIGNET_DATABASE_POOL_SIZE') ?? 10,
+    databaseTimeoutMs: int('SIGNET_DATABASE_TIMEOUT_MS') ?? 5000,
+    storageOutageGrace: int('SIGNET_STORAGE_OUTAGE_GRACE') ?? 300,
   }
 }

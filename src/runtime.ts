@@ -64,6 +64,13 @@ export class Signet {
   #timer: NodeJS.Timeout | null = null
   #loop: Promise<void> | null = null
   #closed = false
+  /** Stops change notifications (storage shared by replicas). */
+  #unsubscribe: (() => void) | null = null
+  /** A poll started by a change notification, and whether another arrived meanwhile. */
+  #notifiedPoll: Promise<void> | null = null
+  #notifiedAgain = false
+  #leaseHeld = false
+  #storageDown = false
 
   private constructor(options: SignetOptions & { storage: Storage; logger: Logger; backends: Backends }) {
     this.config = options.config
@@ -82,8 +89,12 @@ export class Signet {
       masterKey: options.config.masterKey,
       jwksMaxAge: options.config.jwksMaxAge,
       onError,
+      clock: this.clock,
+      outageGraceSeconds: options.config.storageOutageGrace,
     })
-    const onCommit = () => this.keystore.refresh()
+    // The change is committed: a failed reload must not turn its answer into an error.
+    // The keystore marks storage unavailable and the next poll reloads.
+    const onCommit = () => this.keystore.refresh().catch((error) => onError(error, 'reloading keys after a change'))
     this.keys = new KeyService({ storage: this.storage, backends: this.backends, clock: this.clock, jwksMaxAge: options.config.jwksMaxAge, auditSink: this.auditSink, onCommit })
     this.clients = new ClientService({ storage: this.storage, clock: this.clock, auditSink: this.auditSink, onCommit })
   }
@@ -136,15 +147,62 @@ export class Signet {
   }
 
   /**
+   * Whether this process may run the schedule: always with a storage of its own
+   * (SQLite), only while holding the scheduler lease with a shared one (PostgreSQL).
+   * KeyService re-plans inside each serialised transaction, so even two schedulers
+   * could not double a change; the lease keeps the work (and key generation) in one place.
+   */
+  async #maySchedule(): Promise<boolean> {
+    if (!this.storage.schedulerLease) return true
+    const held = await this.storage.schedulerLease()
+    if (held !== this.#leaseHeld) {
+      this.#leaseHeld = held
+      if (held) this.logger.info({ storage: this.storage.kind }, 'scheduler lease taken: this replica runs the key schedule')
+      else this.logger.warn({ storage: this.storage.kind }, 'scheduler lease lost')
+    }
+    return held
+  }
+
+  /** A change notification: poll now, coalescing notifications that arrive meanwhile. */
+  #pollSoon(): void {
+    if (this.#closed) return
+    if (this.#notifiedPoll) {
+      this.#notifiedAgain = true
+      return
+    }
+    this.#notifiedPoll = (async () => {
+      do {
+        this.#notifiedAgain = false
+        await this.keystore.poll()
+      } while (this.#notifiedAgain && !this.#closed)
+    })().finally(() => {
+      this.#notifiedPoll = null
+    })
+  }
+
+  /** Logs when storage stops and starts answering (the keystore tracks the outage). */
+  #noteStorageState(): void {
+    const outage = this.keystore.storageOutage()
+    if ((outage !== null) === this.#storageDown) return
+    this.#storageDown = outage !== null
+    if (outage) this.logger.error({ signingUntil: new Date(outage.signingUntil).toISOString() }, 'storage does not answer: signing continues from memory until the outage grace ends')
+    else this.logger.info('storage answers again')
+  }
+
+  /**
    * Starts the background loop: every poll interval it picks up changes made by
-   * other processes and, when something is due, runs the schedule.
+   * other processes and, when something is due and this process may schedule,
+   * runs the schedule. A storage that notifies changes also triggers a poll at once.
    */
   start(): void {
     if (this.#timer || this.#closed) return
+    this.#unsubscribe = this.storage.onChange?.(() => this.#pollSoon()) ?? null
     const step = async () => {
       await this.keystore.poll()
+      this.#noteStorageState()
+      const maySchedule = await this.#maySchedule()
       const due = this.keystore.nextDueAt()
-      if (due !== null && due <= this.clock.now()) {
+      if (maySchedule && due !== null && due <= this.clock.now()) {
         try {
           const changes = await this.tick()
           if (changes > 0) this.logger.info({ changes }, 'scheduled key changes applied')
@@ -167,7 +225,9 @@ export class Signet {
     if (this.#closed) return
     this.#closed = true
     if (this.#timer) clearTimeout(this.#timer)
+    this.#unsubscribe?.()
     await this.#loop?.catch(() => {})
+    await this.#notifiedPoll?.catch(() => {})
     await this.storage.close()
   }
 }

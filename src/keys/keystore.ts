@@ -3,7 +3,8 @@ import type { Alg } from '../crypto/algorithms.js'
 import type { PublicJwk } from '../crypto/jwk.js'
 import type { SigningKey } from '../crypto/jws.js'
 import type { MasterKey } from '../crypto/masterKey.js'
-import { HsmUnavailable, Sealed, SignetError } from '../errors.js'
+import { systemClock, type Clock } from '../clock.js'
+import { HsmUnavailable, Sealed, SignetError, StorageUnavailable } from '../errors.js'
 import type { Snapshot, Storage } from '../storage/types.js'
 import { Mutex } from '../util/mutex.js'
 import type { Backends } from './backend.js'
@@ -49,6 +50,21 @@ export interface KeystoreOptions {
   masterKey: MasterKey | null
   jwksMaxAge: number
   onError?: (error: unknown, context: string) => void
+  /** Measures how long storage has been out of reach. */
+  clock?: Clock
+  /**
+   * Seconds signing goes on from memory once storage stops answering
+   * (SIGNET_STORAGE_OUTAGE_GRACE); default 300. Past it, a revocation made
+   * elsewhere might have been missed, so signing stops until storage answers again.
+   */
+  outageGraceSeconds?: number
+}
+
+/** Storage out of reach: since when (last answer), and until when signing goes on. */
+export interface StorageOutage {
+  lastContactAt: number
+  signingUntil: number
+  signingStopped: boolean
 }
 
 /**
@@ -68,6 +84,8 @@ export class Keystore {
   readonly #jwksMaxAge: number
   readonly #onError: (error: unknown, context: string) => void
   readonly #refreshLock = new Mutex()
+  readonly #clock: Clock
+  readonly #outageGraceMs: number
 
   #generation = -1
   #keysets = new Map<string, LiveKeyset>()
@@ -75,6 +93,8 @@ export class Keystore {
   #clientsByHash = new Map<string, Client>()
   #sealed: string | null = null
   #storageError: string | null = null
+  /** When storage last answered a poll or a refresh. */
+  #lastContactAt: number
   #loaded = false
 
   constructor(options: KeystoreOptions) {
@@ -83,14 +103,32 @@ export class Keystore {
     this.#masterKey = options.masterKey
     this.#jwksMaxAge = options.jwksMaxAge
     this.#onError = options.onError ?? (() => {})
+    this.#clock = options.clock ?? systemClock
+    this.#outageGraceMs = (options.outageGraceSeconds ?? 300) * 1000
+    this.#lastContactAt = this.#clock.now()
   }
 
   get generation(): number {
     return this.#generation
   }
 
+  /**
+   * One keyset as the request path sees it. Past the outage grace its signer is
+   * withheld (storage_unavailable); JWK Sets and verification go on.
+   */
   keyset(name: string): LiveKeyset | undefined {
-    return this.#keysets.get(name)
+    const live = this.#keysets.get(name)
+    const outage = live ? this.storageOutage() : null
+    if (!live || !outage?.signingStopped) return live
+    const error = new StorageUnavailable(`storage has not answered since ${new Date(outage.lastContactAt).toISOString()}: signing stopped after the outage grace`)
+    return { ...live, signer: null, signerError: error }
+  }
+
+  /** Null while storage answers; else since when it does not and how long signing goes on. */
+  storageOutage(): StorageOutage | null {
+    if (this.#storageError === null) return null
+    const signingUntil = this.#lastContactAt + this.#outageGraceMs
+    return { lastContactAt: this.#lastContactAt, signingUntil, signingStopped: this.#clock.now() >= signingUntil }
   }
 
   keysets(): IterableIterator<LiveKeyset> {
@@ -118,7 +156,14 @@ export class Keystore {
 
   readiness(): Readiness {
     if (!this.#loaded) return { ready: false, code: 'not_ready', reason: 'keys are not loaded yet' }
-    if (this.#storageError) return { ready: false, code: 'storage_unavailable', reason: 'storage does not answer' }
+    const outage = this.storageOutage()
+    if (outage) {
+      const until = new Date(outage.signingUntil).toISOString()
+      const reason = outage.signingStopped
+        ? `storage does not answer; signing stopped at ${until} (outage grace) and resumes when storage answers`
+        : `storage does not answer; signing continues from memory until ${until}`
+      return { ready: false, code: 'storage_unavailable', reason }
+    }
     if (this.#sealed) return { ready: false, code: 'sealed', reason: this.#sealed }
     for (const live of this.#keysets.values()) {
       if (!live.activeKid) return { ready: false, code: 'not_ready', reason: `keyset ${live.keyset.name} has no active key` }
@@ -127,24 +172,39 @@ export class Keystore {
     return { ready: true, code: null, reason: null }
   }
 
-  /** Rebuilds if storage changed since the last look. Errors mark storage unavailable. */
+  /**
+   * Rebuilds if storage changed since the last look, and always after an outage
+   * (the view may be stale, and signers withheld). Errors mark storage unavailable.
+   */
   async poll(): Promise<void> {
     try {
       const generation = await this.#storage.generation()
-      this.#storageError = null
-      if (generation !== this.#generation) await this.refresh()
+      const recovering = this.#storageError !== null
+      if (generation !== this.#generation || recovering) {
+        await this.refresh()
+      } else {
+        this.#lastContactAt = this.#clock.now()
+      }
     } catch (error) {
+      // Reported once per outage, not on every poll.
+      if (this.#storageError === null) this.#onError(error, 'storage poll')
       this.#storageError = error instanceof Error ? error.message : String(error)
-      this.#onError(error, 'storage poll')
     }
   }
 
   /** Reads a snapshot and rebuilds the view. Concurrent calls run one after another. */
   async refresh(): Promise<void> {
     await this.#refreshLock.run(async () => {
-      const snapshot = await this.#storage.snapshot()
+      let snapshot: Snapshot
+      try {
+        snapshot = await this.#storage.snapshot()
+      } catch (error) {
+        this.#storageError = error instanceof Error ? error.message : String(error)
+        throw error
+      }
       await this.#rebuild(snapshot)
       this.#storageError = null
+      this.#lastContactAt = this.#clock.now()
       this.#loaded = true
     })
   }

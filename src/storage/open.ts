@@ -1,12 +1,24 @@
 import type { Config } from '../config.js'
 import { ConfigError } from '../errors.js'
+import { PostgresStorage } from './postgres/index.js'
 import { SqliteStorage } from './sqlite/index.js'
 import type { Storage } from './types.js'
 
-/** The storage the configuration names: PostgreSQL with SIGNET_DATABASE_URL, else SQLite. */
-export async function openStorage(config: Pick<Config, 'dbPath' | 'databaseUrl'>): Promise<Storage> {
+export type StorageConfig = Pick<Config, 'dbPath' | 'databaseUrl'> & Partial<Pick<Config, 'databasePoolSize' | 'databaseTimeoutMs'>>
+
+/**
+ * The storage the configuration names: PostgreSQL with SIGNET_DATABASE_URL (shared
+ * by several replicas), else the SQLite file SIGNET_DB (the embedded default).
+ * Nothing connects here; the first query does.
+ */
+export async function openStorage(config: StorageConfig): Promise<Storage> {
   if (config.databaseUrl) {
-    throw new ConfigError('SIGNET_DATABASE_URL: PostgreSQL storage is not available in this build')
+    try {
+      new URL(config.databaseUrl)
+    } catch {
+      throw new ConfigError('SIGNET_DATABASE_URL is not a valid URL (postgres://user@host:5432/database)')
+    }
+    return new PostgresStorage({ url: config.databaseUrl, poolSize: config.databasePoolSize, timeoutMs: config.databaseTimeoutMs })
   }
   return new SqliteStorage(config.dbPath)
 }

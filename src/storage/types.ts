@@ -59,4 +59,20 @@ export interface Storage {
   /** Answers when storage is reachable. */
   ping(): Promise<void>
   close(): Promise<void>
+
+  // Optional capabilities of a storage that several replicas share (PostgreSQL).
+  // A storage without them is polled for changes, and every process may schedule.
+
+  /**
+   * Calls `listener` soon after another process commits a change, and after a lost
+   * notification channel comes back (changes may have been missed meanwhile).
+   * Returns a function that stops the calls.
+   */
+  onChange?(listener: () => void): () => void
+  /**
+   * Whether this process holds the scheduler lease now, taking it when it is free.
+   * At most one process holds it; a process that dies or loses the database loses it.
+   * Never throws: an unreachable storage answers false.
+   */
+  schedulerLease?(): Promise<boolean>
 }

@@ -1,0 +1,375 @@
+import pg from 'pg'
+import { chainEvent } from '../../audit/chain.js'
+import { ConfigError, Conflict, SignetError, StorageUnavailable } from '../../errors.js'
+import type { AuditEvent, AuditInput, Client, KeyRecord, Keyset } from '../../keys/model.js'
+import { Mutex } from '../../util/mutex.js'
+import {
+  AUDIT_COLUMNS, CLIENT_COLUMNS, KEY_COLUMNS, KEYSET_COLUMNS,
+  auditFromRow, auditToRow, clientFromRow, clientToRow, keyFromRow, keysetFromRow, keysetToRow, keyToRow,
+} from '../rows.js'
+import type { Snapshot, Storage, Tx } from '../types.js'
+import { advisoryLockKey, CHANGE_CHANNEL } from './locks.js'
+import { POSTGRES_MIGRATIONS } from './migrations.js'
+import { Session } from './session.js'
+
+type Row = Record<string, unknown>
+
+export interface PostgresOptions {
+  /** postgres://user@host:port/db; `?options=-c%20search_path%3Dname` selects a schema. */
+  url: string
+  /** Most pooled connections (SIGNET_DATABASE_POOL_SIZE); default 10. */
+  poolSize?: number
+  /** Connect, statement and lock-wait timeout in ms (SIGNET_DATABASE_TIMEOUT_MS); default 5000. */
+  timeoutMs?: number
+}
+
+/**
+ * Turns a driver failure into a Signet error: a broken constraint (two active keys,
+ * a duplicate kid or token hash) is a 409 conflict, anything else a 503
+ * storage_unavailable. The driver's message stays on `cause` for the log only.
+ */
+function storageFailure(error: unknown, firstContact = false): Error {
+  if (error instanceof SignetError || error instanceof ConfigError) return error
+  const code = (error as { code?: unknown } | null)?.code
+  if (typeof code === 'string' && code.startsWith('23')) {
+    return Object.assign(new Conflict('the change conflicts with stored data; try again'), { cause: error })
+  }
+  // Before the database ever answered (start-up, CLI), say why: a refused connection,
+  // an unknown database or user. Server and socket errors never hold the URL's password.
+  const detail = firstContact ? `cannot use PostgreSQL (SIGNET_DATABASE_URL): ${(error as Error)?.message ?? String(error)}` : 'storage did not complete the operation'
+  return Object.assign(new StorageUnavailable(detail), { cause: error })
+}
+
+const placeholders = (count: number, from = 1): string[] => Array.from({ length: count }, (_, i) => `$${i + from}`)
+
+function insertSql(table: string, columns: string[]): string {
+  return `INSERT INTO ${table} (${columns.join(', ')}) VALUES (${placeholders(columns.length).join(', ')})`
+}
+
+/** UPDATE with the key column last, so the parameters are the row's values in column order. */
+function updateSql(table: string, columns: string[], key: string): string {
+  const set = columns.filter((c) => c !== key)
+  return `UPDATE ${table} SET ${set.map((c, i) => `${c} = $${i + 1}`).join(', ')} WHERE ${key} = $${set.length + 1}`
+}
+
+const valuesOf = (row: Row, columns: string[]): unknown[] => columns.map((c) => row[c] ?? null)
+const updateValues = (row: Row, columns: string[], key: string): unknown[] => [...valuesOf(row, columns.filter((c) => c !== key)), row[key]]
+
+/**
+ * Storage in PostgreSQL through node-postgres, shared by every replica (and the
+ * CLI) that points at the same database and schema.
+ *
+ * - Every transaction first takes a transaction-level advisory lock, the "write
+ *   lock", so writers serialise across processes; at READ COMMITTED each later
+ *   statement sees everything committed before the lock was granted, which is what
+ *   KeyService's re-read-and-re-plan needs for exactly-once changes.
+ * - A change bumps the generation and NOTIFYs in the same transaction, so other
+ *   replicas hear of it on commit (Storage.onChange).
+ * - The scheduler lease is a session-level advisory lock on a dedicated connection
+ *   (see session.ts).
+ * - The unique partial index keys_one_active refuses a second active key whatever
+ *   happens above it.
+ */
+export class PostgresStorage implements Storage {
+  readonly kind = 'postgres'
+  readonly #pool: pg.Pool
+  readonly #clientConfig: pg.ClientConfig
+  /** One transaction per process at a time: the others would only wait on the lock holding a pool connection. */
+  readonly #writeLock = new Mutex()
+  readonly #listeners = new Set<() => void>()
+  #schema: Promise<string | null> | null = null
+  #session: Session | null = null
+  #closed = false
+
+  constructor(options: PostgresOptions) {
+    const timeout = options.timeoutMs ?? 5000
+    this.#clientConfig = {
+      connectionString: options.url,
+      connectionTimeoutMillis: timeout,
+      // Client side: a query that hangs (network gone) fails instead of stalling the caller.
+      query_timeout: timeout,
+      // Server side: a statement or a wait for the write lock gives up after the same time,
+      // and a transaction left idle by a frozen process releases its locks.
+      statement_timeout: timeout,
+      idle_in_transaction_session_timeout: timeout,
+      keepAlive: true,
+      fallback_application_name: 'signet',
+    }
+    this.#pool = new pg.Pool({ ...this.#clientConfig, max: options.poolSize ?? 10, idleTimeoutMillis: 30_000 })
+    // An idle pooled connection that breaks is replaced on next use; without this handler it would crash the process.
+    this.#pool.on('error', () => {})
+  }
+
+  /** The schema tables live in (first existing one of search_path), or null when none exists yet. */
+  async schema(): Promise<string | null> {
+    this.#schema ??= this.#pool.query<{ schema: string | null }>('SELECT current_schema() AS schema').then((result) => result.rows[0]?.schema ?? null)
+    try {
+      const schema = await this.#schema
+      if (schema === null) this.#schema = null // it may be created later
+      return schema
+    } catch (error) {
+      this.#schema = null // try again next time
+      throw storageFailure(error, true)
+    }
+  }
+
+  async #requireSchema(): Promise<string> {
+    const schema = await this.schema()
+    if (schema === null) {
+      throw new ConfigError('SIGNET_DATABASE_URL: its search_path names no existing schema; create the schema first (CREATE SCHEMA name)')
+    }
+    return schema
+  }
+
+  /**
+   * Runs `work` inside BEGIN ... COMMIT on one pooled connection. On any error the
+   * transaction is rolled back, and a connection that broke is destroyed rather
+   * than returned to the pool. Errors come out as Signet errors.
+   */
+  async #inTransaction<T>(begin: string, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    let client: pg.PoolClient
+    try {
+      client = await this.#pool.connect()
+    } catch (error) {
+      throw storageFailure(error)
+    }
+    // A connection that breaks between two queries emits 'error'; unhandled, it would crash the process.
+    let broken: Error | undefined
+    const onError = (error: Error) => {
+      broken = error
+    }
+    client.on('error', onError)
+    try {
+      await client.query(begin)
+      const result = await work(client)
+      await client.query('COMMIT')
+      return result
+    } catch (error) {
+      try {
+        await client.query('ROLLBACK')
+      } catch (rollbackError) {
+        broken ??= rollbackError as Error
+      }
+      throw storageFailure(error)
+    } finally {
+      client.off('error', onError)
+      client.release(broken)
+    }
+  }
+
+  async migrate(): Promise<void> {
+    await this.#writeLock.run(async () => {
+      const schema = await this.#requireSchema()
+      await this.#inTransaction('BEGIN', async (client) => {
+        // Replicas starting together queue here; each migration is applied once.
+        await client.query('SELECT pg_advisory_xact_lock($1::bigint)', [advisoryLockKey('write', schema)])
+        await client.query('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)')
+        const done = new Set((await client.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map((r) => Number(r.version)))
+        for (const migration of POSTGRES_MIGRATIONS) {
+          if (done.has(migration.version)) continue
+          await client.query(migration.sql)
+          await client.query('INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)', [migration.version, Date.now()])
+        }
+      })
+    })
+  }
+
+  /** Reads a meta value; before migrate() has run (no meta table yet) it answers null and writes nothing. */
+  async getMeta(name: string): Promise<string | null> {
+    if ((await this.schema()) === null) return null
+    try {
+      const table = await this.#pool.query<{ exists: boolean }>("SELECT to_regclass('meta') IS NOT NULL AS exists")
+      if (!table.rows[0]?.exists) return null
+      const result = await this.#pool.query<{ value: string }>('SELECT value FROM meta WHERE name = $1', [name])
+      return result.rows[0]?.value ?? null
+    } catch (error) {
+      throw storageFailure(error)
+    }
+  }
+
+  async generation(): Promise<number> {
+    try {
+      const result = await this.#pool.query<{ value: string }>("SELECT value FROM meta WHERE name = 'generation'")
+      return Number(result.rows[0]?.value)
+    } catch (error) {
+      throw storageFailure(error)
+    }
+  }
+
+  async snapshot(): Promise<Snapshot> {
+    // One snapshot for all four reads, so the parts agree with each other.
+    return this.#inTransaction('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY', async (client) => {
+      const metaRows = (await client.query<{ name: string; value: string }>('SELECT name, value FROM meta')).rows
+      const keysets = (await client.query('SELECT * FROM keysets ORDER BY created_at, name')).rows.map(keysetFromRow)
+      const keys = (await client.query('SELECT * FROM keys ORDER BY created_at, kid')).rows.map(keyFromRow)
+      const clients = (await client.query('SELECT * FROM clients ORDER BY created_at, id')).rows.map(clientFromRow)
+      const meta = Object.fromEntries(metaRows.map((r) => [r.name, r.value]))
+      return { generation: Number(meta.generation ?? 0), keysets, keys, clients, meta }
+    })
+  }
+
+  async transaction<T>(work: (tx: Tx) => Promise<T>): Promise<T> {
+    return this.#writeLock.run(async () => {
+      const schema = await this.#requireSchema()
+      // READ COMMITTED: every statement after the lock sees all that earlier lock holders committed.
+      return this.#inTransaction('BEGIN ISOLATION LEVEL READ COMMITTED', async (client) => {
+        await client.query('SELECT pg_advisory_xact_lock($1::bigint)', [advisoryLockKey('write', schema)])
+        const tx = new PostgresTx(client)
+        const result = await work(tx)
+        if (tx.wrote) {
+          const bumped = await client.query<{ value: string }>("UPDATE meta SET value = (value::bigint + 1)::text WHERE name = 'generation' RETURNING value")
+          // Delivered on COMMIT only, to every session LISTENing in this database.
+          await client.query('SELECT pg_notify($1, $2)', [CHANGE_CHANNEL, `${schema}:${bumped.rows[0]?.value ?? ''}`])
+        }
+        return result
+      })
+    })
+  }
+
+  async listAudit(after: number, limit: number): Promise<AuditEvent[]> {
+    try {
+      const result = await this.#pool.query('SELECT * FROM audit WHERE id > $1 ORDER BY id LIMIT $2', [after, limit])
+      return result.rows.map(auditFromRow)
+    } catch (error) {
+      throw storageFailure(error)
+    }
+  }
+
+  async ping(): Promise<void> {
+    try {
+      await this.#pool.query('SELECT 1')
+    } catch (error) {
+      throw storageFailure(error)
+    }
+  }
+
+  onChange(listener: () => void): () => void {
+    this.#listeners.add(listener)
+    void this.#ensureSession().then((session) => session.connect()).catch(() => {
+      // Unreachable now: the runtime's next schedulerLease() call tries again.
+    })
+    return () => {
+      this.#listeners.delete(listener)
+    }
+  }
+
+  async schedulerLease(): Promise<boolean> {
+    try {
+      return await (await this.#ensureSession()).lease()
+    } catch {
+      return false
+    }
+  }
+
+  async #ensureSession(): Promise<Session> {
+    if (this.#closed) throw new Error('the storage is closed')
+    const schema = await this.#requireSchema()
+    this.#session ??= new Session({
+      client: this.#clientConfig,
+      schema,
+      leaseKey: advisoryLockKey('scheduler', schema),
+      onChange: () => {
+        for (const listener of this.#listeners) listener()
+      },
+    })
+    return this.#session
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    this.#listeners.clear()
+    await this.#session?.close()
+    // Waits for a transaction in flight, then closes every pooled connection.
+    await this.#writeLock.run(() => this.#pool.end()).catch(() => {})
+  }
+}
+
+class PostgresTx implements Tx {
+  wrote = false
+  readonly #client: pg.PoolClient
+
+  constructor(client: pg.PoolClient) {
+    this.#client = client
+  }
+
+  async #rows(sql: string, params: unknown[] = []): Promise<Row[]> {
+    return (await this.#client.query(sql, params)).rows
+  }
+
+  async #write(sql: string, params: unknown[]): Promise<void> {
+    await this.#client.query(sql, params)
+    this.wrote = true
+  }
+
+  async getMeta(name: string): Promise<string | null> {
+    const [row] = await this.#rows('SELECT value FROM meta WHERE name = $1', [name])
+    return row ? String(row.value) : null
+  }
+
+  async setMeta(name: string, value: string): Promise<void> {
+    await this.#write('INSERT INTO meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value', [name, value])
+  }
+
+  async getKeyset(name: string): Promise<Keyset | null> {
+    const [row] = await this.#rows('SELECT * FROM keysets WHERE name = $1', [name])
+    return row ? keysetFromRow(row) : null
+  }
+
+  async listKeysets(): Promise<Keyset[]> {
+    return (await this.#rows('SELECT * FROM keysets ORDER BY created_at, name')).map(keysetFromRow)
+  }
+
+  async insertKeyset(keyset: Keyset): Promise<void> {
+    await this.#write(insertSql('keysets', KEYSET_COLUMNS), valuesOf(keysetToRow(keyset), KEYSET_COLUMNS))
+  }
+
+  async updateKeyset(keyset: Keyset): Promise<void> {
+    await this.#write(updateSql('keysets', KEYSET_COLUMNS, 'name'), updateValues(keysetToRow(keyset), KEYSET_COLUMNS, 'name'))
+  }
+
+  async getKey(kid: string): Promise<KeyRecord | null> {
+    const [row] = await this.#rows('SELECT * FROM keys WHERE kid = $1', [kid])
+    return row ? keyFromRow(row) : null
+  }
+
+  async listKeys(keyset?: string): Promise<KeyRecord[]> {
+    const rows = keyset === undefined
+      ? await this.#rows('SELECT * FROM keys ORDER BY created_at, kid')
+      : await this.#rows('SELECT * FROM keys WHERE keyset = $1 ORDER BY created_at, kid', [keyset])
+    return rows.map(keyFromRow)
+  }
+
+  async insertKey(key: KeyRecord): Promise<void> {
+    await this.#write(insertSql('keys', KEY_COLUMNS), valuesOf(keyToRow(key), KEY_COLUMNS))
+  }
+
+  async updateKey(key: KeyRecord): Promise<void> {
+    await this.#write(updateSql('keys', KEY_COLUMNS, 'kid'), updateValues(keyToRow(key), KEY_COLUMNS, 'kid'))
+  }
+
+  async getClient(id: string): Promise<Client | null> {
+    const [row] = await this.#rows('SELECT * FROM clients WHERE id = $1', [id])
+    return row ? clientFromRow(row) : null
+  }
+
+  async listClients(): Promise<Client[]> {
+    return (await this.#rows('SELECT * FROM clients ORDER BY created_at, id')).map(clientFromRow)
+  }
+
+  async insertClient(client: Client): Promise<void> {
+    await this.#write(insertSql('clients', CLIENT_COLUMNS), valuesOf(clientToRow(client), CLIENT_COLUMNS))
+  }
+
+  async updateClient(client: Client): Promise<void> {
+    await this.#write(updateSql('clients', CLIENT_COLUMNS, 'id'), updateValues(clientToRow(client), CLIENT_COLUMNS, 'id'))
+  }
+
+  async appendAudit(input: AuditInput): Promise<AuditEvent> {
+    // The write lock is held, so no other writer can extend the chain between this read and the insert.
+    const [last] = await this.#rows('SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1')
+    const event = chainEvent(last ? { id: Number(last.id), hash: String(last.hash) } : null, input)
+    await this.#write(insertSql('audit', AUDIT_COLUMNS), valuesOf(auditToRow(event), AUDIT_COLUMNS))
+    return event
+  }
+}

@@ -1,0 +1,81 @@
+/**
+ * PostgreSQL schema, as numbered migrations applied in order at start, under the
+ * write lock so replicas that start together apply each one once. The layout is
+ * the SQLite one (same tables, columns and indexes; see ../sqlite/migrations.ts)
+ * with PostgreSQL types: epoch milliseconds in BIGINT, binary in BYTEA. JSON stays
+ * in TEXT so rows.ts maps both databases the same way. A migration is never edited
+ * once released: a change to the schema is a new entry.
+ */
+export const POSTGRES_MIGRATIONS: { version: number; sql: string }[] = [
+  {
+    version: 1,
+    sql: `
+      CREATE TABLE meta (
+        name  TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+      );
+      INSERT INTO meta (name, value) VALUES ('generation', '0');
+
+      CREATE TABLE keysets (
+        name            TEXT PRIMARY KEY,
+        alg             TEXT NOT NULL,
+        rsa_bits        INTEGER NOT NULL,
+        issuer          TEXT,
+        default_ttl     BIGINT NOT NULL,
+        max_ttl         BIGINT NOT NULL,
+        rotation_period BIGINT NOT NULL,
+        prepublish      BIGINT,
+        x5c             SMALLINT NOT NULL,
+        backend         TEXT NOT NULL,
+        created_at      BIGINT NOT NULL,
+        updated_at      BIGINT NOT NULL
+      );
+
+      CREATE TABLE keys (
+        kid             TEXT PRIMARY KEY,
+        keyset          TEXT NOT NULL REFERENCES keysets (name),
+        alg             TEXT NOT NULL,
+        state           TEXT NOT NULL CHECK (state IN ('pending', 'active', 'retired', 'destroyed', 'revoked')),
+        public_jwk      TEXT NOT NULL,
+        certificate     BYTEA,
+        private_key     BYTEA,
+        hsm_id          TEXT,
+        created_at      BIGINT NOT NULL,
+        activates_at    BIGINT,
+        activated_at    BIGINT,
+        retired_at      BIGINT,
+        published_until BIGINT,
+        destroyed_at    BIGINT,
+        revoked_at      BIGINT,
+        revoke_reason   TEXT,
+        max_ttl_seen    BIGINT NOT NULL
+      );
+      CREATE INDEX keys_by_keyset ON keys (keyset);
+      -- Guarantee: at most one active key per keyset, whatever replica writes.
+      CREATE UNIQUE INDEX keys_one_active ON keys (keyset) WHERE state = 'active';
+
+      CREATE TABLE clients (
+        id          TEXT PRIMARY KEY,
+        name        TEXT NOT NULL,
+        keysets     TEXT NOT NULL,
+        scopes      TEXT NOT NULL,
+        audiences   TEXT,
+        max_ttl     BIGINT,
+        token_hash  TEXT NOT NULL UNIQUE,
+        created_at  BIGINT NOT NULL,
+        revoked_at  BIGINT
+      );
+
+      CREATE TABLE audit (
+        id         BIGINT PRIMARY KEY,
+        at         BIGINT NOT NULL,
+        actor      TEXT NOT NULL,
+        action     TEXT NOT NULL,
+        target     TEXT NOT NULL,
+        details    TEXT NOT NULL,
+        prev_hash  TEXT NOT NULL,
+        hash       TEXT NOT NULL
+      );
+    `,
+  },
+]
