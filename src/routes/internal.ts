@@ -7,7 +7,7 @@ import type { LiveKeyset } from '../keys/keystore.js'
 import type { Client } from '../keys/model.js'
 import type { Signet } from '../runtime.js'
 import { errors, signBatchAnswer, signBatchBody, signBody, signedToken, verifyAnswer, verifyBody } from '../schemas/index.js'
-import { checkKeysetAccess, prepareToken, signPrepared, type PreparedToken, type SignItem } from '../signing/issue.js'
+import { checkKeysetAccess, prepareToken, signPrepared, signPreparedMany, type PreparedToken, type SignItem } from '../signing/issue.js'
 import { verifyToken } from '../signing/verify.js'
 
 declare module 'fastify' {
@@ -83,7 +83,7 @@ export async function internalRoutes(app: FastifyInstance, options: InternalRout
         throw error
       }
     })
-    return { results: await Promise.all(prepared.map((item) => signPrepared(live, item))) }
+    return { results: await signPreparedMany(live, prepared) }
   })
 
   app.post<{ Body: { token: string; keyset?: string; audience?: string; issuer?: string } }>('/v1/verify', {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { encodeHeader, signCompact, type TokenHeader } from '../crypto/jws.js'
+import { encodeHeader, signCompact, signCompactMany, type SigningKey, type TokenHeader } from '../crypto/jws.js'
 import {
   AudienceNotAllowed, Forbidden, InvalidRequest, IssuerMismatch, PayloadTooLarge, ReservedClaim, Sealed, TtlTooLong,
 } from '../errors.js'
@@ -45,6 +45,35 @@ export function allowedKeyset(client: Client, keyset: string): boolean {
 /** Throws 403 unless the client may use the keyset. */
 export function checkKeysetAccess(client: Client, keyset: string): void {
   if (!allowedKeyset(client, keyset)) throw new Forbidden(`this client may not use keyset ${keyset}`)
+}
+
+/**
+ * jti values come from a pool of random bytes refilled 4 KiB at a time: one
+ * getrandom call per 256 tokens instead of one per token.
+ */
+let jtiPool = Buffer.alloc(0)
+let jtiOffset = 0
+function randomJti(): string {
+  if (jtiOffset + 16 > jtiPool.length) {
+    jtiPool = randomBytes(4096)
+    jtiOffset = 0
+  }
+  const jti = jtiPool.toString('base64url', jtiOffset, jtiOffset + 16)
+  jtiOffset += 16
+  return jti
+}
+
+/** Encoded protected headers by key and header, so each is serialised once. */
+const headerCache = new Map<string, string>()
+function encodedHeader(signer: SigningKey, header: TokenHeader): string {
+  const cacheKey = `${signer.kid}\0${signer.alg}\0${header.typ}\0${header.cty ?? ''}`
+  let encoded = headerCache.get(cacheKey)
+  if (encoded === undefined) {
+    if (headerCache.size >= 1000) headerCache.clear()
+    encoded = encodeHeader(signer, header)
+    headerCache.set(cacheKey, encoded)
+  }
+  return encoded
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
@@ -113,15 +142,31 @@ export function prepareToken(live: LiveKeyset, client: Client, item: SignItem, n
 
   const iat = Math.floor(now / 1000)
   const exp = iat + ttl
-  const jti = (claims.jti as string | undefined) ?? randomBytes(16).toString('base64url')
-  const payload = { ...claims, ...(issuer !== null ? { iss: issuer } : {}), iat, exp, jti }
-  return { header, payload: JSON.stringify(payload), iat, exp, jti }
+  const jti = (claims.jti as string | undefined) ?? randomJti()
+  // The payload is the claims as serialised above plus what Signet sets, appended
+  // as text: the claims are not serialised a second time.
+  const added = [`"iat":${iat}`, `"exp":${exp}`]
+  if (issuer !== null && claims.iss === undefined) added.unshift(`"iss":${JSON.stringify(issuer)}`)
+  if (claims.jti === undefined) added.push(`"jti":"${jti}"`)
+  const payload = serialised === '{}' ? `{${added.join(',')}}` : `${serialised.slice(0, -1)},${added.join(',')}}`
+  return { header, payload, iat, exp, jti }
+}
+
+function activeSigner(live: LiveKeyset): SigningKey {
+  if (!live.signer) throw live.signerError ?? new Sealed('the keyset has no key that can sign')
+  return live.signer
 }
 
 /** Signs a prepared token with the keyset's active key. */
 export async function signPrepared(live: LiveKeyset, prepared: PreparedToken): Promise<SignedToken> {
-  const signer = live.signer
-  if (!signer) throw live.signerError ?? new Sealed('the keyset has no key that can sign')
-  const token = await signCompact(signer, encodeHeader(signer, prepared.header), prepared.payload)
+  const signer = activeSigner(live)
+  const token = await signCompact(signer, encodedHeader(signer, prepared.header), prepared.payload)
   return { token, kid: signer.kid, alg: signer.alg, keyset: live.keyset.name, iat: prepared.iat, exp: prepared.exp, jti: prepared.jti }
+}
+
+/** Signs a checked batch with the keyset's active key, over every core where it can. */
+export async function signPreparedMany(live: LiveKeyset, prepared: PreparedToken[]): Promise<SignedToken[]> {
+  const signer = activeSigner(live)
+  const tokens = await signCompactMany(signer, prepared.map((item) => ({ encodedHeader: encodedHeader(signer, item.header), payloadJson: item.payload })))
+  return prepared.map((item, i) => ({ token: tokens[i]!, kid: signer.kid, alg: signer.alg, keyset: live.keyset.name, iat: item.iat, exp: item.exp, jti: item.jti }))
 }

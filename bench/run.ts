@@ -1,0 +1,275 @@
+/**
+ * `npm run bench`: where Signet stands against the limits of this machine, all
+ * measured in one run so the ratios hold on a noisy machine. See the README section
+ * "Performance" for what each row measures and what limits it.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { availableParallelism, cpus, platform, release, tmpdir, totalmem } from 'node:os'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import autocannon from 'autocannon'
+import jsonwebtoken from 'jsonwebtoken'
+import pino from 'pino'
+import { generateKeyPair } from '../src/crypto/keygen.js'
+import { loadConfig } from '../src/config.js'
+import { Signet } from '../src/runtime.js'
+import { cryptoLimit } from './lib/crypto-limit.js'
+import { watchProcess } from './lib/process-stats.js'
+
+const ROOT = join(import.meta.dirname, '..')
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5)
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32)
+const CRYPTO_MS = 3000
+
+interface Row {
+  name: string
+  what: string
+  requestsPerSecond: number
+  tokensPerSecond: number | null
+  p50Ms: number | null
+  p99Ms: number | null
+  serverRssMb: number | null
+  serverCpuPercent: number | null
+  errors: number
+}
+
+const rows: Row[] = []
+const children: ChildProcess[] = []
+
+function cleanup(): void {
+  for (const child of children) child.kill('SIGKILL')
+}
+process.on('exit', cleanup)
+
+/** Spawns a server and resolves its URL from the first line that names it. */
+async function spawnServer(args: string[], env: NodeJS.ProcessEnv, pattern: RegExp, stream: 'stdout' | 'stderr'): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] })
+  children.push(child)
+  const lines = createInterface({ input: child[stream]! })
+  const other = stream === 'stdout' ? child.stderr! : child.stdout!
+  other.resume()
+  const url = await new Promise<string>((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`${args.join(' ')} exited with ${code}`)))
+    lines.on('line', (line) => {
+      const match = pattern.exec(line)
+      if (match) resolve(match[1]!)
+    })
+  })
+  // Keep draining the logs so the server never blocks on a full pipe.
+  lines.removeAllListeners('line')
+  lines.on('line', () => {})
+  return { child, url }
+}
+
+async function json(url: string, init: RequestInit = {}): Promise<any> {
+  const response = await fetch(url, init)
+  if (!response.ok) throw new Error(`${init.method ?? 'GET'} ${url}: ${response.status} ${await response.text()}`)
+  return response.json()
+}
+
+interface LoadOptions {
+  url: string
+  method?: 'GET' | 'POST'
+  body?: string
+  headers?: Record<string, string>
+  overallRate?: number
+  seconds?: number
+}
+
+async function load(options: LoadOptions): Promise<autocannon.Result> {
+  return autocannon({
+    url: options.url,
+    method: options.method ?? 'GET',
+    connections: CONNECTIONS,
+    duration: options.seconds ?? SECONDS,
+    headers: { 'content-type': 'application/json', ...options.headers },
+    ...(options.body ? { body: options.body } : {}),
+    ...(options.overallRate ? { overallRate: options.overallRate } : {}),
+  })
+}
+
+/** Warms up for a second, then measures under load while watching the server process. */
+async function measure(name: string, what: string, pid: number, options: LoadOptions, tokensPerRequest: number | null): Promise<Row> {
+  await load({ ...options, seconds: 1 })
+  const { result, peakRssMb, cpuPercent } = await watchProcess(pid, () => load(options))
+  const row: Row = {
+    name,
+    what,
+    requestsPerSecond: result.requests.average,
+    tokensPerSecond: tokensPerRequest === null ? null : result.requests.average * tokensPerRequest,
+    p50Ms: result.latency.p50,
+    p99Ms: result.latency.p99,
+    serverRssMb: Math.round(peakRssMb),
+    serverCpuPercent: Math.round(cpuPercent),
+    errors: result.errors + result.non2xx + result.timeouts,
+  }
+  rows.push(row)
+  process.stderr.write(`  ${name}: ${Math.round(row.requestsPerSecond)} req/s, p99 ${row.p99Ms} ms${row.errors ? `, ${row.errors} errors` : ''}\n`)
+  return row
+}
+
+function cpuRow(name: string, what: string, perSecond: number): Row {
+  const row: Row = { name, what, requestsPerSecond: 0, tokensPerSecond: perSecond, p50Ms: null, p99Ms: null, serverRssMb: null, serverCpuPercent: null, errors: 0 }
+  rows.push(row)
+  process.stderr.write(`  ${name}: ${Math.round(perSecond)} signatures/s\n`)
+  return row
+}
+
+/** In-process jsonwebtoken.sign on one thread: what apps do today with a secret in process.env. */
+async function jsonwebtokenRate(alg: 'ES256' | 'RS256'): Promise<number> {
+  const { privateKey } = await generateKeyPair(alg, 2048)
+  const pem = privateKey.export({ type: 'pkcs8', format: 'pem' }) as string
+  const claims = { sub: 'user-42', aud: 'api', scope: 'read write' }
+  const end = Date.now() + CRYPTO_MS
+  let count = 0
+  const started = Date.now()
+  while (Date.now() < end) {
+    jsonwebtoken.sign(claims, pem, { algorithm: alg, expiresIn: 600 })
+    count++
+  }
+  return count / ((Date.now() - started) / 1000)
+}
+
+/** Seconds from spawning `signet serve` to /readyz 200 on a database with 100 keysets of 3 keys each. */
+async function startupTime(masterKey: string, adminToken: string): Promise<{ ms: number; keys: number }> {
+  const dir = mkdtempSync(join(tmpdir(), 'signet-bench-start-'))
+  const db = join(dir, 'signet.db')
+  const signet = await Signet.open({ config: loadConfig({ SIGNET_MASTER_KEY: masterKey, SIGNET_DB: db }), logger: pino({ level: 'silent' }) })
+  for (let i = 0; i < 100; i++) {
+    await signet.keys.createKeyset({ name: `ks-${i}` }, 'bench')
+    await signet.keys.rotate(`ks-${i}`, 'scheduled', 'bench')
+    await signet.keys.rotate(`ks-${i}`, 'scheduled', 'bench')
+  }
+  const keys = (await signet.storage.snapshot()).keys.length
+  await signet.close()
+  const started = Date.now()
+  const { child, url } = await spawnServer(['dist/cli/index.js', 'serve'], {
+    PATH: process.env.PATH, SIGNET_MASTER_KEY: masterKey, SIGNET_ADMIN_TOKEN: adminToken, SIGNET_DB: db, SIGNET_PORT: '0', SIGNET_DEFAULT_KEYSET: 'ks-0',
+  }, /"url":"([^"]+)"/, 'stdout')
+  for (;;) {
+    const response = await fetch(`${url}/readyz`).catch(() => null)
+    if (response?.status === 200) break
+    await new Promise((resolve) => setTimeout(resolve, 5))
+  }
+  const ms = Date.now() - started
+  child.kill('SIGTERM')
+  await new Promise((resolve) => child.once('exit', resolve))
+  rmSync(dir, { recursive: true, force: true })
+  return { ms, keys }
+}
+
+function table(): string {
+  const head = '| row | what it measures | req/s | tokens/s | p50 ms | p99 ms | server RSS MB | server CPU % |\n|---|---|---:|---:|---:|---:|---:|---:|'
+  const fmt = (n: number | null, digits = 0) => (n === null ? '' : n.toFixed(digits))
+  return [head, ...rows.map((r) => `| ${r.name} | ${r.what} | ${r.requestsPerSecond ? fmt(r.requestsPerSecond) : ''} | ${fmt(r.tokensPerSecond)} | ${fmt(r.p50Ms, 1)} | ${fmt(r.p99Ms, 1)} | ${fmt(r.serverRssMb)} | ${fmt(r.serverCpuPercent)} |`)].join('\n')
+}
+
+async function main(): Promise<void> {
+  const started = Date.now()
+  const dir = mkdtempSync(join(tmpdir(), 'signet-bench-'))
+  const masterKey = randomBytes(32).toString('base64')
+  const adminToken = randomBytes(32).toString('base64url')
+  process.stderr.write(`signet bench: ${SECONDS} s per row, ${CONNECTIONS} connections, ${availableParallelism()} cores\n`)
+
+  const signet = await spawnServer(['dist/cli/index.js', 'serve'], {
+    PATH: process.env.PATH, SIGNET_MASTER_KEY: masterKey, SIGNET_ADMIN_TOKEN: adminToken, SIGNET_DB: join(dir, 'signet.db'), SIGNET_PORT: '0',
+  }, /"url":"([^"]+)"/, 'stdout')
+  const pid = signet.child.pid!
+  const admin = { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' }
+  const keysets = { ES256: 'default', RS256: 'rs256', PS256: 'ps256', EdDSA: 'eddsa' } as const
+  for (const [alg, name] of Object.entries(keysets)) {
+    if (name !== 'default') await json(`${signet.url}/v1/admin/keysets`, { method: 'POST', headers: admin, body: JSON.stringify({ name, alg }) })
+  }
+  const { token } = await json(`${signet.url}/v1/admin/clients`, { method: 'POST', headers: admin, body: JSON.stringify({ name: 'bench', keysets: '*', scopes: ['sign'] }) })
+  const client = { authorization: `Bearer ${token}` }
+  const claims = { sub: 'user-42', aud: 'api', scope: 'read write' }
+  const bodyFor = (keyset: string) => JSON.stringify({ keyset, claims, ttl: 600 })
+  const sample = await json(`${signet.url}/v1/sign`, { method: 'POST', headers: { ...client, 'content-type': 'application/json' }, body: bodyFor('default') })
+  const signingInputFor = async (keyset: string) => {
+    const signed = await json(`${signet.url}/v1/sign`, { method: 'POST', headers: { ...client, 'content-type': 'application/json' }, body: bodyFor(keyset) })
+    return signed.token.split('.').slice(0, 2).join('.') as string
+  }
+
+  const ceiling = await spawnServer(['--import', 'tsx', 'bench/ceiling.ts', String(sample.token.length)], { PATH: process.env.PATH }, /ceiling listening (\S+)/, 'stderr')
+
+  process.stderr.write('ceilings\n')
+  const healthz = await measure('GET /healthz', 'Signet, no work: the HTTP ceiling', pid, { url: `${signet.url}/healthz` }, null)
+  const ceilingPost = await measure('ceiling POST', 'fastify like Signet, validates a sign body, answers the same size, no signing', ceiling.child.pid!, { url: `${ceiling.url}/v1/sign`, method: 'POST', body: bodyFor('default') }, null)
+  ceiling.child.kill('SIGTERM')
+
+  process.stderr.write('signet\n')
+  const sign: Record<string, Row> = {}
+  for (const [alg, keyset] of Object.entries(keysets)) {
+    sign[alg] = await measure(`POST /v1/sign ${alg}`, `one token per request, keyset ${keyset}`, pid, { url: `${signet.url}/v1/sign`, method: 'POST', body: bodyFor(keyset), headers: client }, 1)
+  }
+  const batchBody = JSON.stringify({ items: Array.from({ length: 100 }, () => ({ claims, ttl: 600 })) })
+  const batch = await measure('POST /v1/sign/batch ES256', '100 tokens per request', pid, { url: `${signet.url}/v1/sign/batch`, method: 'POST', body: batchBody, headers: client }, 100)
+  const jwks = await measure('GET /.well-known/jwks.json', 'precomputed JWK Set bytes', pid, { url: `${signet.url}/.well-known/jwks.json` }, null)
+
+  process.stderr.write('latency at half the measured maximum\n')
+  const halfRate: Record<string, Row> = {}
+  for (const alg of ['ES256', 'RS256'] as const) {
+    const rate = Math.max(1, Math.floor(sign[alg]!.requestsPerSecond / 2))
+    halfRate[alg] = await measure(`POST /v1/sign ${alg} at ${rate} req/s`, 'half the maximum rate: latency', pid, { url: `${signet.url}/v1/sign`, method: 'POST', body: bodyFor(keysets[alg]), headers: client, overallRate: rate }, 1)
+  }
+  signet.child.kill('SIGTERM')
+
+  process.stderr.write('crypto limit and status quo\n')
+  const limits: Record<string, number> = {}
+  for (const [alg, keyset] of Object.entries(keysets)) {
+    const { perSecond, threads } = await cryptoLimit(alg as 'ES256', await signingInputFor(keyset).catch(() => sample.token.split('.').slice(0, 2).join('.')), CRYPTO_MS)
+    limits[alg] = perSecond
+    cpuRow(`crypto limit ${alg}`, `node:crypto signing on ${threads} threads, no HTTP`, perSecond)
+  }
+  const jwtEs = await jsonwebtokenRate('ES256')
+  cpuRow('jsonwebtoken.sign ES256', 'in-process signing, one thread (the status quo)', jwtEs)
+  const jwtRs = await jsonwebtokenRate('RS256')
+  cpuRow('jsonwebtoken.sign RS256', 'in-process signing, one thread (the status quo)', jwtRs)
+
+  process.stderr.write('start-up\n')
+  const startup = await startupTime(masterKey, adminToken)
+
+  const peakRss = Math.max(...rows.map((r) => r.serverRssMb ?? 0))
+  const targets = [
+    { measure: 'RS256 /v1/sign tokens/s ÷ RS256 crypto limit on all cores', value: sign.RS256!.tokensPerSecond! / limits.RS256!, target: '>= 0.85', pass: sign.RS256!.tokensPerSecond! / limits.RS256! >= 0.85 },
+    { measure: 'ES256 /v1/sign req/s ÷ ceiling server POST req/s', value: sign.ES256!.requestsPerSecond / ceilingPost.requestsPerSecond, target: '>= 0.50', pass: sign.ES256!.requestsPerSecond / ceilingPost.requestsPerSecond >= 0.5 },
+    { measure: 'ES256 /v1/sign/batch tokens/s ÷ ES256 crypto limit on all cores', value: batch.tokensPerSecond! / limits.ES256!, target: '>= 0.60', pass: batch.tokensPerSecond! / limits.ES256! >= 0.6 },
+    { measure: 'JWKS req/s ÷ /healthz req/s', value: jwks.requestsPerSecond / healthz.requestsPerSecond, target: '>= 0.85', pass: jwks.requestsPerSecond / healthz.requestsPerSecond >= 0.85 },
+    { measure: 'ES256 p99 at half the maximum rate (ms)', value: halfRate.ES256!.p99Ms!, target: '< 5', pass: halfRate.ES256!.p99Ms! < 5 },
+    { measure: 'RS256 p99 at half the maximum rate (ms)', value: halfRate.RS256!.p99Ms!, target: '< 15', pass: halfRate.RS256!.p99Ms! < 15 },
+    { measure: 'server RSS under load (MB)', value: peakRss, target: '< 200', pass: peakRss < 200 },
+    { measure: `start to /readyz 200 with 100 keysets, ${startup.keys} keys (ms)`, value: startup.ms, target: '< 1000', pass: startup.ms < 1000 },
+    { measure: 'ES256 /v1/sign tokens/s ÷ jsonwebtoken.sign ES256 on one thread (information)', value: sign.ES256!.tokensPerSecond! / jwtEs, target: '', pass: true },
+    { measure: 'RS256 /v1/sign tokens/s ÷ jsonwebtoken.sign RS256 on one thread (information)', value: sign.RS256!.tokensPerSecond! / jwtRs, target: '', pass: true },
+  ]
+  const errors = rows.reduce((sum, row) => sum + row.errors, 0)
+
+  const machine = { cpus: availableParallelism(), model: cpus()[0]?.model ?? 'unknown', memoryGb: Math.round(totalmem() / 2 ** 30), node: process.version, os: `${platform()} ${release()}` }
+  const markdown = [
+    table(),
+    '',
+    '| target | value | wanted | met |',
+    '|---|---:|---:|:---:|',
+    ...targets.map((t) => `| ${t.measure} | ${t.value.toFixed(2)} | ${t.target} | ${t.target ? (t.pass ? 'yes' : 'NO') : ''} |`),
+    '',
+    `Machine: ${machine.cpus} cores (${machine.model}), ${machine.memoryGb} GiB, Node ${machine.node}, ${machine.os}. ${SECONDS} s per row, ${CONNECTIONS} connections, failed requests: ${errors}. Run took ${Math.round((Date.now() - started) / 1000)} s.`,
+  ].join('\n')
+  process.stdout.write(`${markdown}\n`)
+
+  const date = new Date().toISOString().replace(/[:]/g, '-').replace(/\..*/, '')
+  mkdirSync(join(ROOT, 'bench/results'), { recursive: true })
+  const file = join(ROOT, 'bench/results', `${date}.json`)
+  writeFileSync(file, `${JSON.stringify({ date: new Date().toISOString(), machine, seconds: SECONDS, connections: CONNECTIONS, rows, targets, failedRequests: errors, markdown }, null, 2)}\n`)
+  process.stderr.write(`written ${file}\n`)
+  rmSync(dir, { recursive: true, force: true })
+  cleanup()
+  process.exitCode = errors > 0 ? 1 : 0
+}
+
+main().catch((error) => {
+  process.stderr.write(`bench failed: ${error instanceof Error ? error.stack : String(error)}\n`)
+  cleanup()
+  process.exit(1)
+})
