@@ -4,10 +4,11 @@ import { requireScope } from '../auth/authenticate.js'
 import type { ClientInput } from '../auth/clients.js'
 import type { KeysetInput, KeysetPolicyInput } from '../keys/policy.js'
 import type { RotationMode } from '../keys/service.js'
+import { importKey, type ImportInput } from '../keys/import.js'
 import type { Signet } from '../runtime.js'
 import {
   auditAnswer, auditQuery, clientAnswer, clientListAnswer, createClientBody, createKeysetBody, errors, idParams, keyAnswer,
-  keyListAnswer, keysetAnswer, keysetListAnswer, kidParams, nameParams, patchKeysetBody, revokeBody, rotateBody,
+  importKeyBody, keyListAnswer, keysetAnswer, keysetListAnswer, kidParams, nameParams, patchKeysetBody, revokeBody, rotateBody,
 } from '../schemas/index.js'
 import { presentAuditEvent, presentClient, presentKey, presentKeyset } from './present.js'
 
@@ -67,6 +68,13 @@ export async function adminRoutes(app: FastifyInstance, options: AdminRoutesOpti
     schema: { params: nameParams, body: rotateBody, response: { 201: keyAnswer, ...errors(400, 401, 403, 404, 503) } },
   }, async (request, reply) => {
     const key = await signet.keys.rotate(request.params.name, request.body?.mode ?? 'scheduled', actor(request))
+    return reply.code(201).send(presentKey(key))
+  })
+
+  app.post<{ Params: { name: string }; Body: ImportInput }>('/v1/admin/keysets/:name/import', {
+    schema: { params: nameParams, body: importKeyBody, response: { 201: keyAnswer, ...errors(400, 401, 403, 404, 409, 413, 503) } },
+  }, async (request, reply) => {
+    const key = await importKey({ keys: signet.keys, software: signet.backends.software }, request.params.name, request.body, actor(request))
     return reply.code(201).send(presentKey(key))
   })
 

@@ -218,6 +218,20 @@ export const revokeBody = {
   additionalProperties: false,
 } as const
 
+/** Bring your own key: exactly one of pem, pkcs12 or jwk (checked in keys/import.ts). */
+export const importKeyBody = {
+  type: 'object',
+  properties: {
+    pem: { type: 'string', description: 'PKCS#8, PKCS#1 or SEC1 PEM private key, possibly encrypted' },
+    passphrase: { type: 'string', description: 'passphrase of an encrypted PEM' },
+    pkcs12: { type: 'string', description: 'a PKCS#12 (.p12/.pfx) file in base64' },
+    password: { type: 'string', description: 'password of the PKCS#12 file (empty if none)' },
+    jwk: { type: 'object', description: 'a private JWK' },
+    activate: { type: 'string', enum: ['scheduled', 'immediate'], default: 'scheduled' },
+  },
+  additionalProperties: false,
+} as const
+
 export const createClientBody = {
   type: 'object',
   properties: {
