@@ -1,4 +1,4 @@
-import { RateLimiterMemory } from 'rate-limiter-flexible'
+import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible'
 import { Forbidden, RateLimited, Unauthorized } from '../errors.js'
 import type { Client, Scope } from '../keys/model.js'
 import { hashToken, sameHash } from './tokens.js'
@@ -23,40 +23,39 @@ export interface AuthenticatorOptions {
  * keyed by hash, and the admin token's hash is compared in constant time, so
  * response time says nothing about how much of a guess was right.
  *
- * Failed attempts are counted per client address (rate-limiter-flexible); past the
- * limit, that address gets 429 with Retry-After for the rest of the minute while
- * every other address is served as usual.
+ * Failed attempts are counted per client address (rate-limiter-flexible). Past the
+ * limit, that address's failing attempts get 429 with Retry-After instead of 401
+ * for the rest of the minute. A request with a valid token is never held back:
+ * several app servers may share an address (a NAT, a sidecar), and one of them
+ * guessing must not stop the others. Tokens carry 256 random bits, so the limit
+ * sheds the noise of a flood rather than slowing an unwinnable guess.
  */
 export class Authenticator {
   readonly #adminHash: string | null
   readonly #clientByTokenHash: (hash: string) => Client | undefined
   readonly #failures: RateLimiterMemory | null
-  readonly #failureLimit: number
 
   constructor(options: AuthenticatorOptions) {
     this.#adminHash = options.adminToken ? hashToken(options.adminToken) : null
     this.#clientByTokenHash = options.clientByTokenHash
-    this.#failureLimit = options.failureLimit
     this.#failures = options.failureLimit > 0 ? new RateLimiterMemory({ points: options.failureLimit, duration: 60 }) : null
   }
 
-  /** Throws 429 while `address` is over its failure limit. */
-  async checkNotBlocked(address: string): Promise<void> {
-    if (!this.#failures) return
-    const state = await this.#failures.get(address)
-    if (state && state.consumedPoints >= this.#failureLimit) {
-      throw new RateLimited('too many failed authentication attempts; wait and retry', { retryAfter: Math.max(1, Math.ceil(state.msBeforeNext / 1000)) })
-    }
-  }
-
+  /** Counts a failed attempt: 401, or 429 once the address is over its limit. */
   async #fail(address: string, detail: string): Promise<never> {
-    await this.#failures?.consume(address).catch(() => undefined)
+    if (this.#failures) {
+      try {
+        await this.#failures.consume(address)
+      } catch (error) {
+        if (!(error instanceof RateLimiterRes)) throw error
+        throw new RateLimited('too many failed authentication attempts from this address; wait and retry', { retryAfter: Math.max(1, Math.ceil(error.msBeforeNext / 1000)) })
+      }
+    }
     throw new Unauthorized(detail)
   }
 
-  /** The principal behind an Authorization header, or 401. */
+  /** The principal behind an Authorization header, or 401 (429 past the failure limit). */
   async authenticate(header: string | undefined, address: string): Promise<Principal> {
-    await this.checkNotBlocked(address)
     if (!header) return this.#fail(address, 'a bearer token is required')
     const match = BEARER.exec(header)
     if (!match) return this.#fail(address, 'the Authorization header must be: Bearer <token>')

@@ -95,11 +95,15 @@ describe('error codes and bad input', () => {
       expect(limited).not.toBeNull()
       expectProblem(limited!, 429, 'rate_limited')
       expect(Number(limited!.headers['retry-after'])).toBeGreaterThan(0)
-      // Even the right token is refused from that address for now...
-      const blocked = await h.app.inject({ method: 'POST', url: '/v1/sign', ...attacker, headers: { authorization: `Bearer ${signer}`, 'content-type': 'application/json' }, payload: '{"claims":{}}' })
-      expect(blocked.statusCode).toBe(429)
-      // ...while another address signs as usual.
+      // Guesses from that address keep getting 429...
+      const again = await h.app.inject({ method: 'POST', url: '/v1/sign', ...attacker, headers: { authorization: 'Bearer signet_another-guess' }, payload: '{"claims":{}}' })
+      expect(again.statusCode).toBe(429)
+      // ...while a client with a valid token, from that address or another, signs as usual.
+      const sameAddress = await h.app.inject({ method: 'POST', url: '/v1/sign', ...attacker, headers: { authorization: `Bearer ${signer}`, 'content-type': 'application/json' }, payload: '{"claims":{}}' })
+      expect(sameAddress.statusCode).toBe(200)
       expect((await sign({ claims: {} })).statusCode).toBe(200)
+      // Failures from another address are counted apart: still 401.
+      expectProblem(await h.app.inject({ method: 'POST', url: '/v1/sign', remoteAddress: '10.9.9.10', headers: { authorization: 'Bearer signet_x' } }), 401, 'unauthorized')
     })
   })
 
