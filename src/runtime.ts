@@ -23,6 +23,11 @@ export interface SignetOptions {
   createDefaultKeyset?: boolean
   /** How often to look for changes made by other processes. */
   pollIntervalMs?: number
+  /**
+   * false: do not load or refresh the in-memory keystore. For CLI commands that
+   * change storage and exit: they never sign, so they never open a key to do so.
+   */
+  keystore?: boolean
 }
 
 /** A fatal start-up problem with the master key; nothing was written. */
@@ -94,7 +99,9 @@ export class Signet {
     })
     // The change is committed: a failed reload must not turn its answer into an error.
     // The keystore marks storage unavailable and the next poll reloads.
-    const onCommit = () => this.keystore.refresh().catch((error) => onError(error, 'reloading keys after a change'))
+    const onCommit = options.keystore === false
+      ? async () => {}
+      : () => this.keystore.refresh().catch((error) => onError(error, 'reloading keys after a change'))
     this.keys = new KeyService({ storage: this.storage, backends: this.backends, clock: this.clock, jwksMaxAge: options.config.jwksMaxAge, auditSink: this.auditSink, onCommit })
     this.clients = new ClientService({ storage: this.storage, clock: this.clock, auditSink: this.auditSink, onCommit })
   }
@@ -115,7 +122,7 @@ export class Signet {
       const signet = new Signet({ ...options, storage, logger, backends })
       if (!initialised) await signet.#initialise()
       if (options.createDefaultKeyset) await signet.#createDefaultKeyset()
-      await signet.keystore.refresh()
+      if (options.keystore !== false) await signet.keystore.refresh()
       return signet
     } catch (error) {
       await storage.close().catch(() => {})

@@ -50,17 +50,48 @@ export async function startServer(config: Config, logger: Logger = pino({ level:
 }
 
 /**
- * `signet serve`: runs until SIGTERM or SIGINT, then stops accepting, finishes the
- * requests in flight, closes storage and exits 0 (close-with-grace).
+ * Runs a server until SIGTERM or SIGINT, then stops accepting connections,
+ * finishes the requests in flight, closes storage and exits 0; past
+ * SHUTDOWN_GRACE_MS it exits 1 anyway (close-with-grace). The handlers are in
+ * place before the server starts, so a signal during start-up also stops it
+ * cleanly. `onListening` runs once the server listens (`signet dev` prints its
+ * banner there); if it fails, the server is closed and the error thrown.
  */
+export async function runServer(
+  config: Config,
+  logger: Logger,
+  onListening?: (server: RunningServer) => Promise<void>,
+): Promise<RunningServer> {
+  const starting = startServer(config, logger)
+  const grace = closeWithGrace(
+    { delay: SHUTDOWN_GRACE_MS, logger: { error: (message: unknown) => logger.error(String(message)) } },
+    async ({ signal, err }) => {
+      if (err) logger.error({ err }, 'stopping after an uncaught error')
+      else logger.info({ signal }, 'stopping: no new connections, finishing the requests in flight')
+      const server = await starting.catch(() => null)
+      await server?.close()
+      logger.info('stopped')
+    },
+  )
+  let server: RunningServer
+  try {
+    server = await starting
+  } catch (error) {
+    grace.uninstall()
+    throw error
+  }
+  try {
+    await onListening?.(server)
+  } catch (error) {
+    grace.uninstall()
+    await server.close()
+    throw error
+  }
+  return server
+}
+
+/** `signet serve`: the service from the environment, until SIGTERM or SIGINT. */
 export async function serve(env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const config = loadConfig(env)
-  const logger = pino({ level: config.logLevel })
-  const server = await startServer(config, logger)
-  closeWithGrace({ delay: SHUTDOWN_GRACE_MS }, async ({ signal, err }) => {
-    if (err) logger.error({ err }, 'stopping after an uncaught error')
-    else logger.info({ signal }, 'stopping')
-    await server.close()
-    logger.info('stopped')
-  })
+  await runServer(config, pino({ level: config.logLevel }))
 }

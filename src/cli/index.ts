@@ -1,23 +1,33 @@
 #!/usr/bin/env node
-import { Command, CommanderError } from 'commander'
-import { ConfigError } from '../errors.js'
-import { serve } from '../server.js'
+import { CommanderError } from 'commander'
+import { SignetError, StorageUnavailable } from '../errors.js'
+import { UsageError } from './args.js'
+import { buildProgram } from './program.js'
 
-/** One clear line on stderr and a non-zero exit: what scripts and operators see. */
-function fail(error: unknown): never {
-  const message = error instanceof ConfigError || error instanceof CommanderError ? error.message : (error as Error)?.message ?? String(error)
-  process.stderr.write(`signet: ${message.replace(/\s+/g, ' ').trim()}\n`)
-  process.exit(error instanceof CommanderError ? error.exitCode || 2 : 1)
+/** Exit status of a command line the parser refused (unknown option, bad value). */
+const USAGE_EXIT = 2
+
+/** The message of an error as one line: what scripts and operators see. */
+export function oneLine(error: unknown): string {
+  let message: string
+  if (error instanceof CommanderError) {
+    message = error.message.replace(/^error: /, '')
+  } else if (error instanceof StorageUnavailable && error.cause instanceof Error) {
+    // The driver's reason helps an operator at a terminal (locked, missing, read-only file).
+    message = `${error.message}: ${error.cause.message}`
+  } else if (error instanceof SignetError) {
+    message = `${error.message} (${error.code})`
+  } else {
+    message = error instanceof Error ? error.message : String(error)
+  }
+  return message.replace(/\s+/g, ' ').trim()
 }
 
-const program = new Command()
-program.name('signet').description('A standalone JWT signing service: keys stay in Signet, apps ask it to sign.')
+/** One clear line on stderr and a non-zero exit. */
+function fail(error: unknown): never {
+  if (error instanceof CommanderError && error.exitCode === 0) process.exit(0) // --help, --version
+  process.stderr.write(`signet: ${oneLine(error)}\n`)
+  process.exit(error instanceof CommanderError || error instanceof UsageError ? USAGE_EXIT : 1)
+}
 
-program
-  .command('serve')
-  .description('run the service from the environment (SIGNET_*)')
-  .action(async () => {
-    await serve()
-  })
-
-program.parseAsync(process.argv).catch(fail)
+buildProgram().parseAsync(process.argv).catch(fail)

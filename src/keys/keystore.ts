@@ -293,7 +293,7 @@ export class Keystore {
 }
 
 /** Active key first, then pending, then retired, newest first within each. */
-function orderForJwks(keys: KeyRecord[]): KeyRecord[] {
+export function orderForJwks(keys: KeyRecord[]): KeyRecord[] {
   const rank = { active: 0, pending: 1, retired: 2, destroyed: 3, revoked: 3 } as const
   return [...keys].sort((a, b) => rank[a.state] - rank[b.state] || b.createdAt - a.createdAt || a.kid.localeCompare(b.kid))
 }

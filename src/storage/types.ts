@@ -75,4 +75,12 @@ export interface Storage {
    * Never throws: an unreachable storage answers false.
    */
   schedulerLease?(): Promise<boolean>
+
+  /**
+   * Writes a consistent copy of the whole database to the file `destination`
+   * while other processes go on reading and writing (`signet backup`). Key
+   * material stays encrypted in the copy. Storages without it (PostgreSQL) are
+   * backed up with their own tools.
+   */
+  backup?(destination: string): Promise<void>
 }

@@ -179,6 +179,23 @@ export class SqliteStorage implements Storage {
     await this.#lock.run(() => this.#read(() => this.#statement('SELECT 1').get()))
   }
 
+  /**
+   * Online backup through SQLite's backup API (better-sqlite3's db.backup()). All
+   * pages are copied in one step, inside one read transaction, so the copy is one
+   * committed state even while another process writes; in WAL mode that read
+   * never blocks the writer. The lock keeps this connection's own transactions
+   * out of the copy.
+   */
+  async backup(destination: string): Promise<void> {
+    await this.#lock.run(async () => {
+      try {
+        await this.#open().backup(destination, { progress: () => 2_000_000_000 })
+      } catch (error) {
+        throw storageFailure(error)
+      }
+    })
+  }
+
   async close(): Promise<void> {
     await this.#lock.run(() => {
       this.#statements.clear()

@@ -1,0 +1,113 @@
+import type { Command } from 'commander'
+import { list, wholeNumber } from '../args.js'
+import { printJson, printLines, printTable, shortTime } from '../output.js'
+import { commandGroup } from '../group.js'
+
+type Presented = ReturnType<typeof import('../../routes/present.js').presentClient>
+
+function printClients(clients: Presented[]): void {
+  printTable(clients, [
+    { header: 'id', value: (c) => c.id },
+    { header: 'name', value: (c) => c.name },
+    { header: 'keysets', value: (c) => (c.keysets === '*' ? '*' : c.keysets.join(',')) },
+    { header: 'scopes', value: (c) => c.scopes.join(',') },
+    { header: 'audiences', value: (c) => c.audiences?.join(',') },
+    { header: 'max ttl', value: (c) => c.maxTtl },
+    { header: 'created', value: (c) => shortTime(c.createdAt) },
+    { header: 'revoked', value: (c) => shortTime(c.revokedAt) },
+  ])
+}
+
+/**
+ * Clients need no master key: creating or revoking one touches no private key.
+ * The database must exist (signet init, dev or serve made it).
+ */
+async function clientService() {
+  const { FileAuditSink } = await import('../../audit/recorder.js')
+  const { ClientService } = await import('../../auth/clients.js')
+  const { systemClock } = await import('../../clock.js')
+  const { commandLogger, readConfig } = await import('../context.js')
+  const config = readConfig()
+  const logger = commandLogger()
+  const auditSink = config.auditFile ? new FileAuditSink(config.auditFile, (error) => logger.error({ err: error }, 'cannot append to SIGNET_AUDIT_FILE')) : null
+  return { config, make: (storage: import('../../storage/types.js').Storage) => new ClientService({ storage, clock: systemClock, auditSink }) }
+}
+
+export function registerClients(program: Command): void {
+  const clients = commandGroup(program, 'clients', 'create, list and revoke clients (app servers allowed to sign)')
+
+  clients
+    .command('create')
+    .description('create a client and print its bearer token, once')
+    .argument('<name>', 'what the client is, e.g. "billing api"')
+    .option('--keysets <names>', 'keysets it may use, comma-separated, or * for all (default: SIGNET_DEFAULT_KEYSET)', list)
+    .option('--scopes <scopes>', 'sign, verify, admin, comma-separated', list, ['sign'])
+    .option('--audiences <values>', 'allowed aud values, comma-separated (default: any)', list)
+    .option('--max-ttl <seconds>', 'longest token lifetime for this client', wholeNumber(1))
+    .option('--token-file <path>', 'write the token to this new file (mode 0600) instead of printing it')
+    .option('--json', 'print the client (and its token) as JSON')
+    .action(async (name: string, options: { keysets?: string[]; scopes: string[]; audiences?: string[]; maxTtl?: number; tokenFile?: string; json?: boolean }) => {
+      const { closeSync, openSync, rmSync, writeFileSync } = await import('node:fs')
+      const { checkClientInput } = await import('../../auth/clients.js')
+      const { presentClient } = await import('../../routes/present.js')
+      const { cliActor, withStorage } = await import('../context.js')
+      const { config, make } = await clientService()
+      const input = {
+        name,
+        keysets: options.keysets ?? [config.defaultKeyset],
+        scopes: options.scopes,
+        ...(options.audiences ? { audiences: options.audiences } : {}),
+        ...(options.maxTtl !== undefined ? { maxTtl: options.maxTtl } : {}),
+      }
+      checkClientInput(input) // bad input fails before anything is written
+      // The token file is claimed first, so a client is never made whose token cannot be kept.
+      if (options.tokenFile) closeSync(openSync(options.tokenFile, 'wx', 0o600))
+      let created
+      try {
+        created = await withStorage(config, (storage) => make(storage).create(input, cliActor()), { migrate: true })
+      } catch (error) {
+        if (options.tokenFile) rmSync(options.tokenFile, { force: true })
+        throw error
+      }
+      const client = presentClient(created.client)
+      if (options.tokenFile) {
+        writeFileSync(options.tokenFile, `${created.token}\n`, { mode: 0o600 })
+        if (options.json) printJson({ ...client, tokenFile: options.tokenFile })
+        else printLines(`Created client ${client.id} (${client.name}); its token is in ${options.tokenFile}.`)
+        return
+      }
+      if (options.json) {
+        printJson({ ...client, token: created.token })
+        return
+      }
+      printClients([client])
+      printLines('', 'Token (shown this once; only its hash is stored):', `  ${created.token}`)
+    })
+
+  clients
+    .command('list')
+    .description('list clients (never their tokens)')
+    .option('--json', 'print the list as JSON')
+    .action(async (options: { json?: boolean }) => {
+      const { presentClient } = await import('../../routes/present.js')
+      const { readConfig, withStorage } = await import('../context.js')
+      const snapshot = await withStorage(readConfig(), (storage) => storage.snapshot())
+      const list = snapshot.clients.map(presentClient)
+      if (options.json) printJson({ clients: list })
+      else printClients(list)
+    })
+
+  clients
+    .command('revoke')
+    .description('revoke a client: its token stops working (a running server within 2 s)')
+    .argument('<id>', 'the client id')
+    .option('--json', 'print the revoked client as JSON')
+    .action(async (id: string, options: { json?: boolean }) => {
+      const { presentClient } = await import('../../routes/present.js')
+      const { cliActor, withStorage } = await import('../context.js')
+      const { config, make } = await clientService()
+      const client = presentClient(await withStorage(config, (storage) => make(storage).revoke(id, cliActor()), { migrate: true }))
+      if (options.json) printJson(client)
+      else printClients([client])
+    })
+}

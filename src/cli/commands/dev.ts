@@ -1,0 +1,64 @@
+import type { Command } from 'commander'
+import { printJson, printLines } from '../output.js'
+
+const WARNING = [
+  '!!! DEVELOPMENT MODE - NOT FOR PRODUCTION !!!',
+  '!!! The master key and tokens below are kept in plain files next to the database.',
+  '!!! Anyone who can read that directory can sign tokens as this service.',
+]
+
+/** A shell-ready line that signs a token with the dev client. */
+function curlLine(url: string, clientToken: string): string {
+  return `curl -s -X POST ${url}/v1/sign -H 'Authorization: Bearer ${clientToken}' -H 'Content-Type: application/json' -d '{"claims":{"sub":"user-42"}}'`
+}
+
+export function registerDev(program: Command): void {
+  program
+    .command('dev')
+    .description('development mode: a working service in one command, data and dev secrets under ./data/dev (not for production)')
+    .option('--data-dir <dir>', 'where the dev database and dev secrets live', './data/dev')
+    .option('--json', 'print the dev details as one JSON line before the logs')
+    .action(async (options: { dataDir: string; json?: boolean }) => {
+      const pino = (await import('pino')).default
+      const { loadConfig } = await import('../../config.js')
+      const { hashToken } = await import('../../auth/tokens.js')
+      const { runServer } = await import('../../server.js')
+      const { devEnvironment, loadDevState, readDevClientToken, saveDevClientToken } = await import('../../ops/devState.js')
+
+      const state = loadDevState(options.dataDir)
+      const { env, ignored } = devEnvironment(state, process.env)
+      const config = loadConfig(env)
+      const logger = pino({ level: config.logLevel })
+      process.stderr.write(`${WARNING.join('\n')}\n`)
+      if (ignored.length > 0) process.stderr.write(`signet dev: ignoring ${ignored.join(', ')}: dev mode uses its own database and secrets in ${state.dataDir}\n`)
+
+      await runServer(config, logger, async ({ signet, url }) => {
+        // Reuse the saved dev client while it is live; else make one and save its token.
+        let clientToken = readDevClientToken(state)
+        if (clientToken === null || !signet.keystore.clientByTokenHash(hashToken(clientToken))) {
+          const created = await signet.clients.create({ name: 'dev client', keysets: '*', scopes: ['sign', 'verify'] }, 'dev')
+          clientToken = created.token
+          saveDevClientToken(state, clientToken)
+        }
+        const curl = curlLine(url, clientToken)
+        if (options.json) {
+          printJson({ url, dataDir: state.dataDir, adminToken: state.adminToken, clientToken, curl, production: false })
+          return
+        }
+        printLines(
+          '',
+          ...WARNING,
+          '',
+          `Signet dev server: ${url}   (data and dev secrets: ${state.dataDir})`,
+          `Admin token:  ${state.adminToken}`,
+          `Client token: ${clientToken}   (scopes sign, verify; every keyset)`,
+          '',
+          'Sign a token:',
+          `  ${curl}`,
+          `Public keys:  curl -s ${url}/.well-known/jwks.json`,
+          `Readiness:    curl -s ${url}/readyz`,
+          '',
+        )
+      })
+    })
+}

@@ -1,0 +1,11 @@
+import type { Command } from 'commander'
+
+export function registerServe(program: Command): void {
+  program
+    .command('serve')
+    .description('run the service from the environment (SIGNET_*); on an empty database it first creates keyset default (ES256)')
+    .action(async () => {
+      const { serve } = await import('../../server.js')
+      await serve()
+    })
+}

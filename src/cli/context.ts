@@ -1,0 +1,97 @@
+import { userInfo } from 'node:os'
+import pino, { type Logger } from 'pino'
+import { loadConfig, type Config } from '../config.js'
+import { ConfigError } from '../errors.js'
+import { MASTER_KEY_CHECK } from '../keys/keystore.js'
+import type { Signet } from '../runtime.js'
+import { openStorage } from '../storage/open.js'
+import type { Storage } from '../storage/types.js'
+
+/**
+ * How commands reach Signet: the same configuration, storage and services as the
+ * server, used directly on the database. A running server sees each change within
+ * a poll interval (it watches the storage generation).
+ */
+
+/** The configuration from the environment, checked exactly as `signet serve` checks it. */
+export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  return loadConfig(env)
+}
+
+/**
+ * Logs of a command go to stderr and, unless SIGNET_LOG_LEVEL asks for more, only
+ * when something goes wrong, so stdout holds nothing but the command's answer.
+ */
+export function commandLogger(env: NodeJS.ProcessEnv = process.env): Logger {
+  return pino({ level: env.SIGNET_LOG_LEVEL ?? 'error' }, pino.destination(2))
+}
+
+/** Who made a change, as the audit log records it: `cli:<os user>`. */
+export function cliActor(): string {
+  try {
+    return `cli:${userInfo().username}`
+  } catch {
+    return 'cli' // a container user without a passwd entry
+  }
+}
+
+/** Names the database in messages, without ever printing a connection URL (it may hold a password). */
+export function describeDatabase(config: Pick<Config, 'dbPath' | 'databaseUrl'>): string {
+  return config.databaseUrl ? 'the PostgreSQL database of SIGNET_DATABASE_URL' : config.dbPath
+}
+
+export interface OpenOptions {
+  /** Apply pending schema migrations (commands that write). */
+  migrate: boolean
+  /** When SIGNET_MASTER_KEY is set, refuse a database it does not belong to. */
+  checkMasterKey?: boolean
+}
+
+/**
+ * Opens an existing, initialised database. A missing database is an error here:
+ * only `init`, `dev` and `serve` create one. Nothing is written unless `migrate`.
+ */
+export async function openExisting(config: Config, options: OpenOptions): Promise<Storage> {
+  const storage = await openStorage(config)
+  try {
+    const check = await storage.getMeta(MASTER_KEY_CHECK)
+    if (check === null) throw new ConfigError(`no Signet database at ${describeDatabase(config)}: create one with signet init`)
+    if ((options.checkMasterKey ?? true) && config.masterKey && !config.masterKey.matches(check)) {
+      throw new ConfigError('SIGNET_MASTER_KEY is not the master key of this database: nothing was changed')
+    }
+    if (options.migrate) await storage.migrate()
+    return storage
+  } catch (error) {
+    await storage.close().catch(() => {})
+    throw error
+  }
+}
+
+/** Runs `work` on an existing database, read-only, without the master key. */
+export async function withStorage<T>(config: Config, work: (storage: Storage) => Promise<T>, options: OpenOptions = { migrate: false }): Promise<T> {
+  const storage = await openExisting(config, options)
+  try {
+    return await work(storage)
+  } finally {
+    await storage.close()
+  }
+}
+
+/**
+ * Runs `work` with a Signet over an existing database, for commands that create or
+ * change keys: they need the master key. No keystore is loaded (nothing signs here).
+ */
+export async function withSignet<T>(config: Config, command: string, work: (signet: Signet) => Promise<T>): Promise<T> {
+  if (!config.masterKey) {
+    throw new ConfigError(`SIGNET_MASTER_KEY (or SIGNET_MASTER_KEY_FILE) is required by signet ${command}`)
+  }
+  const { Signet } = await import('../runtime.js') // loaded only by commands that change keys
+  const storage = await openExisting(config, { migrate: false, checkMasterKey: false })
+  // Signet.open checks the master key against the database before it writes anything.
+  const signet = await Signet.open({ config, storage, logger: commandLogger(), keystore: false })
+  try {
+    return await work(signet)
+  } finally {
+    await signet.close()
+  }
+}

@@ -1,0 +1,35 @@
+/**
+ * What commands print: JSON for scripts (`--json`, one document on stdout), or
+ * aligned tables and short lines for people. Failures never come through here;
+ * they go to stderr as one line (see fail() in index.ts).
+ */
+
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value)}\n`)
+}
+
+export function printLines(...lines: string[]): void {
+  process.stdout.write(lines.map((line) => `${line}\n`).join(''))
+}
+
+export interface Column<T> {
+  header: string
+  value: (row: T) => string | number | boolean | null | undefined
+}
+
+/** Left-aligned columns with an upper-case header; missing values show as `-`. */
+export function printTable<T>(rows: readonly T[], columns: readonly Column<T>[]): void {
+  const cells = rows.map((row) => columns.map((column) => {
+    const value = column.value(row)
+    return value === null || value === undefined || value === '' ? '-' : String(value)
+  }))
+  const headers = columns.map((column) => column.header.toUpperCase())
+  const widths = headers.map((header, i) => Math.max(header.length, ...cells.map((line) => line[i]!.length)))
+  const format = (line: string[]) => line.map((cell, i) => (i === line.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')
+  printLines(format(headers), ...cells.map(format))
+}
+
+/** An ISO 8601 time without milliseconds, for tables. */
+export function shortTime(iso: string | null): string | null {
+  return iso === null ? null : iso.replace(/\.\d{3}Z$/, 'Z')
+}
