@@ -73,7 +73,8 @@ export interface Config {
   jwksMaxAge: number
   tls: { certFile: string; keyFile: string; clientCaFile: string | null } | null
   logLevel: string
-  pkcs11: { module: string; tokenLabel: string | null; slot: number | null; pin: string | null } | null
+  /** pinFile: SIGNET_PKCS11_PIN_FILE, read again when the token refused the PIN (docs/hsm.md). */
+  pkcs11: { module: string; tokenLabel: string | null; slot: number | null; pin: string | null; pinFile: string | null } | null
   auditFile: string | null
   /** Failed authentications per client address per minute before 429; 0 turns it off. */
   authFailureLimit: number
@@ -136,6 +137,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
     if (!KNOWN.has(name)) throw new ConfigError(`${name} is not a Signet variable (check its spelling)`)
     env[name] = value
   }
+  const pkcs11PinFile = env.SIGNET_PKCS11_PIN_FILE ?? null
   resolveSecrets(env)
 
   let values: Record<Variable, unknown>
@@ -179,7 +181,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
     tls: certFile && keyFile ? { certFile, keyFile, clientCaFile } : null,
     logLevel: str('SIGNET_LOG_LEVEL') ?? 'info',
     pkcs11: pkcs11Module
-      ? { module: pkcs11Module, tokenLabel: str('SIGNET_PKCS11_TOKEN_LABEL'), slot: int('SIGNET_PKCS11_SLOT'), pin: str('SIGNET_PKCS11_PIN') }
+      ? { module: pkcs11Module, tokenLabel: str('SIGNET_PKCS11_TOKEN_LABEL'), slot: int('SIGNET_PKCS11_SLOT'), pin: str('SIGNET_PKCS11_PIN'), pinFile: pkcs11PinFile }
       : null,
     auditFile: str('SIGNET_AUDIT_FILE'),
     authFailureLimit: int('SIGNET_AUTH_FAILURE_LIMIT') ?? 100,

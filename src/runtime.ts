@@ -6,6 +6,7 @@ import type { Config } from './config.js'
 import type { MasterKey } from './crypto/masterKey.js'
 import { ConfigError } from './errors.js'
 import { SoftwareBackend, UnavailableBackend, type Backends } from './keys/backend.js'
+import { createPkcs11Backend } from './keys/pkcs11/index.js'
 import { Keystore, MASTER_KEY_CHECK } from './keys/keystore.js'
 import { KeyService } from './keys/service.js'
 import { openStorage } from './storage/open.js'
@@ -116,7 +117,10 @@ export class Signet {
       await storage.migrate()
       const backends: Backends = {
         software: new SoftwareBackend(config.masterKey),
-        pkcs11: new UnavailableBackend('pkcs11', 'no PKCS#11 module is configured (SIGNET_PKCS11_MODULE)'),
+        // A PKCS#11 token that is away at start fails only its own keysets (docs/hsm.md).
+        pkcs11: options.backends?.pkcs11 ?? (config.pkcs11
+          ? createPkcs11Backend(config.pkcs11, logger)
+          : new UnavailableBackend('pkcs11', 'no PKCS#11 module is configured (SIGNET_PKCS11_MODULE)')),
         ...options.backends,
       }
       const signet = new Signet({ ...options, storage, logger, backends })
@@ -235,6 +239,7 @@ export class Signet {
     this.#unsubscribe?.()
     await this.#loop?.catch(() => {})
     await this.#notifiedPoll?.catch(() => {})
+    for (const backend of new Set(Object.values(this.backends))) await backend.close?.().catch(() => {})
     await this.storage.close()
   }
 }

@@ -27,6 +27,12 @@ export interface KeyBackend {
   load(key: KeyRecord): Promise<SigningKey>
   /** Erases the private half (the row's material is dropped by the caller). */
   destroy(key: KeyRecord): Promise<void>
+  /** Why the backend cannot sign now (for /readyz), or null. Left out by backends that cannot fail. */
+  unavailableReason?(): string | null
+  /** Checks the backend and reconnects it when it is down; never throws. The keystore's poll calls it. */
+  probe?(): Promise<void>
+  /** Releases what the backend holds (sessions, loaded modules). */
+  close?(): Promise<void>
 }
 
 /** Public JWK, kid and self-signed certificate of a key pair: the same for every backend. */

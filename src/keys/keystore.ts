@@ -165,6 +165,8 @@ export class Keystore {
       return { ready: false, code: 'storage_unavailable', reason }
     }
     if (this.#sealed) return { ready: false, code: 'sealed', reason: this.#sealed }
+    const device = this.#backendProblem()
+    if (device) return { ready: false, code: 'hsm_unavailable', reason: device }
     for (const live of this.#keysets.values()) {
       if (!live.activeKid) return { ready: false, code: 'not_ready', reason: `keyset ${live.keyset.name} has no active key` }
       if (!live.signer) return { ready: false, code: live.signerError?.code ?? 'not_ready', reason: `keyset ${live.keyset.name} cannot sign: ${live.signerError?.message ?? 'unknown'}` }
@@ -177,6 +179,7 @@ export class Keystore {
    * (the view may be stale, and signers withheld). Errors mark storage unavailable.
    */
   async poll(): Promise<void> {
+    await this.#retryBackends()
     try {
       const generation = await this.#storage.generation()
       const recovering = this.#storageError !== null
@@ -190,6 +193,26 @@ export class Keystore {
       if (this.#storageError === null) this.#onError(error, 'storage poll')
       this.#storageError = error instanceof Error ? error.message : String(error)
     }
+  }
+
+  /** The first reason a backend gives for not working (an HSM away), or null. */
+  #backendProblem(): string | null {
+    for (const backend of new Set(Object.values(this.#backends))) {
+      const reason = backend.unavailableReason?.()
+      if (reason) return reason
+    }
+    return null
+  }
+
+  /**
+   * Lets backends that can fail (PKCS#11) check or reconnect their device, then
+   * reloads the keysets whose active key the device could not open, so they
+   * recover by themselves when it is back. The backend spaces its own attempts.
+   */
+  async #retryBackends(): Promise<void> {
+    for (const backend of new Set(Object.values(this.#backends))) await backend.probe?.()
+    const waiting = [...this.#keysets.values()].some((live) => live.activeKid !== null && !live.signer && live.signerError?.code === 'hsm_unavailable')
+    if (waiting && this.#storageError === null) await this.refresh().catch((error) => this.#onError(error, 'reloading keys the HSM could not open'))
   }
 
   /** Reads a snapshot and rebuilds the view. Concurrent calls run one after another. */
@@ -267,7 +290,8 @@ export class Keystore {
             : active.hsmId !== null
               ? new HsmUnavailable('the HSM cannot use this key')
               : new Sealed('the master key cannot open the active key')
-          this.#onError(error, `loading key ${active.kid} of keyset ${keyset.name}`)
+          // A device that stays away is reported once, not at every retry.
+          if (previous?.signerError?.message !== signerError.message) this.#onError(error, `loading key ${active.kid} of keyset ${keyset.name}`)
         }
       }
     }
