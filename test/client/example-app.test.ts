@@ -133,6 +133,18 @@ describe('examples/app-server', () => {
     }
   })
 
+  it('GET /me answers 503 while the JWK Set cannot be fetched', async () => {
+    const blind = await example.buildAppServer({ signetUrl: signet.url, clientToken: appToken, demoPassword: DEMO_PASSWORD, jwksUrl: 'http://127.0.0.1:9/jwks.json' })
+    try {
+      const token = await sessionToken()
+      const response = await blind.inject({ method: 'GET', url: '/me', headers: { authorization: `Bearer ${token}` } })
+      expect(response.statusCode).toBe(503)
+      expect(response.json().code).toBe('jwks_unavailable')
+    } finally {
+      await blind.close()
+    }
+  })
+
   describe('configFromEnv', () => {
     it('reads SIGNET_URL, the token or its file, DEMO_PASSWORD, PORT and the JWKS URL', () => {
       const dir = tempDir()

@@ -141,6 +141,19 @@ describe('createVerifier', () => {
       await expectCode(createVerifier({ jwksUrl: jwks.url, algorithms: ['PS256'] }).verify(token), 'key_not_found')
     })
 
+    it('keys offered by the token itself (jwk, jku headers): they are ignored', async () => {
+      const elsewhere = await startJwksServer()
+      try {
+        elsewhere.keys = [outsider.jwk]
+        const verifier = createVerifier({ jwksUrl: jwks.url })
+        await expectCode(verifier.verify(await outsider.sign({}, { jku: elsewhere.url })), 'key_not_found')
+        await expectCode(verifier.verify(await outsider.sign({}, { jwk: { kty: outsider.jwk.kty, crv: outsider.jwk.crv, x: outsider.jwk.x, y: outsider.jwk.y } })), 'key_not_found')
+        expect(elsewhere.fetches).toBe(0)
+      } finally {
+        await elsewhere.close()
+      }
+    })
+
     it('a token whose typ differs from the typ option', async () => {
       const verifier = createVerifier({ jwksUrl: jwks.url, typ: 'at+jwt' })
       expect((await expectCode(verifier.verify(await es256.sign({})), 'claim_invalid')).claim).toBe('typ')

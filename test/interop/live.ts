@@ -43,6 +43,10 @@ export async function startLiveSignet(env: Record<string, string> = {}): Promise
       SIGNET_ADMIN_TOKEN: adminToken,
       SIGNET_DB: join(dir.path, 'signet.db'),
       SIGNET_PORT: String(port),
+      // The server shares its event loop with the test (verifiers, child processes,
+      // module loading on a busy machine): load shedding on event-loop delay would
+      // answer 503 overloaded at random and spoil the request counts.
+      SIGNET_MAX_EVENT_LOOP_DELAY_MS: '0',
       ...env,
     })
     server = await startServer(config, logs.logger)
