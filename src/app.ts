@@ -1,14 +1,19 @@
 import { randomUUID } from 'node:crypto'
+import type { ServerOptions } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { Ajv } from 'ajv'
 import addFormats from 'ajv-formats'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { Authenticator } from './auth/authenticate.js'
 import { InvalidRequest, NotFound } from './errors.js'
+import { clientErrorHandler } from './http/client-error.js'
 import { installJsonParser } from './http/json.js'
+import { installNotFound } from './http/methods.js'
 import { handleError, sendProblem } from './http/problem.js'
 import { adminRoutes } from './routes/admin.js'
 import { internalRoutes } from './routes/internal.js'
+import { loadSheddingPlugin } from './plugins/load-shedding.js'
+import { SECURITY_HEADERS, securityHeadersPlugin } from './plugins/security-headers.js'
 import { publicRoutes } from './routes/public.js'
 import type { Signet } from './runtime.js'
 import { problem } from './schemas/index.js'
@@ -18,12 +23,30 @@ export const BODY_LIMIT = 64 * 1024
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 
+/** Fastify options, plus the options of Node's HTTP server that fastify passes on. */
+export type ServerSetup = FastifyServerOptions & { http?: ServerOptions }
+
+/**
+ * Node's guards against slow clients (slow-loris): the headers, and the whole
+ * request, must arrive within these times, else 408 and the connection closes.
+ * Node looks for late requests every connectionsCheckingInterval (30 s by
+ * default, which would let a slow client outstay its timeout by that much).
+ */
+export function clientTimeouts(headersTimeoutMs: number, requestTimeoutMs: number): ServerSetup {
+  const connectionsCheckingInterval = Math.max(100, Math.min(1000, Math.floor(headersTimeoutMs / 2)))
+  return {
+    requestTimeout: requestTimeoutMs,
+    http: { headersTimeout: headersTimeoutMs, requestTimeout: requestTimeoutMs, connectionsCheckingInterval },
+  }
+}
+
 /**
  * Fastify options shared by Signet and by the benchmark's ceiling server, so both
  * pay the same for logging, body limits and validation.
  */
-export function fastifyOptions(logger: FastifyServerOptions['loggerInstance']): FastifyServerOptions {
+export function fastifyOptions(logger: FastifyServerOptions['loggerInstance']): ServerSetup {
   return {
+    ...clientTimeouts(10_000, 30_000),
     loggerInstance: logger,
     bodyLimit: BODY_LIMIT,
     // Take the caller's X-Request-Id when it is sane, so logs can be joined across services.
@@ -37,8 +60,12 @@ export function fastifyOptions(logger: FastifyServerOptions['loggerInstance']): 
     disableRequestLogging: true,
     // A malformed or overlong path segment cannot name a keyset, key or client.
     frameworkErrors: (error, _request, reply) => {
+      // Hooks do not run for these answers, so the security headers are set here.
+      reply.headers(SECURITY_HEADERS)
       sendProblem(reply, error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? new NotFound('no such resource') : new InvalidRequest('the URL is not valid'))
     },
+    // What Node's parser refuses (an overlong URL, a timeout) gets a problem+json answer too.
+    clientErrorHandler,
   }
 }
 
@@ -66,15 +93,18 @@ function logRequests(app: FastifyInstance): void {
  * validation, the JSON parser, problem+json errors, request ids and request logs.
  * The benchmark's ceiling server is built on this too.
  */
-export function createBaseApp(logger: FastifyServerOptions['loggerInstance']): FastifyInstance {
-  const app = Fastify(fastifyOptions(logger))
+export function createBaseApp(logger: FastifyServerOptions['loggerInstance'], server: ServerSetup = {}): FastifyInstance {
+  const app = Fastify({ ...fastifyOptions(logger), ...server })
+  // Security headers and Cache-Control: no-store on every answer (docs/security.md).
+  void app.register(securityHeadersPlugin)
   installValidators(app)
   app.addSchema(problem)
   // JSON only: a text/plain body is refused with 415 instead of being parsed as a string.
   app.removeContentTypeParser('text/plain')
   installJsonParser(app)
   app.setErrorHandler(handleError)
-  app.setNotFoundHandler((_request, reply) => sendProblem(reply, new NotFound('no such route')))
+  // 404, or 405 with Allow for a known path under another method, and for TRACE.
+  installNotFound(app)
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id)
   })
@@ -89,7 +119,10 @@ export interface BuildAppOptions {
 
 /** Builds the HTTP app over a Signet instance. Tests call this and use inject(). */
 export async function buildApp(signet: Signet, options: BuildAppOptions = {}): Promise<FastifyInstance> {
-  const app = createBaseApp(signet.logger)
+  const { config } = signet
+  const app = createBaseApp(signet.logger, clientTimeouts(config.headersTimeoutMs, config.requestTimeoutMs))
+  // Before any route: an overloaded service refuses with 503 before doing any work.
+  await app.register(loadSheddingPlugin, { maxInFlight: config.maxInFlight, maxEventLoopDelayMs: config.maxEventLoopDelayMs })
 
   const publicUrl = options.publicUrl ?? (() => {
     if (signet.config.publicUrl) return signet.config.publicUrl

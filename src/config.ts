@@ -47,6 +47,11 @@ const schema = {
     SIGNET_DATABASE_POOL_SIZE: { type: 'integer', minimum: 1, maximum: 1000, default: 10 },
     SIGNET_DATABASE_TIMEOUT_MS: { type: 'integer', minimum: 100, maximum: 600000, default: 5000 },
     SIGNET_STORAGE_OUTAGE_GRACE: { type: 'integer', minimum: 0, maximum: 86400, default: 300 },
+    // Load shedding and slow clients (docs/security.md).
+    SIGNET_MAX_IN_FLIGHT: { type: 'integer', minimum: 0, maximum: 1000000, default: 512 },
+    SIGNET_MAX_EVENT_LOOP_DELAY_MS: { type: 'integer', minimum: 0, maximum: 600000, default: 1000 },
+    SIGNET_HEADERS_TIMEOUT_MS: { type: 'integer', minimum: 100, maximum: 600000, default: 10000 },
+    SIGNET_REQUEST_TIMEOUT_MS: { type: 'integer', minimum: 100, maximum: 3600000, default: 30000 },
   },
 } as const
 
@@ -86,6 +91,14 @@ export interface Config {
   databaseTimeoutMs: number
   /** Seconds signing goes on from memory after storage stops answering; 0 stops at once. */
   storageOutageGrace: number
+  /** Requests answered at once before new ones get 503 overloaded; 0 = no cap. */
+  maxInFlight: number
+  /** Mean event-loop delay (ms) above which requests get 503 overloaded; 0 = off. */
+  maxEventLoopDelayMs: number
+  /** Milliseconds a client has to send its request headers (slow-loris guard). */
+  headersTimeoutMs: number
+  /** Milliseconds a client has to send its whole request. */
+  requestTimeoutMs: number
 }
 
 function readSecretFile(variable: string, path: string): string {
@@ -165,6 +178,11 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
   if (publicPort !== null && publicPort !== 0 && publicPort === port) {
     throw new ConfigError('SIGNET_PUBLIC_PORT must differ from SIGNET_PORT')
   }
+  const headersTimeoutMs = int('SIGNET_HEADERS_TIMEOUT_MS') ?? 10_000
+  const requestTimeoutMs = int('SIGNET_REQUEST_TIMEOUT_MS') ?? 30_000
+  if (headersTimeoutMs > requestTimeoutMs) {
+    throw new ConfigError('SIGNET_HEADERS_TIMEOUT_MS must not exceed SIGNET_REQUEST_TIMEOUT_MS')
+  }
 
   return {
     masterKey: parseMasterKey('SIGNET_MASTER_KEY', env.SIGNET_MASTER_KEY),
@@ -189,5 +207,9 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
     databasePoolSize: int('SIGNET_DATABASE_POOL_SIZE') ?? 10,
     databaseTimeoutMs: int('SIGNET_DATABASE_TIMEOUT_MS') ?? 5000,
     storageOutageGrace: int('SIGNET_STORAGE_OUTAGE_GRACE') ?? 300,
+    maxInFlight: int('SIGNET_MAX_IN_FLIGHT') ?? 512,
+    maxEventLoopDelayMs: int('SIGNET_MAX_EVENT_LOOP_DELAY_MS') ?? 1000,
+    headersTimeoutMs,
+    requestTimeoutMs,
   }
 }

@@ -4,10 +4,91 @@ import { InvalidRequest } from '../errors.js'
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false })
 
 /**
+ * Deepest nesting of objects and arrays a body may have. Real claims nest a few
+ * levels; a cap keeps every later recursive step (serialising, signing, logging)
+ * far from the stack limit.
+ */
+export const MAX_JSON_DEPTH = 64
+
+/**
+ * Checks what JSON.parse lets through silently, on text that already parsed:
+ *
+ * - a member name repeated in one object: JSON.parse keeps the last value, and two
+ *   parsers may disagree on which one a token means, so it is refused;
+ * - a number that does not fit a double (`1e400` becomes Infinity, then `null`
+ *   once signed): the signed token would not say what the caller sent;
+ * - nesting deeper than MAX_JSON_DEPTH.
+ *
+ * One linear pass with an explicit stack, so a hostile body costs O(length).
+ * Returns the reason to refuse, or null.
+ */
+export function findJsonHazard(text: string): string | null {
+  // One frame per open object or array: the member names seen (objects only) and
+  // whether the next string in that object is a member name.
+  const stack: { names: Set<string> | null; expectName: boolean }[] = []
+  const length = text.length
+  let i = 0
+  while (i < length) {
+    const char = text.charCodeAt(i)
+    if (char === 0x22 /* " */) {
+      const start = i
+      i++
+      let escaped = false
+      while (i < length) {
+        const c = text.charCodeAt(i)
+        if (c === 0x5c /* \ */) {
+          escaped = true
+          i += 2
+          continue
+        }
+        if (c === 0x22) break
+        i++
+      }
+      i++ // past the closing quote
+      const top = stack[stack.length - 1]
+      if (top?.names && top.expectName) {
+        // "\u0061" and "a" are the same name.
+        const name = escaped ? (JSON.parse(text.slice(start, i)) as string) : text.slice(start + 1, i - 1)
+        if (top.names.has(name)) return `the member ${JSON.stringify(name.slice(0, 32))} appears twice in one object`
+        top.names.add(name)
+        top.expectName = false
+      }
+      continue
+    }
+    if (char === 0x7b /* { */ || char === 0x5b /* [ */) {
+      if (stack.length >= MAX_JSON_DEPTH) return `the body nests deeper than ${MAX_JSON_DEPTH} levels`
+      stack.push({ names: char === 0x7b ? new Set() : null, expectName: char === 0x7b })
+      i++
+      continue
+    }
+    if (char === 0x7d /* } */ || char === 0x5d /* ] */) {
+      stack.pop()
+      i++
+      continue
+    }
+    if (char === 0x2c /* , */) {
+      const top = stack[stack.length - 1]
+      if (top?.names) top.expectName = true
+      i++
+      continue
+    }
+    if (char === 0x2d /* - */ || (char >= 0x30 && char <= 0x39)) {
+      const start = i
+      while (i < length && /[-+.eE0-9]/.test(text[i]!)) i++
+      if (!Number.isFinite(Number(text.slice(start, i)))) return 'a number in the body is too large to represent'
+      continue
+    }
+    i++ // whitespace, colons, true, false, null
+  }
+  return null
+}
+
+/**
  * The JSON body parser: the bytes must be valid UTF-8 (a lenient decoder would turn
  * bad bytes into U+FFFD and sign something the caller never sent), then fastify's
  * own parser (secure-json-parse) refuses `__proto__` and `constructor.prototype`
- * keys instead of letting them near object prototypes.
+ * keys instead of letting them near object prototypes, and findJsonHazard refuses
+ * duplicate member names, numbers out of range and deep nesting.
  */
 export function installJsonParser(app: FastifyInstance): void {
   const parseJson = app.getDefaultJsonParser('error', 'error')
@@ -20,6 +101,14 @@ export function installJsonParser(app: FastifyInstance): void {
       done(new InvalidRequest('the body is not valid UTF-8'), undefined)
       return
     }
-    parseJson(request, text, done)
+    parseJson(request, text, (error, value) => {
+      if (error) {
+        done(error, undefined)
+        return
+      }
+      const hazard = findJsonHazard(text)
+      if (hazard) done(new InvalidRequest(hazard), undefined)
+      else done(null, value)
+    })
   })
 }

@@ -40,7 +40,10 @@ function fromJoseError(error: unknown): Verification {
   }
   if (error instanceof errors.JWSSignatureVerificationFailed) return fail('invalid_signature', 'signature verification failed')
   if (error instanceof errors.JOSEAlgNotAllowed) return fail('alg_not_allowed', 'the token algorithm is not allowed')
-  if (error instanceof errors.JWSInvalid && /crit|Extension Header/i.test(error.message)) return fail('unsupported_crit', 'the token has a critical header this service does not understand')
+  // jose throws JOSENotSupported for an unrecognised crit member, JWSInvalid for a malformed crit.
+  if ((error instanceof errors.JWSInvalid || error instanceof errors.JOSENotSupported) && /crit|Extension Header/i.test(error.message)) {
+    return fail('unsupported_crit', 'the token has a critical header this service does not understand')
+  }
   return fail('malformed', 'the token is not a well-formed signed JWT')
 }
 

@@ -1,0 +1,153 @@
+import { connect } from 'node:net'
+import type { FastifyInstance } from 'fastify'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { buildApp } from '../../src/app.js'
+import { SECURITY_HEADERS } from '../../src/plugins/security-headers.js'
+import { createHarness, type Harness } from '../helpers/harness.js'
+import { expectProblem, type AnswerLike } from './helpers.js'
+
+/** Sends raw bytes over TCP and returns what came back before the server closed. */
+function rawExchange(url: string, request: string | Buffer): Promise<string> {
+  const { hostname, port } = new URL(url)
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    const socket = connect(Number(port), hostname)
+    socket.on('data', (chunk) => chunks.push(chunk))
+    socket.on('error', (error) => (chunks.length > 0 ? resolve(Buffer.concat(chunks).toString()) : reject(error)))
+    socket.on('close', () => resolve(Buffer.concat(chunks).toString()))
+    socket.write(request)
+  })
+}
+
+/** Splits a raw HTTP answer into status, lower-case headers and body. */
+function parseRaw(raw: string): AnswerLike {
+  const [head, ...rest] = raw.split('\r\n\r\n')
+  const [statusLine, ...lines] = head!.split('\r\n')
+  const headers: Record<string, string> = {}
+  for (const line of lines) {
+    const colon = line.indexOf(':')
+    headers[line.slice(0, colon).toLowerCase()] = line.slice(colon + 1).trim()
+  }
+  return { statusCode: Number(statusLine!.split(' ')[1]), headers, body: rest.join('\r\n\r\n') }
+}
+
+/** Every security header is there (Cache-Control may be the route's own), and X-Powered-By is not. */
+function expectSecurityHeaders(response: AnswerLike, label: string) {
+  for (const [name, value] of Object.entries(SECURITY_HEADERS)) {
+    if (name === 'cache-control') expect(response.headers[name], `${label}: ${name}`).toBeDefined()
+    else expect(response.headers[name], `${label}: ${name}`).toBe(value)
+  }
+  expect(response.headers['x-powered-by'], label).toBeUndefined()
+}
+
+describe('security headers, methods and error answers', () => {
+  let h: Harness
+  let signer: string
+  let app: FastifyInstance
+  let url: string
+
+  beforeAll(async () => {
+    h = await createHarness({ env: { SIGNET_AUTH_FAILURE_LIMIT: '3' } })
+    signer = (await h.createClient({ scopes: ['sign'] })).token
+    // A second app over the same Signet, with routes that fail the way a bug would.
+    app = await buildApp(h.signet)
+    app.get('/test/boom', async () => {
+      throw new Error(`internal detail: /srv/signet/db at ${h.dir}`)
+    })
+    app.get('/test/throw-object', async () => {
+      throw { message: 'not even an Error', stack: 'at secret.ts:1:1' }
+    })
+    app.get('/test/type-error', async () => (null as unknown as { x: number }).x)
+    url = await h.listen()
+    await app.ready()
+  })
+  afterAll(async () => {
+    await app.close()
+    await h.watchPrivateKeys()
+    h.watch.assertClean()
+    await h.close()
+  })
+
+  it('SECURITY_HEADERS is exactly what helmet sets on an ordinary answer', async () => {
+    const response = await h.request('GET', '/healthz')
+    const fromHelmet = Object.fromEntries(Object.keys(SECURITY_HEADERS).filter((name) => name !== 'cache-control').map((name) => [name, response.headers[name]]))
+    const { 'cache-control': cacheControl, ...expected } = SECURITY_HEADERS
+    expect(fromHelmet).toEqual(expected)
+    expect(response.headers['cache-control']).toBe(cacheControl)
+  })
+
+  it('every kind of answer carries the security headers and no X-Powered-By', async () => {
+    const jwks = await h.request('GET', '/.well-known/jwks.json')
+    const answers: [string, AnswerLike, number][] = [
+      ['200 healthz', await h.request('GET', '/healthz'), 200],
+      ['200 jwks', jwks, 200],
+      ['304 jwks', await h.request('GET', '/.well-known/jwks.json', { headers: { 'if-none-match': String(jwks.headers.etag) } }), 304],
+      ['200 sign', await h.request('POST', '/v1/sign', { token: signer, body: { claims: {} } }), 200],
+      ['201 client', await h.request('POST', '/v1/admin/clients', { token: h.adminToken, body: { name: 'x', keysets: '*', scopes: ['verify'] } }, (body) => body.replace(/signet_[A-Za-z0-9_-]+/g, '<token>')), 201],
+      ['400 body', await h.request('POST', '/v1/sign', { token: signer, body: { claims: [] } }), 400],
+      ['401', await h.request('POST', '/v1/sign', { body: { claims: {} } }), 401],
+      ['403', await h.request('GET', '/v1/admin/keysets', { token: signer }), 403],
+      ['404 route', await h.request('GET', '/nowhere'), 404],
+      ['404 overlong parameter', await h.request('GET', `/keysets/${'x'.repeat(500)}/jwks.json`), 404],
+      ['400 malformed URL', await h.request('GET', '/keysets/%zz/jwks.json'), 400],
+      ['405 TRACE', await h.request('TRACE', '/healthz'), 405],
+      ['413', await h.request('POST', '/v1/sign', { token: signer, payload: `{"claims":{"a":"${'x'.repeat(70_000)}"}}`, headers: { 'content-type': 'application/json' } }), 413],
+      ['415', await h.request('POST', '/v1/sign', { token: signer, payload: 'a=1', headers: { 'content-type': 'application/x-www-form-urlencoded' } }), 415],
+      ['500', await app.inject({ method: 'GET', url: '/test/boom' }), 500],
+    ]
+    for (let attempt = 0; attempt < 4; attempt++) await h.app.inject({ method: 'GET', url: '/v1/admin/keysets', remoteAddress: '10.1.1.1', headers: { authorization: 'Bearer wrong' } })
+    answers.push(['429', await h.app.inject({ method: 'GET', url: '/v1/admin/keysets', remoteAddress: '10.1.1.1', headers: { authorization: 'Bearer wrong' } }), 429])
+    for (const [label, response, status] of answers) {
+      expect(response.statusCode, label).toBe(status)
+      expectSecurityHeaders(response, label)
+    }
+  })
+
+  it('answers that carry tokens or admin data are never cacheable; JWK Sets keep their max-age', async () => {
+    expect((await h.request('POST', '/v1/sign', { token: signer, body: { claims: {} } })).headers['cache-control']).toBe('no-store')
+    expect((await h.request('GET', '/v1/admin/keysets', { token: h.adminToken })).headers['cache-control']).toBe('no-store')
+    expect((await h.request('GET', '/.well-known/jwks.json')).headers['cache-control']).toMatch(/^public, max-age=\d+$/)
+  })
+
+  it('answers TRACE with 405 on every path, and a known path under another method with 405 and Allow', async () => {
+    for (const path of ['/healthz', '/v1/sign', '/.well-known/jwks.json', '/nowhere']) {
+      const response = await h.request('TRACE', path)
+      expectProblem(response, 405, 'method_not_allowed')
+      expect(response.headers.allow).toBeDefined()
+    }
+    const wrongMethod = await h.request('DELETE', '/v1/sign', { token: signer })
+    expectProblem(wrongMethod, 405, 'method_not_allowed')
+    expect(wrongMethod.headers.allow).toBe('POST')
+    expect((await h.request('PUT', '/keysets/default/jwks.json')).headers.allow).toBe('GET, HEAD')
+    // Over real HTTP too, where no injection shortcut applies.
+    const traced = await fetch(`${url}/healthz`, { method: 'TRACE' }).catch(() => null)
+    if (traced) expect(traced.status).toBe(405) // some fetch implementations refuse to send TRACE at all
+    const raw = parseRaw(await rawExchange(url, 'TRACE /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'))
+    expect(raw.statusCode).toBe(405)
+    expectSecurityHeaders(raw, 'raw TRACE')
+  })
+
+  it('a 5xx never carries a stack trace or the failure message', async () => {
+    for (const path of ['/test/boom', '/test/throw-object', '/test/type-error']) {
+      const response = await app.inject({ method: 'GET', url: path })
+      h.watch.record(response.body)
+      const body = expectProblem(response, 500, 'internal_error')
+      expect(Object.keys(body).sort()).toEqual(['code', 'detail', 'status', 'title', 'type'])
+      expect(response.body).not.toMatch(/internal detail|not even|secret\.ts|\bat \S+:\d+|TypeError|Cannot read|\/srv\/|signet-test-/)
+    }
+    // The whole error is in the log, for the operator.
+    expect(h.logs.lines.some((line) => line.includes('internal detail') && line.includes('"stack"'))).toBe(true)
+  })
+
+  it('answers a 1 MB URL over real HTTP with a clean 431 problem, not a reset or a storage error', async () => {
+    const raw = await rawExchange(url, `GET /keysets/${'k'.repeat(1024 * 1024)}/jwks.json HTTP/1.1\r\nHost: x\r\n\r\n`)
+    const response = parseRaw(raw)
+    expectProblem(response, 431, 'headers_too_large')
+    expectSecurityHeaders(response, '431')
+    // A huge header, and garbage instead of HTTP.
+    expectProblem(parseRaw(await rawExchange(url, `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'b'.repeat(64 * 1024)}\r\n\r\n`)), 431, 'headers_too_large')
+    expectProblem(parseRaw(await rawExchange(url, 'NOT HTTP AT ALL\r\n\r\n')), 400, 'invalid_request')
+    // The service is still up.
+    expect((await fetch(`${url}/healthz`)).status).toBe(200)
+  })
+})
