@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import { connect, type AddressInfo } from 'node:net'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { SignetClient, SignetClientError } from '../../src/client/index.js'
 import { backoffDelay, isConnectionError, retryAfterMs } from '../../src/client/retry.js'
@@ -107,6 +108,38 @@ describe('SignetClient retries', () => {
       expect(signed.keyset).toBe('default')
     } finally {
       await client.close()
+    }
+  })
+
+  it('retries Signet\'s own 503 (overloaded, with Retry-After) and succeeds once the load is gone', async () => {
+    // A second Signet that answers at most one request at a time.
+    const busy = await startLiveSignet({ SIGNET_MAX_IN_FLIGHT: '1' })
+    const busyToken = await busy.createClient()
+    const client = new SignetClient({ url: busy.url, token: busyToken, timeout: 5000 })
+    const hog = connect(busy.port, '127.0.0.1')
+    try {
+      // A request whose body never finishes holds the only slot.
+      await new Promise<void>((resolve) => hog.once('connect', () => resolve()))
+      const base = busy.requests()
+      hog.write(`POST /v1/sign HTTP/1.1\r\nHost: signet\r\nAuthorization: Bearer ${busyToken}\r\nContent-Type: application/json\r\nContent-Length: 64\r\n\r\n{`)
+      while (busy.requests() === base) await sleep(10)
+      const overloaded: string[] = []
+      const seen = (request: IncomingMessage, response: ServerResponse) => {
+        response.once('finish', () => { if (response.statusCode === 503) overloaded.push(String(response.getHeader('retry-after'))) })
+        // Free the slot once the client has been told to come back later.
+        if (request.url === '/v1/sign' && overloaded.length === 0) response.once('finish', () => hog.destroy())
+      }
+      busy.server.app.server.on('request', seen)
+      const signed = await client.sign({ sub: 'patient' })
+      busy.server.app.server.off('request', seen)
+      expect(signed.keyset).toBe('default')
+      expect(overloaded).toEqual(['1'])
+      expect(busy.requests() - base).toBe(3) // the hog, the 503, the retry
+    } finally {
+      hog.destroy()
+      await client.close()
+      await busy.close()
+      busy.watch.assertClean()
     }
   })
 
