@@ -146,6 +146,7 @@ export async function startServe(env: Record<string, string | undefined>): Promi
       if (!line.includes('signet listening')) return undefined
       return (JSON.parse(line) as { url: string }).url
     })
+    await waitReady(url)
     return Object.assign(running, { url })
   } catch (error) {
     await running.stop('SIGKILL')
@@ -164,12 +165,37 @@ export async function until<T>(probe: () => Promise<T | undefined>, timeoutMs = 
   }
 }
 
+/**
+ * One HTTP call with a JSON answer. A 503 `overloaded` (load shedding: refused
+ * before any work, with Retry-After) is retried a few times, as a client should;
+ * on a busy test machine a fresh server can shed its first requests.
+ */
 export async function getJson(url: string, init: RequestInit = {}): Promise<{ status: number; body: any }> {
-  const response = await fetch(url, init)
-  const text = await response.text()
-  return { status: response.status, body: text ? JSON.parse(text) : null }
+  for (let attempt = 1; ; attempt++) {
+    const response = await fetch(url, init)
+    const text = await response.text()
+    const body = text ? JSON.parse(text) : null
+    if (response.status === 503 && body?.code === 'overloaded' && attempt < 10) {
+      await new Promise((later) => setTimeout(later, 200))
+      continue
+    }
+    return { status: response.status, body }
+  }
+}
+
+/** Waits until `url`/readyz answers 200. */
+export async function waitReady(url: string, timeoutMs = 15_000): Promise<void> {
+  await until(async () => ((await getJson(`${url}/readyz`).catch(() => ({ status: 0 }))).status === 200 ? true : undefined), timeoutMs, 100)
 }
 
 export async function postJson(url: string, token: string, body: unknown): Promise<{ status: number; body: any }> {
   return getJson(url, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) })
+}
+
+/**
+ * stderr without Node's own process warnings ("(node:123) [CODE] ..." and its
+ * "--trace-warnings" hint), which a dependency may emit; what is left is Signet's.
+ */
+export function signetStderr(stderr: string): string[] {
+  return stderr.trimEnd().split('\n').filter((line) => line !== '' && !/^\(node:\d+\) /.test(line) && !line.startsWith('(Use `node --trace-warnings'))
 }

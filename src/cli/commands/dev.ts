@@ -29,10 +29,10 @@ export function registerDev(program: Command): void {
       const { env, ignored } = devEnvironment(state, process.env)
       const config = loadConfig(env)
       const logger = pino({ level: config.logLevel })
-      process.stderr.write(`${WARNING.join('\n')}\n`)
-      if (ignored.length > 0) process.stderr.write(`signet dev: ignoring ${ignored.join(', ')}: dev mode uses its own database and secrets in ${state.dataDir}\n`)
-
       await runServer(config, logger, async ({ signet, url }) => {
+        // Said once it runs, so a failed start still ends with one line on stderr.
+        process.stderr.write(`${WARNING.join('\n')}\n`)
+        if (ignored.length > 0) process.stderr.write(`signet dev: ignoring ${ignored.join(', ')}: dev mode uses its own database and secrets in ${state.dataDir}\n`)
         // Reuse the saved dev client while it is live; else make one and save its token.
         let clientToken = readDevClientToken(state)
         if (clientToken === null || !signet.keystore.clientByTokenHash(hashToken(clientToken))) {
