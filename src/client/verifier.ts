@@ -216,14 +216,27 @@ export function createVerifier(options: VerifierOptions): Verifier {
     }
   }
 
+  // After a failed fetch, verifications fail fast for a moment instead of each one
+  // fetching again: an unreachable JWKS endpoint is not hammered by every request.
+  let failedAt = -Infinity
+  const refresh = () => fetching(async () => {
+    if (Date.now() - failedAt < MIN_REFRESH_MS) throw new VerificationError('jwks_unavailable', MESSAGES.jwks_unavailable)
+    try {
+      await remote.reload()
+    } catch (error) {
+      failedAt = Date.now()
+      throw error
+    }
+  })
+
   const getKey = async (header: JWSHeaderParameters, token: FlattenedJWSInput) => {
     // First use, or older than the server's max-age: fetch before choosing a key.
-    if (fetchedAt === null || Date.now() >= fetchedAt + lifetime) await fetching(() => remote.reload())
+    if (fetchedAt === null || Date.now() >= fetchedAt + lifetime) await refresh()
     if (!explicitAlgorithms) {
       const alg = header.alg ?? ''
       // An algorithm the cached set does not publish may be a keyset that just changed
       // alg: refetch once, under the same cooldown as an unknown kid.
-      if (!publishedAlgorithms().has(alg) && !remote.coolingDown) await fetching(() => remote.reload())
+      if (!publishedAlgorithms().has(alg) && !remote.coolingDown) await refresh()
       if (!publishedAlgorithms().has(alg)) throw new JOSEAlgNotAllowed('"alg" (Algorithm) Header Parameter value not allowed')
     }
     return fetching(() => remote(header, token))

@@ -177,9 +177,15 @@ describe('createVerifier', () => {
       await expectCode(verifier.verify(huge), 'token_malformed')
     })
 
-    it('every token while the JWK Set cannot be fetched, with jwks_unavailable', async () => {
+    it('every token while the JWK Set cannot be fetched, with jwks_unavailable, without refetching on every token', async () => {
       jwks.status = 503
-      await expectCode(createVerifier({ jwksUrl: jwks.url }).verify(await es256.sign({})), 'jwks_unavailable')
+      const verifier = createVerifier({ jwksUrl: jwks.url })
+      const token = await es256.sign({})
+      for (let i = 0; i < 10; i++) await expectCode(verifier.verify(token), 'jwks_unavailable')
+      expect(jwks.fetches).toBe(1)
+      jwks.status = 200
+      await sleep(1050)
+      await expect(verifier.verify(token)).resolves.toBeTruthy() // recovers once the endpoint does
       await expectCode(createVerifier({ jwksUrl: 'http://127.0.0.1:9/jwks.json' }).verify(await es256.sign({})), 'jwks_unavailable')
     })
   })
