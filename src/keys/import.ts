@@ -234,6 +234,28 @@ export async function importKey(deps: ImportDependencies, name: string, input: I
   return deps.keys.addImportedKey(keyset, fresh, mode, actor)
 }
 
+/**
+ * The import input for a key file (`signet keys import FILE`): a JSON object is a
+ * JWK, text with a PEM header is a PEM, anything else is taken as a binary
+ * PKCS#12 file. `secret` is the passphrase of an encrypted PEM or the password of a
+ * PKCS#12 file (an absent one is the empty password for PKCS#12).
+ */
+export function importInputFromFile(content: Buffer, secret: string | undefined, format?: ImportFormat): ImportInput {
+  const text = content.toString('utf8')
+  const kind = format ?? (/^\s*\{/.test(text) ? 'jwk' : text.includes('-----BEGIN ') ? 'pem' : 'pkcs12')
+  if (kind === 'jwk') {
+    let jwk: unknown
+    try {
+      jwk = JSON.parse(text)
+    } catch {
+      throw new InvalidRequest('the file is not a JSON Web Key (it does not parse as JSON)')
+    }
+    return { jwk }
+  }
+  if (kind === 'pem') return secret === undefined ? { pem: text } : { pem: text, passphrase: secret }
+  return { pkcs12: content.toString('base64'), password: secret ?? '' }
+}
+
 /** Only software keysets take imported keys (see the module comment). */
 export function checkImportTarget(keyset: Keyset): void {
   if (keyset.backend !== 'software') {

@@ -1,10 +1,10 @@
-import { renameSync, symlinkSync, writeFileSync, mkdirSync } from 'node:fs'
-import { join } from 'node:path'
+import { mkdirSync, readdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from 'node:fs'
+import { basename, join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createHarness, newMasterKey, tempDir, type Harness } from '../helpers/harness.js'
 import { LeakWatch } from '../helpers/secrets.js'
 import { verifiesWith } from '../helpers/tokens.js'
-import { HSM_SKIP, setupSoftHsm, type SoftHsm } from './softhsm.js'
+import { HSM_SKIP, inspectToken, setupSoftHsm, softHsmSlotId, type SoftHsm } from './softhsm.js'
 
 /** The token's reconnection interval (Pkcs11Token retryMs default) plus a margin. */
 const RETRY_MS = 1000
@@ -77,6 +77,8 @@ if (HSM_SKIP) {
     beforeAll(async () => {
       softhsm = setupSoftHsm()
       token = softhsm.initToken('signet-faults')
+      // A second token, so that a configuration naming neither label nor slot is ambiguous.
+      softhsm.initToken('signet-other')
       watch.secret('the PKCS#11 PIN', token.pin)
       dir = tempDir()
       await open(token.env)
@@ -90,23 +92,50 @@ if (HSM_SKIP) {
       softhsm?.remove()
     })
 
-    it('a token removed while running (its directory moved away): 503 for its keysets only, then recovery when it returns', async () => {
+    /** Moves the token away as a pulled device would vanish; returns how to put it back. */
+    function removeToken(what: 'the token store' | "the token's own directory"): () => void {
+      const path = what === 'the token store' ? softhsm.tokenDir : join(softhsm.tokenDir, tokenSubdirectory())
+      // Outside the token store: SoftHSM would find a token directory under any name inside it.
+      const away = `${softhsm.tokenDir}-${basename(path)}.away`
+      renameSync(path, away)
+      return () => renameSync(away, path)
+    }
+
+    /** SoftHSM keeps each token in a directory named by its UUID; find ours by its label. */
+    function tokenSubdirectory(): string {
+      const match = readdirSync(softhsm.tokenDir).find((name) => readFileSync(join(softhsm.tokenDir, name, 'token.object')).includes(Buffer.from(token.label)))
+      if (!match) throw new Error('no token directory')
+      return match
+    }
+
+    it.each(['the token store', "the token's own directory"] as const)('a token removed while running (%s moved away): 503 for its keysets only, then recovery when it returns', async (what) => {
       expect((await sign('hsm')).statusCode).toBe(200)
-      const away = `${softhsm.tokenDir}.away`
-      renameSync(softhsm.tokenDir, away)
+      // A pending key to revoke while the token is away.
+      const pending = (await h!.admin('POST', '/v1/admin/keysets/hsm/rotate', { mode: 'scheduled' })).json()
+      const restore = removeToken(what)
       try {
+        // Noticed at the next call that fails, or at the next health check (every retry interval):
+        // SoftHSM may still sign from memory for a moment after its directory is gone.
+        await until(async () => (await sign('hsm')).statusCode === 503)
         await expectHsmDown()
         expect(logText()).toMatch(/PKCS#11 token is unavailable/)
-        // Still down on the next polls while the token is away.
+        // Still down on later polls while the token is away.
         await sleep(RETRY_MS + 100)
         await h!.signet.keystore.poll()
         await expectHsmDown()
+        // A revocation still takes the key out of the JWK Set at once.
+        const revoked = await h!.admin('POST', `/v1/admin/keys/${pending.kid}/revoke`, { reason: 'while away' })
+        expect(revoked.statusCode, revoked.body).toBe(200)
+        expect((await h!.request('GET', '/keysets/hsm/jwks.json')).json().keys.map((k: { kid: string }) => k.kid)).not.toContain(pending.kid)
       } finally {
-        renameSync(away, softhsm.tokenDir)
+        restore()
       }
       await sleep(RETRY_MS + 100)
       await expectHsmBack()
       expect(logText()).toMatch(/PKCS#11 token is available again/)
+      // The deletion missed while the token was away is done once it is back.
+      const id = Buffer.from(pending.kid, 'base64url').toString('hex')
+      await until(async () => !inspectToken(softhsm.module, token.label, token.pin).some((object) => object.id === id))
     })
 
     it('a wrong PIN: the service starts and says so, refuses only the HSM keysets, never resends that PIN, and recovers when the PIN file is fixed', async () => {
@@ -138,6 +167,21 @@ if (HSM_SKIP) {
       symlinkSync(softhsm.module, modulePath)
       await sleep(RETRY_MS + 100)
       await expectHsmBack()
+    })
+
+    it('SIGNET_PKCS11_SLOT picks the token by its slot id, without a label', async () => {
+      const { SIGNET_PKCS11_TOKEN_LABEL: _label, ...env } = token.env
+      await open({ ...env, SIGNET_PKCS11_SLOT: String(softHsmSlotId(token.label)) })
+      const response = await sign('hsm')
+      expect(response.statusCode, response.body).toBe(200)
+      expect((await h!.request('GET', '/readyz')).statusCode).toBe(200)
+    })
+
+    it('neither label nor slot with two tokens present: not ready, saying the choice is ambiguous', async () => {
+      const { SIGNET_PKCS11_TOKEN_LABEL: _label, ...env } = token.env
+      await open(env)
+      await expectHsmDown()
+      expect((await h!.request('GET', '/readyz')).json().detail).toMatch(/ambiguous/)
     })
 
     it('creating a pkcs11 keyset while the HSM is away is refused with 503 and changes nothing', async () => {

@@ -74,6 +74,16 @@ export function setupSoftHsm(): SoftHsm {
   }
 }
 
+/** The slot id SoftHSM gave the token labelled `label` (softhsm2-util --show-slots). */
+export function softHsmSlotId(label: string): number {
+  const output = execFileSync('softhsm2-util', ['--show-slots'], { encoding: 'utf8' })
+  for (const block of output.split(/^Slot /m).slice(1)) {
+    const labelMatch = /^\s*Label:\s*(.*?)\s*$/m.exec(block)
+    if (labelMatch?.[1] === label) return Number(/^(\d+)/.exec(block)![1])
+  }
+  throw new Error(`no SoftHSM slot holds token ${label}`)
+}
+
 export interface TokenObject {
   class: 'private' | 'public' | 'other'
   /** CKA_ID, hex. */

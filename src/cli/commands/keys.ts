@@ -19,7 +19,7 @@ function printKeys(keys: Presented[]): void {
 }
 
 export function registerKeys(program: Command): void {
-  const keys = commandGroup(program, 'keys', 'list, rotate and revoke keys; a running server picks changes up within 2 s')
+  const keys = commandGroup(program, 'keys', 'list, rotate, revoke and import keys; a running server picks changes up within 2 s')
 
   keys
     .command('list')
@@ -65,6 +65,39 @@ export function registerKeys(program: Command): void {
       const { presentKey } = await import('../../routes/present.js')
       const { cliActor, readConfig, withSignet } = await import('../context.js')
       const key = await withSignet(readConfig(), 'keys revoke', (signet) => signet.keys.revoke(kid, options.reason, cliActor()))
+      if (options.json) printJson(presentKey(key))
+      else printKeys([presentKey(key)])
+    })
+
+  keys
+    .command('import')
+    .description('bring your own key (software keysets): a PEM (PKCS#8, PKCS#1, SEC1, encrypted or not), a PKCS#12 file or a private JWK; pending until prepublish has passed, or active at once with --immediate (docs/hsm.md)')
+    .argument('<file>', 'the key file; - reads it from stdin')
+    .argument('[keyset]', 'keyset name (default: SIGNET_DEFAULT_KEYSET)')
+    .option('--passphrase-file <path>', 'a file holding the passphrase of an encrypted PEM or the password of a PKCS#12 file (never on the command line, where ps shows it)')
+    .option('--format <format>', 'pem, pkcs12 or jwk (default: guessed from the file)')
+    .option('--immediate', 'activate the key now and retire the active one (skips prepublish)')
+    .option('--json', 'print the new key as JSON')
+    .action(async (file: string, name: string | undefined, options: { passphraseFile?: string; format?: string; immediate?: boolean; json?: boolean }) => {
+      const { readFileSync } = await import('node:fs')
+      const { UsageError } = await import('../args.js')
+      const { importInputFromFile, importKey } = await import('../../keys/import.js')
+      const { presentKey } = await import('../../routes/present.js')
+      const { cliActor, readConfig, withSignet } = await import('../context.js')
+      if (options.format !== undefined && !['pem', 'pkcs12', 'jwk'].includes(options.format)) throw new UsageError('--format must be pem, pkcs12 or jwk')
+      if (file === '-' && options.passphraseFile === '-') throw new UsageError('the key and --passphrase-file cannot both come from stdin')
+      const read = (path: string, what: string): Buffer => {
+        try {
+          return readFileSync(path === '-' ? 0 : path)
+        } catch (error) {
+          throw new UsageError(`cannot read ${what} ${path} (${(error as NodeJS.ErrnoException).code ?? 'unreadable'})`)
+        }
+      }
+      const secret = options.passphraseFile === undefined ? undefined : read(options.passphraseFile, '--passphrase-file').toString('utf8').replace(/\r?\n$/, '')
+      const input = importInputFromFile(read(file, 'the key file'), secret, options.format as 'pem' | 'pkcs12' | 'jwk' | undefined)
+      const config = readConfig()
+      const key = await withSignet(config, 'keys import', (signet) =>
+        importKey({ keys: signet.keys, software: signet.backends.software }, name ?? config.defaultKeyset, { ...input, activate: options.immediate ? 'immediate' : 'scheduled' }, cliActor()))
       if (options.json) printJson(presentKey(key))
       else printKeys([presentKey(key)])
     })

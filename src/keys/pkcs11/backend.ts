@@ -34,6 +34,8 @@ export class Pkcs11Backend implements KeyBackend {
   /** Private key handles by hsmId, for the connection generation they were found in. */
   #handles = new Map<string, Handle>()
   #handlesEpoch = -1
+  /** hsmIds whose objects could not be destroyed because the token was away. */
+  readonly #pendingDestroy = new Set<string>()
 
   constructor(options: Pkcs11BackendOptions) {
     this.#token = new Pkcs11Token(options)
@@ -49,8 +51,11 @@ export class Pkcs11Backend implements KeyBackend {
     return problem ? `the PKCS#11 token is unavailable: ${problem.summary}` : null
   }
 
+  /** Checks or reconnects the token, then finishes deletions it missed while away. */
   async probe(): Promise<void> {
     await this.#token.probe()
+    if (this.#token.problem || this.#pendingDestroy.size === 0) return
+    for (const hsmId of [...this.#pendingDestroy]) await this.#destroyObjects(hsmId).catch(() => {})
   }
 
   async close(): Promise<void> {
@@ -85,15 +90,7 @@ export class Pkcs11Backend implements KeyBackend {
         return algSpec(alg).kty === 'EC' ? rawEcdsaToDer(signature) : signature
       }
       const { publicJwk, certificate } = await describeKeyPair(keyset.name, alg, publicKey, sign)
-      const id = Buffer.from(publicJwk.kid, 'base64url')
-      await this.#token.withSession((api, session) => {
-        const template = [
-          { type: pkcs11Binding().CKA_ID, value: id },
-          { type: pkcs11Binding().CKA_LABEL, value: `${LABEL_PREFIX}${keyset.name}:${publicJwk.kid}` },
-        ]
-        api.C_SetAttributeValue(session, pair.privateKey, template)
-        api.C_SetAttributeValue(session, pair.publicKey, template)
-      })
+      const id = await this.#token.withSession((api, session) => nameObjects(api, session, pair, temporaryId, publicJwk.kid, `${LABEL_PREFIX}${keyset.name}:${publicJwk.kid}`))
       return { kid: publicJwk.kid, keyset: keyset.name, alg, publicJwk, certificate, privateKey: null, hsmId: id.toString('hex') }
     } catch (error) {
       await this.#token.withSession((api, session) => {
@@ -123,14 +120,28 @@ export class Pkcs11Backend implements KeyBackend {
     }
   }
 
-  /** Destroys both token objects of the key (CKA_ID = hsmId). */
+  /**
+   * Destroys both token objects of the key (CKA_ID = hsmId). When the token is
+   * away, the deletion is remembered and done by `probe` once it is back (a
+   * restart in between forgets it: see docs/hsm.md).
+   */
   async destroy(key: KeyRecord): Promise<void> {
     if (!key.hsmId) return
-    const id = Buffer.from(key.hsmId, 'hex')
     this.#handles.delete(key.hsmId)
+    try {
+      await this.#destroyObjects(key.hsmId)
+    } catch (error) {
+      this.#pendingDestroy.add(key.hsmId)
+      throw error
+    }
+  }
+
+  async #destroyObjects(hsmId: string): Promise<void> {
+    const id = Buffer.from(hsmId, 'hex')
     await this.#token.withSession((api, session) => {
       for (const object of findObjects(api, session, [{ type: pkcs11Binding().CKA_ID, value: id }])) api.C_DestroyObject(session, object)
     })
+    this.#pendingDestroy.delete(hsmId)
   }
 
   async #privateKey(hsmId: string, kid: string): Promise<Handle> {
@@ -174,6 +185,38 @@ export class Pkcs11Backend implements KeyBackend {
 }
 
 type Attribute = { type: number; value?: number | boolean | string | Buffer }
+
+/**
+ * Ties both objects of a new pair to the kid: CKA_ID = the kid's 32 bytes,
+ * CKA_LABEL = `signet:<keyset>:<kid>`. A token that will not change CKA_ID after
+ * generation keeps the temporary id (and gets the label only, if it takes that);
+ * the id the objects end up with is returned and stored as hsmId.
+ */
+function nameObjects(api: Api, session: Handle, pair: { privateKey: Handle; publicKey: Handle }, temporaryId: Buffer, kid: string, label: string): Buffer {
+  const pkcs11 = pkcs11Binding()
+  const id = Buffer.from(kid, 'base64url')
+  const attempts: [Buffer, Attribute[]][] = [
+    [id, [{ type: pkcs11.CKA_ID, value: id }, { type: pkcs11.CKA_LABEL, value: label }]],
+    [temporaryId, [{ type: pkcs11.CKA_LABEL, value: label }]],
+  ]
+  for (const [finalId, template] of attempts) {
+    try {
+      api.C_SetAttributeValue(session, pair.privateKey, template)
+      api.C_SetAttributeValue(session, pair.publicKey, template)
+      return finalId
+    } catch {
+      // Put both objects back on the temporary id before the next, smaller attempt.
+      for (const object of [pair.privateKey, pair.publicKey]) {
+        try {
+          api.C_SetAttributeValue(session, object, [{ type: pkcs11.CKA_ID, value: temporaryId }])
+        } catch {
+          // It kept the temporary id.
+        }
+      }
+    }
+  }
+  return temporaryId
+}
 
 function findObjects(api: Api, session: Handle, template: Attribute[]): Handle[] {
   api.C_FindObjectsInit(session, template)
