@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { ServerOptions } from 'node:http'
+import type { ServerOptions as HttpsServerOptions } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { Ajv } from 'ajv'
 import addFormats from 'ajv-formats'
@@ -10,6 +11,11 @@ import { clientErrorHandler } from './http/client-error.js'
 import { installJsonParser } from './http/json.js'
 import { installNotFound } from './http/methods.js'
 import { handleError, sendProblem } from './http/problem.js'
+import { installRequestMetrics } from './metrics/hooks.js'
+import { SignetMetrics } from './metrics/registry.js'
+import { metricsRoute } from './metrics/route.js'
+import { traceChildLogger } from './metrics/tracing.js'
+import { openapiPlugin } from './openapi/index.js'
 import { adminRoutes } from './routes/admin.js'
 import { internalRoutes } from './routes/internal.js'
 import { loadSheddingPlugin } from './plugins/load-shedding.js'
@@ -66,6 +72,8 @@ export function fastifyOptions(logger: FastifyServerOptions['loggerInstance']): 
     },
     // What Node's parser refuses (an overlong URL, a timeout) gets a problem+json answer too.
     clientErrorHandler,
+    // A caller's W3C traceparent is bound into every log line of its request.
+    childLoggerFactory: traceChildLogger,
   }
 }
 
@@ -115,20 +123,54 @@ export function createBaseApp(logger: FastifyServerOptions['loggerInstance'], se
 export interface BuildAppOptions {
   /** The base URL of discovery documents when SIGNET_PUBLIC_URL is not set. */
   publicUrl?: () => string
+  /** Shared by both listeners (and the storage wrapper) of one server; a new registry by default. */
+  metrics?: SignetMetrics
+  /** Serve HTTPS with these options (src/tls/options.ts). */
+  https?: HttpsServerOptions
+}
+
+/** The options and hooks both listeners share: timeouts, TLS, load shedding, request metrics. */
+async function createSignetApp(signet: Signet, options: BuildAppOptions, metrics: SignetMetrics): Promise<FastifyInstance> {
+  const { config } = signet
+  const server = { ...clientTimeouts(config.headersTimeoutMs, config.requestTimeoutMs), ...(options.https ? { https: options.https } : {}) }
+  const app = createBaseApp(signet.logger, server as ServerSetup)
+  // Before any route: an overloaded service refuses with 503 before doing any work.
+  await app.register(loadSheddingPlugin, { maxInFlight: config.maxInFlight, maxEventLoopDelayMs: config.maxEventLoopDelayMs })
+  installRequestMetrics(app, metrics, { keystore: signet.keystore, defaultKeyset: config.defaultKeyset })
+  return app
+}
+
+/** Discovery's base URL: SIGNET_PUBLIC_URL, else this listener's own address. */
+function ownUrl(signet: Signet, app: FastifyInstance, https: boolean): () => string {
+  return () => {
+    if (signet.config.publicUrl) return signet.config.publicUrl
+    const address = app.server.address() as AddressInfo | null
+    return `${https ? 'https' : 'http'}://${signet.config.host}:${address?.port ?? signet.config.port}`
+  }
+}
+
+/**
+ * The public listener's app (SIGNET_PUBLIC_PORT): JWK Sets, discovery, /healthz
+ * and /readyz only. Every other path answers 404 here: sign, verify, admin,
+ * metrics and the API docs exist on the internal listener alone.
+ */
+export async function buildPublicApp(signet: Signet, options: BuildAppOptions = {}): Promise<FastifyInstance> {
+  const metrics = options.metrics ?? new SignetMetrics().track(signet)
+  const app = await createSignetApp(signet, options, metrics)
+  app.decorateRequest('principal', null)
+  await app.register(publicRoutes, { signet, publicUrl: options.publicUrl ?? ownUrl(signet, app, Boolean(options.https)) })
+  return app
 }
 
 /** Builds the HTTP app over a Signet instance. Tests call this and use inject(). */
 export async function buildApp(signet: Signet, options: BuildAppOptions = {}): Promise<FastifyInstance> {
-  const { config } = signet
-  const app = createBaseApp(signet.logger, clientTimeouts(config.headersTimeoutMs, config.requestTimeoutMs))
-  // Before any route: an overloaded service refuses with 503 before doing any work.
-  await app.register(loadSheddingPlugin, { maxInFlight: config.maxInFlight, maxEventLoopDelayMs: config.maxEventLoopDelayMs })
+  const metrics = options.metrics ?? new SignetMetrics().track(signet)
+  const app = await createSignetApp(signet, options, metrics)
+  // Before the routes, so the OpenAPI document lists them all.
+  await app.register(openapiPlugin)
+  await app.register(metricsRoute, { metrics })
 
-  const publicUrl = options.publicUrl ?? (() => {
-    if (signet.config.publicUrl) return signet.config.publicUrl
-    const address = app.server.address() as AddressInfo | null
-    return `http://${signet.config.host}:${address?.port ?? signet.config.port}`
-  })
+  const publicUrl = options.publicUrl ?? ownUrl(signet, app, Boolean(options.https))
 
   const auth = new Authenticator({
     adminToken: signet.config.adminToken,

@@ -2,9 +2,13 @@ import type { AddressInfo } from 'node:net'
 import closeWithGrace from 'close-with-grace'
 import type { FastifyInstance } from 'fastify'
 import pino, { type Logger } from 'pino'
-import { buildApp } from './app.js'
+import { buildApp, buildPublicApp } from './app.js'
 import { loadConfig, type Config } from './config.js'
+import { SignetMetrics } from './metrics/registry.js'
+import { instrumentStorage } from './metrics/storage.js'
 import { Signet } from './runtime.js'
+import { openStorage } from './storage/open.js'
+import { httpsOptions, loadTlsMaterial } from './tls/options.js'
 
 /** Longest a graceful shutdown may take before the process exits anyway. */
 export const SHUTDOWN_GRACE_MS = 10_000
@@ -12,38 +16,71 @@ export const SHUTDOWN_GRACE_MS = 10_000
 export interface RunningServer {
   signet: Signet
   app: FastifyInstance
-  /** The bound address, e.g. http://127.0.0.1:8080. */
+  /** The bound address, e.g. http://127.0.0.1:8080 (https:// with TLS). */
   url: string
+  /** The public listener (SIGNET_PUBLIC_PORT): JWKS, discovery and health only; null without it. */
+  publicApp: FastifyInstance | null
+  publicUrl: string | null
+  /** The metrics both listeners count into, served at /metrics on the internal one. */
+  metrics: SignetMetrics
   close(): Promise<void>
+}
+
+function boundUrl(app: FastifyInstance, scheme: string): string {
+  const address = app.server.address() as AddressInfo
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
+  return `${scheme}://${host}:${address.port}`
 }
 
 /**
  * Starts Signet from a configuration: opens storage, loads keys, starts the
- * background loop, and listens. The only place that listens.
+ * background loop, and listens: the internal listener (SIGNET_PORT) and, with
+ * SIGNET_PUBLIC_PORT, the public one. The only place that listens.
  */
 export async function startServer(config: Config, logger: Logger = pino({ level: config.logLevel })): Promise<RunningServer> {
-  const signet = await Signet.open({ config, logger, createDefaultKeyset: true })
+  // TLS files are read and checked before storage is touched: a bad file changes nothing.
+  const tls = config.tls ? loadTlsMaterial(config.tls) : null
+  const scheme = tls ? 'https' : 'http'
+  const metrics = new SignetMetrics()
+  const signet = await Signet.open({ config, logger, storage: instrumentStorage(await openStorage(config), metrics), createDefaultKeyset: true })
+  metrics.track(signet)
   let app: FastifyInstance | null = null
+  let publicApp: FastifyInstance | null = null
+  // Discovery documents point at the public listener when there is one.
+  const publicUrl = () => {
+    if (config.publicUrl) return config.publicUrl
+    const port = ((publicApp ?? app)?.server.address() as AddressInfo | null)?.port ?? config.publicPort ?? config.port
+    return `${scheme}://${config.host}:${port}`
+  }
   try {
-    app = await buildApp(signet)
+    app = await buildApp(signet, { metrics, publicUrl, ...(tls ? { https: httpsOptions(tls, 'internal') } : {}) })
     await app.listen({ host: config.host, port: config.port })
+    if (config.publicPort !== null) {
+      publicApp = await buildPublicApp(signet, { metrics, publicUrl, ...(tls ? { https: httpsOptions(tls, 'public') } : {}) })
+      await publicApp.listen({ host: config.host, port: config.publicPort })
+    }
   } catch (error) {
+    await publicApp?.close()
     await app?.close()
     await signet.close()
     throw error
   }
   signet.start()
-  const address = app.server.address() as AddressInfo
-  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
-  const url = `http://${host}:${address.port}`
-  logger.info({ url, storage: signet.storage.kind }, 'signet listening')
+  const url = boundUrl(app, scheme)
+  const publicListenerUrl = publicApp ? boundUrl(publicApp, scheme) : null
+  logger.info({ url, publicUrl: publicListenerUrl, tls: tls ? (tls.clientCa ? 'mutual' : 'server') : 'off', storage: signet.storage.kind }, 'signet listening')
   const running = app
+  const runningPublic = publicApp
   return {
     signet,
     app: running,
     url,
+    publicApp: runningPublic,
+    publicUrl: publicListenerUrl,
+    metrics,
     close: async () => {
-      await running.close() // stops accepting, waits for requests in flight
+      // Both stop accepting and wait for requests in flight.
+      await Promise.all([running.close(), runningPublic?.close()])
       await signet.close()
     },
   }

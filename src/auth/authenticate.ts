@@ -1,6 +1,8 @@
+import type { Socket } from 'node:net'
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible'
 import { Forbidden, RateLimited, Unauthorized } from '../errors.js'
 import type { Client, Scope } from '../keys/model.js'
+import { parseSubject, peerSubject, sameSubject } from '../tls/subject.js'
 import { hashToken, sameHash } from './tokens.js'
 
 /** Who made a request: the bootstrap admin token, or a client by its token. */
@@ -41,6 +43,19 @@ export class Authenticator {
     this.#failures = options.failureLimit > 0 ? new RateLimiterMemory({ points: options.failureLimit, duration: 60 }) : null
   }
 
+  /**
+   * A bound client's token over a connection without its certificate: likely a
+   * stolen token, so it counts as a failed attempt, and is refused with 403.
+   */
+  async #checkCertificate(bound: string, address: string, socket: Socket | undefined): Promise<void> {
+    const presented = peerSubject(socket)
+    if (presented && sameSubject(parseSubject(bound), presented)) return
+    await this.#failures?.consume(address).catch(() => undefined)
+    throw new Forbidden(presented
+      ? 'the client certificate subject does not match the one this client is bound to'
+      : 'this client is bound to a client certificate: connect with it over mutual TLS')
+  }
+
   /** Counts a failed attempt: 401, or 429 once the address is over its limit. */
   async #fail(address: string, detail: string): Promise<never> {
     if (this.#failures) {
@@ -54,8 +69,12 @@ export class Authenticator {
     throw new Unauthorized(detail)
   }
 
-  /** The principal behind an Authorization header, or 401 (429 past the failure limit). */
-  async authenticate(header: string | undefined, address: string): Promise<Principal> {
+  /**
+   * The principal behind an Authorization header, or 401 (429 past the failure
+   * limit). A client bound to a certificate subject gets 403 unless `socket` is a
+   * mutual-TLS connection whose verified client certificate has that subject.
+   */
+  async authenticate(header: string | undefined, address: string, socket?: Socket): Promise<Principal> {
     if (!header) return this.#fail(address, 'a bearer token is required')
     const match = BEARER.exec(header)
     if (!match) return this.#fail(address, 'the Authorization header must be: Bearer <token>')
@@ -63,6 +82,7 @@ export class Authenticator {
     if (this.#adminHash && sameHash(hash, this.#adminHash)) return { kind: 'admin', actor: 'admin' }
     const client = this.#clientByTokenHash(hash)
     if (client && sameHash(hash, client.tokenHash) && client.revokedAt === null) {
+      if (client.certificateSubject) await this.#checkCertificate(client.certificateSubject, address, socket)
       return { kind: 'client', actor: `client:${client.id}`, client }
     }
     return this.#fail(address, 'the bearer token is not valid')

@@ -6,6 +6,7 @@ import { ClientNotFound, Conflict, InvalidRequest } from '../errors.js'
 import { SCOPES, type Client, type Scope } from '../keys/model.js'
 import { MAX_SECONDS } from '../keys/policy.js'
 import type { Storage } from '../storage/types.js'
+import { normaliseSubject } from '../tls/subject.js'
 import { generateToken, hashToken } from './tokens.js'
 
 export interface ClientInput {
@@ -14,13 +15,15 @@ export interface ClientInput {
   scopes?: unknown
   audiences?: unknown
   maxTtl?: unknown
+  /** Subject of the client certificate the client must present (mutual TLS). */
+  certificateSubject?: unknown
 }
 
 const stringList = (value: unknown): value is string[] => Array.isArray(value) && value.every((item) => typeof item === 'string')
 
 /** Checks client input (API and CLI alike) and returns the fields to store. */
-export function checkClientInput(input: ClientInput): Pick<Client, 'name' | 'keysets' | 'scopes' | 'audiences' | 'maxTtl'> {
-  const { name, keysets, scopes, audiences, maxTtl } = input
+export function checkClientInput(input: ClientInput): Pick<Client, 'name' | 'keysets' | 'scopes' | 'audiences' | 'maxTtl' | 'certificateSubject'> {
+  const { name, keysets, scopes, audiences, maxTtl, certificateSubject } = input
   if (typeof name !== 'string' || name.trim().length === 0 || name.length > 128) {
     throw new InvalidRequest('name must be a non-empty string of at most 128 characters')
   }
@@ -43,12 +46,23 @@ export function checkClientInput(input: ClientInput): Pick<Client, 'name' | 'key
   if (maxTtl !== undefined && maxTtl !== null && (typeof maxTtl !== 'number' || !Number.isSafeInteger(maxTtl) || maxTtl < 1 || maxTtl > MAX_SECONDS)) {
     throw new InvalidRequest(`maxTtl must be a whole number of seconds from 1 to ${MAX_SECONDS}`)
   }
+  let subject: string | null = null
+  if (certificateSubject !== undefined && certificateSubject !== null) {
+    if (typeof certificateSubject !== 'string') throw new InvalidRequest('certificateSubject must be a distinguished name such as CN=billing-api,O=Acme')
+    try {
+      subject = normaliseSubject(certificateSubject)
+    } catch (error) {
+      throw new InvalidRequest(`certificateSubject must be a distinguished name such as CN=billing-api,O=Acme: ${(error as Error).message}`)
+    }
+  }
   return {
     name: name.trim(),
     keysets: allowed,
     scopes: [...new Set(scopes)] as Scope[],
     audiences: (audiences as string[] | null | undefined) ?? null,
     maxTtl: (maxTtl as number | null | undefined) ?? null,
+    // Absent when not bound (see clientFromRow).
+    ...(subject === null ? {} : { certificateSubject: subject }),
   }
 }
 
@@ -80,7 +94,7 @@ export class ClientService {
     const client: Client = { id: randomUUID(), ...fields, tokenHash: hashToken(token), createdAt: this.#clock.now(), revokedAt: null }
     await auditedTransaction(this.#storage, this.#auditSink, () => this.#clock.now(), async (tx, audit) => {
       await tx.insertClient(client)
-      await audit({ actor, action: 'client.create', target: client.id, details: { name: client.name, keysets: client.keysets, scopes: client.scopes, audiences: client.audiences, maxTtl: client.maxTtl } })
+      await audit({ actor, action: 'client.create', target: client.id, details: { name: client.name, keysets: client.keysets, scopes: client.scopes, audiences: client.audiences, maxTtl: client.maxTtl, ...(client.certificateSubject ? { certificateSubject: client.certificateSubject } : {}) } })
     })
     await this.#onCommit()
     return { client, token }

@@ -8,7 +8,7 @@ import { HsmUnavailable, Sealed, SignetError, StorageUnavailable } from '../erro
 import type { Snapshot, Storage } from '../storage/types.js'
 import { Mutex } from '../util/mutex.js'
 import type { Backends } from './backend.js'
-import { PUBLISHED_STATES, type Client, type KeyRecord, type Keyset } from './model.js'
+import { KEY_STATES, PUBLISHED_STATES, type Client, type KeyRecord, type KeyState, type Keyset } from './model.js'
 import { effectivePrepublish } from './policy.js'
 
 /** The meta row holding the master key's check value. */
@@ -36,6 +36,8 @@ export interface LiveKeyset {
   readonly nextDueAt: number | null
   /** Algorithms of the published keys and of the keyset's policy. */
   readonly algorithms: readonly Alg[]
+  /** How many of the keyset's keys are in each state (metrics). */
+  readonly keyCounts: Readonly<Record<KeyState, number>>
 }
 
 export interface Readiness {
@@ -302,6 +304,8 @@ export class Keystore {
       verifyKeys.set(key.kid, { alg: key.alg, key: createPublicKey({ key: key.publicJwk as never, format: 'jwk' }) })
     }
     const algorithms = [...new Set<Alg>([keyset.alg, ...published.map((key) => key.alg)])]
+    const keyCounts = Object.fromEntries(KEY_STATES.map((state) => [state, 0])) as Record<KeyState, number>
+    for (const key of keys) keyCounts[key.state]++
     return {
       keyset,
       signer,
@@ -312,6 +316,7 @@ export class Keystore {
       jwks: jwksDocument(published, keyset.x5c),
       nextDueAt: nextDue(keyset, keys, effectivePrepublish(keyset, this.#jwksMaxAge)),
       algorithms,
+      keyCounts,
     }
   }
 }

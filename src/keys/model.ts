@@ -63,6 +63,11 @@ export interface Client {
   scopes: Scope[]
   audiences: string[] | null
   maxTtl: number | null
+  /**
+   * The subject of the client certificate this client must present over mutual
+   * TLS (normalised, e.g. `CN=billing-api,O=Acme`); null or absent: not bound.
+   */
+  certificateSubject?: string | null
   /** SHA-256 of the bearer token, hex. The token itself is never stored. */
   tokenHash: string
   createdAt: number

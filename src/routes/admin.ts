@@ -26,7 +26,7 @@ export async function adminRoutes(app: FastifyInstance, options: AdminRoutesOpti
   const actor = (request: { principal: { actor: string } | null }) => request.principal!.actor
 
   app.addHook('onRequest', async (request) => {
-    request.principal = await auth.authenticate(request.headers.authorization, request.ip)
+    request.principal = await auth.authenticate(request.headers.authorization, request.ip, request.raw.socket)
     requireScope(request.principal, 'admin')
   })
 

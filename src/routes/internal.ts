@@ -30,7 +30,7 @@ export async function internalRoutes(app: FastifyInstance, options: InternalRout
   const signLimiter = limit > 0 ? new RateLimiterMemory({ points: limit, duration: 1 }) : null
 
   app.addHook('onRequest', async (request) => {
-    request.principal = await auth.authenticate(request.headers.authorization, request.ip)
+    request.principal = await auth.authenticate(request.headers.authorization, request.ip, request.raw.socket)
   })
 
   /** The client behind a request with `scope`, and the keyset it asks for. */

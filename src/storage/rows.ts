@@ -107,6 +107,8 @@ export function clientFromRow(row: Row): Client {
     tokenHash: String(row.token_hash),
     createdAt: num(row.created_at),
     revokedAt: numOrNull(row.revoked_at),
+    // Present only when bound, so unbound clients look as they did before the column.
+    ...(row.certificate_subject === null || row.certificate_subject === undefined ? {} : { certificateSubject: String(row.certificate_subject) }),
   }
 }
 
@@ -118,6 +120,7 @@ export function clientToRow(client: Client): Row {
     scopes: JSON.stringify(client.scopes),
     audiences: client.audiences === null ? null : JSON.stringify(client.audiences),
     max_ttl: client.maxTtl,
+    certificate_subject: client.certificateSubject ?? null,
     token_hash: client.tokenHash,
     created_at: client.createdAt,
     revoked_at: client.revokedAt,

@@ -78,4 +78,9 @@ export const POSTGRES_MIGRATIONS: { version: number; sql: string }[] = [
       );
     `,
   },
+  {
+    // A client may be bound to the subject of its mutual-TLS certificate (docs/observability.md).
+    version: 2,
+    sql: 'ALTER TABLE clients ADD COLUMN certificate_subject TEXT;',
+  },
 ]

@@ -74,4 +74,9 @@ export const SQLITE_MIGRATIONS: { version: number; sql: string }[] = [
       );
     `,
   },
+  {
+    // A client may be bound to the subject of its mutual-TLS certificate (docs/observability.md).
+    version: 2,
+    sql: 'ALTER TABLE clients ADD COLUMN certificate_subject TEXT;',
+  },
 ]

@@ -1,0 +1,49 @@
+/**
+ * What the OpenAPI document says about each operation beyond its schemas: tag,
+ * summary, and whether it takes a bearer token. Keyed by "METHOD /path" in
+ * OpenAPI path syntax. The request and answer schemas come from the routes
+ * themselves (src/schemas), so they cannot drift from what the service checks.
+ */
+
+export interface OperationText {
+  tag: 'public' | 'signing' | 'admin' | 'operations'
+  summary: string
+  description?: string
+  /** Which token the operation takes; absent: none. */
+  auth?: 'client' | 'admin'
+}
+
+export const TAGS = [
+  { name: 'public', description: 'JWK Sets, OpenID discovery and health: no authentication. The only routes of the public listener (SIGNET_PUBLIC_PORT).' },
+  { name: 'signing', description: 'Sign and verify tokens: a client bearer token with scope sign or verify.' },
+  { name: 'admin', description: 'Keysets, keys, clients and the audit log: the admin token or a client with scope admin.' },
+  { name: 'operations', description: 'Metrics and this document: internal listener only.' },
+]
+
+export const OPERATIONS: Record<string, OperationText> = {
+  'GET /.well-known/jwks.json': { tag: 'public', summary: 'JWK Set of the default keyset', description: 'Public keys of the pending, active and retired keys. Strong ETag; 304 on If-None-Match.' },
+  'GET /keysets/{name}/jwks.json': { tag: 'public', summary: 'JWK Set of a keyset', description: 'Public keys of the pending, active and retired keys. Strong ETag; 304 on If-None-Match.' },
+  'GET /.well-known/openid-configuration': { tag: 'public', summary: 'OpenID discovery of the default keyset', description: '404 when the keyset has no issuer.' },
+  'GET /keysets/{name}/.well-known/openid-configuration': { tag: 'public', summary: 'OpenID discovery of a keyset', description: '404 when the keyset has no issuer.' },
+  'GET /healthz': { tag: 'public', summary: 'Liveness: 200 while the process runs' },
+  'GET /readyz': { tag: 'public', summary: 'Readiness: storage answers, master key loaded, every keyset has an active key', description: '503 with a problem body saying why when not ready.' },
+
+  'POST /v1/sign': { tag: 'signing', auth: 'client', summary: 'Sign claims into a JWT', description: 'Scope sign. Signet sets iat, exp, jti and (when the keyset has one) iss.' },
+  'POST /v1/sign/batch': { tag: 'signing', auth: 'client', summary: 'Sign up to 1000 tokens at once', description: 'Scope sign. Every item is checked before any is signed; a bad item refuses the batch with its index.' },
+  'POST /v1/verify': { tag: 'signing', auth: 'client', summary: 'Verify a token against a keyset', description: 'Scope verify. Answers 200 with valid true or false.' },
+
+  'GET /v1/admin/keysets': { tag: 'admin', auth: 'admin', summary: 'List keysets with their policy and active kid' },
+  'POST /v1/admin/keysets': { tag: 'admin', auth: 'admin', summary: 'Create a keyset; its first key is active at once' },
+  'GET /v1/admin/keysets/{name}': { tag: 'admin', auth: 'admin', summary: 'One keyset' },
+  'PATCH /v1/admin/keysets/{name}': { tag: 'admin', auth: 'admin', summary: 'Change a keyset policy', description: 'A new alg or rsaBits takes effect at the next rotation.' },
+  'GET /v1/admin/keysets/{name}/keys': { tag: 'admin', auth: 'admin', summary: 'Keys of a keyset with state, timestamps and public JWK' },
+  'POST /v1/admin/keysets/{name}/rotate': { tag: 'admin', auth: 'admin', summary: 'Rotate: scheduled (after prepublish) or immediate' },
+  'POST /v1/admin/keysets/{name}/import': { tag: 'admin', auth: 'admin', summary: 'Import a key (PEM, PKCS#12 or JWK)', description: '409 when its kid exists.' },
+  'POST /v1/admin/keys/{kid}/revoke': { tag: 'admin', auth: 'admin', summary: 'Revoke a key; an active key is replaced at once' },
+  'POST /v1/admin/clients': { tag: 'admin', auth: 'admin', summary: 'Create a client; its token is shown once', description: 'certificateSubject binds the client to the subject of its mutual-TLS client certificate.' },
+  'GET /v1/admin/clients': { tag: 'admin', auth: 'admin', summary: 'List clients (never their tokens)' },
+  'DELETE /v1/admin/clients/{id}': { tag: 'admin', auth: 'admin', summary: 'Revoke a client: its token stops working at once' },
+  'GET /v1/admin/audit': { tag: 'admin', auth: 'admin', summary: 'Audit events, oldest first' },
+
+  'GET /metrics': { tag: 'operations', summary: 'Prometheus metrics' },
+}
