@@ -10,6 +10,7 @@ import { InvalidRequest, NotFound } from './errors.js'
 import { clientErrorHandler } from './http/client-error.js'
 import { installJsonParser } from './http/json.js'
 import { installNotFound } from './http/methods.js'
+import { installParamGuard } from './http/params.js'
 import { handleError, sendProblem } from './http/problem.js'
 import { installRequestMetrics } from './metrics/hooks.js'
 import { SignetMetrics } from './metrics/registry.js'
@@ -113,6 +114,7 @@ export function createBaseApp(logger: FastifyServerOptions['loggerInstance'], se
   app.setErrorHandler(handleError)
   // 404, or 405 with Allow for a known path under another method, and for TRACE.
   installNotFound(app)
+  installParamGuard(app)
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id)
   })

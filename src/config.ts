@@ -15,7 +15,8 @@ import { ConfigError } from './errors.js'
 export const KEYSET_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/
 
 /** Variables that may be given directly or as a file path (`NAME_FILE`). */
-const SECRETS = ['SIGNET_MASTER_KEY', 'SIGNET_ADMIN_TOKEN', 'SIGNET_PKCS11_PIN', 'SIGNET_NEW_MASTER_KEY'] as const
+// SIGNET_DATABASE_URL may hold a PostgreSQL password, so it has a _FILE form too.
+const SECRETS = ['SIGNET_MASTER_KEY', 'SIGNET_ADMIN_TOKEN', 'SIGNET_PKCS11_PIN', 'SIGNET_NEW_MASTER_KEY', 'SIGNET_DATABASE_URL'] as const
 
 const schema = {
   type: 'object',
@@ -49,7 +50,7 @@ const schema = {
     SIGNET_STORAGE_OUTAGE_GRACE: { type: 'integer', minimum: 0, maximum: 86400, default: 300 },
     // Load shedding and slow clients (docs/security.md).
     SIGNET_MAX_IN_FLIGHT: { type: 'integer', minimum: 0, maximum: 1000000, default: 512 },
-    SIGNET_MAX_EVENT_LOOP_DELAY_MS: { type: 'integer', minimum: 0, maximum: 600000, default: 1000 },
+    SIGNET_MAX_EVENT_LOOP_DELAY_MS: { type: 'integer', minimum: 0, maximum: 600000, default: 0 },
     SIGNET_HEADERS_TIMEOUT_MS: { type: 'integer', minimum: 100, maximum: 600000, default: 10000 },
     SIGNET_REQUEST_TIMEOUT_MS: { type: 'integer', minimum: 100, maximum: 3600000, default: 30000 },
   },
@@ -93,7 +94,7 @@ export interface Config {
   storageOutageGrace: number
   /** Requests answered at once before new ones get 503 overloaded; 0 = no cap. */
   maxInFlight: number
-  /** Mean event-loop delay (ms) above which requests get 503 overloaded; 0 = off. */
+  /** Mean event-loop delay (ms) above which requests get 503 overloaded; 0 (the default) = off. */
   maxEventLoopDelayMs: number
   /** Milliseconds a client has to send its request headers (slow-loris guard). */
   headersTimeoutMs: number
@@ -208,7 +209,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
     databaseTimeoutMs: int('SIGNET_DATABASE_TIMEOUT_MS') ?? 5000,
     storageOutageGrace: int('SIGNET_STORAGE_OUTAGE_GRACE') ?? 300,
     maxInFlight: int('SIGNET_MAX_IN_FLIGHT') ?? 512,
-    maxEventLoopDelayMs: int('SIGNET_MAX_EVENT_LOOP_DELAY_MS') ?? 1000,
+    maxEventLoopDelayMs: int('SIGNET_MAX_EVENT_LOOP_DELAY_MS') ?? 0,
     headersTimeoutMs,
     requestTimeoutMs,
   }

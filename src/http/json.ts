@@ -10,6 +10,9 @@ const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false })
  */
 export const MAX_JSON_DEPTH = 64
 
+/** Half of a UTF-16 surrogate pair without its other half. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
+
 /**
  * Checks what JSON.parse lets through silently, on text that already parsed:
  *
@@ -17,7 +20,11 @@ export const MAX_JSON_DEPTH = 64
  *   parsers may disagree on which one a token means, so it is refused;
  * - a number that does not fit a double (`1e400` becomes Infinity, then `null`
  *   once signed): the signed token would not say what the caller sent;
- * - nesting deeper than MAX_JSON_DEPTH.
+ * - nesting deeper than MAX_JSON_DEPTH;
+ * - a string (name or value) holding NUL, or half of a surrogate pair: `\u0000`
+ *   truncates a claim in C-string consumers ("admin\u0000.evil"), some storage
+ *   cannot hold it, and a lone surrogate has no UTF-8 form, so either would be
+ *   altered or refused somewhere after it was accepted here.
  *
  * One linear pass with an explicit stack, so a hostile body costs O(length).
  * Returns the reason to refuse, or null.
@@ -45,10 +52,15 @@ export function findJsonHazard(text: string): string | null {
         i++
       }
       i++ // past the closing quote
+      // Raw text decoded from UTF-8 cannot hold NUL or a lone surrogate; only escapes can.
+      const decoded = escaped ? (JSON.parse(text.slice(start, i)) as string) : null
+      if (decoded !== null && (decoded.includes('\u0000') || LONE_SURROGATE.test(decoded))) {
+        return 'a string in the body holds NUL or an unpaired surrogate'
+      }
       const top = stack[stack.length - 1]
       if (top?.names && top.expectName) {
         // "\u0061" and "a" are the same name.
-        const name = escaped ? (JSON.parse(text.slice(start, i)) as string) : text.slice(start + 1, i - 1)
+        const name = decoded ?? text.slice(start + 1, i - 1)
         if (top.names.has(name)) return `the member ${JSON.stringify(name.slice(0, 32))} appears twice in one object`
         top.names.add(name)
         top.expectName = false

@@ -134,6 +134,22 @@ describe('hostile input to /v1/sign', () => {
     expectProblem(await signRaw(payload), 400, 'invalid_request')
   })
 
+  it.each([
+    ['NUL in a claim value', '{"claims":{"sub":"admin\\u0000.evil.example"}}'],
+    ['NUL in a claim name', '{"claims":{"a\\u0000":1}}'],
+    ['a lone high surrogate', '{"claims":{"sub":"\\ud800"}}'],
+    ['a lone low surrogate', '{"claims":{"sub":"x\\udc00y"}}'],
+    ['reversed surrogates', '{"claims":{"sub":"\\udc00\\ud800"}}'],
+  ])('refuses %s', async (_label, payload) => {
+    expectProblem(await signRaw(payload), 400, 'invalid_request')
+  })
+
+  it('accepts escaped characters that are whole: a surrogate pair, an escaped quote, a literal backslash-u', async () => {
+    const response = await signRaw('{"claims":{"emoji":"\\ud83d\\udd11","quote":"a\\"b","text":"\\\\u0000"}}')
+    expect(response.statusCode, response.body).toBe(200)
+    expect(decodeToken(response.json().token).payload).toMatchObject({ emoji: '🔑', quote: 'a"b', text: '\\u0000' })
+  })
+
   it('accepts the same name in different objects', async () => {
     const response = await signRaw('{"claims":{"a":{"x":1},"b":{"x":2},"c":[{"x":3},{"x":4}]}}')
     expect(response.statusCode, response.body).toBe(200)
