@@ -76,8 +76,8 @@ export class Material {
     return key.export({ format: 'jwk' }) as Record<string, string>
   }
 
-  /** A PKCS#12 file (base64) made with node-forge: an RSA key, its self-signed certificate, AES-256. */
-  pkcs12Rsa(key: KeyObject, password: string): string {
+  /** A PKCS#12 file (base64) made with node-forge: an RSA key, its self-signed certificate, AES-256 or legacy 3DES. */
+  pkcs12Rsa(key: KeyObject, password: string, algorithm: 'aes256' | '3des' = 'aes256'): string {
     const forgeKey = forge.pki.privateKeyFromPem(key.export({ format: 'pem', type: 'pkcs1' }) as string) as forge.pki.rsa.PrivateKey
     const certificate = forge.pki.createCertificate()
     certificate.publicKey = forge.pki.setRsaPublicKey(forgeKey.n, forgeKey.e)
@@ -87,7 +87,7 @@ export class Material {
     certificate.setSubject([{ name: 'commonName', value: 'import test' }])
     certificate.setIssuer([{ name: 'commonName', value: 'import test' }])
     certificate.sign(forgeKey, forge.md.sha256.create())
-    const asn1 = forge.pkcs12.toPkcs12Asn1(forgeKey, [certificate], password, { algorithm: 'aes256' })
+    const asn1 = forge.pkcs12.toPkcs12Asn1(forgeKey, [certificate], password, { algorithm })
     return this.secret('a PKCS#12 file', Buffer.from(forge.asn1.toDer(asn1).getBytes(), 'binary').toString('base64'))
   }
 

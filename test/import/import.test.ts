@@ -96,13 +96,15 @@ describe('bring your own key: POST /v1/admin/keysets/{name}/import', () => {
       await importAndSign('ed', key, { pem: material.pem(key, 'pkcs8') })
     })
 
-    it('a PKCS#12 file made with node-forge, with its password', async () => {
+    it('a PKCS#12 file made with node-forge, with its password (AES-256, and legacy 3DES)', async () => {
       const key = material.rsa()
       const password = material.passphrase()
       await importAndSign('rs', key, { pkcs12: material.pkcs12Rsa(key, password), password })
+      const legacy = material.rsa()
+      await importAndSign('rs', legacy, { pkcs12: material.pkcs12Rsa(legacy, password, '3des'), password })
     })
 
-    it('a PKCS#12 file as OpenSSL 3 writes it (PBES2, AES-256, SHA-256 MAC), around an EC key', async (context) => {
+    it('a PKCS#12 file as OpenSSL 3 writes it (PBES2, AES-256, SHA-256 MAC), around an EC and an Ed25519 key', async (context) => {
       const key = material.ec('secp384r1')
       const password = material.passphrase()
       const pkcs12 = material.pkcs12WithOpenssl(key, password)
@@ -111,6 +113,8 @@ describe('bring your own key: POST /v1/admin/keysets/{name}/import', () => {
         return
       }
       await importAndSign('es384', key, { pkcs12, password })
+      const ed = material.ed25519()
+      await importAndSign('ed', ed, { pkcs12: material.pkcs12WithOpenssl(ed, password)!, password })
     })
 
     it('a private JWK (EC P-384), whose own kid and alg Signet replaces or checks', async () => {
