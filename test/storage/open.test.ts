@@ -1,9 +1,12 @@
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { loadConfig } from '../../src/config.js'
 import { ConfigError } from '../../src/errors.js'
 import { openStorage } from '../../src/storage/open.js'
 import { PostgresStorage } from '../../src/storage/postgres/index.js'
 import { SqliteStorage } from '../../src/storage/sqlite/index.js'
+import { tempDir } from '../helpers/harness.js'
 
 describe('openStorage and the PostgreSQL variables', () => {
   it('opens SQLite by default and PostgreSQL when SIGNET_DATABASE_URL is set, connecting to nothing yet', async () => {
@@ -25,6 +28,30 @@ describe('openStorage and the PostgreSQL variables', () => {
     expect(() => loadConfig({ SIGNET_DATABASE_URL: 'mysql://x@y/z' })).toThrow(/SIGNET_DATABASE_URL/)
     await expect(openStorage({ dbPath: 'x', databaseUrl: 'postgres://[broken' })).rejects.toThrow(ConfigError)
     await expect(openStorage({ dbPath: 'x', databaseUrl: 'postgres://[broken' })).rejects.toThrow(/SIGNET_DATABASE_URL is not a valid URL/)
+  })
+
+  it('reads SIGNET_DATABASE_URL from a file (it may hold a password), and refuses both forms at once without echoing either', () => {
+    const dir = tempDir('signet-url-')
+    try {
+      const file = join(dir.path, 'database-url')
+      writeFileSync(file, 'postgres://signet:s3cret-pass@db.internal:5432/signet\n', { mode: 0o600 })
+      expect(loadConfig({ SIGNET_DATABASE_URL_FILE: file }).databaseUrl).toBe('postgres://signet:s3cret-pass@db.internal:5432/signet')
+      const both = (() => {
+        try {
+          loadConfig({ SIGNET_DATABASE_URL_FILE: file, SIGNET_DATABASE_URL: 'postgres://signet:other-pass@db/x' })
+        } catch (error) {
+          return error as Error
+        }
+        return null
+      })()
+      expect(both?.message).toMatch(/SIGNET_DATABASE_URL and SIGNET_DATABASE_URL_FILE/)
+      expect(both?.message).not.toMatch(/pass/)
+      writeFileSync(file, 'mysql://signet:s3cret-pass@db/x')
+      expect(() => loadConfig({ SIGNET_DATABASE_URL_FILE: file })).toThrow(/SIGNET_DATABASE_URL/)
+      expect(() => loadConfig({ SIGNET_DATABASE_URL_FILE: file })).not.toThrow(/s3cret/)
+    } finally {
+      dir.remove()
+    }
   })
 
   it('reads pool size, timeout and outage grace with their defaults', () => {
