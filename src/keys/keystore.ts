@@ -197,9 +197,13 @@ export class Keystore {
     }
   }
 
-  /** The first reason a backend gives for not working (an HSM away), or null. */
+  /**
+   * The first reason a backend that some keyset uses gives for not working (an HSM
+   * away), or null. A configured HSM no keyset uses yet is only logged (by its probe).
+   */
   #backendProblem(): string | null {
-    for (const backend of new Set(Object.values(this.#backends))) {
+    const used = new Set([...this.#keysets.values()].map((live) => this.#backends[live.keyset.backend]))
+    for (const backend of used) {
       const reason = backend.unavailableReason?.()
       if (reason) return reason
     }
