@@ -9,6 +9,7 @@ import { Authenticator } from './auth/authenticate.js'
 import { InvalidRequest, NotFound } from './errors.js'
 import { clientErrorHandler } from './http/client-error.js'
 import { installJsonParser } from './http/json.js'
+import { loggableUrl } from './http/log-url.js'
 import { installNotFound } from './http/methods.js'
 import { installParamGuard } from './http/params.js'
 import { handleError, sendProblem } from './http/problem.js'
@@ -93,7 +94,7 @@ export function installValidators(app: FastifyInstance): void {
 /** Logs each request once it is answered: id, method, path, status and time; never headers or bodies. */
 function logRequests(app: FastifyInstance): void {
   app.addHook('onResponse', async (request, reply) => {
-    request.log.info({ method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 100) / 100 }, 'request')
+    request.log.info({ method: request.method, url: loggableUrl(request.url), status: reply.statusCode, ms: Math.round(reply.elapsedTime * 100) / 100 }, 'request')
   })
 }
 
