@@ -199,7 +199,7 @@ export class Pkcs11Token {
       const fault = error instanceof Pkcs11Fault ? error : new Pkcs11Fault('the token cannot be opened', describePkcs11Error(error))
       this.#markDown(fault)
       // Many modules see a token that came back only after C_Finalize and C_Initialize.
-      if (!(error instanceof PinProblem)) await this.#library.reset(seen)
+      if (!(error instanceof SettingsProblem)) await this.#library.reset(seen)
       throw this.#unavailable()
     }
   }
@@ -212,10 +212,10 @@ export class Pkcs11Token {
     const loginRequired = (flags & pkcs11.CKF_LOGIN_REQUIRED) !== 0
     const pin = loginRequired ? this.#options.pin() : null
     if (loginRequired) {
-      if (pin === null) throw new PinProblem('no PIN is configured', 'set SIGNET_PKCS11_PIN or SIGNET_PKCS11_PIN_FILE')
-      if ((flags & pkcs11.CKF_USER_PIN_LOCKED) !== 0) throw new PinProblem('the user PIN is locked', 'the token reports CKF_USER_PIN_LOCKED')
+      if (pin === null) throw new SettingsProblem('no PIN is configured', 'set SIGNET_PKCS11_PIN or SIGNET_PKCS11_PIN_FILE')
+      if ((flags & pkcs11.CKF_USER_PIN_LOCKED) !== 0) throw new SettingsProblem('the user PIN is locked', 'the token reports CKF_USER_PIN_LOCKED')
       if (this.#rejectedPin === sha256(pin)) {
-        throw new PinProblem('the token refused the PIN', 'the token refused this PIN before and it is not sent again; fix SIGNET_PKCS11_PIN_FILE, or restart with the right SIGNET_PKCS11_PIN')
+        throw new SettingsProblem('the token refused the PIN', 'the token refused this PIN before and it is not sent again; fix SIGNET_PKCS11_PIN_FILE, or restart with the right SIGNET_PKCS11_PIN')
       }
     }
     const session = api.C_OpenSession(slot, pkcs11.CKF_SERIAL_SESSION | pkcs11.CKF_RW_SESSION)
@@ -246,9 +246,9 @@ export class Pkcs11Token {
       const code = pkcs11Code(error)
       if (code === pkcs11.CKR_PIN_INCORRECT || code === pkcs11.CKR_PIN_LEN_RANGE) {
         this.#rejectedPin = sha256(pin)
-        throw new PinProblem('the token refused the PIN', `C_Login: ${describePkcs11Error(error)}; this PIN is not sent again`)
+        throw new SettingsProblem('the token refused the PIN', `C_Login: ${describePkcs11Error(error)}; this PIN is not sent again`)
       }
-      if (code === pkcs11.CKR_PIN_LOCKED) throw new PinProblem('the user PIN is locked', `C_Login: ${describePkcs11Error(error)}`)
+      if (code === pkcs11.CKR_PIN_LOCKED) throw new SettingsProblem('the user PIN is locked', `C_Login: ${describePkcs11Error(error)}`)
       // Login is per application: a session of another user of the module may have done it.
       if (code !== pkcs11.CKR_USER_ALREADY_LOGGED_IN) throw error
     }
@@ -266,7 +266,7 @@ export class Pkcs11Token {
     const wanted = [tokenLabel !== null ? `labelled "${tokenLabel}"` : null, slot !== null ? `in slot ${slot}` : null].filter(Boolean).join(' ')
     if (candidates.length === 0) throw new Pkcs11Fault('the token is not present', `no initialised token ${wanted || 'at all'} is present`)
     if (candidates.length > 1) {
-      throw new PinProblem('the token is ambiguous', `${candidates.length} initialised tokens match; set SIGNET_PKCS11_TOKEN_LABEL or SIGNET_PKCS11_SLOT`)
+      throw new SettingsProblem('the token is ambiguous', `${candidates.length} initialised tokens match; set SIGNET_PKCS11_TOKEN_LABEL or SIGNET_PKCS11_SLOT`)
     }
     return candidates[0]!
   }
@@ -334,8 +334,8 @@ export class Pkcs11Token {
   }
 }
 
-/** A login problem: retrying with the same PIN, or resetting the module, would not help. */
-class PinProblem extends Pkcs11Fault {}
+/** A problem of the settings (PIN, token choice): resetting the module would not help. */
+class SettingsProblem extends Pkcs11Fault {}
 
 /** The CK_SLOT_ID inside a pkcs11js slot handle (a native CK_ULONG). */
 function slotId(handle: Handle): bigint {
