@@ -37,6 +37,7 @@ export function finishDocument(document: Json): Json {
         operation.summary = text.summary
         if (text.description) operation.description = text.description
         operation.security = text.auth ? [{ bearer: [] }] : []
+        if (text.optionalBody && operation.requestBody) operation.requestBody.required = false
       }
       for (const [status, response] of Object.entries(operation.responses as Record<string, Json>)) {
         const json = response.content?.['application/json']

@@ -1,0 +1,145 @@
+import { compileErrors, validate } from '@readme/openapi-parser'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createHarness, type Harness } from '../helpers/harness.js'
+
+/**
+ * Every route of SPEC section 3: method, path (OpenAPI syntax), success status,
+ * whether it takes a JSON body, and whether it takes a bearer token.
+ */
+const SPEC_ROUTES: { method: string; path: string; success: string; body: boolean; auth: boolean }[] = [
+  { method: 'get', path: '/.well-known/jwks.json', success: '200', body: false, auth: false },
+  { method: 'get', path: '/keysets/{name}/jwks.json', success: '200', body: false, auth: false },
+  { method: 'get', path: '/.well-known/openid-configuration', success: '200', body: false, auth: false },
+  { method: 'get', path: '/keysets/{name}/.well-known/openid-configuration', success: '200', body: false, auth: false },
+  { method: 'get', path: '/healthz', success: '200', body: false, auth: false },
+  { method: 'get', path: '/readyz', success: '200', body: false, auth: false },
+  { method: 'post', path: '/v1/sign', success: '200', body: true, auth: true },
+  { method: 'post', path: '/v1/sign/batch', success: '200', body: true, auth: true },
+  { method: 'post', path: '/v1/verify', success: '200', body: true, auth: true },
+  { method: 'get', path: '/v1/admin/keysets', success: '200', body: false, auth: true },
+  { method: 'post', path: '/v1/admin/keysets', success: '201', body: true, auth: true },
+  { method: 'get', path: '/v1/admin/keysets/{name}', success: '200', body: false, auth: true },
+  { method: 'patch', path: '/v1/admin/keysets/{name}', success: '200', body: true, auth: true },
+  { method: 'get', path: '/v1/admin/keysets/{name}/keys', success: '200', body: false, auth: true },
+  { method: 'post', path: '/v1/admin/keysets/{name}/rotate', success: '201', body: true, auth: true },
+  { method: 'post', path: '/v1/admin/keys/{kid}/revoke', success: '200', body: true, auth: true },
+  { method: 'post', path: '/v1/admin/keysets/{name}/import', success: '201', body: true, auth: true },
+  { method: 'post', path: '/v1/admin/clients', success: '201', body: true, auth: true },
+  { method: 'get', path: '/v1/admin/clients', success: '200', body: false, auth: true },
+  { method: 'delete', path: '/v1/admin/clients/{id}', success: '200', body: false, auth: true },
+  { method: 'get', path: '/v1/admin/audit', success: '200', body: false, auth: true },
+]
+
+const PROBLEM_REF = '#/components/schemas/Problem'
+
+describe('the OpenAPI document', () => {
+  let h: Harness
+  let document: Record<string, any>
+
+  beforeAll(async () => {
+    h = await createHarness()
+    const response = await h.request('GET', '/openapi.json')
+    expect(response.statusCode).toBe(200)
+    expect(response.headers['content-type']).toMatch(/^application\/json/)
+    document = response.json()
+  })
+  afterAll(async () => {
+    h.watch.assertClean()
+    await h.close()
+  })
+
+  it('is OpenAPI 3.1 and validates against the OpenAPI 3.1 schema', async () => {
+    expect(document.openapi).toBe('3.1.0')
+    const result = await validate(structuredClone(document))
+    expect(result.valid, result.valid ? '' : compileErrors(result)).toBe(true)
+    expect(result.specification).toBe('OpenAPI')
+  })
+
+  it('is checked by a validator that does refuse a broken document', async () => {
+    const broken = structuredClone(document)
+    broken.paths['/v1/sign'].post.responses['200'].content['application/json'].schema = { type: 'no-such-type' }
+    delete broken.info
+    expect((await validate(broken)).valid).toBe(false)
+  })
+
+  it('lists every route of SPEC section 3 with its request and answer schemas and problem+json errors', () => {
+    for (const route of SPEC_ROUTES) {
+      const name = `${route.method.toUpperCase()} ${route.path}`
+      const operation = document.paths[route.path]?.[route.method]
+      expect(operation, name).toBeDefined()
+      expect(operation.summary, name).toEqual(expect.any(String))
+      expect(operation.tags, name).toHaveLength(1)
+
+      if (route.body) {
+        const body = operation.requestBody?.content?.['application/json']?.schema
+        expect(body?.type, `${name} request body`).toBe('object')
+        expect(Object.keys(body.properties ?? {}).length, `${name} request body members`).toBeGreaterThan(0)
+      } else {
+        expect(operation.requestBody, name).toBeUndefined()
+      }
+
+      const success = operation.responses[route.success]
+      expect(success, `${name} ${route.success}`).toBeDefined()
+      const media = Object.values(success.content ?? {}) as { schema?: Record<string, unknown> }[]
+      expect(media.length, `${name} answer`).toBe(1)
+      expect(media[0]!.schema?.type, `${name} answer schema`).toBe('object')
+
+      const errors = Object.entries(operation.responses as Record<string, any>).filter(([status]) => Number(status) >= 400)
+      if (route.path !== '/healthz') expect(errors.length, `${name} errors`).toBeGreaterThan(0)
+      for (const [status, response] of errors) {
+        expect(Object.keys(response.content), `${name} ${status}`).toEqual(['application/problem+json'])
+        expect(response.content['application/problem+json'].schema.$ref, `${name} ${status}`).toBe(PROBLEM_REF)
+      }
+      if (route.auth) {
+        expect(operation.security, name).toEqual([{ bearer: [] }])
+        expect(operation.responses['401'], `${name} 401`).toBeDefined()
+        expect(operation.responses['403'], `${name} 403`).toBeDefined()
+      } else {
+        expect(operation.security, name).toEqual([])
+      }
+    }
+  })
+
+  it('describes the sign contract, the problem body and the bearer scheme', () => {
+    const sign = document.paths['/v1/sign'].post
+    const body = sign.requestBody.content['application/json'].schema
+    expect(body.required).toEqual(['claims'])
+    expect(Object.keys(body.properties).sort()).toEqual(['claims', 'header', 'keyset', 'ttl'])
+    expect(sign.responses['200'].content['application/json'].schema.required).toEqual(['token', 'kid', 'alg', 'keyset', 'iat', 'exp', 'jti'])
+    for (const status of ['400', '401', '403', '404', '413', '429', '503']) expect(sign.responses[status], status).toBeDefined()
+
+    const problem = document.components.schemas.Problem
+    expect(problem.required).toEqual(['type', 'title', 'status', 'detail', 'code'])
+    expect(document.components.securitySchemes.bearer).toMatchObject({ type: 'http', scheme: 'bearer' })
+
+    const jwks = document.paths['/.well-known/jwks.json'].get
+    expect(Object.keys(jwks.responses['200'].content)).toEqual(['application/jwk-set+json'])
+    expect(jwks.responses['304']).toBeDefined()
+
+    // Bodies that may be left out are not marked required.
+    expect(document.paths['/v1/admin/keysets/{name}/rotate'].post.requestBody.required).toBe(false)
+    expect(document.paths['/v1/admin/keysets'].post.requestBody.required).toBe(true)
+  })
+
+  it('documents the SPEC routes and /metrics, and nothing else', () => {
+    const documented = Object.entries(document.paths as Record<string, Record<string, unknown>>)
+      .flatMap(([path, item]) => Object.keys(item).map((method) => `${method.toUpperCase()} ${path}`))
+    // Every SPEC route, plus /metrics, and nothing else (HEAD twins and /openapi.json, /docs are hidden).
+    expect(documented.length).toBe(new Set(documented).size)
+    expect(new Set(documented)).toEqual(new Set([...SPEC_ROUTES.map((r) => `${r.method.toUpperCase()} ${r.path}`), 'GET /metrics']))
+  })
+
+  it('serves the interactive page at /docs, with its assets', async () => {
+    const page = await h.request('GET', '/docs')
+    expect(page.statusCode).toBe(200)
+    expect(page.headers['content-type']).toMatch(/^text\/html/)
+    expect(page.body).toContain('swagger-ui')
+    const csp = String(page.headers['content-security-policy'])
+    expect(csp).toContain("script-src 'self'")
+    const css = await h.request('GET', '/docs/static/swagger-ui.css')
+    expect(css.statusCode).toBe(200)
+    const json = await h.request('GET', '/docs/json')
+    expect(json.statusCode).toBe(200)
+    expect(json.json().openapi).toBe('3.1.0')
+  })
+})
