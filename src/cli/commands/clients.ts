@@ -13,6 +13,7 @@ function printClients(clients: Presented[]): void {
     { header: 'scopes', value: (c) => c.scopes.join(',') },
     { header: 'audiences', value: (c) => c.audiences?.join(',') },
     { header: 'max ttl', value: (c) => c.maxTtl },
+    { header: 'certificate', value: (c) => c.certificateSubject },
     { header: 'created', value: (c) => shortTime(c.createdAt) },
     { header: 'revoked', value: (c) => shortTime(c.revokedAt) },
   ])
@@ -44,9 +45,10 @@ export function registerClients(program: Command): void {
     .option('--scopes <scopes>', 'sign, verify, admin, comma-separated', list, ['sign'])
     .option('--audiences <values>', 'allowed aud values, comma-separated (default: any)', list)
     .option('--max-ttl <seconds>', 'longest token lifetime for this client', wholeNumber(1))
+    .option('--certificate-subject <dn>', 'bind the client to the subject of its mutual-TLS client certificate, e.g. "CN=billing-api,O=Acme"')
     .option('--token-file <path>', 'write the token to this new file (mode 0600) instead of printing it')
     .option('--json', 'print the client (and its token) as JSON')
-    .action(async (name: string, options: { keysets?: string[]; scopes: string[]; audiences?: string[]; maxTtl?: number; tokenFile?: string; json?: boolean }) => {
+    .action(async (name: string, options: { keysets?: string[]; scopes: string[]; audiences?: string[]; maxTtl?: number; certificateSubject?: string; tokenFile?: string; json?: boolean }) => {
       const { closeSync, openSync, rmSync, writeFileSync } = await import('node:fs')
       const { checkClientInput } = await import('../../auth/clients.js')
       const { presentClient } = await import('../../routes/present.js')
@@ -58,6 +60,7 @@ export function registerClients(program: Command): void {
         scopes: options.scopes,
         ...(options.audiences ? { audiences: options.audiences } : {}),
         ...(options.maxTtl !== undefined ? { maxTtl: options.maxTtl } : {}),
+        ...(options.certificateSubject !== undefined ? { certificateSubject: options.certificateSubject } : {}),
       }
       checkClientInput(input) // bad input fails before anything is written
       // The token file is claimed first, so a client is never made whose token cannot be kept.
