@@ -3,6 +3,7 @@ import { request as httpsRequest } from 'node:https'
 import { join } from 'node:path'
 import { createLocalJWKSet, jwtVerify } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { SignetClient } from '../../src/client/index.js'
 import { loadConfig, type Config } from '../../src/config.js'
 import { ConfigError } from '../../src/errors.js'
 import { startServer, type RunningServer } from '../../src/server.js'
@@ -152,6 +153,20 @@ describe('HTTPS with a client CA (mutual TLS)', () => {
     expect(payload.sub).toBe('user-1')
   })
 
+  it('works through SignetClient with its tls option, and fails there without the bound certificate', async () => {
+    const good = new SignetClient({ url: server.url, token: boundToken, tls: { ca: ca.certPem, cert: billingCert.certPem, key: billingCert.keyPem } })
+    const wrong = new SignetClient({ url: server.url, token: boundToken, retries: 0, tls: { ca: ca.certPem, cert: intruderCert.certPem, key: intruderCert.keyPem } })
+    try {
+      const signed = await good.sign({ sub: 'via-client' })
+      watch.secret('a token signed through the client', signed.token)
+      expect(signed.keyset).toBe('default')
+      await expect(wrong.sign({ sub: 'x' })).rejects.toMatchObject({ status: 403, code: 'forbidden' })
+    } finally {
+      await good.close()
+      await wrong.close()
+    }
+  })
+
   it('lets an unbound client sign with any certificate of the CA', async () => {
     expect((await sign(unboundCert, unboundToken)).status).toBe(200)
     expect((await sign(intruderCert, unboundToken)).status).toBe(200)
@@ -162,9 +177,14 @@ describe('HTTPS with a client CA (mutual TLS)', () => {
   })
 
   it('counts the refused binding as an auth failure in /metrics', async () => {
-    const metrics = await call(`${server.url}/metrics`, { ca: ca.certPem, client: unboundCert })
-    expect(metrics.status).toBe(200)
-    expect(metrics.body).toMatch(/^signet_auth_failures_total\{code="forbidden"\} 1$/m)
+    const forbidden = async () => {
+      const metrics = await call(`${server.url}/metrics`, { ca: ca.certPem, client: unboundCert })
+      expect(metrics.status).toBe(200)
+      return Number(/^signet_auth_failures_total\{code="forbidden"\} (\d+)$/m.exec(metrics.body)?.[1] ?? 0)
+    }
+    const before = await forbidden()
+    expect((await sign(intruderCert, boundToken)).status).toBe(403)
+    expect(await forbidden()).toBe(before + 1)
   })
 
   it('records the binding in the audit log and in the client list', async () => {
