@@ -26,6 +26,26 @@ export interface RunningServer {
   close(): Promise<void>
 }
 
+/** How often, while a listener closes, the connections that went idle are closed. */
+const IDLE_SWEEP_MS = 50
+
+/**
+ * Closes a listener: it stops accepting, answers new requests on open connections
+ * with 503 (return503OnClosing) and waits for the requests in flight. Node closes
+ * idle keep-alive connections only once, when closing starts; a connection whose
+ * request finishes later would stay open until its client drops it (keep-alive pools
+ * do not), holding the shutdown until the grace timeout. So connections are closed
+ * as they go idle, until the close completes.
+ */
+async function closeListener(app: FastifyInstance): Promise<void> {
+  const sweep = setInterval(() => app.server.closeIdleConnections(), IDLE_SWEEP_MS)
+  try {
+    await app.close()
+  } finally {
+    clearInterval(sweep)
+  }
+}
+
 function boundUrl(app: FastifyInstance, scheme: string): string {
   const address = app.server.address() as AddressInfo
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
@@ -80,7 +100,7 @@ export async function startServer(config: Config, logger: Logger = pino({ level:
     metrics,
     close: async () => {
       // Both stop accepting and wait for requests in flight.
-      await Promise.all([running.close(), runningPublic?.close()])
+      await Promise.all([closeListener(running), runningPublic && closeListener(runningPublic)])
       await signet.close()
     },
   }
