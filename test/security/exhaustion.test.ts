@@ -1,6 +1,7 @@
 import { Agent, request as httpRequest } from 'node:http'
 import { connect, type Socket } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
+import { loadConfig } from '../../src/config.js'
 import { MasterKey } from '../../src/crypto/masterKey.js'
 import { SoftwareBackend, type KeyBackend } from '../../src/keys/backend.js'
 import { createHarness, newMasterKey, type Harness } from '../helpers/harness.js'
@@ -187,5 +188,21 @@ describe('resource exhaustion', () => {
     expect(health.every((status) => status === 200)).toBe(true)
     expect(signs.every((status) => status === 200)).toBe(true)
     expect((await send(url, '/readyz')).statusCode).toBe(200)
+  })
+
+  it('the limits are configurable, with safe defaults, and a bad value stops the start naming the variable', () => {
+    const defaults = loadConfig({})
+    expect(defaults).toMatchObject({ maxInFlight: 512, maxEventLoopDelayMs: 0, headersTimeoutMs: 10_000, requestTimeoutMs: 30_000 })
+    expect(loadConfig({ SIGNET_MAX_IN_FLIGHT: '0', SIGNET_MAX_EVENT_LOOP_DELAY_MS: '250' })).toMatchObject({ maxInFlight: 0, maxEventLoopDelayMs: 250 })
+    for (const [name, value] of [
+      ['SIGNET_MAX_IN_FLIGHT', '-1'],
+      ['SIGNET_MAX_IN_FLIGHT', 'many'],
+      ['SIGNET_MAX_EVENT_LOOP_DELAY_MS', '1.5'],
+      ['SIGNET_HEADERS_TIMEOUT_MS', '10'],
+      ['SIGNET_REQUEST_TIMEOUT_MS', 'forever'],
+    ]) {
+      expect(() => loadConfig({ [name!]: value! }), `${name}=${value}`).toThrow(new RegExp(name!))
+    }
+    expect(() => loadConfig({ SIGNET_HEADERS_TIMEOUT_MS: '20000', SIGNET_REQUEST_TIMEOUT_MS: '10000' })).toThrow(/SIGNET_HEADERS_TIMEOUT_MS/)
   })
 })

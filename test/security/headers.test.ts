@@ -127,6 +127,14 @@ describe('security headers, methods and error answers', () => {
     expectSecurityHeaders(raw, 'raw TRACE')
   })
 
+  it('request logs keep the path and query parameter names, never query values', async () => {
+    const marker = `value-${Date.now()}`
+    await h.request('GET', `/v1/admin/audit?after=0&limit=5&access_token=${marker}`, { token: h.adminToken })
+    const line = h.logs.lines.find((text) => text.includes('/v1/admin/audit?'))
+    expect(line).toContain('/v1/admin/audit?after=_&limit=_&access_token=_')
+    expect(h.logs.lines.join('\n')).not.toContain(marker)
+  })
+
   it('a 5xx never carries a stack trace or the failure message', async () => {
     for (const path of ['/test/boom', '/test/throw-object', '/test/type-error']) {
       const response = await app.inject({ method: 'GET', url: path })
