@@ -135,7 +135,9 @@ export interface BuildAppOptions {
 /** The options and hooks both listeners share: timeouts, TLS, load shedding, request metrics. */
 async function createSignetApp(signet: Signet, options: BuildAppOptions, metrics: SignetMetrics): Promise<FastifyInstance> {
   const { config } = signet
-  const server = { ...clientTimeouts(config.headersTimeoutMs, config.requestTimeoutMs), ...(options.https ? { https: options.https } : {}) }
+  const timeouts = clientTimeouts(config.headersTimeoutMs, config.requestTimeoutMs)
+  // An HTTPS server takes the slow-client timeouts from its own options, not from `http`.
+  const server = { ...timeouts, ...(options.https ? { https: { ...timeouts.http, ...options.https } } : {}) }
   const app = createBaseApp(signet.logger, server as ServerSetup)
   // Before any route: an overloaded service refuses with 503 before doing any work.
   await app.register(loadSheddingPlugin, { maxInFlight: config.maxInFlight, maxEventLoopDelayMs: config.maxEventLoopDelayMs })

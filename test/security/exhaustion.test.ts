@@ -1,10 +1,13 @@
 import { Agent, request as httpRequest } from 'node:http'
 import { connect, type Socket } from 'node:net'
+import { connect as tlsConnect } from 'node:tls'
 import { afterEach, describe, expect, it } from 'vitest'
 import { loadConfig } from '../../src/config.js'
 import { MasterKey } from '../../src/crypto/masterKey.js'
 import { SoftwareBackend, type KeyBackend } from '../../src/keys/backend.js'
+import { buildApp } from '../../src/app.js'
 import { createHarness, newMasterKey, type Harness } from '../helpers/harness.js'
+import { issue, makeCa } from '../tls/certs.js'
 import { eventually, expectProblem } from './helpers.js'
 
 interface Answer {
@@ -188,6 +191,33 @@ describe('resource exhaustion', () => {
     expect(health.every((status) => status === 200)).toBe(true)
     expect(signs.every((status) => status === 200)).toBe(true)
     expect((await send(url, '/readyz')).statusCode).toBe(200)
+  })
+
+  it('over TLS too, a client that never finishes its headers is cut off with 408', async () => {
+    h = await createHarness({ env: { SIGNET_HEADERS_TIMEOUT_MS: '1000', SIGNET_REQUEST_TIMEOUT_MS: '2000' } })
+    const ca = makeCa('slow-loris test CA')
+    const server = issue(ca, [{ shortName: 'CN', value: '127.0.0.1' }], 'server')
+    const app = await buildApp(h.signet, { https: { key: server.keyPem, cert: server.certPem } })
+    try {
+      await app.listen({ host: '127.0.0.1', port: 0 })
+      const { port } = app.server.address() as { port: number }
+      const slow = await Promise.all(Array.from({ length: 20 }, () => new Promise<{ received: string; closed: boolean }>((resolve, reject) => {
+        const state = { received: '', closed: false }
+        const socket = tlsConnect({ host: '127.0.0.1', port, ca: ca.certPem, servername: 'localhost' }, () => {
+          socket.write('GET /healthz HTTP/1.1\r\nHost: signet\r\n')
+          const drip = setInterval(() => socket.writable && socket.write('X-Slow: 1\r\n'), 250)
+          socket.on('close', () => clearInterval(drip))
+          resolve(state)
+        })
+        socket.on('data', (chunk) => (state.received += chunk.toString()))
+        socket.on('close', () => (state.closed = true))
+        socket.on('error', reject)
+      })))
+      await eventually(15_000, () => slow.every((state) => state.closed), 100)
+      for (const state of slow) expect(state.received.split('\r\n')[0]).toBe('HTTP/1.1 408 Request Timeout')
+    } finally {
+      await app.close()
+    }
   })
 
   it('the limits are configurable, with safe defaults, and a bad value stops the start naming the variable', () => {
