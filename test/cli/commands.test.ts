@@ -322,7 +322,7 @@ describe('audit verify', () => {
 describe('help and version', () => {
   const commands = [
     ['serve'], ['dev'], ['init'], ['keysets'], ['keysets', 'list'], ['keysets', 'create'], ['keysets', 'update'],
-    ['keys'], ['keys', 'list'], ['keys', 'rotate'], ['keys', 'revoke'], ['clients'], ['clients', 'create'], ['clients', 'list'],
+    ['keys'], ['keys', 'list'], ['keys', 'rotate'], ['keys', 'revoke'], ['keys', 'import'], ['clients'], ['clients', 'create'], ['clients', 'list'],
     ['clients', 'revoke'], ['rewrap'], ['backup'], ['audit'], ['audit', 'verify'], ['jwks'],
   ]
 

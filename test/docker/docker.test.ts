@@ -1,0 +1,272 @@
+import { execFile } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { parse as parseYaml } from 'yaml'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { loadConfig } from '../../src/config.js'
+import { createHarness, newMasterKey, type Harness } from '../helpers/harness.js'
+import { cliJson, REPO, requireBuild, runCli } from '../cli/helpers.js'
+
+/**
+ * No Docker engine runs on the test machines, so this checks what can be checked
+ * without one: the Dockerfile and docker-compose.yml against the code and the tree.
+ * Ports, variables and the health-check path they use exist in the code; the
+ * runtime user is not root; every COPY source exists and is not excluded by
+ * .dockerignore; the bootstrap command and the app server's settings work.
+ */
+
+const dockerfile = readFileSync(join(REPO, 'Dockerfile'), 'utf8')
+const compose = parseYaml(readFileSync(join(REPO, 'docker-compose.yml'), 'utf8')) as any
+const dockerignore = readFileSync(join(REPO, '.dockerignore'), 'utf8').split('\n').map((line) => line.trim()).filter((line) => line && !line.startsWith('#'))
+
+interface Instruction { keyword: string; args: string }
+interface Stage { from: string; name: string | null; instructions: Instruction[] }
+
+/** Dockerfile instructions by stage, with continuation lines joined and comments dropped. */
+function stages(text: string): Stage[] {
+  const logical = text.replace(/\\\n/g, ' ').split('\n').map((line) => line.trim()).filter((line) => line && !line.startsWith('#'))
+  const result: Stage[] = []
+  for (const line of logical) {
+    const [, keyword, args] = /^(\w+)\s+(.*)$/.exec(line) ?? []
+    if (!keyword) throw new Error(`cannot read Dockerfile line: ${line}`)
+    if (keyword.toUpperCase() === 'FROM') {
+      const [, from, name] = /^(\S+)(?:\s+AS\s+(\S+))?/i.exec(args!)!
+      result.push({ from: from!, name: name ?? null, instructions: [] })
+    } else {
+      result.at(-1)!.instructions.push({ keyword: keyword.toUpperCase(), args: args! })
+    }
+  }
+  return result
+}
+
+const all = stages(dockerfile)
+const final = all.at(-1)!
+const find = (stage: Stage, keyword: string) => stage.instructions.filter((i) => i.keyword === keyword)
+/** Instructions a stage inherits from the stages it is built FROM, then its own. */
+function inherited(stage: Stage, keyword: string): Instruction[] {
+  const parent = all.find((s) => s.name === stage.from)
+  return [...(parent ? inherited(parent, keyword) : []), ...find(stage, keyword)]
+}
+/** ENV of a stage (inherited), as a map. */
+function envOf(stage: Stage): Record<string, string> {
+  const env: Record<string, string> = {}
+  for (const instruction of inherited(stage, 'ENV')) {
+    for (const [, name, value] of instruction.args.matchAll(/(\w+)=("[^"]*"|\S+)/g)) env[name!] = value!.replace(/^"|"$/g, '')
+  }
+  return env
+}
+
+/** Whether .dockerignore keeps `path` out of the build context (simple patterns: names and globs at the root). */
+function ignored(path: string): boolean {
+  return dockerignore.some((pattern) => {
+    const regex = new RegExp(`^${pattern.replace(/\./g, '\\.').replace(/\*/g, '[^/]*')}(/|$)`)
+    return regex.test(path)
+  })
+}
+
+let harness: Harness
+beforeAll(async () => {
+  harness = await createHarness()
+})
+afterAll(async () => {
+  await harness.close()
+})
+
+describe('Dockerfile', () => {
+  it('builds in a Node 20 stage and runs on a slim Node 20 image, Signet being the default (last) stage', () => {
+    expect(all.length).toBeGreaterThanOrEqual(2)
+    const build = all[0]!
+    expect(build.from).toMatch(/^node:20(-|$)/)
+    expect(build.from).not.toMatch(/slim|alpine/) // has the compilers for native modules
+    const runs = find(build, 'RUN').map((i) => i.args).join('\n')
+    expect(runs).toMatch(/npm ci/)
+    expect(runs).toMatch(/npm run build/)
+    expect(runs).toMatch(/npm prune --omit=dev/)
+    expect(final.name).toBe('signet')
+    const base = all.find((stage) => stage.name === final.from) ?? final
+    expect(base.from).toMatch(/^node:20-[\w-]*slim$/)
+    // The runtime copies the compiled code and the built node_modules from the build stage.
+    const copies = inherited(final, 'COPY').map((i) => i.args)
+    expect(copies).toContain(`--from=${build.name} /app/node_modules ./node_modules`)
+    expect(copies).toContain(`--from=${build.name} /app/dist ./dist`)
+  })
+
+  it('runs as a user that is not root, in every runtime stage', () => {
+    for (const stage of all.slice(1)) {
+      const users = inherited(stage, 'USER').map((i) => i.args.trim())
+      expect(users.length, `stage ${stage.name}`).toBeGreaterThan(0)
+      expect(users.at(-1)).not.toMatch(/^(root|0)(:|$)/)
+    }
+  })
+
+  it('names only COPY sources that exist and are not excluded from the build context', () => {
+    for (const stage of all) {
+      for (const copy of find(stage, 'COPY')) {
+        if (copy.args.includes('--from=')) continue
+        const parts = copy.args.split(/\s+/).filter((part) => !part.startsWith('--'))
+        for (const source of parts.slice(0, -1)) {
+          expect(existsSync(join(REPO, source)), `COPY source ${source}`).toBe(true)
+          expect(ignored(source), `COPY source ${source} is excluded by .dockerignore`).toBe(false)
+        }
+      }
+    }
+    // And what must never reach the daemon is excluded.
+    for (const path of ['.git', 'node_modules', 'dist', 'data', 'secrets', 'keys.env', '.env', 'signet.db']) expect(ignored(path), path).toBe(true)
+  })
+
+  it('starts `signet serve` from the compiled CLI, with variables the configuration accepts', async () => {
+    requireBuild()
+    const entrypoint = JSON.parse(find(final, 'ENTRYPOINT')[0]!.args) as string[]
+    const cmd = JSON.parse(find(final, 'CMD')[0]!.args) as string[]
+    expect(entrypoint).toEqual(['node', 'dist/cli/index.js'])
+    expect(cmd).toEqual(['serve'])
+    expect(existsSync(join(REPO, entrypoint[1]!))).toBe(true)
+    const env = envOf(final)
+    const config = loadConfig({ ...Object.fromEntries(Object.entries(env).filter(([name]) => name.startsWith('SIGNET_'))), SIGNET_MASTER_KEY: newMasterKey() })
+    expect(config.host).toBe('0.0.0.0')
+    // The database is in the declared volume.
+    const volumes = find(final, 'VOLUME').flatMap((i) => JSON.parse(i.args) as string[])
+    expect(volumes.some((volume) => config.dbPath.startsWith(`${volume}/`))).toBe(true)
+    // The exposed port is the one Signet listens on.
+    expect(find(final, 'EXPOSE').map((i) => Number(i.args))).toEqual([config.port])
+  })
+
+  it('checks health on /healthz with node -e (no curl or wget), a path the service answers 200', async () => {
+    const healthcheck = find(final, 'HEALTHCHECK')
+    expect(healthcheck).toHaveLength(1)
+    const args = healthcheck[0]!.args
+    expect(args).not.toMatch(/\b(curl|wget)\b/)
+    const command = JSON.parse(args.slice(args.indexOf('CMD') + 3).trim()) as string[]
+    expect(command.slice(0, 2)).toEqual(['node', '-e'])
+    const script = command[2]!
+    expect(script).toContain('/healthz')
+    expect(script).toContain('process.env.SIGNET_PORT')
+    expect((await harness.request('GET', '/healthz')).statusCode).toBe(200)
+
+    // The script itself, run with node against a listening Signet: exit 0; against nothing: exit 1.
+    const url = new URL(await harness.listen())
+    // Asynchronously: the service answering is in this process.
+    const run = (port: string) => new Promise<number | null>((done) => {
+      execFile(process.execPath, ['-e', script], { env: { PATH: process.env.PATH, SIGNET_PORT: port }, timeout: 10_000 }, (error) => {
+        done(error ? ((error as { code?: number }).code ?? null) : 0)
+      })
+    })
+    expect(await run(url.port)).toBe(0)
+    expect(await run('1')).toBe(1)
+  })
+
+  it('ships the example app server in its own stage, on the port it listens on', () => {
+    const app = all.find((stage) => stage.name === 'example-app')!
+    expect(app).toBeDefined()
+    expect(JSON.parse(find(app, 'CMD')[0]!.args)).toEqual(['node', 'examples/app-server/server.js'])
+    expect(envOf(app).PORT).toBe('3000')
+    expect(find(app, 'EXPOSE').map((i) => i.args)).toEqual(['3000'])
+  })
+})
+
+describe('docker-compose.yml', () => {
+  const signet = compose.services.signet
+  const bootstrap = compose.services.bootstrap
+  const app = compose.services['app-server']
+
+  it('runs Signet from the Dockerfile with a named volume, secrets, and no published port', () => {
+    expect(signet.build).toEqual({ context: '.', target: 'signet' })
+    expect(signet.ports).toBeUndefined()
+    expect(signet.expose).toEqual([signet.environment.SIGNET_PORT])
+    const [volume, mount] = (signet.volumes[0] as string).split(':')
+    expect(Object.keys(compose.volumes)).toContain(volume)
+    expect(signet.environment.SIGNET_DB.startsWith(`${mount}/`)).toBe(true)
+  })
+
+  it('gives Signet its master key and admin token as Docker secrets through *_FILE variables the configuration reads', () => {
+    const env = signet.environment as Record<string, string>
+    expect(env.SIGNET_MASTER_KEY).toBeUndefined()
+    for (const variable of ['SIGNET_MASTER_KEY_FILE', 'SIGNET_ADMIN_TOKEN_FILE']) {
+      const [, name] = /^\/run\/secrets\/(\w+)$/.exec(env[variable]!) ?? []
+      expect(signet.secrets, variable).toContain(name)
+      expect(compose.secrets[name!].file).toMatch(/^\.\/secrets\//)
+    }
+    // The same environment, with the secret files made here, is a valid configuration.
+    const dir = mkdtempSync(join(tmpdir(), 'signet-compose-'))
+    try {
+      const local: Record<string, string> = {}
+      for (const [name, value] of Object.entries(env)) {
+        if (!name.endsWith('_FILE')) local[name] = String(value)
+        else {
+          const file = join(dir, name)
+          writeFileSync(file, name === 'SIGNET_MASTER_KEY_FILE' ? `${newMasterKey()}\n` : `${'x'.repeat(44)}\n`)
+          local[name] = file
+        }
+      }
+      const config = loadConfig(local)
+      expect(config.masterKey).not.toBeNull()
+      expect(config.adminToken).toHaveLength(44)
+      expect(config.port).toBe(8080)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('bootstraps the app server\'s client once, with a command that works against a real database', async () => {
+    requireBuild()
+    expect(bootstrap.depends_on.signet.condition).toBe('service_healthy')
+    expect(bootstrap.image).toBe(signet.image)
+    const script = bootstrap.command[0] as string
+    const tokenFile = /--token-file (\S+)/.exec(script)![1]!
+    const tokenVolume = (bootstrap.volumes as string[]).find((v) => tokenFile.startsWith(`${v.split(':')[1]}/`))!
+    expect(tokenVolume).toBeDefined()
+
+    // Run the same shell line here, twice, with the paths mapped into a temporary directory.
+    const dir = mkdtempSync(join(tmpdir(), 'signet-bootstrap-'))
+    try {
+      const db = join(dir, 'signet.db')
+      await cliJson(['init'], { SIGNET_DB: db })
+      const local = script.replaceAll(tokenFile, join(dir, 'app.token')).replace('node dist/cli/index.js', `node ${join(REPO, 'dist/cli/index.js')}`)
+      const { spawnSync } = await import('node:child_process')
+      const first = spawnSync('/bin/sh', ['-c', local], { env: { PATH: process.env.PATH, SIGNET_DB: db } })
+      expect(first.status, first.stderr.toString()).toBe(0)
+      const token = readFileSync(join(dir, 'app.token'), 'utf8').trim()
+      expect(token).toMatch(/^signet_/)
+      expect(statSync(join(dir, 'app.token')).mode & 0o777).toBe(0o600)
+      const second = spawnSync('/bin/sh', ['-c', local], { env: { PATH: process.env.PATH, SIGNET_DB: db } })
+      expect(second.status).toBe(0)
+      expect(readFileSync(join(dir, 'app.token'), 'utf8').trim()).toBe(token) // not made again
+      const clients = (await runCli(['clients', 'list', '--json'], { env: { SIGNET_DB: db } })).stdout
+      expect(JSON.parse(clients).clients).toEqual([expect.objectContaining({ name: 'app-server', scopes: ['sign'] })])
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('runs the example app server against Signet by service name, with settings the app accepts', async () => {
+    expect(app.build).toEqual({ context: '.', target: 'example-app' })
+    expect(app.depends_on.bootstrap.condition).toBe('service_completed_successfully')
+    const env = app.environment as Record<string, string>
+    const target = new URL(env.SIGNET_URL!)
+    expect(target.hostname).toBe('signet')
+    expect(target.port).toBe(signet.environment.SIGNET_PORT)
+    expect(app.ports).toEqual([`${env.PORT}:${env.PORT}`])
+    expect(app.secrets).toContain('demo_password')
+    expect(env.DEMO_PASSWORD_FILE).toBe('/run/secrets/demo_password')
+    const tokenMount = (app.volumes as string[]).find((v) => env.SIGNET_CLIENT_TOKEN_FILE!.startsWith(`${v.split(':')[1]}/`))
+    expect(tokenMount).toMatch(/:ro$/)
+
+    const server = join(REPO, 'examples/app-server/server.js')
+    if (!existsSync(server)) {
+      console.warn('examples/app-server/server.js is missing: its settings are not checked')
+      return
+    }
+    const { configFromEnv } = (await import(pathToFileURL(server).href)) as { configFromEnv: (env: Record<string, string>) => Record<string, unknown> }
+    const dir = mkdtempSync(join(tmpdir(), 'signet-app-env-'))
+    try {
+      writeFileSync(join(dir, 'token'), 'signet_x\n')
+      writeFileSync(join(dir, 'password'), 'pw\n')
+      const config = configFromEnv({ ...env, SIGNET_CLIENT_TOKEN_FILE: join(dir, 'token'), DEMO_PASSWORD_FILE: join(dir, 'password') })
+      expect(config).toMatchObject({ port: Number(env.PORT), signetUrl: env.SIGNET_URL, clientToken: 'signet_x', demoPassword: 'pw' })
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
