@@ -7,7 +7,7 @@ import { open as openEnvelope } from '../../src/crypto/envelope.js'
 import { MasterKey } from '../../src/crypto/masterKey.js'
 import { LeakWatch } from '../helpers/secrets.js'
 import { tempDir } from '../helpers/harness.js'
-import { cliJson, newMasterKey, requireBuild, runCli, type CliResult } from './helpers.js'
+import { cliJson, fileTempDir, newMasterKey, requireBuild, runCli, type CliResult } from './helpers.js'
 
 /**
  * Acceptance 1 of issue 3: every CLI command works, its --json output parses, and
@@ -15,7 +15,7 @@ import { cliJson, newMasterKey, requireBuild, runCli, type CliResult } from './h
  * command runs the built binary against one database, as an operator would.
  */
 
-const dir = tempDir('signet-cli-')
+const dir = fileTempDir('signet-cli-')
 const db = join(dir.path, 'signet.db')
 const watch = new LeakWatch()
 let env: Record<string, string>

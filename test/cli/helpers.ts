@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { existsSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 
@@ -198,4 +199,15 @@ export async function postJson(url: string, token: string, body: unknown): Promi
  */
 export function signetStderr(stderr: string): string[] {
   return stderr.trimEnd().split('\n').filter((line) => line !== '' && !/^\(node:\d+\) /.test(line) && !line.startsWith('(Use `node --trace-warnings'))
+}
+
+/**
+ * A temporary directory for a whole test file. afterAll removes it as usual; the
+ * exit hook covers runs where afterAll never runs (every test filtered out by -t).
+ */
+export function fileTempDir(prefix: string): { path: string; remove: () => void } {
+  const path = mkdtempSync(join(tmpdir(), prefix))
+  const remove = () => rmSync(path, { recursive: true, force: true })
+  process.once('exit', remove)
+  return { path, remove }
 }

@@ -1,8 +1,7 @@
 import { join } from 'node:path'
 import { createLocalJWKSet, jwtVerify } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { tempDir } from '../helpers/harness.js'
-import { cliJson, getJson, postJson, requireBuild, startServe, until, type RunningChild } from './helpers.js'
+import { cliJson, fileTempDir, getJson, postJson, requireBuild, startServe, until, type RunningChild } from './helpers.js'
 
 /**
  * Acceptance 2 of issue 3: the CLI works on the database of a running server, and
@@ -13,7 +12,7 @@ import { cliJson, getJson, postJson, requireBuild, startServe, until, type Runni
 /** SPEC section 5: "a running server picks the change up within 2 s". */
 const PICKUP_MS = 2000
 
-const dir = tempDir('signet-live-')
+const dir = fileTempDir('signet-live-')
 let env: Record<string, string>
 let server: RunningChild & { url: string }
 let clientToken: string

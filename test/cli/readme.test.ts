@@ -82,10 +82,13 @@ describe('README', () => {
 })
 
 describe('the dev quick start on a fresh clone', () => {
-  const clone = mkdtempSync(join(tmpdir(), 'signet-clone-'))
-  afterAll(() => rmSync(clone, { recursive: true, force: true }))
+  let clone = ''
+  afterAll(() => {
+    if (clone) rmSync(clone, { recursive: true, force: true })
+  })
 
   it('starts a service that answers /readyz 200, and the curl walkthrough works on it as written', async () => {
+    clone = mkdtempSync(join(tmpdir(), 'signet-clone-'))
     await run('git', ['clone', '--quiet', REPO, clone])
     if (!existsSync(join(clone, 'README.md'))) throw new Error('the clone has no README.md: commit it first')
     symlinkSync(join(REPO, 'node_modules'), join(clone, 'node_modules')) // stands in for `npm ci`

@@ -9,8 +9,7 @@ import { MasterKey } from '../../src/crypto/masterKey.js'
 import { ConfigError } from '../../src/errors.js'
 import { backupDatabase } from '../../src/ops/backup.js'
 import type { Storage } from '../../src/storage/types.js'
-import { tempDir } from '../helpers/harness.js'
-import { cliJson, postJson, requireBuild, runCli, startServe, type RunningChild } from '../cli/helpers.js'
+import { cliJson, fileTempDir, postJson, requireBuild, runCli, startServe, type RunningChild } from '../cli/helpers.js'
 
 /**
  * Acceptance 4 of issue 3: `signet backup FILE` taken while a load of sign requests
@@ -19,7 +18,7 @@ import { cliJson, postJson, requireBuild, runCli, startServe, type RunningChild 
  * encrypted: no private key in it opens without the master key.
  */
 
-const dir = tempDir('signet-backup-')
+const dir = fileTempDir('signet-backup-')
 const db = join(dir.path, 'signet.db')
 const backupFile = join(dir.path, 'backups', 'signet-backup.db')
 let env: Record<string, string>

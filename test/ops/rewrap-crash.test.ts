@@ -11,8 +11,8 @@ import { open as openEnvelope } from '../../src/crypto/envelope.js'
 import { MasterKey } from '../../src/crypto/masterKey.js'
 import { MASTER_KEY_CHECK } from '../../src/keys/keystore.js'
 import { MasterKeyMismatch, Signet } from '../../src/runtime.js'
-import { newMasterKey, tempDir } from '../helpers/harness.js'
-import { CLI, childEnv, requireBuild } from '../cli/helpers.js'
+import { newMasterKey } from '../helpers/harness.js'
+import { childEnv, CLI, fileTempDir, requireBuild } from '../cli/helpers.js'
 import { buildBulkDatabase } from './bulk.js'
 
 /**
@@ -32,7 +32,7 @@ const KEYS = 2500
 const RUNS_ANYWHERE = 10
 const RUNS_INSIDE = 10
 
-const dir = tempDir('signet-rewrap-crash-')
+const dir = fileTempDir('signet-rewrap-crash-')
 const template = join(dir.path, 'template.db')
 const oldKey = newMasterKey()
 const newKey = newMasterKey()

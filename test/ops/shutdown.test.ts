@@ -2,8 +2,7 @@ import { join } from 'node:path'
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose'
 import { Agent, Client } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { tempDir } from '../helpers/harness.js'
-import { cliJson, getJson, requireBuild, startServe } from '../cli/helpers.js'
+import { cliJson, fileTempDir, getJson, requireBuild, startServe } from '../cli/helpers.js'
 
 /**
  * Acceptance 5 of issue 3: SIGTERM (and SIGINT) during a load of sign requests.
@@ -22,7 +21,7 @@ const SHUTDOWN_LIMIT_MS = 10_000
 const ITEMS = 150 // signatures per batch request: long enough to be caught in flight
 const CALLERS = 8
 
-const dir = tempDir('signet-shutdown-')
+const dir = fileTempDir('signet-shutdown-')
 let env: Record<string, string>
 let clientToken: string
 
