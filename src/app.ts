@@ -9,7 +9,7 @@ import { Authenticator } from './auth/authenticate.js'
 import { InvalidRequest, NotFound } from './errors.js'
 import { clientErrorHandler } from './http/client-error.js'
 import { installJsonParser } from './http/json.js'
-import { loggableUrl } from './http/log-url.js'
+import { RequestLog } from './http/request-log.js'
 import { installNotFound } from './http/methods.js'
 import { installParamGuard } from './http/params.js'
 import { handleError, sendProblem } from './http/problem.js'
@@ -64,8 +64,8 @@ export function fastifyOptions(logger: FastifyServerOptions['loggerInstance']): 
     },
     requestIdHeader: false,
     return503OnClosing: true,
-    // One line per request, written when it completes (see logRequests), instead of two.
-    disableRequestLogging: true,
+    // One line per request, written when it is answered, instead of two.
+    logController: new RequestLog(),
     // A malformed or overlong path segment cannot name a keyset, key or client.
     frameworkErrors: (error, _request, reply) => {
       // Hooks do not run for these answers, so the security headers are set here.
@@ -91,13 +91,6 @@ export function installValidators(app: FastifyInstance): void {
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? strict : lenient).compile(schema))
 }
 
-/** Logs each request once it is answered: id, method, path, status and time; never headers or bodies. */
-function logRequests(app: FastifyInstance): void {
-  app.addHook('onResponse', async (request, reply) => {
-    request.log.info({ method: request.method, url: loggableUrl(request.url), status: reply.statusCode, ms: Math.round(reply.elapsedTime * 100) / 100 }, 'request')
-  })
-}
-
 /**
  * A fastify instance with everything Signet's routes rely on: options, strict body
  * validation, the JSON parser, problem+json errors, request ids and request logs.
@@ -119,7 +112,6 @@ export function createBaseApp(logger: FastifyServerOptions['loggerInstance'], se
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id)
   })
-  logRequests(app)
   return app
 }
 

@@ -1,5 +1,5 @@
 import pino, { type Logger } from 'pino'
-import { FileAuditSink, type AuditSink } from './audit/recorder.js'
+import { auditedTransaction, FileAuditSink, type AuditSink } from './audit/recorder.js'
 import { ClientService } from './auth/clients.js'
 import { systemClock, type Clock } from './clock.js'
 import type { Config } from './config.js'
@@ -136,10 +136,10 @@ export class Signet {
 
   async #initialise(): Promise<void> {
     const masterKey = this.config.masterKey!
-    await this.storage.transaction(async (tx) => {
+    await auditedTransaction(this.storage, this.auditSink, () => this.clock.now(), async (tx, audit) => {
       if ((await tx.getMeta(MASTER_KEY_CHECK)) !== null) return // another process got there first
       await tx.setMeta(MASTER_KEY_CHECK, masterKey.checkValue())
-      await tx.appendAudit({ at: this.clock.now(), actor: 'system', action: 'storage.init', target: 'master_key', details: { masterKeyId: masterKey.idHex } })
+      await audit({ actor: 'system', action: 'storage.init', target: 'master_key', details: { masterKeyId: masterKey.idHex } })
     })
   }
 

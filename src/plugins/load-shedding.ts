@@ -1,7 +1,7 @@
 import underPressure from '@fastify/under-pressure'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { SignetError } from '../errors.js'
+import { Overloaded, type SignetError } from '../errors.js'
 
 export interface LoadSheddingOptions {
   /** Requests being answered at once before new ones get 503 (SIGNET_MAX_IN_FLIGHT); 0 = no cap. */
@@ -19,7 +19,7 @@ const SAMPLE_INTERVAL_MS = 500
 
 /** 503 `overloaded`: the request was refused before any work, so retrying later is safe. */
 export function overloaded(detail: string): SignetError {
-  return new SignetError('overloaded', 503, 'Overloaded', detail, { retryAfter: SHED_RETRY_AFTER_SECONDS })
+  return new Overloaded(detail, { retryAfter: SHED_RETRY_AFTER_SECONDS })
 }
 
 /**

@@ -15,13 +15,18 @@ export type FaultPlan =
   | { kind: 'commit' }
   | { kind: 'begin' }
 
-/** The error a failing driver would throw; the wrapped storage maps it to 503. */
+/** The driver error behind an injected fault (SQLite's code for an I/O error). */
 export class InjectedFault extends Error {
   readonly code = 'SQLITE_IOERR'
   constructor(where: string) {
     super(`injected storage fault (${where})`)
     this.name = 'InjectedFault'
   }
+}
+
+/** What a storage throws when its driver fails: 503 storage_unavailable, the driver error as cause. */
+function injected(where: string): StorageUnavailable {
+  return Object.assign(new StorageUnavailable('storage did not complete the operation'), { cause: new InjectedFault(where) })
 }
 
 /** Tx members that write: every one of them can be made to fail. */
@@ -41,9 +46,9 @@ export function seededRandom(seed: number): () => number {
 
 /**
  * A Storage around a real one (SQLite here) that fails writes on demand. Reads are
- * never failed: the point is what a failed change leaves behind. Faults inside a
- * transaction surface as the inner storage's own mapping of a driver error
- * (503 storage_unavailable after a rollback), exactly as a real I/O error would.
+ * never failed: the point is what a failed change leaves behind. A fault surfaces
+ * as a real storage surfaces a driver error: 503 storage_unavailable, and the
+ * inner storage rolls the transaction back.
  */
 export class FaultyStorage implements Storage {
   readonly inner: Storage
@@ -78,7 +83,7 @@ export class FaultyStorage implements Storage {
     const fail = plan.kind === 'write' ? this.writes === plan.at : plan.kind === 'fraction' ? plan.random() < plan.fraction : false
     if (fail) {
       this.injected++
-      throw new InjectedFault(`${what}, write ${this.writes}`)
+      throw injected(`${what}, write ${this.writes}`)
     }
   }
 
@@ -102,14 +107,14 @@ export class FaultyStorage implements Storage {
     if (this.#plan?.kind === 'begin') {
       this.#plan = null
       this.injected++
-      throw Object.assign(new StorageUnavailable('storage did not complete the operation'), { cause: new InjectedFault('begin') })
+      throw injected('begin')
     }
     return this.inner.transaction(async (tx) => {
       const result = await work(this.#wrap(tx))
       if (this.#plan?.kind === 'commit' && this.writes > 0) {
         this.#plan = null
         this.injected++
-        throw new InjectedFault('commit')
+        throw injected('commit')
       }
       return result
     })

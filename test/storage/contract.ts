@@ -323,15 +323,27 @@ export function storageContract(kind: string, setup: () => Promise<ContractFixtu
         expect(verifyChain(chain).ok).toBe(true)
       })
 
-      it('turns an unexpected error inside a transaction into storage_unavailable without its text, and keeps nothing', async () => {
+      it('passes an error of the work itself through unchanged, and keeps nothing it wrote', async () => {
+        const bug = new TypeError('a bug in the caller')
         const error = await storage.transaction(async (tx) => {
           await tx.insertKeyset(keysetRecord('half'))
-          throw new TypeError('a bug with a secret in it')
+          throw bug
+        }).catch((e: unknown) => e)
+        // Not relabelled as storage_unavailable: storage is fine, the caller is not (the app answers 500).
+        expect(error).toBe(bug)
+        expect(await storage.transaction((tx) => tx.getKeyset('half'))).toBeNull()
+      })
+
+      it('answers a broken constraint inside a transaction with 409 conflict, and keeps nothing', async () => {
+        await storage.transaction((tx) => tx.insertKeyset(keysetRecord('twice')))
+        const error = await storage.transaction(async (tx) => {
+          await tx.setMeta('before-conflict', 'x')
+          await tx.insertKeyset(keysetRecord('twice'))
         }).catch((e: unknown) => e)
         expect(error).toBeInstanceOf(SignetError)
-        expect(error).toMatchObject({ code: 'storage_unavailable', status: 503 })
-        expect((error as Error).message).not.toContain('secret')
-        expect(await storage.transaction((tx) => tx.getKeyset('half'))).toBeNull()
+        expect(error).toMatchObject({ code: 'conflict', status: 409 })
+        expect((error as Error).message).not.toMatch(/UNIQUE|duplicate|keysets/i)
+        expect(await storage.getMeta('before-conflict')).toBeNull()
       })
 
       it('bumps the generation by one per committed change, not for reads or failures', async () => {

@@ -40,6 +40,15 @@ function storageFailure(error: unknown, firstContact = false): Error {
   return Object.assign(new StorageUnavailable(detail), { cause: error })
 }
 
+/** Runs one driver call, turning its failure into a Signet error. */
+async function guarded<T>(operation: () => Promise<T>): Promise<T> {
+  try {
+    return await operation()
+  } catch (error) {
+    throw storageFailure(error)
+  }
+}
+
 const placeholders = (count: number, from = 1): string[] => Array.from({ length: count }, (_, i) => `$${i + from}`)
 
 function insertSql(table: string, columns: string[]): string {
@@ -126,7 +135,13 @@ export class PostgresStorage implements Storage {
    * transaction is rolled back, and a connection that broke is destroyed rather
    * than returned to the pool. Errors come out as Signet errors.
    */
-  async #inTransaction<T>(begin: string, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  /**
+   * Runs `work` between BEGIN and COMMIT on one pooled connection. With
+   * `mapWorkErrors` false, errors thrown by `work` itself pass unchanged (the
+   * queries it makes map their own failures), so a bug in the caller's work is not
+   * reported as storage being down.
+   */
+  async #inTransaction<T>(begin: string, work: (client: pg.PoolClient) => Promise<T>, mapWorkErrors = true): Promise<T> {
     let client: pg.PoolClient
     try {
       client = await this.#pool.connect()
@@ -139,9 +154,12 @@ export class PostgresStorage implements Storage {
       broken = error
     }
     client.on('error', onError)
+    let inWork = false
     try {
       await client.query(begin)
+      inWork = true
       const result = await work(client)
+      inWork = false
       await client.query('COMMIT')
       return result
     } catch (error) {
@@ -150,7 +168,7 @@ export class PostgresStorage implements Storage {
       } catch (rollbackError) {
         broken ??= rollbackError as Error
       }
-      throw storageFailure(error)
+      throw inWork && !mapWorkErrors ? error : storageFailure(error)
     } finally {
       client.off('error', onError)
       client.release(broken)
@@ -213,16 +231,16 @@ export class PostgresStorage implements Storage {
       const schema = await this.#requireSchema()
       // READ COMMITTED: every statement after the lock sees all that earlier lock holders committed.
       return this.#inTransaction('BEGIN ISOLATION LEVEL READ COMMITTED', async (client) => {
-        await client.query('SELECT pg_advisory_xact_lock($1::bigint)', [advisoryLockKey('write', schema)])
+        await guarded(() => client.query('SELECT pg_advisory_xact_lock($1::bigint)', [advisoryLockKey('write', schema)]))
         const tx = new PostgresTx(client)
         const result = await work(tx)
         if (tx.wrote) {
-          const bumped = await client.query<{ value: string }>("UPDATE meta SET value = (value::bigint + 1)::text WHERE name = 'generation' RETURNING value")
+          const bumped = await guarded(() => client.query<{ value: string }>("UPDATE meta SET value = (value::bigint + 1)::text WHERE name = 'generation' RETURNING value"))
           // Delivered on COMMIT only, to every session LISTENing in this database.
-          await client.query('SELECT pg_notify($1, $2)', [CHANGE_CHANNEL, `${schema}:${bumped.rows[0]?.value ?? ''}`])
+          await guarded(() => client.query('SELECT pg_notify($1, $2)', [CHANGE_CHANNEL, `${schema}:${bumped.rows[0]?.value ?? ''}`]))
         }
         return result
-      })
+      }, false)
     })
   }
 
@@ -294,11 +312,11 @@ class PostgresTx implements Tx {
   }
 
   async #rows(sql: string, params: unknown[] = []): Promise<Row[]> {
-    return (await this.#client.query(sql, params)).rows
+    return (await guarded(() => this.#client.query(sql, params))).rows
   }
 
   async #write(sql: string, params: unknown[]): Promise<void> {
-    await this.#client.query(sql, params)
+    await guarded(() => this.#client.query(sql, params))
     this.wrote = true
   }
 

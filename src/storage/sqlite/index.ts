@@ -1,8 +1,8 @@
-import { existsSync, mkdirSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
 import { chainEvent } from '../../audit/chain.js'
-import { SignetError, StorageUnavailable } from '../../errors.js'
+import { Conflict, SignetError, StorageUnavailable } from '../../errors.js'
 import type { AuditEvent, AuditInput, Client, KeyRecord, Keyset } from '../../keys/model.js'
 import { Mutex } from '../../util/mutex.js'
 import {
@@ -19,7 +19,44 @@ type Db = Database.Database
 function storageFailure(error: unknown): Error {
   if (error instanceof SignetError) return error
   // The driver's message stays on `cause` for the log; the answer carries only the code.
+  if (error instanceof Database.SqliteError && error.code.startsWith('SQLITE_CONSTRAINT')) {
+    return Object.assign(new Conflict('the change conflicts with stored data; try again'), { cause: error })
+  }
   return Object.assign(new StorageUnavailable('storage did not complete the operation'), { cause: error })
+}
+
+/**
+ * A prepared statement whose failures are storage failures. Inside a transaction
+ * this tells the driver's errors (503, or 409 for a broken constraint) apart from
+ * errors of the work itself, which pass through unchanged.
+ */
+class GuardedStatement {
+  constructor(readonly statement: Database.Statement) {}
+
+  #guard<T>(operation: () => T): T {
+    try {
+      return operation()
+    } catch (error) {
+      throw storageFailure(error)
+    }
+  }
+
+  run(...params: unknown[]): Database.RunResult {
+    return this.#guard(() => this.statement.run(...params))
+  }
+
+  get(...params: unknown[]): unknown {
+    return this.#guard(() => this.statement.get(...params))
+  }
+
+  all(...params: unknown[]): unknown[] {
+    return this.#guard(() => this.statement.all(...params))
+  }
+
+  pluck(): GuardedStatement {
+    this.statement.pluck()
+    return this
+  }
 }
 
 const insertSql = (table: string, columns: string[]): string =>
@@ -47,8 +84,11 @@ export class SqliteStorage implements Storage {
 
   #open(): Db {
     if (this.#db) return this.#db
+    const created = this.path !== ':memory:' && !existsSync(this.path)
     if (this.path !== ':memory:') mkdirSync(dirname(this.path), { recursive: true })
     const db = new Database(this.path)
+    // Only the service's user reads the key store; SQLite gives the -wal and -shm files the same mode.
+    if (created) chmodSync(this.path, 0o600)
     db.pragma('journal_mode = WAL')
     // FULL: a committed key change survives a crash of the machine, not only of the process.
     db.pragma('synchronous = FULL')
@@ -152,18 +192,33 @@ export class SqliteStorage implements Storage {
       } catch (error) {
         throw storageFailure(error)
       }
-      const tx = new SqliteTx((sql) => this.#statement(sql))
+      const rollback = () => {
+        try {
+          if (db.inTransaction) db.exec('ROLLBACK')
+        } catch {
+          // The connection is broken; the error thrown says so already.
+        }
+      }
+      const tx = new SqliteTx((sql) => {
+        try {
+          return new GuardedStatement(this.#statement(sql))
+        } catch (error) {
+          throw storageFailure(error)
+        }
+      })
+      let result: T
       try {
-        const result = await work(tx)
+        result = await work(tx)
+      } catch (error) {
+        rollback()
+        throw error
+      }
+      try {
         if (tx.wrote) this.#statement("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE name = 'generation'").run()
         db.exec('COMMIT')
         return result
       } catch (error) {
-        try {
-          if (db.inTransaction) db.exec('ROLLBACK')
-        } catch {
-          // The connection is broken; the error below says so already.
-        }
+        rollback()
         throw storageFailure(error)
       }
     })
@@ -207,9 +262,9 @@ export class SqliteStorage implements Storage {
 
 class SqliteTx implements Tx {
   wrote = false
-  readonly #statement: (sql: string) => Database.Statement
+  readonly #statement: (sql: string) => GuardedStatement
 
-  constructor(statement: (sql: string) => Database.Statement) {
+  constructor(statement: (sql: string) => GuardedStatement) {
     this.#statement = statement
   }
 
