@@ -20,6 +20,7 @@ WORKDIR /app
 COPY --from=build /app/package.json ./package.json
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+COPY bin ./bin
 # /data: the database (a volume). /tokens: where `signet clients create --token-file`
 # can leave client tokens for sibling containers (see docker-compose.yml).
 RUN mkdir -p /data /tokens && chown node:node /data /tokens
@@ -43,5 +44,5 @@ EXPOSE 8080
 # No curl or wget in the image: Node itself asks /healthz.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.SIGNET_PORT || 8080) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
-ENTRYPOINT ["node", "dist/cli/index.js"]
+ENTRYPOINT ["node", "bin/signet.cjs"]
 CMD ["serve"]

@@ -145,7 +145,7 @@ async function startupTime(masterKey: string, adminToken: string): Promise<{ ms:
   const keys = (await signet.storage.snapshot()).keys.length
   await signet.close()
   const started = Date.now()
-  const { child, url } = await spawnServer(['dist/cli/index.js', 'serve'], {
+  const { child, url } = await spawnServer(['bin/signet.cjs', 'serve'], {
     PATH: process.env.PATH, SIGNET_MASTER_KEY: masterKey, SIGNET_ADMIN_TOKEN: adminToken, SIGNET_DB: db, SIGNET_PORT: '0', SIGNET_DEFAULT_KEYSET: 'ks-0',
   }, /"url":"([^"]+)"/, 'stdout')
   for (;;) {
@@ -173,7 +173,7 @@ async function main(): Promise<void> {
   const adminToken = randomBytes(32).toString('base64url')
   process.stderr.write(`signet bench: ${SECONDS} s per row, ${CONNECTIONS} connections, ${availableParallelism()} cores\n`)
 
-  const signet = await spawnServer(['dist/cli/index.js', 'serve'], {
+  const signet = await spawnServer(['bin/signet.cjs', 'serve'], {
     PATH: process.env.PATH, SIGNET_MASTER_KEY: masterKey, SIGNET_ADMIN_TOKEN: adminToken, SIGNET_DB: join(dir, 'signet.db'), SIGNET_PORT: '0',
   }, /"url":"([^"]+)"/, 'stdout')
   const pid = signet.child.pid!

@@ -44,7 +44,7 @@ describe('README', () => {
   it('starts with exactly two quick-start commands: install and run (dev mode), install and test', () => {
     expect(blocks('## Quick start')).toEqual(['npm ci && npm run dev', 'npm ci && npm test'])
     const scripts = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')).scripts
-    expect(scripts.dev).toBe('npm run build && node dist/cli/index.js dev')
+    expect(scripts.dev).toBe('npm run build && node bin/signet.cjs dev')
     expect(scripts.pretest).toBe('npm run build')
     expect(scripts.test).toMatch(/^vitest run/)
   })

@@ -120,7 +120,7 @@ describe('Dockerfile', () => {
     requireBuild()
     const entrypoint = JSON.parse(find(final, 'ENTRYPOINT')[0]!.args) as string[]
     const cmd = JSON.parse(find(final, 'CMD')[0]!.args) as string[]
-    expect(entrypoint).toEqual(['node', 'dist/cli/index.js'])
+    expect(entrypoint).toEqual(['node', 'bin/signet.cjs'])
     expect(cmd).toEqual(['serve'])
     expect(existsSync(join(REPO, entrypoint[1]!))).toBe(true)
     const env = envOf(final)
@@ -223,7 +223,7 @@ describe('docker-compose.yml', () => {
     try {
       const db = join(dir, 'signet.db')
       await cliJson(['init'], { SIGNET_DB: db })
-      const local = script.replaceAll(tokenFile, join(dir, 'app.token')).replace('node dist/cli/index.js', `node ${join(REPO, 'dist/cli/index.js')}`)
+      const local = script.replaceAll(tokenFile, join(dir, 'app.token')).replace('node bin/signet.cjs', `node ${join(REPO, 'bin/signet.cjs')}`)
       const { spawnSync } = await import('node:child_process')
       const first = spawnSync('/bin/sh', ['-c', local], { env: { PATH: process.env.PATH, SIGNET_DB: db } })
       expect(first.status, first.stderr.toString()).toBe(0)
