@@ -109,8 +109,9 @@ export function createBaseApp(logger: FastifyServerOptions['loggerInstance'], se
   // 404, or 405 with Allow for a known path under another method, and for TRACE.
   installNotFound(app)
   installParamGuard(app)
-  app.addHook('onSend', async (request, reply) => {
+  app.addHook('onSend', (request, reply, payload, done) => {
     reply.header('x-request-id', request.id)
+    done(null, payload)
   })
   return app
 }

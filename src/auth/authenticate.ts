@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible'
 import { Forbidden, RateLimited, Unauthorized } from '../errors.js'
 import type { Client, Scope } from '../keys/model.js'
@@ -44,48 +45,87 @@ export class Authenticator {
   }
 
   /**
-   * A bound client's token over a connection without its certificate: likely a
-   * stolen token, so it counts as a failed attempt, and is refused with 403.
+   * What a header names: a principal, or why not. Pure (no counting), so the sync
+   * fast path and the refusal path share it and each token is hashed and looked up
+   * once.
    */
-  async #checkCertificate(bound: string, address: string, socket: Socket | undefined): Promise<void> {
-    const presented = peerSubject(socket)
-    if (presented && sameSubject(parseSubject(bound), presented)) return
-    await this.#failures?.consume(address).catch(() => undefined)
-    throw new Forbidden(presented
-      ? 'the client certificate subject does not match the one this client is bound to'
-      : 'this client is bound to a client certificate: connect with it over mutual TLS')
-  }
-
-  /** Counts a failed attempt: 401, or 429 once the address is over its limit. */
-  async #fail(address: string, detail: string): Promise<never> {
-    if (this.#failures) {
-      try {
-        await this.#failures.consume(address)
-      } catch (error) {
-        if (!(error instanceof RateLimiterRes)) throw error
-        throw new RateLimited('too many failed authentication attempts from this address; wait and retry', { retryAfter: Math.max(1, Math.ceil(error.msBeforeNext / 1000)) })
+  #resolve(header: string | undefined, socket: Socket | undefined): Resolution {
+    if (!header) return { refused: 'a bearer token is required' }
+    const match = BEARER.exec(header)
+    if (!match) return { refused: 'the Authorization header must be: Bearer <token>' }
+    const hash = hashToken(match[1]!)
+    if (this.#adminHash && sameHash(hash, this.#adminHash)) return { principal: { kind: 'admin', actor: 'admin' } }
+    const client = this.#clientByTokenHash(hash)
+    if (!client || !sameHash(hash, client.tokenHash) || client.revokedAt !== null) return { refused: 'the bearer token is not valid' }
+    if (client.certificateSubject) {
+      // A bound client's token over a connection without its certificate: likely a stolen token.
+      const presented = peerSubject(socket)
+      if (!presented || !sameSubject(parseSubject(client.certificateSubject), presented)) {
+        return {
+          forbidden: presented
+            ? 'the client certificate subject does not match the one this client is bound to'
+            : 'this client is bound to a client certificate: connect with it over mutual TLS',
+        }
       }
     }
-    throw new Unauthorized(detail)
+    return { principal: { kind: 'client', actor: `client:${client.id}`, client } }
+  }
+
+  /** The principal behind a valid token, or null (then authenticate() gives and counts the refusal). */
+  identify(header: string | undefined, socket?: Socket): Principal | null {
+    const resolution = this.#resolve(header, socket)
+    return 'principal' in resolution ? resolution.principal : null
   }
 
   /**
    * The principal behind an Authorization header, or 401 (429 past the failure
    * limit). A client bound to a certificate subject gets 403 unless `socket` is a
-   * mutual-TLS connection whose verified client certificate has that subject.
+   * mutual-TLS connection whose verified client certificate has that subject; that
+   * counts as a failed attempt too.
    */
   async authenticate(header: string | undefined, address: string, socket?: Socket): Promise<Principal> {
-    if (!header) return this.#fail(address, 'a bearer token is required')
-    const match = BEARER.exec(header)
-    if (!match) return this.#fail(address, 'the Authorization header must be: Bearer <token>')
-    const hash = hashToken(match[1]!)
-    if (this.#adminHash && sameHash(hash, this.#adminHash)) return { kind: 'admin', actor: 'admin' }
-    const client = this.#clientByTokenHash(hash)
-    if (client && sameHash(hash, client.tokenHash) && client.revokedAt === null) {
-      if (client.certificateSubject) await this.#checkCertificate(client.certificateSubject, address, socket)
-      return { kind: 'client', actor: `client:${client.id}`, client }
+    const resolution = this.#resolve(header, socket)
+    if ('principal' in resolution) return resolution.principal
+    if (this.#failures) {
+      try {
+        await this.#failures.consume(address)
+      } catch (error) {
+        if (!(error instanceof RateLimiterRes)) throw error
+        if ('refused' in resolution) {
+          throw new RateLimited('too many failed authentication attempts from this address; wait and retry', { retryAfter: Math.max(1, Math.ceil(error.msBeforeNext / 1000)) })
+        }
+      }
     }
-    return this.#fail(address, 'the bearer token is not valid')
+    throw 'forbidden' in resolution ? new Forbidden(resolution.forbidden) : new Unauthorized(resolution.refused)
+  }
+}
+
+type Resolution = { principal: Principal } | { refused: string } | { forbidden: string }
+
+/**
+ * An onRequest hook that sets `request.principal` (and then runs `check`, e.g. a
+ * scope check). The common case, a valid token, is answered synchronously; only a
+ * refusal takes the asynchronous path that counts failed attempts.
+ */
+export function authenticationHook(auth: Authenticator, check?: (principal: Principal) => void) {
+  return (request: FastifyRequest, _reply: FastifyReply, done: (error?: Error) => void): void => {
+    const settle = (principal: Principal) => {
+      request.principal = principal
+      check?.(principal)
+    }
+    const known = auth.identify(request.headers.authorization, request.raw.socket)
+    if (known) {
+      try {
+        settle(known)
+      } catch (error) {
+        return done(error as Error)
+      }
+      return done()
+    }
+    auth.authenticate(request.headers.authorization, request.ip, request.raw.socket).then((principal) => {
+      settle(principal)
+      done()
+    }, done)
   }
 }
 

@@ -11,11 +11,12 @@ const CONTROL = /[\u0000-\u001f\u007f]/
  * which would otherwise surface as a storage error instead of a clear refusal.
  */
 export function installParamGuard(app: FastifyInstance): void {
-  app.addHook('preValidation', async (request: FastifyRequest) => {
+  app.addHook('preValidation', (request: FastifyRequest, _reply, done) => {
     const params = request.params as Record<string, unknown> | undefined
-    if (!params) return
-    for (const [name, value] of Object.entries(params)) {
-      if (typeof value === 'string' && CONTROL.test(value)) throw new InvalidRequest(`the path parameter ${name} holds a control character`)
+    for (const name in params) {
+      const value = params[name]
+      if (typeof value === 'string' && CONTROL.test(value)) return done(new InvalidRequest(`the path parameter ${name} holds a control character`))
     }
+    done()
   })
 }

@@ -16,14 +16,21 @@ const JWKS_ROUTES = new Set(['/.well-known/jwks.json', '/keysets/:name/jwks.json
 const outcomes = new WeakMap<FastifyRequest, string>()
 
 /** Remembers the `code` of a problem answer (and the verify outcome) as it is serialised. */
-async function rememberOutcome(request: FastifyRequest, reply: FastifyReply, payload: unknown): Promise<unknown> {
+function rememberOutcome(request: FastifyRequest, reply: FastifyReply, payload: unknown, done: (error: null, payload: unknown) => void): void {
   if (payload !== null && typeof payload === 'object') {
     const body = payload as { code?: unknown; valid?: unknown }
     if (reply.statusCode < 400 && body.valid === true) outcomes.set(request, 'valid')
     else if (typeof body.code === 'string') outcomes.set(request, body.code)
   }
-  return payload
+  done(null, payload)
 }
+
+/** A callback-style onResponse hook: these run on every answer, and an async hook costs a promise each. */
+const onResponse = (count: (request: FastifyRequest, reply: FastifyReply) => void) =>
+  (request: FastifyRequest, reply: FastifyReply, done: () => void): void => {
+    count(request, reply)
+    done()
+  }
 
 const outcomeOf = (request: FastifyRequest, reply: FastifyReply): string =>
   outcomes.get(request) ?? (reply.statusCode < 400 ? 'ok' : `http_${reply.statusCode}`)
@@ -59,7 +66,7 @@ export function installRequestMetrics(app: FastifyInstance, metrics: SignetMetri
     return principal.kind === 'client' ? principal.client.name : 'admin'
   }
 
-  const countSign = (endpoint: string) => async (request: FastifyRequest, reply: FastifyReply) => {
+  const countSign = (endpoint: string) => (request: FastifyRequest, reply: FastifyReply) => {
     const { keyset, alg } = signLabels(request)
     const client = clientLabel(request)
     const outcome = outcomeOf(request, reply)
@@ -70,17 +77,17 @@ export function installRequestMetrics(app: FastifyInstance, metrics: SignetMetri
     metrics.signDuration.observe({ endpoint }, reply.elapsedTime / 1000)
   }
 
-  const countVerify = async (request: FastifyRequest, reply: FastifyReply) => {
+  const countVerify = (request: FastifyRequest, reply: FastifyReply) => {
     metrics.verifications.inc({ outcome: outcomeOf(request, reply) })
   }
 
-  const countJwks = (fixedKeyset: string | null) => async (request: FastifyRequest, reply: FastifyReply) => {
+  const countJwks = (fixedKeyset: string | null) => (request: FastifyRequest, reply: FastifyReply) => {
     const name = fixedKeyset ?? (request.params as { name?: string }).name
     const keyset = name !== undefined && keystore.keyset(name) ? name : ''
     metrics.jwksRequests.inc({ keyset, status: String(reply.statusCode) })
   }
 
-  const countAuthFailure = async (request: FastifyRequest, reply: FastifyReply) => {
+  const countAuthFailure = (request: FastifyRequest, reply: FastifyReply) => {
     const status = reply.statusCode
     if (status !== 401 && status !== 403 && status !== 429) return
     const code = outcomes.get(request)
@@ -92,12 +99,12 @@ export function installRequestMetrics(app: FastifyInstance, metrics: SignetMetri
 
   app.addHook('onRoute', (route) => {
     const url = route.url
-    if (SIGN_ROUTES[url]) appendHook(route, 'onResponse', countSign(SIGN_ROUTES[url]))
-    if (url === VERIFY_ROUTE) appendHook(route, 'onResponse', countVerify)
-    if (JWKS_ROUTES.has(url)) appendHook(route, 'onResponse', countJwks(url === '/.well-known/jwks.json' ? defaultKeyset : null))
+    if (SIGN_ROUTES[url]) appendHook(route, 'onResponse', onResponse(countSign(SIGN_ROUTES[url])))
+    if (url === VERIFY_ROUTE) appendHook(route, 'onResponse', onResponse(countVerify))
+    if (JWKS_ROUTES.has(url)) appendHook(route, 'onResponse', onResponse(countJwks(url === '/.well-known/jwks.json' ? defaultKeyset : null)))
     if (url.startsWith('/v1/')) {
       appendHook(route, 'preSerialization', rememberOutcome)
-      appendHook(route, 'onResponse', countAuthFailure)
+      appendHook(route, 'onResponse', onResponse(countAuthFailure))
     }
   })
 }

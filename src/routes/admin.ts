@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import type { Authenticator } from '../auth/authenticate.js'
-import { requireScope } from '../auth/authenticate.js'
+import { authenticationHook, requireScope } from '../auth/authenticate.js'
 import type { ClientInput } from '../auth/clients.js'
 import type { KeysetInput, KeysetPolicyInput } from '../keys/policy.js'
 import type { RotationMode } from '../keys/service.js'
@@ -25,10 +25,7 @@ export async function adminRoutes(app: FastifyInstance, options: AdminRoutesOpti
   const { signet, auth } = options
   const actor = (request: { principal: { actor: string } | null }) => request.principal!.actor
 
-  app.addHook('onRequest', async (request) => {
-    request.principal = await auth.authenticate(request.headers.authorization, request.ip, request.raw.socket)
-    requireScope(request.principal, 'admin')
-  })
+  app.addHook('onRequest', authenticationHook(auth, (principal) => requireScope(principal, 'admin')))
 
   const keysetOut = (keyset: Parameters<typeof presentKeyset>[0], activeKid: string | null) =>
     presentKeyset(keyset, activeKid, signet.keys.prepublishOf(keyset))

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible'
 import type { Authenticator, Principal } from '../auth/authenticate.js'
-import { requireScope } from '../auth/authenticate.js'
+import { authenticationHook, requireScope } from '../auth/authenticate.js'
 import { InvalidRequest, KeysetNotFound, RateLimited, SignetError } from '../errors.js'
 import type { LiveKeyset } from '../keys/keystore.js'
 import type { Client } from '../keys/model.js'
@@ -29,9 +29,7 @@ export async function internalRoutes(app: FastifyInstance, options: InternalRout
   const limit = signet.config.signRateLimit
   const signLimiter = limit > 0 ? new RateLimiterMemory({ points: limit, duration: 1 }) : null
 
-  app.addHook('onRequest', async (request) => {
-    request.principal = await auth.authenticate(request.headers.authorization, request.ip, request.raw.socket)
-  })
+  app.addHook('onRequest', authenticationHook(auth))
 
   /** The client behind a request with `scope`, and the keyset it asks for. */
   const clientFor = (request: { principal: Principal | null }, scope: 'sign' | 'verify', keysetName: string | undefined): { client: Client; live: LiveKeyset } => {
