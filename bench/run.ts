@@ -16,11 +16,12 @@ import { generateKeyPair } from '../src/crypto/keygen.js'
 import { loadConfig } from '../src/config.js'
 import { Signet } from '../src/runtime.js'
 import { cryptoLimit } from './lib/crypto-limit.js'
+import { postgresSchema, softHsmToken } from './lib/extras.js'
 import { watchProcess } from './lib/process-stats.js'
 
 const ROOT = join(import.meta.dirname, '..')
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5)
-const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32)
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16)
 const CRYPTO_MS = 3000
 
 interface Row {
@@ -108,6 +109,98 @@ async function measure(name: string, what: string, pid: number, options: LoadOpt
   rows.push(row)
   process.stderr.write(`  ${name}: ${Math.round(row.requestsPerSecond)} req/s, p99 ${row.p99Ms} ms${row.errors ? `, ${row.errors} errors` : ''}\n`)
   return row
+}
+
+/** Like measure(), with the load split evenly over several servers at once (replicas). */
+async function measureAcross(name: string, what: string, servers: { pid: number; url: string }[], path: string, options: Omit<LoadOptions, 'url'>, tokensPerRequest: number | null): Promise<Row> {
+  const share = Math.max(1, Math.floor(CONNECTIONS / servers.length))
+  const run = (seconds: number) => Promise.all(servers.map((server) => autocannon({
+    url: `${server.url}${path}`, method: options.method ?? 'GET', connections: share, duration: seconds,
+    headers: { 'content-type': 'application/json', ...options.headers }, ...(options.body ? { body: options.body } : {}),
+  })))
+  await run(1)
+  const watched = await Promise.all(servers.map((server, i) => watchProcess(server.pid, i === 0 ? () => run(SECONDS) : () => new Promise((resolve) => setTimeout(resolve, SECONDS * 1000)))))
+  const results = watched[0]!.result as autocannon.Result[]
+  const requestsPerSecond = results.reduce((sum, result) => sum + result.requests.average, 0)
+  const row: Row = {
+    name,
+    what,
+    requestsPerSecond,
+    tokensPerSecond: tokensPerRequest === null ? null : requestsPerSecond * tokensPerRequest,
+    p50Ms: Math.max(...results.map((result) => result.latency.p50)),
+    p99Ms: Math.max(...results.map((result) => result.latency.p99)),
+    serverRssMb: Math.round(Math.max(...watched.map((w) => w.peakRssMb))),
+    serverCpuPercent: Math.round(watched.reduce((sum, w) => sum + w.cpuPercent, 0)),
+    errors: results.reduce((sum, result) => sum + result.errors + result.non2xx + result.timeouts, 0),
+  }
+  rows.push(row)
+  process.stderr.write(`  ${name}: ${Math.round(row.requestsPerSecond)} req/s, p99 ${row.p99Ms} ms${row.errors ? `, ${row.errors} errors` : ''}\n`)
+  return row
+}
+
+/** Starts a server, creates `keysets` and a signing client through its admin API. */
+async function startSignet(env: NodeJS.ProcessEnv, adminToken: string, keysets: Record<string, unknown>[]): Promise<{ child: ChildProcess; url: string; token: string }> {
+  const server = await spawnServer(['bin/signet.cjs', 'serve'], { PATH: process.env.PATH, SIGNET_ADMIN_TOKEN: adminToken, SIGNET_PORT: '0', ...env }, /"url":"([^"]+)"/, 'stdout')
+  const admin = { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' }
+  for (const keyset of keysets) await json(`${server.url}/v1/admin/keysets`, { method: 'POST', headers: admin, body: JSON.stringify(keyset) })
+  const { token } = await json(`${server.url}/v1/admin/clients`, { method: 'POST', headers: admin, body: JSON.stringify({ name: 'bench', keysets: '*', scopes: ['sign'] }) })
+  return { ...server, token }
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return
+  child.kill('SIGTERM')
+  await new Promise((resolve) => child.once('exit', resolve))
+}
+
+/** ES256 and RS256 signing through SoftHSM2 (pkcs11 keysets), beside the software rows. */
+async function hsmRows(masterKey: string, adminToken: string, bodyFor: (keyset: string) => string): Promise<void> {
+  const token = softHsmToken()
+  if (!token) {
+    process.stderr.write('  SoftHSM2 not installed: PKCS#11 rows skipped\n')
+    return
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'signet-bench-hsm-db-'))
+  try {
+    const server = await startSignet({ ...token.env, SIGNET_MASTER_KEY: masterKey, SIGNET_DB: join(dir, 'signet.db') }, adminToken, [
+      { name: 'hsm-es256', alg: 'ES256', backend: 'pkcs11' },
+      { name: 'hsm-rs256', alg: 'RS256', backend: 'pkcs11' },
+    ])
+    for (const alg of ['ES256', 'RS256']) {
+      await measure(`POST /v1/sign ${alg} SoftHSM2`, 'pkcs11 keyset: C_Sign inside the token', server.child.pid!, { url: `${server.url}/v1/sign`, method: 'POST', body: bodyFor(`hsm-${alg.toLowerCase()}`), headers: { authorization: `Bearer ${server.token}` } }, 1)
+    }
+    await stop(server.child)
+  } finally {
+    token.remove()
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+/** Sign and JWKS with two replicas sharing one PostgreSQL schema, beside SQLite's rows. */
+async function postgresRows(masterKey: string, adminToken: string, bodyFor: (keyset: string) => string): Promise<void> {
+  const database = await postgresSchema(process.env.BENCH_DATABASE_URL ?? process.env.SIGNET_TEST_DATABASE_URL)
+  if (!database) {
+    process.stderr.write('  no PostgreSQL (BENCH_DATABASE_URL or SIGNET_TEST_DATABASE_URL): replica rows skipped\n')
+    return
+  }
+  try {
+    const env = { SIGNET_MASTER_KEY: masterKey, SIGNET_DATABASE_URL: database.url }
+    const first = await startSignet(env, adminToken, [])
+    const second = await spawnServer(['bin/signet.cjs', 'serve'], { PATH: process.env.PATH, SIGNET_ADMIN_TOKEN: adminToken, SIGNET_PORT: '0', ...env }, /"url":"([^"]+)"/, 'stdout')
+    const servers = [{ pid: first.child.pid!, url: first.url }, { pid: second.child.pid!, url: second.url }]
+    const client = { authorization: `Bearer ${first.token}` }
+    // The client made through the first replica reaches the second by notification.
+    for (let tries = 0; (await fetch(`${second.url}/v1/sign`, { method: 'POST', headers: { ...client, 'content-type': 'application/json' }, body: bodyFor('default') })).status !== 200; tries++) {
+      if (tries > 100) throw new Error('the second replica never saw the client')
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+    await measureAcross('POST /v1/sign ES256, 2 replicas on PostgreSQL', 'the load split over two replicas sharing one PostgreSQL schema', servers, '/v1/sign', { method: 'POST', body: bodyFor('default'), headers: client }, 1)
+    await measureAcross('GET /.well-known/jwks.json, 2 replicas on PostgreSQL', 'precomputed JWK Set bytes, from both replicas', servers, '/.well-known/jwks.json', {}, null)
+    await stop(first.child)
+    await stop(second.child)
+  } finally {
+    await database.drop()
+  }
 }
 
 function cpuRow(name: string, what: string, perSecond: number): Row {
@@ -214,7 +307,11 @@ async function main(): Promise<void> {
     const rate = Math.max(1, Math.floor(sign[alg]!.requestsPerSecond / 2))
     halfRate[alg] = await measure(`POST /v1/sign ${alg} at ${rate} req/s`, 'half the maximum rate: latency', pid, { url: `${signet.url}/v1/sign`, method: 'POST', body: bodyFor(keysets[alg]), headers: client, overallRate: rate }, 1)
   }
-  signet.child.kill('SIGTERM')
+  await stop(signet.child)
+
+  process.stderr.write('PKCS#11 (SoftHSM2) and PostgreSQL replicas\n')
+  await hsmRows(masterKey, adminToken, bodyFor)
+  await postgresRows(masterKey, adminToken, bodyFor)
 
   process.stderr.write('crypto limit and status quo\n')
   const limits: Record<string, number> = {}
