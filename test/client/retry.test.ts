@@ -123,9 +123,14 @@ describe('SignetClient retries', () => {
       const base = busy.requests()
       hog.write(`POST /v1/sign HTTP/1.1\r\nHost: signet\r\nAuthorization: Bearer ${busyToken}\r\nContent-Type: application/json\r\nContent-Length: 64\r\n\r\n{`)
       while (busy.requests() === base) await sleep(10)
-      const overloaded: string[] = []
+      // What a caller sees while the slot is held: 503 overloaded, with Retry-After.
+      const shed = await fetch(`${busy.url}/v1/sign`, { method: 'POST', headers: { authorization: `Bearer ${busyToken}`, 'content-type': 'application/json' }, body: '{"claims":{}}' })
+      expect(shed.status).toBe(503)
+      expect(shed.headers.get('retry-after')).toBe('1')
+      expect((await shed.json()).code).toBe('overloaded')
+      const overloaded: number[] = []
       const seen = (request: IncomingMessage, response: ServerResponse) => {
-        response.once('finish', () => { if (response.statusCode === 503) overloaded.push(String(response.getHeader('retry-after'))) })
+        response.once('finish', () => { if (response.statusCode === 503) overloaded.push(503) })
         // Free the slot once the client has been told to come back later.
         if (request.url === '/v1/sign' && overloaded.length === 0) response.once('finish', () => hog.destroy())
       }
@@ -133,8 +138,8 @@ describe('SignetClient retries', () => {
       const signed = await client.sign({ sub: 'patient' })
       busy.server.app.server.off('request', seen)
       expect(signed.keyset).toBe('default')
-      expect(overloaded).toEqual(['1'])
-      expect(busy.requests() - base).toBe(3) // the hog, the 503, the retry
+      expect(overloaded).toEqual([503])
+      expect(busy.requests() - base).toBe(4) // the hog, the fetch's 503, the client's 503, its retry
     } finally {
       hog.destroy()
       await client.close()
