@@ -3,19 +3,10 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createHarness, type Harness } from '../helpers/harness.js'
+import { within } from '../helpers/wait.js'
 
 const run = promisify(execFile)
 const FIXTURE = join(import.meta.dirname, '../fixtures/other-process.ts')
-
-/** Polls `probe` every 50 ms until it returns true; resolves to the milliseconds it took, or fails after `limitMs`. */
-async function within(limitMs: number, probe: () => Promise<boolean>): Promise<number> {
-  const start = Date.now()
-  for (;;) {
-    if (await probe()) return Date.now() - start
-    if (Date.now() - start > limitMs) throw new Error(`not seen within ${limitMs} ms`)
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-}
 
 /**
  * A change written to the database by another process (new keys, revocations,

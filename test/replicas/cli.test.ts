@@ -11,18 +11,9 @@ import { cliJson, runCli } from '../cli/helpers.js'
 import { createHarness, tempDir } from '../helpers/harness.js'
 import { createTestSchema, pgBaseUrl, PG_SKIP, urlForSchema, type TestSchema } from '../storage/postgres-fixture.js'
 import { call, ensureBuilt, startReplica, type ReplicaProcess } from './cluster.js'
+import { within } from '../helpers/wait.js'
 
 const run = promisify(execFile)
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
-
-async function within(limitMs: number, probe: () => Promise<boolean>): Promise<number> {
-  const start = Date.now()
-  for (;;) {
-    if (await probe()) return Date.now() - start
-    if (Date.now() - start > limitMs) throw new Error(`not seen within ${limitMs} ms`)
-    await sleep(20)
-  }
-}
 
 /**
  * The `signet` commands work on PostgreSQL exactly as on SQLite (they go through

@@ -8,18 +8,8 @@ import { PostgresStorage } from '../../src/storage/postgres/index.js'
 import { captureLogs, createHarness, newAdminToken, newMasterKey, type Harness } from '../helpers/harness.js'
 import { createTestSchema, pgBaseUrl, PG_SKIP, type TestSchema } from '../storage/postgres-fixture.js'
 import { TcpProxy } from './proxy.js'
+import { within } from '../helpers/wait.js'
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
-
-/** Resolves to the ms it took until `probe` holds, polling every 10 ms; fails after `limitMs`. */
-async function within(limitMs: number, probe: () => Promise<boolean>): Promise<number> {
-  const start = Date.now()
-  for (;;) {
-    if (await probe()) return Date.now() - start
-    if (Date.now() - start > limitMs) throw new Error(`not seen within ${limitMs} ms`)
-    await sleep(10)
-  }
-}
 
 interface Replica {
   signet: Signet

@@ -5,6 +5,7 @@ import { newAdminToken, newMasterKey } from '../helpers/harness.js'
 import { createTestSchema, pgBaseUrl, PG_SKIP, type TestSchema } from '../storage/postgres-fixture.js'
 import { call, ensureBuilt, startReplica, type ReplicaProcess } from './cluster.js'
 import { TcpProxy } from './proxy.js'
+import { within } from '../helpers/wait.js'
 
 /**
  * Issue 7 acceptance 5: two `signet serve` replicas reach PostgreSQL through a TCP
@@ -15,15 +16,6 @@ import { TcpProxy } from './proxy.js'
  */
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
-
-async function within(limitMs: number, probe: () => Promise<boolean>, everyMs = 50): Promise<number> {
-  const start = Date.now()
-  for (;;) {
-    if (await probe()) return Date.now() - start
-    if (Date.now() - start > limitMs) throw new Error(`not seen within ${limitMs} ms`)
-    await sleep(everyMs)
-  }
-}
 
 const OUTAGE_MS = 10_000
 
