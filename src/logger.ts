@@ -1,10 +1,10 @@
 import pino, { type Logger } from 'pino'
 
 /**
- * The service's logger: pino JSON lines on stdout. The destination writes
- * asynchronously, so under load lines written while a write is in flight go out
- * together instead of one system call each; pino flushes what is left at exit.
+ * The service's logger: pino JSON lines on stdout, written synchronously so the
+ * last lines before a crash are not lost. The bench's ceiling server uses the same,
+ * so both pay the same for logging.
  */
 export function createLogger(level: string): Logger {
-  return pino({ level }, pino.destination({ dest: 1, sync: false }))
+  return pino({ level })
 }

@@ -1,4 +1,4 @@
-import pino, { type Logger } from 'pino'
+import type { Logger } from 'pino'
 import { auditedTransaction, FileAuditSink, type AuditSink } from './audit/recorder.js'
 import { ClientService } from './auth/clients.js'
 import { systemClock, type Clock } from './clock.js'
@@ -11,6 +11,7 @@ import { Keystore, MASTER_KEY_CHECK } from './keys/keystore.js'
 import { KeyService } from './keys/service.js'
 import { openStorage } from './storage/open.js'
 import type { Storage } from './storage/types.js'
+import { createLogger } from './logger.js'
 
 export interface SignetOptions {
   config: Config
@@ -110,7 +111,7 @@ export class Signet {
   /** Opens storage, checks the master key, migrates, and loads the keystore. */
   static async open(options: SignetOptions): Promise<Signet> {
     const { config } = options
-    const logger = options.logger ?? pino({ level: config.logLevel })
+    const logger = options.logger ?? createLogger(config.logLevel)
     const storage = options.storage ?? (await openStorage(config))
     try {
       const { initialised } = await unlock(storage, config.masterKey)

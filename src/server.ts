@@ -1,7 +1,7 @@
 import type { AddressInfo } from 'node:net'
 import closeWithGrace from 'close-with-grace'
 import type { FastifyInstance } from 'fastify'
-import pino, { type Logger } from 'pino'
+import type { Logger } from 'pino'
 import { buildApp, buildPublicApp } from './app.js'
 import { loadConfig, type Config } from './config.js'
 import { SignetMetrics } from './metrics/registry.js'
@@ -9,6 +9,7 @@ import { instrumentStorage } from './metrics/storage.js'
 import { Signet } from './runtime.js'
 import { openStorage } from './storage/open.js'
 import { httpsOptions, loadTlsMaterial } from './tls/options.js'
+import { createLogger } from './logger.js'
 
 /** Longest a graceful shutdown may take before the process exits anyway. */
 export const SHUTDOWN_GRACE_MS = 10_000
@@ -57,7 +58,7 @@ function boundUrl(app: FastifyInstance, scheme: string): string {
  * background loop, and listens: the internal listener (SIGNET_PORT) and, with
  * SIGNET_PUBLIC_PORT, the public one. The only place that listens.
  */
-export async function startServer(config: Config, logger: Logger = pino({ level: config.logLevel })): Promise<RunningServer> {
+export async function startServer(config: Config, logger: Logger = createLogger(config.logLevel)): Promise<RunningServer> {
   // TLS files are read and checked before storage is touched: a bad file changes nothing.
   const tls = config.tls ? loadTlsMaterial(config.tls) : null
   const scheme = tls ? 'https' : 'http'
@@ -150,5 +151,5 @@ export async function runServer(
 /** `signet serve`: the service from the environment, until SIGTERM or SIGINT. */
 export async function serve(env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const config = loadConfig(env)
-  await runServer(config, pino({ level: config.logLevel }))
+  await runServer(config, createLogger(config.logLevel))
 }

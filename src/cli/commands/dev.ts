@@ -1,5 +1,6 @@
 import type { Command } from 'commander'
 import { printJson, printLines } from '../output.js'
+import { createLogger } from '../../logger.js'
 
 const WARNING = [
   '!!! DEVELOPMENT MODE - NOT FOR PRODUCTION !!!',
@@ -19,7 +20,6 @@ export function registerDev(program: Command): void {
     .option('--data-dir <dir>', 'where the dev database and dev secrets live', './data/dev')
     .option('--json', 'print the dev details as one JSON line before the logs')
     .action(async (options: { dataDir: string; json?: boolean }) => {
-      const pino = (await import('pino')).default
       const { loadConfig } = await import('../../config.js')
       const { hashToken } = await import('../../auth/tokens.js')
       const { runServer } = await import('../../server.js')
@@ -28,7 +28,7 @@ export function registerDev(program: Command): void {
       const state = loadDevState(options.dataDir)
       const { env, ignored } = devEnvironment(state, process.env)
       const config = loadConfig(env)
-      const logger = pino({ level: config.logLevel })
+      const logger = createLogger(config.logLevel)
       await runServer(config, logger, async ({ signet, url }) => {
         // Said once it runs, so a failed start still ends with one line on stderr.
         process.stderr.write(`${WARNING.join('\n')}\n`)
