@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Authenticator } from '../auth/authenticate.js'
 import { authenticationHook, requireScope } from '../auth/authenticate.js'
 import type { ClientInput } from '../auth/clients.js'
@@ -26,6 +26,12 @@ export async function adminRoutes(app: FastifyInstance, options: AdminRoutesOpti
   const actor = (request: { principal: { actor: string } | null }) => request.principal!.actor
 
   app.addHook('onRequest', authenticationHook(auth, (principal) => requireScope(principal, 'admin')))
+
+  /** For routes whose body may be left out: no body means `{}`, so its defaults apply. */
+  const bodyIsOptional = (request: FastifyRequest, _reply: FastifyReply, done: () => void) => {
+    request.body ??= {}
+    done()
+  }
 
   const keysetOut = (keyset: Parameters<typeof presentKeyset>[0], activeKid: string | null) =>
     presentKeyset(keyset, activeKid, signet.keys.prepublishOf(keyset))
@@ -63,6 +69,7 @@ export async function adminRoutes(app: FastifyInstance, options: AdminRoutesOpti
 
   app.post<{ Params: { name: string }; Body: { mode?: RotationMode } | undefined }>('/v1/admin/keysets/:name/rotate', {
     schema: { params: nameParams, body: rotateBody, response: { 201: keyAnswer, ...errors(400, 401, 403, 404, 503) } },
+    preValidation: bodyIsOptional,
   }, async (request, reply) => {
     const key = await signet.keys.rotate(request.params.name, request.body?.mode ?? 'scheduled', actor(request))
     return reply.code(201).send(presentKey(key))
@@ -77,6 +84,7 @@ export async function adminRoutes(app: FastifyInstance, options: AdminRoutesOpti
 
   app.post<{ Params: { kid: string }; Body: { reason?: string } | undefined }>('/v1/admin/keys/:kid/revoke', {
     schema: { params: kidParams, body: revokeBody, response: { 200: keyAnswer, ...errors(400, 401, 403, 404, 409, 503) } },
+    preValidation: bodyIsOptional,
   }, async (request) => presentKey(await signet.keys.revoke(request.params.kid, request.body?.reason ?? 'unspecified', actor(request))))
 
   app.post<{ Body: ClientInput }>('/v1/admin/clients', {

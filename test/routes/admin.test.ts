@@ -59,6 +59,20 @@ describe('admin API', () => {
     expect(Date.parse(retired.publishedUntil) - Date.parse(retired.retiredAt)).toBe((7200 + 60) * 1000)
   })
 
+  it('rotates and revokes with no body at all, or an empty JSON body, using the defaults', async () => {
+    const bare = await h.request('POST', '/v1/admin/keysets/default/rotate', { token: h.adminToken })
+    expect(bare.statusCode).toBe(201)
+    expect(bare.json().state).toBe('pending')
+    const empty = await h.request('POST', '/v1/admin/keysets/default/rotate', { token: h.adminToken, payload: '', headers: { 'content-type': 'application/json' } })
+    expect(empty.statusCode).toBe(201)
+    const revoked = await h.request('POST', `/v1/admin/keys/${empty.json().kid}/revoke`, { token: h.adminToken })
+    expect(revoked.statusCode).toBe(200)
+    expect(revoked.json()).toMatchObject({ state: 'revoked', revokeReason: 'unspecified' })
+    // A sign request still needs its body.
+    const client = (await h.createClient({ scopes: ['sign'] })).token
+    expect((await h.request('POST', '/v1/sign', { token: client, payload: '', headers: { 'content-type': 'application/json' } })).statusCode).toBe(400)
+  })
+
   it('creates clients whose token is shown once and never listed', async () => {
     const created = await h.createClient({ name: 'app one', keysets: ['svc'], scopes: ['sign'], audiences: ['api'], maxTtl: 300 })
     expect(created.token).toMatch(/^signet_[A-Za-z0-9_-]{43}$/)
