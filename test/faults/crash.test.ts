@@ -120,7 +120,7 @@ describe('crashes: SIGKILL at random moments', () => {
 
       if (cycle > 0 && cycle % 5 === 0) {
         // Killed while starting: anywhere from module loading to the first requests.
-        await new Promise((resolve) => setTimeout(resolve, 200 + Math.random() * 1500))
+        await new Promise((resolve) => setTimeout(resolve, 150 + Math.random() * 1000))
         await kill(server)
         startupKills++
       } else {
@@ -151,7 +151,7 @@ describe('crashes: SIGKILL at random moments', () => {
 
         // Let the chaos begin, sign until the kill, which comes at a random moment.
         server.child.stdin!.write('go\n')
-        const killAt = Date.now() + 150 + Math.random() * 900
+        const killAt = Date.now() + 100 + Math.random() * 600
         while (Date.now() < killAt) {
           const keyset = KEYSETS[tokens.length % 2]!
           const response = await call(url, '/v1/sign', { method: 'POST', token: clientToken, body: { keyset, claims: { sub: 'crash' }, ttl: 300 } }).catch(() => null)
