@@ -12,7 +12,7 @@ import { installJsonParser } from './http/json.js'
 import { RequestLog } from './http/request-log.js'
 import { installNotFound } from './http/methods.js'
 import { installParamGuard } from './http/params.js'
-import { handleError, sendProblem } from './http/problem.js'
+import { handleError, PROBLEM_JSON, sendProblem } from './http/problem.js'
 import { installRequestMetrics } from './metrics/hooks.js'
 import { SignetMetrics } from './metrics/registry.js'
 import { metricsRoute } from './metrics/route.js'
@@ -111,6 +111,9 @@ export function createBaseApp(logger: FastifyServerOptions['loggerInstance'], se
   installParamGuard(app)
   app.addHook('onSend', (request, reply, payload, done) => {
     reply.header('x-request-id', request.id)
+    // Fastify appends "; charset=utf-8" to JSON media types; problem documents carry
+    // the bare RFC 9457 type (JSON is UTF-8 by definition, RFC 8259).
+    if ((reply.getHeader('content-type') as string | undefined)?.startsWith(`${PROBLEM_JSON};`)) reply.header('content-type', PROBLEM_JSON)
     done(null, payload)
   })
   return app

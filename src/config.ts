@@ -42,7 +42,7 @@ const schema = {
     SIGNET_NEW_MASTER_KEY: { type: 'string' },
     SIGNET_AUDIT_FILE: { type: 'string', minLength: 1 },
     // Signet's own additions, documented in the README.
-    SIGNET_AUTH_FAILURE_LIMIT: { type: 'integer', minimum: 0, default: 100 },
+    SIGNET_AUTH_FAILURE_LIMIT: { type: 'integer', minimum: 0, default: 300 },
     SIGNET_SIGN_RATE_LIMIT: { type: 'integer', minimum: 0, default: 0 },
     // PostgreSQL pool and outage behaviour (docs/postgres.md).
     SIGNET_DATABASE_POOL_SIZE: { type: 'integer', minimum: 1, maximum: 1000, default: 10 },
@@ -203,7 +203,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
       ? { module: pkcs11Module, tokenLabel: str('SIGNET_PKCS11_TOKEN_LABEL'), slot: int('SIGNET_PKCS11_SLOT'), pin: str('SIGNET_PKCS11_PIN'), pinFile: pkcs11PinFile }
       : null,
     auditFile: str('SIGNET_AUDIT_FILE'),
-    authFailureLimit: int('SIGNET_AUTH_FAILURE_LIMIT') ?? 100,
+    authFailureLimit: int('SIGNET_AUTH_FAILURE_LIMIT') ?? 300,
     signRateLimit: int('SIGNET_SIGN_RATE_LIMIT') ?? 0,
     databasePoolSize: int('SIGNET_DATABASE_POOL_SIZE') ?? 10,
     databaseTimeoutMs: int('SIGNET_DATABASE_TIMEOUT_MS') ?? 5000,

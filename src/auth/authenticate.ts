@@ -26,8 +26,9 @@ export interface AuthenticatorOptions {
  * keyed by hash, and the admin token's hash is compared in constant time, so
  * response time says nothing about how much of a guess was right.
  *
- * Failed attempts are counted per client address (rate-limiter-flexible). Past the
- * limit, that address's failing attempts get 429 with Retry-After instead of 401
+ * Failed attempts (a bearer token that is not valid) are counted per client
+ * address (rate-limiter-flexible). Past the limit, that address's failing attempts
+ * get 429 with Retry-After instead of 401
  * for the rest of the minute. A request with a valid token is never held back:
  * several app servers may share an address (a NAT, a sidecar), and one of them
  * guessing must not stop the others. Tokens carry 256 random bits, so the limit
@@ -86,7 +87,9 @@ export class Authenticator {
   async authenticate(header: string | undefined, address: string, socket?: Socket): Promise<Principal> {
     const resolution = this.#resolve(header, socket)
     if ('principal' in resolution) return resolution.principal
-    if (this.#failures) {
+    // Only a presented bearer token is a guess worth counting; a request without
+    // credentials (or with another scheme) is simply refused.
+    if (this.#failures && header !== undefined && BEARER.test(header)) {
       try {
         await this.#failures.consume(address)
       } catch (error) {

@@ -38,7 +38,7 @@ export function clientErrorHandler(this: FastifyInstance, error: Error & { code?
   const body = JSON.stringify({ type: problemType(code), title, status, detail, code })
   const headers = Object.entries(SECURITY_HEADERS).map(([name, value]) => `${name}: ${value}\r\n`).join('')
   socket.end(
-    `HTTP/1.1 ${status} ${title}\r\n${headers}content-type: application/problem+json; charset=utf-8\r\n` +
+    `HTTP/1.1 ${status} ${title}\r\n${headers}content-type: application/problem+json\r\n` +
       `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
   )
   socket.resume()

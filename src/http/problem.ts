@@ -1,6 +1,8 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { Internal, InvalidRequest, MethodNotAllowed, NotFound, PayloadTooLarge, SignetError, UnsupportedMediaType } from '../errors.js'
 
+export const PROBLEM_JSON = 'application/problem+json'
+
 /** The `type` URI of a problem: one per stable code. */
 export const problemType = (code: string): string => `urn:signet:problem:${code}`
 
@@ -13,7 +15,7 @@ export function sendProblem(reply: FastifyReply, error: SignetError): FastifyRep
   const { retryAfter: _retryAfter, ...extra } = error.extra ?? {}
   return reply
     .code(error.status)
-    .type('application/problem+json')
+    .type(PROBLEM_JSON)
     .send({ type: problemType(error.code), title: error.title, status: error.status, detail: error.message, code: error.code, ...extra })
 }
 
@@ -27,7 +29,9 @@ export function toSignetError(error: FastifyError): SignetError {
     const where = error.validationContext ?? 'request'
     const first = error.validation[0]
     const path = first?.instancePath ? first.instancePath : ''
-    return new InvalidRequest(`${where}${path} ${first?.message ?? 'is invalid'}`)
+    // A bad item of a batch names its index, wherever the refusal comes from.
+    const item = where === 'body' ? /^\/items\/(\d+)(?:\/|$)/.exec(path) : null
+    return new InvalidRequest(`${where}${path} ${first?.message ?? 'is invalid'}`, item ? { index: Number(item[1]) } : undefined)
   }
   switch (error.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
@@ -54,7 +58,12 @@ export function toSignetError(error: FastifyError): SignetError {
 /** The error handler: 4xx logged briefly, 5xx logged in full, neither answer carries internals. */
 export function handleError(error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   const problem = toSignetError(error)
-  if (problem.status >= 500) {
+  if (problem.status === 503 && error instanceof SignetError) {
+    // Expected refusals (overloaded, sealed, storage or HSM away): the code and the
+    // underlying cause, without a stack trace on every refused request.
+    const cause = error.cause instanceof Error ? error.cause.message : undefined
+    request.log.warn({ code: problem.code, status: problem.status, ...(cause ? { cause } : {}) }, 'request refused: service unavailable')
+  } else if (problem.status >= 500) {
     request.log.error({ err: error, code: problem.code }, 'request failed')
   } else {
     request.log.info({ code: problem.code, status: problem.status }, 'request refused')

@@ -334,3 +334,22 @@ describe('storage unavailable', () => {
     }
   })
 })
+
+describe('what the failed-authentication limit counts', () => {
+  it('counts wrong bearer tokens, not requests without credentials or with another scheme', async () => {
+    const h = await createHarness({ env: { SIGNET_AUTH_FAILURE_LIMIT: '5' } })
+    try {
+      const from = (remoteAddress: string, headers: Record<string, string>) => h.app.inject({ method: 'POST', url: '/v1/sign', remoteAddress, headers: { 'content-type': 'application/json', ...headers }, payload: '{"claims":{}}' })
+      for (let i = 0; i < 20; i++) {
+        expect((await from('10.1.1.1', {})).statusCode).toBe(401)
+        expect((await from('10.1.1.1', { authorization: 'Basic eDp5' })).statusCode).toBe(401)
+      }
+      const codes: number[] = []
+      for (let i = 0; i < 8; i++) codes.push((await from('10.1.1.1', { authorization: `Bearer signet_guess${i}` })).statusCode)
+      expect(codes).toEqual([401, 401, 401, 401, 401, 429, 429, 429])
+      h.watch.assertClean()
+    } finally {
+      await h.close()
+    }
+  })
+})
