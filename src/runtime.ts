@@ -104,7 +104,7 @@ export class Signet {
     const onCommit = options.keystore === false
       ? async () => {}
       : () => this.keystore.refresh().catch((error) => onError(error, 'reloading keys after a change'))
-    this.keys = new KeyService({ storage: this.storage, backends: this.backends, clock: this.clock, jwksMaxAge: options.config.jwksMaxAge, auditSink: this.auditSink, onCommit })
+    this.keys = new KeyService({ storage: this.storage, backends: this.backends, clock: this.clock, jwksMaxAge: options.config.jwksMaxAge, auditSink: this.auditSink, onCommit, masterKey: options.config.masterKey })
     this.clients = new ClientService({ storage: this.storage, clock: this.clock, auditSink: this.auditSink, onCommit })
   }
 

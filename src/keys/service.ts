@@ -1,6 +1,8 @@
 import { auditedTransaction, type Audit, type AuditSink } from '../audit/recorder.js'
 import type { Clock } from '../clock.js'
-import { Conflict, InvalidRequest, KeyNotFound, KeysetNotFound } from '../errors.js'
+import type { MasterKey } from '../crypto/masterKey.js'
+import { Conflict, InvalidRequest, KeyNotFound, KeysetNotFound, Sealed } from '../errors.js'
+import { MASTER_KEY_CHECK } from './keystore.js'
 import type { Storage, Tx } from '../storage/types.js'
 import type { Backends, NewKey } from './backend.js'
 import { activate, activeKey, nextPending, planDue, revoke, writeOrder, type Changes } from './lifecycle.js'
@@ -17,6 +19,12 @@ export interface KeyServiceOptions {
   auditSink?: AuditSink | null
   /** Called after every committed change, so the in-memory view catches up at once. */
   onCommit?: () => Promise<void>
+  /**
+   * The master key new private keys are sealed under. A change is refused (503
+   * sealed) when the database now belongs to another master key (a rewrap by
+   * another process): a key made now could not be opened after a restart.
+   */
+  masterKey?: MasterKey | null
 }
 
 /**
@@ -35,6 +43,7 @@ export class KeyService {
   readonly #jwksMaxAge: number
   readonly #auditSink: AuditSink | null
   readonly #onCommit: () => Promise<void>
+  readonly #masterKey: MasterKey | null
 
   constructor(options: KeyServiceOptions) {
     this.#storage = options.storage
@@ -43,10 +52,17 @@ export class KeyService {
     this.#jwksMaxAge = options.jwksMaxAge
     this.#auditSink = options.auditSink ?? null
     this.#onCommit = options.onCommit ?? (async () => {})
+    this.#masterKey = options.masterKey ?? null
   }
 
   async #transact<T>(work: (tx: Tx, audit: Audit) => Promise<T>): Promise<T> {
-    const result = await auditedTransaction(this.#storage, this.#auditSink, () => this.#clock.now(), work)
+    const result = await auditedTransaction(this.#storage, this.#auditSink, () => this.#clock.now(), async (tx, audit) => {
+      const check = this.#masterKey ? await tx.getMeta(MASTER_KEY_CHECK) : null
+      if (check !== null && !this.#masterKey!.matches(check)) {
+        throw new Sealed('the database belongs to another master key now (rewrapped?): restart with it; nothing was changed')
+      }
+      return work(tx, audit)
+    })
     await this.#onCommit()
     return result
   }
@@ -158,7 +174,8 @@ export class KeyService {
         const current = await requireKeyset(tx, keyset.name)
         if (await tx.getKey(fresh.kid)) throw new Conflict(`key ${fresh.kid} exists`)
         const now = this.#clock.now()
-        const key = { ...pendingKey(fresh, now, current.maxTtl), activatesAt: now + this.prepublishOf(current) * 1000 }
+        const activatesAt = mode === 'immediate' ? now : now + this.prepublishOf(current) * 1000
+        const key = { ...pendingKey(fresh, now, current.maxTtl), activatesAt }
         await tx.insertKey(key)
         await audit({ actor, action, target: key.kid, details: { keyset: current.name, alg: key.alg, mode } })
         if (mode === 'scheduled') {

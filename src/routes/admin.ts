@@ -33,6 +33,9 @@ export async function adminRoutes(app: FastifyInstance, options: AdminRoutesOpti
     done()
   }
 
+  /** Whether a keyset publishes x5c, from the view the last change refreshed. */
+  const publishesCertificates = (name: string): boolean => signet.keystore.keyset(name)?.keyset.x5c ?? false
+
   const keysetOut = (keyset: Parameters<typeof presentKeyset>[0], activeKid: string | null) =>
     presentKeyset(keyset, activeKid, signet.keys.prepublishOf(keyset))
 
@@ -65,27 +68,34 @@ export async function adminRoutes(app: FastifyInstance, options: AdminRoutesOpti
 
   app.get<{ Params: { name: string } }>('/v1/admin/keysets/:name/keys', {
     schema: { params: nameParams, response: { 200: keyListAnswer, ...errors(401, 403, 404, 503) } },
-  }, async (request) => ({ keys: (await signet.keys.listKeys(request.params.name)).map(presentKey) }))
+  }, async (request) => {
+    const keys = await signet.keys.listKeys(request.params.name)
+    const { keyset } = await signet.keys.getKeyset(request.params.name)
+    return { keys: keys.map((key) => presentKey(key, keyset.x5c)) }
+  })
 
   app.post<{ Params: { name: string }; Body: { mode?: RotationMode } | undefined }>('/v1/admin/keysets/:name/rotate', {
     schema: { params: nameParams, body: rotateBody, response: { 201: keyAnswer, ...errors(400, 401, 403, 404, 503) } },
     preValidation: bodyIsOptional,
   }, async (request, reply) => {
     const key = await signet.keys.rotate(request.params.name, request.body?.mode ?? 'scheduled', actor(request))
-    return reply.code(201).send(presentKey(key))
+    return reply.code(201).send(presentKey(key, publishesCertificates(key.keyset)))
   })
 
   app.post<{ Params: { name: string }; Body: ImportInput }>('/v1/admin/keysets/:name/import', {
     schema: { params: nameParams, body: importKeyBody, response: { 201: keyAnswer, ...errors(400, 401, 403, 404, 409, 413, 503) } },
   }, async (request, reply) => {
     const key = await importKey({ keys: signet.keys, software: signet.backends.software }, request.params.name, request.body, actor(request))
-    return reply.code(201).send(presentKey(key))
+    return reply.code(201).send(presentKey(key, publishesCertificates(key.keyset)))
   })
 
   app.post<{ Params: { kid: string }; Body: { reason?: string } | undefined }>('/v1/admin/keys/:kid/revoke', {
     schema: { params: kidParams, body: revokeBody, response: { 200: keyAnswer, ...errors(400, 401, 403, 404, 409, 503) } },
     preValidation: bodyIsOptional,
-  }, async (request) => presentKey(await signet.keys.revoke(request.params.kid, request.body?.reason ?? 'unspecified', actor(request))))
+  }, async (request) => {
+    const key = await signet.keys.revoke(request.params.kid, request.body?.reason ?? 'unspecified', actor(request))
+    return presentKey(key, publishesCertificates(key.keyset))
+  })
 
   app.post<{ Body: ClientInput }>('/v1/admin/clients', {
     schema: { body: createClientBody, response: { 201: clientAnswer, ...errors(400, 401, 403, 503) } },

@@ -23,7 +23,8 @@ export function presentKeyset(keyset: Keyset, activeKid: string | null, prepubli
   }
 }
 
-export function presentKey(key: KeyRecord) {
+/** A key as the admin API shows it; `jwk` is exactly its JWK Set entry (x5c only if the keyset publishes it). */
+export function presentKey(key: KeyRecord, publishesCertificates = false) {
   return {
     kid: key.kid,
     keyset: key.keyset,
@@ -37,7 +38,7 @@ export function presentKey(key: KeyRecord) {
     destroyedAt: isoOrNull(key.destroyedAt),
     revokedAt: isoOrNull(key.revokedAt),
     revokeReason: key.revokeReason,
-    jwk: publishedJwk(key, key.certificate !== null),
+    jwk: publishedJwk(key, publishesCertificates),
   }
 }
 

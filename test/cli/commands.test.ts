@@ -176,6 +176,8 @@ describe('keys', () => {
     await refused(['keys', 'rotate', 'nope'], 'no keyset nope')
     await refused(['keys', 'list', 'nope'], 'no keyset nope')
     await refused(['keys', 'revoke', 'no-such-kid'], 'no-such-kid')
+    // A kid is base64url, so one in 64 starts with "-": it is still the argument, not an option.
+    await refused(['keys', 'revoke', '-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789_-abcde', '--reason', 'x'], '-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789_-abcde')
     await refused(['keys', 'revoke'], "missing required argument 'kid'")
     await refused(['keys', 'rotate', '--immediat'], '--immediat')
     await refused(['keys'], 'keys needs a command')

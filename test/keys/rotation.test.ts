@@ -122,6 +122,7 @@ describe('key lifecycle with a moved clock', () => {
       const response = await h.admin('POST', `/v1/admin/keysets/${keyset}/rotate`, { mode: 'immediate' })
       expect(response.statusCode).toBe(201)
       expect(response.json().state).toBe('active')
+      expect(response.json().activatesAt).toBe(response.json().activatedAt)
       created = response.json().kid
     })
     expect((await sign()).kid).toBe(created)

@@ -304,6 +304,11 @@ describe('error codes and bad input', () => {
       await h.signet.keystore.refresh()
       expectProblem(await sign({ claims: {} }), 503, 'sealed')
       expectProblem(await h.request('GET', '/readyz'), 503, 'sealed')
+      // No key is made under a master key the database no longer has: it could never be opened.
+      const before = await storedState(h)
+      expectProblem(await h.admin('POST', '/v1/admin/keysets/other/rotate', { mode: 'immediate' }), 503, 'sealed')
+      expectProblem(await h.admin('POST', '/v1/admin/keysets', { name: 'made-while-sealed' }), 503, 'sealed')
+      expect(await storedState(h)).toBe(before)
       expect((await h.request('GET', '/healthz')).statusCode).toBe(200)
       await h.signet.storage.transaction((tx) => tx.setMeta(MASTER_KEY_CHECK, original))
       await h.signet.keystore.refresh()

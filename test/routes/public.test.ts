@@ -62,6 +62,14 @@ describe('public routes', () => {
     expect((await h.request('GET', '/keysets/sessions/jwks.json')).json().keys[0]).not.toHaveProperty('x5c')
   })
 
+  it('shows in the admin key list exactly the JWK Set entry of each published key', async () => {
+    for (const name of ['certs', 'sessions']) {
+      const served = (await h.request('GET', `/keysets/${name}/jwks.json`)).json().keys
+      const listed = (await h.admin('GET', `/v1/admin/keysets/${name}/keys`)).json().keys
+      for (const jwk of served) expect(listed.find((k: { kid: string }) => k.kid === jwk.kid).jwk).toEqual(jwk)
+    }
+  })
+
   it('serves OpenID discovery for a keyset with an issuer, 404 without one', async () => {
     const response = await h.request('GET', '/keysets/sessions/.well-known/openid-configuration')
     expect(response.statusCode).toBe(200)

@@ -34,7 +34,8 @@ export function registerKeys(program: Command): void {
       const keyset = name ?? config.defaultKeyset
       const snapshot = await withStorage(config, (storage) => storage.snapshot())
       if (!snapshot.keysets.some((k) => k.name === keyset)) throw new KeysetNotFound(`no keyset ${keyset}`)
-      const list = snapshot.keys.filter((key) => key.keyset === keyset).map(presentKey)
+      const x5c = snapshot.keysets.find((k) => k.name === keyset)!.x5c
+      const list = snapshot.keys.filter((key) => key.keyset === keyset).map((key) => presentKey(key, x5c))
       if (options.json) printJson({ keys: list })
       else printKeys(list)
     })
@@ -59,6 +60,8 @@ export function registerKeys(program: Command): void {
     .command('revoke')
     .description('revoke a key (compromise): it leaves the JWKS at once; an active key is replaced at once')
     .argument('<kid>', 'the key id')
+    // A kid is base64url and may start with "-": take it as the argument, not as an option.
+    .allowUnknownOption()
     .option('--reason <text>', 'why, for the audit log', 'unspecified')
     .option('--json', 'print the revoked key as JSON')
     .action(async (kid: string, options: { reason: string; json?: boolean }) => {
