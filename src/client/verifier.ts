@@ -2,7 +2,7 @@ import {
   createRemoteJWKSet, customFetch, jwtVerify,
   type FlattenedJWSInput, type JWSHeaderParameters, type JWTHeaderParameters, type JWTPayload,
 } from 'jose'
-import { JOSEAlgNotAllowed } from 'jose/errors'
+import { JOSEAlgNotAllowed, JWKSNoMatchingKey } from 'jose/errors'
 import { ALGORITHMS, type Alg } from '../crypto/algorithms.js'
 import { VerificationError, type VerificationErrorCode } from './errors.js'
 
@@ -27,7 +27,12 @@ export interface VerifierOptions {
   typ?: string
   /** Claims that must be present besides `exp`, which always is. */
   requiredClaims?: string[]
-  /** Least time between two JWK Set fetches caused by an unknown `kid`, in ms. Default 30000. */
+  /**
+   * Least time between two JWK Set fetches caused by an unknown `kid` (or algorithm),
+   * in ms. Default 30000. The first unknown `kid` after a fetch refetches at once, so
+   * a key activated by an immediate rotation is found; a flood of made-up kids then
+   * costs one fetch per cooldown.
+   */
   cooldown?: number
   /**
    * Longest a fetched JWK Set is used, in ms. Default 600000. A shorter
@@ -187,8 +192,11 @@ export function createVerifier(options: VerifierOptions): Verifier {
     return response
   }
 
+  // jose's own refetch on an unknown kid counts its cooldown from any fetch, even the
+  // periodic one; here it is off (an endless cooldown) and unknownKeyRefetch() below
+  // counts only from the last refetch that an unknown kid caused.
   const remote = createRemoteJWKSet(url, {
-    cooldownDuration: cooldown,
+    cooldownDuration: Number.MAX_SAFE_INTEGER,
     cacheMaxAge,
     timeoutDuration: timeout,
     headers: options.headers,
@@ -229,17 +237,30 @@ export function createVerifier(options: VerifierOptions): Verifier {
     }
   })
 
+  /** Refetches for a kid or algorithm the cached set lacks, at most once per cooldown. */
+  let unknownRefetchAt = -Infinity
+  const unknownKeyRefetch = async (): Promise<boolean> => {
+    if (Date.now() - unknownRefetchAt < cooldown) return false
+    unknownRefetchAt = Date.now()
+    await refresh()
+    return true
+  }
+
   const getKey = async (header: JWSHeaderParameters, token: FlattenedJWSInput) => {
     // First use, or older than the server's max-age: fetch before choosing a key.
     if (fetchedAt === null || Date.now() >= fetchedAt + lifetime) await refresh()
     if (!explicitAlgorithms) {
       const alg = header.alg ?? ''
-      // An algorithm the cached set does not publish may be a keyset that just changed
-      // alg: refetch once, under the same cooldown as an unknown kid.
-      if (!publishedAlgorithms().has(alg) && !remote.coolingDown) await refresh()
+      // An algorithm the cached set does not publish may be a keyset that just changed alg.
+      if (!publishedAlgorithms().has(alg)) await unknownKeyRefetch()
       if (!publishedAlgorithms().has(alg)) throw new JOSEAlgNotAllowed('"alg" (Algorithm) Header Parameter value not allowed')
     }
-    return fetching(() => remote(header, token))
+    try {
+      return await fetching(() => remote(header, token))
+    } catch (error) {
+      if (!(error instanceof JWKSNoMatchingKey) || !(await unknownKeyRefetch())) throw error
+      return fetching(() => remote(header, token))
+    }
   }
 
   const verifyOptions = {

@@ -194,40 +194,52 @@ describe('createVerifier', () => {
     it('a flood of made-up kids fetches the JWK Set once per cooldown, concurrent or not', async () => {
       const verifier = createVerifier({ jwksUrl: jwks.url })
       const madeUp = () => outsider.sign({}, { kid: randomBytes(16).toString('base64url') })
-      // Concurrent first uses share one fetch.
+      // Concurrent first uses share one fetch, and the first unknown kid one refetch.
       const burst = await Promise.all(Array.from({ length: 20 }, async () => failure(verifier.verify(await madeUp()))))
       expect(burst.map((error) => error.code)).toEqual(Array(20).fill('key_not_found'))
-      expect(jwks.fetches).toBe(1)
+      expect(jwks.fetches).toBe(2)
       for (let i = 0; i < 50; i++) await expectCode(verifier.verify(await madeUp()), 'key_not_found')
-      expect(jwks.fetches).toBe(1)
+      expect(jwks.fetches).toBe(2)
       // Real tokens keep verifying from the cache.
       await expect(verifier.verify(await es256.sign({}))).resolves.toBeTruthy()
-      expect(jwks.fetches).toBe(1)
+      expect(jwks.fetches).toBe(2)
     })
 
-    it('an unknown kid refetches once the cooldown has passed, and finds a newly published key', async () => {
+    it('the first unknown kid refetches at once and finds a newly published key (an immediate rotation)', async () => {
+      const verifier = createVerifier({ jwksUrl: jwks.url })
+      await verifier.verify(await es256.sign({}))
+      const fresh = await makeKey('ES256', 'key-rotated')
+      jwks.keys = [...jwks.keys, fresh.jwk]
+      await expect(verifier.verify(await fresh.sign({}))).resolves.toBeTruthy()
+      expect(jwks.fetches).toBe(2)
+    })
+
+    it('a later unknown kid refetches once the cooldown has passed, and finds a newly published key', async () => {
       const verifier = createVerifier({ jwksUrl: jwks.url, cooldown: 300 })
       await verifier.verify(await es256.sign({}))
+      await expectCode(verifier.verify(await outsider.sign({}, { kid: 'made-up' })), 'key_not_found') // spends the refetch
+      expect(jwks.fetches).toBe(2)
       const fresh = await makeKey('ES256', 'key-fresh')
       jwks.keys = [...jwks.keys, fresh.jwk]
       const token = await fresh.sign({})
       await expectCode(verifier.verify(token), 'key_not_found') // still cooling down
-      expect(jwks.fetches).toBe(1)
+      expect(jwks.fetches).toBe(2)
       await sleep(350)
       await expect(verifier.verify(token)).resolves.toBeTruthy()
-      expect(jwks.fetches).toBe(2)
+      expect(jwks.fetches).toBe(3)
     })
 
     it('a default allowlist follows the JWK Set: a newly published algorithm is picked up after the cooldown', async () => {
       const verifier = createVerifier({ jwksUrl: jwks.url, cooldown: 300 })
       await verifier.verify(await es256.sign({}))
+      await expectCode(verifier.verify(await outsider.sign({}, { kid: 'made-up' })), 'key_not_found') // spends the refetch
       const ed = await makeKey('EdDSA', 'key-ed25519')
       jwks.keys = [...jwks.keys, ed.jwk]
       const token = await ed.sign({})
       await expectCode(verifier.verify(token), 'algorithm_not_allowed') // cached set has no EdDSA key yet
       await sleep(350)
       await expect(verifier.verify(token)).resolves.toBeTruthy()
-      expect(jwks.fetches).toBe(2)
+      expect(jwks.fetches).toBe(3)
     })
 
     it('follows the server\'s Cache-Control max-age: a removed key stops verifying once it passes', async () => {
@@ -239,7 +251,8 @@ describe('createVerifier', () => {
       await expect(verifier.verify(token)).resolves.toBeTruthy() // cached
       await sleep(1100)
       await expectCode(verifier.verify(token), 'key_not_found')
-      expect(jwks.fetches).toBe(2)
+      // The refresh after max-age, and one refetch for the kid it no longer has.
+      expect(jwks.fetches).toBe(3)
     })
 
     it('cacheMaxAge caps a longer server max-age', async () => {
