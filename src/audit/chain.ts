@@ -4,6 +4,15 @@ import type { AuditEvent, AuditInput } from '../keys/model.js'
 /** prevHash of the first row. */
 export const GENESIS_HASH = '0'.repeat(64)
 
+/**
+ * The meta row naming the newest audit event (`id:hash`), written in the same
+ * transaction as the event. The chain alone cannot show that its last rows were
+ * deleted; the head can.
+ */
+export const AUDIT_HEAD = 'audit_head'
+
+export const auditHead = (event: { id: number; hash: string }): string => `${event.id}:${event.hash}`
+
 /** JSON with object keys sorted at every level, so the same event always hashes the same. */
 export function canonicalJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`

@@ -1,5 +1,6 @@
 import { appendFileSync } from 'node:fs'
 import type { AuditEvent, AuditInput } from '../keys/model.js'
+import { AUDIT_HEAD, auditHead } from './chain.js'
 import type { Storage, Tx } from '../storage/types.js'
 
 /** Receives audit events after their transaction commits (SIGNET_AUDIT_FILE). */
@@ -44,7 +45,9 @@ export async function auditedTransaction<T>(
   const result = await storage.transaction(async (tx) => {
     events.length = 0
     const audit: Audit = async (input) => {
-      events.push(await tx.appendAudit({ ...input, at: input.at ?? now() }))
+      const event = await tx.appendAudit({ ...input, at: input.at ?? now() })
+      await tx.setMeta(AUDIT_HEAD, auditHead(event))
+      events.push(event)
     }
     return work(tx, audit)
   })

@@ -318,6 +318,18 @@ describe('audit verify', () => {
     second.prepare('DELETE FROM audit WHERE id = 6').run()
     second.close()
     await refused(['audit', 'verify'], 'event 7', { SIGNET_DB: gap })
+
+    // Rows cut from the end leave an intact chain; the head written with each event names the loss.
+    const cut = join(dir.path, 'cut.db')
+    expect((await run(['backup', cut])).code).toBe(0)
+    const third = new Database(cut)
+    const last = (third.prepare('SELECT MAX(id) AS id FROM audit').get() as { id: number }).id
+    third.prepare('DELETE FROM audit WHERE id >= ?').run(last - 1)
+    third.close()
+    const truncated = await run(['audit', 'verify', '--json'], { SIGNET_DB: cut })
+    expect(truncated.code).toBe(1)
+    expect(JSON.parse(truncated.stdout)).toMatchObject({ ok: false, brokenId: last })
+    expect(truncated.stderr).toMatch(new RegExp(`the log ends at event ${last - 2}, but event ${last} was written`))
   })
 })
 
