@@ -132,6 +132,19 @@ function parseMasterKey(variable: string, value: string | undefined): MasterKey 
   }
 }
 
+/**
+ * Whole-number variables must be written as digits: ajv's coercion would also take
+ * "1e3", "0x10" or "80 " (JavaScript's Number()), which a typo should never become.
+ */
+function checkWholeNumbers(env: Record<string, string>): void {
+  for (const [name, definition] of Object.entries(schema.properties)) {
+    const value = env[name]
+    if (value !== undefined && (definition as { type: string }).type === 'integer' && !/^\d+$/.test(value)) {
+      throw new ConfigError(`${name} must be a whole number written in digits`)
+    }
+  }
+}
+
 /** Turns ajv's "env/SIGNET_PORT must be ..." into a message that names the variable first. */
 function schemaError(error: Error): ConfigError {
   const first = ((error as { errors?: { instancePath: string; message?: string }[] }).errors ?? [])[0]
@@ -153,6 +166,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
   }
   const pkcs11PinFile = env.SIGNET_PKCS11_PIN_FILE ?? null
   resolveSecrets(env)
+  checkWholeNumbers(env)
 
   let values: Record<Variable, unknown>
   try {

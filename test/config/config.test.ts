@@ -23,9 +23,12 @@ describe('configuration', () => {
 
   it.each([
     [{ SIGNET_PROT: '80' }, /SIGNET_PROT is not a Signet variable/],
-    [{ SIGNET_PORT: 'eighty' }, /SIGNET_PORT must be integer/],
+    [{ SIGNET_PORT: 'eighty' }, /SIGNET_PORT must be a whole number/],
+    [{ SIGNET_PORT: '1e3' }, /SIGNET_PORT must be a whole number/],
+    [{ SIGNET_PORT: '8080 ' }, /SIGNET_PORT must be a whole number/],
+    [{ SIGNET_JWKS_MAX_AGE: '0x10' }, /SIGNET_JWKS_MAX_AGE must be a whole number/],
     [{ SIGNET_PORT: '70000' }, /SIGNET_PORT must be <= 65535/],
-    [{ SIGNET_JWKS_MAX_AGE: '-5' }, /SIGNET_JWKS_MAX_AGE must be >= 0/],
+    [{ SIGNET_JWKS_MAX_AGE: '-5' }, /SIGNET_JWKS_MAX_AGE must be a whole number/],
     [{ SIGNET_LOG_LEVEL: 'loud' }, /SIGNET_LOG_LEVEL must be equal to one of/],
     [{ SIGNET_DEFAULT_KEYSET: 'Bad Name' }, /SIGNET_DEFAULT_KEYSET must match pattern/],
     [{ SIGNET_ADMIN_TOKEN: 'short' }, /SIGNET_ADMIN_TOKEN must NOT have fewer than 32 characters/],
