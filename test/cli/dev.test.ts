@@ -22,7 +22,7 @@ function workDir(): string {
   return dir.path
 }
 
-interface DevInfo { url: string; dataDir: string; adminToken: string; clientToken: string; curl: string }
+interface DevInfo { url: string; dataDir: string; masterKey: string; adminToken: string; clientToken: string; curl: string }
 
 async function startDev(cwd: string, env: Record<string, string> = {}, args: string[] = ['--json']): Promise<{ dev: RunningChild; info: DevInfo }> {
   const dev = spawnCli(['dev', ...args], { cwd, env: { SIGNET_PORT: '0', ...env } })
@@ -52,6 +52,7 @@ describe('signet dev', () => {
     expect(statSync(dataDir).mode & 0o777).toBe(0o700)
     for (const file of ['master.key', 'admin.token', 'client.token']) expect(statSync(join(dataDir, file)).mode & 0o777, file).toBe(0o600)
     expect(readFileSync(join(dataDir, 'admin.token'), 'utf8').trim()).toBe(info.adminToken)
+    expect(readFileSync(join(dataDir, 'master.key'), 'utf8').trim()).toBe(info.masterKey)
     expect(readFileSync(join(dataDir, 'client.token'), 'utf8').trim()).toBe(info.clientToken)
 
     const keysets = await getJson(`${info.url}/v1/admin/keysets`, { headers: { authorization: `Bearer ${info.adminToken}` } })

@@ -42,7 +42,7 @@ export function registerDev(program: Command): void {
         }
         const curl = curlLine(url, clientToken)
         if (options.json) {
-          printJson({ url, dataDir: state.dataDir, adminToken: state.adminToken, clientToken, curl, production: false })
+          printJson({ url, dataDir: state.dataDir, masterKey: state.masterKey, adminToken: state.adminToken, clientToken, curl, production: false })
           return
         }
         printLines(
@@ -50,6 +50,7 @@ export function registerDev(program: Command): void {
           ...WARNING,
           '',
           `Signet dev server: ${url}   (data and dev secrets: ${state.dataDir})`,
+          `Master key:   ${state.masterKey}   (dev only: never reuse it; a real one comes from openssl rand -base64 32)`,
           `Admin token:  ${state.adminToken}`,
           `Client token: ${clientToken}   (scopes sign, verify; every keyset)`,
           '',
