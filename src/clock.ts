@@ -37,7 +37,5 @@ export class ManualClock implements Clock {
   }
 }
 
-export const seconds = (ms: number): number => Math.floor(ms / 1000)
-
 export const isoOrNull = (ms: number | null | undefined): string | null =>
   ms === null || ms === undefined ? null : new Date(ms).toISOString()

@@ -51,7 +51,6 @@ export const Overloaded = kind('overloaded', 503, 'Overloaded')
 export const Sealed = kind('sealed', 503, 'Sealed')
 export const StorageUnavailable = kind('storage_unavailable', 503, 'Storage unavailable')
 export const HsmUnavailable = kind('hsm_unavailable', 503, 'HSM unavailable')
-export const NotReady = kind('not_ready', 503, 'Not ready')
 
 /** A bad start-up setting: the process prints the message and exits non-zero. */
 export class ConfigError extends Error {

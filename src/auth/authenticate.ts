@@ -46,9 +46,8 @@ export class Authenticator {
   }
 
   /**
-   * What a header names: a principal, or why not. Pure (no counting), so the sync
-   * fast path and the refusal path share it and each token is hashed and looked up
-   * once.
+   * What a header names: a principal, or why not. Pure: counting a refusal is
+   * #refuse's job. Each token is hashed and looked up once.
    */
   #resolve(header: string | undefined, socket: Socket | undefined): Resolution {
     if (!header) return { refused: 'a bearer token is required' }
@@ -72,21 +71,24 @@ export class Authenticator {
     return { principal: { kind: 'client', actor: `client:${client.id}`, client } }
   }
 
-  /** The principal behind a valid token, or null (then authenticate() gives and counts the refusal). */
-  identify(header: string | undefined, socket?: Socket): Principal | null {
+  /**
+   * The principal behind an Authorization header, synchronously when the token is
+   * valid (the common case, on every request); otherwise a promise that rejects with
+   * the refusal once the attempt is counted: 401 (429 past the failure limit), or
+   * 403 for a client bound to a certificate subject unless `socket` is a mutual-TLS
+   * connection whose verified client certificate has that subject.
+   */
+  check(header: string | undefined, address: string, socket?: Socket): Principal | Promise<never> {
     const resolution = this.#resolve(header, socket)
-    return 'principal' in resolution ? resolution.principal : null
+    return 'principal' in resolution ? resolution.principal : this.#refuse(resolution, header, address)
   }
 
-  /**
-   * The principal behind an Authorization header, or 401 (429 past the failure
-   * limit). A client bound to a certificate subject gets 403 unless `socket` is a
-   * mutual-TLS connection whose verified client certificate has that subject; that
-   * counts as a failed attempt too.
-   */
+  /** Like check(), always as a promise. */
   async authenticate(header: string | undefined, address: string, socket?: Socket): Promise<Principal> {
-    const resolution = this.#resolve(header, socket)
-    if ('principal' in resolution) return resolution.principal
+    return this.check(header, address, socket)
+  }
+
+  async #refuse(resolution: Exclude<Resolution, { principal: Principal }>, header: string | undefined, address: string): Promise<never> {
     // Only a presented bearer token is a guess worth counting; a request without
     // credentials (or with another scheme) is simply refused.
     if (this.#failures && header !== undefined && BEARER.test(header)) {
@@ -112,23 +114,18 @@ type Resolution = { principal: Principal } | { refused: string } | { forbidden: 
  */
 export function authenticationHook(auth: Authenticator, check?: (principal: Principal) => void) {
   return (request: FastifyRequest, _reply: FastifyReply, done: (error?: Error) => void): void => {
-    const settle = (principal: Principal) => {
-      request.principal = principal
-      check?.(principal)
+    const result = auth.check(request.headers.authorization, request.ip, request.raw.socket)
+    if (result instanceof Promise) {
+      result.catch(done)
+      return
     }
-    const known = auth.identify(request.headers.authorization, request.raw.socket)
-    if (known) {
-      try {
-        settle(known)
-      } catch (error) {
-        return done(error as Error)
-      }
-      return done()
+    try {
+      request.principal = result
+      check?.(result)
+    } catch (error) {
+      return done(error as Error)
     }
-    auth.authenticate(request.headers.authorization, request.ip, request.raw.socket).then((principal) => {
-      settle(principal)
-      done()
-    }, done)
+    done()
   }
 }
 

@@ -3,6 +3,7 @@ import { encodeHeader, signCompact, signCompactMany, type SigningKey, type Token
 import {
   AudienceNotAllowed, Forbidden, InvalidRequest, IssuerMismatch, PayloadTooLarge, ReservedClaim, Sealed, TtlTooLong,
 } from '../errors.js'
+import type { SignedToken } from '../client/types.js'
 import type { LiveKeyset } from '../keys/keystore.js'
 import type { Client } from '../keys/model.js'
 
@@ -19,16 +20,6 @@ export interface SignItem {
   header?: unknown
 }
 
-export interface SignedToken {
-  token: string
-  kid: string
-  alg: string
-  keyset: string
-  iat: number
-  exp: number
-  jti: string
-}
-
 /** A sign request checked against every rule, ready to sign. */
 export interface PreparedToken {
   header: TokenHeader
@@ -38,7 +29,7 @@ export interface PreparedToken {
   jti: string
 }
 
-export function allowedKeyset(client: Client, keyset: string): boolean {
+function allowedKeyset(client: Client, keyset: string): boolean {
   return client.keysets === '*' || client.keysets.includes(keyset)
 }
 

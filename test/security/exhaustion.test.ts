@@ -8,7 +8,8 @@ import { SoftwareBackend, type KeyBackend } from '../../src/keys/backend.js'
 import { buildApp } from '../../src/app.js'
 import { createHarness, newMasterKey, type Harness } from '../helpers/harness.js'
 import { issue, makeCa } from '../tls/certs.js'
-import { eventually, expectProblem } from './helpers.js'
+import { within } from '../helpers/wait.js'
+import { expectProblem } from './helpers.js'
 
 interface Answer {
   statusCode: number
@@ -140,7 +141,7 @@ describe('resource exhaustion', () => {
     expect(statuses.every((status) => status === 200 || status === 503)).toBe(true)
     expect(health.every((status) => status === 200), `healthz: ${health.join(',')}`).toBe(true)
     // The next samples show an idle loop: signing resumes without any restart.
-    await eventually(10_000, async () => (await sign()).statusCode === 200, 100)
+    await within(10_000, async () => (await sign()).statusCode === 200, 100)
   })
 
   it('slow-loris clients are cut off with 408 while /healthz and signing go on', async () => {
@@ -177,7 +178,7 @@ describe('resource exhaustion', () => {
 
     const health: number[] = []
     const signs: number[] = []
-    await eventually(15_000, async () => {
+    await within(15_000, async () => {
       health.push((await send(url, '/healthz')).statusCode)
       signs.push((await send(url, '/v1/sign', { method: 'POST', token, body: { claims: {} } })).statusCode)
       return all.every((slow) => slow.closed)
@@ -213,7 +214,7 @@ describe('resource exhaustion', () => {
         socket.on('close', () => (state.closed = true))
         socket.on('error', reject)
       })))
-      await eventually(15_000, () => slow.every((state) => state.closed), 100)
+      await within(15_000, () => slow.every((state) => state.closed), 100)
       for (const state of slow) expect(state.received.split('\r\n')[0]).toBe('HTTP/1.1 408 Request Timeout')
     } finally {
       await app.close()

@@ -27,12 +27,3 @@ export function expectProblem(response: AnswerLike, status: number, code: string
 export const b64url = (value: unknown): string =>
   Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url')
 
-/** Polls `probe` every `everyMs` until it is true; fails after `limitMs`. */
-export async function eventually(limitMs: number, probe: () => Promise<boolean> | boolean, everyMs = 25): Promise<void> {
-  const start = Date.now()
-  for (;;) {
-    if (await probe()) return
-    if (Date.now() - start > limitMs) throw new Error(`condition not met within ${limitMs} ms`)
-    await new Promise((resolve) => setTimeout(resolve, everyMs))
-  }
-}

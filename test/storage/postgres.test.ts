@@ -11,19 +11,11 @@ import { POSTGRES_MIGRATIONS } from '../../src/storage/postgres/migrations.js'
 import { newMasterKey } from '../helpers/harness.js'
 import { keysetRecord } from './contract.js'
 import { createTestSchema, pgBaseUrl, PG_SKIP, urlForSchema, type TestSchema } from './postgres-fixture.js'
+import { within } from '../helpers/wait.js'
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /** Resolves when `probe` is true, polling every 20 ms; fails after `limitMs`. */
-async function eventually(limitMs: number, probe: () => boolean | Promise<boolean>): Promise<number> {
-  const start = Date.now()
-  for (;;) {
-    if (await probe()) return Date.now() - start
-    if (Date.now() - start > limitMs) throw new Error(`not within ${limitMs} ms`)
-    await sleep(20)
-  }
-}
-
 /** A TCP port nothing listens on. */
 async function closedPort(): Promise<number> {
   const server = createServer()
@@ -185,7 +177,7 @@ suite('PostgreSQL storage', () => {
       const killed = await db.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1', [name])
       expect(killed.rowCount).toBeGreaterThan(0)
       // The broken pooled connections fail at most once each, then fresh ones take over.
-      await eventually(3000, async () => (await storage.generation().then(() => true, () => false)))
+      await within(3000, async () => (await storage.generation().then(() => true, () => false)))
       await storage.transaction((tx) => tx.setMeta('after', '1'))
       expect(await storage.getMeta('after')).toBe('1')
     })
@@ -213,7 +205,7 @@ suite('PostgreSQL storage', () => {
       expect(await b.schedulerLease()).toBe(false)
       const [holder] = await leaseHolders()
       await db.query('SELECT pg_terminate_backend($1)', [holder])
-      await eventually(3000, async () => (await leaseHolders()).length === 0)
+      await within(3000, async () => (await leaseHolders()).length === 0)
       expect(await b.schedulerLease()).toBe(true)
       expect(await a.schedulerLease()).toBe(false)
       expect(await leaseHolders()).not.toContain(holder)
@@ -236,7 +228,7 @@ suite('PostgreSQL storage', () => {
 
       const started = Date.now()
       await writer.transaction((tx) => tx.setMeta('k', '1'))
-      await eventually(1000, () => calls === 1)
+      await within(1000, () => calls === 1)
       expect(Date.now() - started).toBeLessThan(1000)
 
       // A rolled-back change notifies nobody.
@@ -267,9 +259,9 @@ suite('PostgreSQL storage', () => {
       expect(await storage.schedulerLease()).toBe(true)
       const [session] = await leaseHolders()
       await db.query('SELECT pg_terminate_backend($1)', [session])
-      await eventually(3000, async () => (await leaseHolders()).length === 0)
+      await within(3000, async () => (await leaseHolders()).length === 0)
       // The runtime's loop calls schedulerLease() every poll interval; that reconnects.
-      await eventually(3000, async () => (await storage.schedulerLease()) && calls > 0)
+      await within(3000, async () => (await storage.schedulerLease()) && calls > 0)
       stop()
       const before = calls
       await open().transaction((tx) => tx.setMeta('after-stop', '1'))

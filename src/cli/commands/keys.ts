@@ -33,9 +33,9 @@ export function registerKeys(program: Command): void {
       const config = readConfig()
       const keyset = name ?? config.defaultKeyset
       const snapshot = await withStorage(config, (storage) => storage.snapshot())
-      if (!snapshot.keysets.some((k) => k.name === keyset)) throw new KeysetNotFound(`no keyset ${keyset}`)
-      const x5c = snapshot.keysets.find((k) => k.name === keyset)!.x5c
-      const list = snapshot.keys.filter((key) => key.keyset === keyset).map((key) => presentKey(key, x5c))
+      const found = snapshot.keysets.find((k) => k.name === keyset)
+      if (!found) throw new KeysetNotFound(`no keyset ${keyset}`)
+      const list = snapshot.keys.filter((key) => key.keyset === keyset).map((key) => presentKey(key, found.x5c))
       if (options.json) printJson({ keys: list })
       else printKeys(list)
     })
