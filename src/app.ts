@@ -21,6 +21,7 @@ import { openapiPlugin } from './openapi/index.js'
 import { adminRoutes } from './routes/admin.js'
 import { internalRoutes } from './routes/internal.js'
 import { loadSheddingPlugin } from './plugins/load-shedding.js'
+import { closingPlugin } from './plugins/closing.js'
 import { SECURITY_HEADERS, securityHeadersPlugin } from './plugins/security-headers.js'
 import { publicRoutes } from './routes/public.js'
 import type { Signet } from './runtime.js'
@@ -63,7 +64,8 @@ export function fastifyOptions(logger: FastifyServerOptions['loggerInstance']): 
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID()
     },
     requestIdHeader: false,
-    return503OnClosing: true,
+    // Requests arriving while a listener closes get problem+json (plugins/closing.ts).
+    return503OnClosing: false,
     // One line per request, written when it is answered, instead of two.
     logController: new RequestLog(),
     // A malformed or overlong path segment cannot name a keyset, key or client.
@@ -100,6 +102,7 @@ export function createBaseApp(logger: FastifyServerOptions['loggerInstance'], se
   const app = Fastify({ ...fastifyOptions(logger), ...server })
   // Security headers and Cache-Control: no-store on every answer (docs/security.md).
   void app.register(securityHeadersPlugin)
+  void app.register(closingPlugin)
   installValidators(app)
   app.addSchema(problem)
   // JSON only: a text/plain body is refused with 415 instead of being parsed as a string.

@@ -48,6 +48,7 @@ export const UnsupportedMediaType = kind('unsupported_media_type', 415, 'Unsuppo
 export const RateLimited = kind('rate_limited', 429, 'Too many requests')
 export const Internal = kind('internal_error', 500, 'Internal error')
 export const Overloaded = kind('overloaded', 503, 'Overloaded')
+export const ShuttingDown = kind('shutting_down', 503, 'Shutting down')
 export const Sealed = kind('sealed', 503, 'Sealed')
 export const StorageUnavailable = kind('storage_unavailable', 503, 'Storage unavailable')
 export const HsmUnavailable = kind('hsm_unavailable', 503, 'HSM unavailable')

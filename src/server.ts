@@ -32,7 +32,7 @@ const IDLE_SWEEP_MS = 50
 
 /**
  * Closes a listener: it stops accepting, answers new requests on open connections
- * with 503 (return503OnClosing) and waits for the requests in flight. Node closes
+ * with a problem+json 503 (plugins/closing.ts) and waits for the requests in flight. Node closes
  * idle keep-alive connections only once, when closing starts; a connection whose
  * request finishes later would stay open until its client drops it (keep-alive pools
  * do not), holding the shutdown until the grace timeout. So connections are closed

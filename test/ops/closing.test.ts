@@ -1,0 +1,106 @@
+import { connect, type Socket } from 'node:net'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startLiveSignet, type LiveSignet } from '../interop/live.js'
+import { within } from '../helpers/wait.js'
+
+/**
+ * A request that arrives on an open keep-alive connection while the service shuts
+ * down is refused like every other error: a problem+json 503 `shutting_down` with
+ * the security headers and `Connection: close`, not fastify's own plain JSON. The
+ * request already in flight on that connection still gets its token.
+ *
+ * Made deterministic with a raw socket: the first request's body is held back
+ * until the listener has stopped listening, then sent together with a second,
+ * pipelined request.
+ */
+
+interface RawAnswer {
+  status: number
+  headers: Record<string, string>
+  body: any
+}
+
+/** Splits what a socket received into HTTP/1.1 answers (each with a Content-Length). */
+function parseAnswers(raw: Buffer): RawAnswer[] {
+  const answers: RawAnswer[] = []
+  let rest = raw
+  while (rest.length > 0) {
+    const end = rest.indexOf('\r\n\r\n')
+    if (end < 0) throw new Error(`an incomplete answer: ${rest.toString()}`)
+    const [statusLine, ...lines] = rest.subarray(0, end).toString('latin1').split('\r\n')
+    const headers: Record<string, string> = {}
+    for (const line of lines) {
+      const colon = line.indexOf(':')
+      headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim()
+    }
+    const length = Number(headers['content-length'])
+    const body = rest.subarray(end + 4, end + 4 + length).toString('utf8')
+    answers.push({ status: Number(statusLine!.split(' ')[1]), headers, body: JSON.parse(body) })
+    rest = rest.subarray(end + 4 + length)
+  }
+  return answers
+}
+
+function signRequest(token: string, body: string): string {
+  return [
+    'POST /v1/sign HTTP/1.1',
+    'Host: signet',
+    `Authorization: Bearer ${token}`,
+    'Content-Type: application/json',
+    `Content-Length: ${Buffer.byteLength(body)}`,
+    '',
+    '',
+  ].join('\r\n')
+}
+
+describe('requests that arrive while the service shuts down', () => {
+  let live: LiveSignet
+  let token: string
+
+  beforeAll(async () => {
+    live = await startLiveSignet()
+    token = await live.createClient()
+  })
+
+  afterAll(async () => {
+    await live.close()
+    live.watch.assertClean()
+  })
+
+  it('get a problem+json 503 shutting_down with Connection: close, while the request in flight completes', async () => {
+    const body = JSON.stringify({ claims: { sub: 'user-42' } })
+    const socket: Socket = connect(live.port, '127.0.0.1')
+    const received: Buffer[] = []
+    socket.on('data', (chunk: Buffer) => received.push(chunk))
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()))
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()))
+
+    // The first request: headers and half of the body, so it stays in flight.
+    const seen = live.requests()
+    socket.write(signRequest(token, body) + body.slice(0, 10))
+    await within(5000, () => live.requests() === seen + 1)
+
+    // Shut down; once the listener no longer listens, fastify is closing.
+    const running = live.server
+    const stopping = live.stop()
+    await within(5000, () => !running.app.server.listening)
+
+    // The rest of the first body and, on the same connection, a second request.
+    socket.write(body.slice(10) + signRequest(token, body) + body)
+    await closed
+    await stopping
+
+    const [first, second, ...more] = parseAnswers(Buffer.concat(received))
+    expect(more).toEqual([])
+    expect(first!.status).toBe(200)
+    expect(first!.body.token.split('.')).toHaveLength(3)
+
+    expect(second!.status).toBe(503)
+    expect(second!.headers['content-type']).toBe('application/problem+json')
+    expect(second!.headers.connection).toBe('close')
+    expect(second!.headers['x-content-type-options']).toBe('nosniff')
+    expect(second!.headers['cache-control']).toBe('no-store')
+    expect(second!.body).toMatchObject({ status: 503, code: 'shutting_down', title: 'Shutting down' })
+    expect(second!.body.token).toBeUndefined()
+  })
+})
