@@ -33,6 +33,10 @@ interface Row {
   p99Ms: number | null
   serverRssMb: number | null
   serverCpuPercent: number | null
+  /** CPU of the server's main thread alone: its event loop (HTTP, JSON, logs), not the signing threads. */
+  serverEventLoopCpuPercent: number | null
+  /** CPU of this process meanwhile: autocannon, the load generator, shares the machine's cores. */
+  loadGeneratorCpuPercent: number | null
   errors: number
 }
 
@@ -94,7 +98,7 @@ async function load(options: LoadOptions): Promise<autocannon.Result> {
 /** Warms up for a second, then measures under load while watching the server process. */
 async function measure(name: string, what: string, pid: number, options: LoadOptions, tokensPerRequest: number | null): Promise<Row> {
   await load({ ...options, seconds: 1 })
-  const { result, peakRssMb, cpuPercent } = await watchProcess(pid, () => load(options))
+  const { result, peakRssMb, cpuPercent, mainThreadCpuPercent, ownCpuPercent } = await watchProcess(pid, () => load(options))
   const row: Row = {
     name,
     what,
@@ -104,6 +108,8 @@ async function measure(name: string, what: string, pid: number, options: LoadOpt
     p99Ms: result.latency.p99,
     serverRssMb: Math.round(peakRssMb),
     serverCpuPercent: Math.round(cpuPercent),
+    serverEventLoopCpuPercent: Math.round(mainThreadCpuPercent),
+    loadGeneratorCpuPercent: Math.round(ownCpuPercent),
     errors: result.errors + result.non2xx + result.timeouts,
   }
   rows.push(row)
@@ -131,6 +137,8 @@ async function measureAcross(name: string, what: string, servers: { pid: number;
     p99Ms: Math.max(...results.map((result) => result.latency.p99)),
     serverRssMb: Math.round(Math.max(...watched.map((w) => w.peakRssMb))),
     serverCpuPercent: Math.round(watched.reduce((sum, w) => sum + w.cpuPercent, 0)),
+    serverEventLoopCpuPercent: Math.round(watched.reduce((sum, w) => sum + w.mainThreadCpuPercent, 0)),
+    loadGeneratorCpuPercent: Math.round(watched[0]!.ownCpuPercent),
     errors: results.reduce((sum, result) => sum + result.errors + result.non2xx + result.timeouts, 0),
   }
   rows.push(row)
@@ -204,7 +212,7 @@ async function postgresRows(masterKey: string, adminToken: string, bodyFor: (key
 }
 
 function cpuRow(name: string, what: string, perSecond: number): Row {
-  const row: Row = { name, what, requestsPerSecond: 0, tokensPerSecond: perSecond, p50Ms: null, p99Ms: null, serverRssMb: null, serverCpuPercent: null, errors: 0 }
+  const row: Row = { name, what, requestsPerSecond: 0, tokensPerSecond: perSecond, p50Ms: null, p99Ms: null, serverRssMb: null, serverCpuPercent: null, serverEventLoopCpuPercent: null, loadGeneratorCpuPercent: null, errors: 0 }
   rows.push(row)
   process.stderr.write(`  ${name}: ${Math.round(perSecond)} signatures/s\n`)
   return row
@@ -254,9 +262,9 @@ async function startupTime(masterKey: string, adminToken: string): Promise<{ ms:
 }
 
 function table(): string {
-  const head = '| row | what it measures | req/s | tokens/s | p50 ms | p99 ms | server RSS MB | server CPU % |\n|---|---|---:|---:|---:|---:|---:|---:|'
+  const head = '| row | what it measures | req/s | tokens/s | p50 ms | p99 ms | server RSS MB | server CPU % | of which event loop % | load generator CPU % |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|'
   const fmt = (n: number | null, digits = 0) => (n === null ? '' : n.toFixed(digits))
-  return [head, ...rows.map((r) => `| ${r.name} | ${r.what} | ${r.requestsPerSecond ? fmt(r.requestsPerSecond) : ''} | ${fmt(r.tokensPerSecond)} | ${fmt(r.p50Ms, 1)} | ${fmt(r.p99Ms, 1)} | ${fmt(r.serverRssMb)} | ${fmt(r.serverCpuPercent)} |`)].join('\n')
+  return [head, ...rows.map((r) => `| ${r.name} | ${r.what} | ${r.requestsPerSecond ? fmt(r.requestsPerSecond) : ''} | ${fmt(r.tokensPerSecond)} | ${fmt(r.p50Ms, 1)} | ${fmt(r.p99Ms, 1)} | ${fmt(r.serverRssMb)} | ${fmt(r.serverCpuPercent)} | ${fmt(r.serverEventLoopCpuPercent)} | ${fmt(r.loadGeneratorCpuPercent)} |`)].join('\n')
 }
 
 async function main(): Promise<void> {
@@ -291,6 +299,11 @@ async function main(): Promise<void> {
   const healthz = await measure('GET /healthz', 'Signet, no work: the HTTP ceiling', pid, { url: `${signet.url}/healthz` }, null)
   const ceilingPost = await measure('ceiling POST', 'fastify like Signet, validates a sign body, answers the same size, no signing', ceiling.child.pid!, { url: `${ceiling.url}/v1/sign`, method: 'POST', body: bodyFor('default') }, null)
   ceiling.child.kill('SIGTERM')
+  // The bare signer gets the thread pool Signet gets from bin/signet.cjs: one thread per core.
+  const bareEnv = { PATH: process.env.PATH, UV_THREADPOOL_SIZE: String(Math.max(2, availableParallelism())) }
+  const bare = await spawnServer(['bench/bare-signer.mjs', 'RS256', await signingInputFor(keysets.RS256)], bareEnv, /bare signer listening (\S+)/, 'stderr')
+  const bareRs256 = await measure('bare signer RS256', 'node:http + crypto.sign on the thread pool, nothing else: the most HTTP signing reaches here', bare.child.pid!, { url: bare.url, method: 'POST', body: bodyFor(keysets.RS256) }, 1)
+  bare.child.kill('SIGTERM')
 
   process.stderr.write('signet\n')
   const sign: Record<string, Row> = {}
@@ -338,6 +351,8 @@ async function main(): Promise<void> {
     { measure: 'RS256 p99 at half the maximum rate (ms)', value: halfRate.RS256!.p99Ms!, target: '< 15', pass: halfRate.RS256!.p99Ms! < 15 },
     { measure: 'server RSS under load (MB)', value: peakRss, target: '< 200', pass: peakRss < 200 },
     { measure: `start to /readyz 200 with 100 keysets, ${startup.keys} keys (ms)`, value: startup.ms, target: '< 1000', pass: startup.ms < 1000 },
+    { measure: 'bare signer RS256 tokens/s ÷ RS256 crypto limit: the most HTTP signing reaches here (information)', value: bareRs256.tokensPerSecond! / limits.RS256!, target: '', pass: true },
+    { measure: 'RS256 /v1/sign tokens/s ÷ bare signer RS256 tokens/s (information)', value: sign.RS256!.tokensPerSecond! / bareRs256.tokensPerSecond!, target: '', pass: true },
     { measure: 'ES256 /v1/sign tokens/s ÷ jsonwebtoken.sign ES256 on one thread (information)', value: sign.ES256!.tokensPerSecond! / jwtEs, target: '', pass: true },
     { measure: 'RS256 /v1/sign tokens/s ÷ jsonwebtoken.sign RS256 on one thread (information)', value: sign.RS256!.tokensPerSecond! / jwtRs, target: '', pass: true },
   ]

@@ -3,29 +3,45 @@ import { readFileSync } from 'node:fs'
 /** CPU time (ms) and resident memory (bytes) of a process, read from /proc. */
 export interface ProcessSample {
   cpuMs: number
+  /** CPU time (ms) of the main thread alone. */
+  mainThreadCpuMs: number
   rssBytes: number
   at: number
 }
 
 const TICKS_PER_SECOND = 100 // USER_HZ on Linux
 
+/** CPU time (ms) used so far, from a /proc stat file (a process's or one thread's). */
+function cpuMsOf(statPath: string): number {
+  const stat = readFileSync(statPath, 'utf8')
+  // Fields after the command name, which is in parentheses and may hold spaces.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS_PER_SECOND
+}
+
 export function sampleProcess(pid: number): ProcessSample | null {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    const utime = Number(fields[11])
-    const stime = Number(fields[12])
     const status = readFileSync(`/proc/${pid}/status`, 'utf8')
     const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0)
-    return { cpuMs: ((utime + stime) * 1000) / TICKS_PER_SECOND, rssBytes: rssKb * 1024, at: Date.now() }
+    return {
+      cpuMs: cpuMsOf(`/proc/${pid}/stat`),
+      // A process's main thread has the process's id: in Node, the event loop.
+      mainThreadCpuMs: cpuMsOf(`/proc/${pid}/task/${pid}/stat`),
+      rssBytes: rssKb * 1024,
+      at: Date.now(),
+    }
   } catch {
     return null
   }
 }
 
-/** Samples a process every 200 ms while `work` runs: peak RSS and average CPU (% of one core). */
-export async function watchProcess<T>(pid: number, work: () => Promise<T>): Promise<{ result: T; peakRssMb: number; cpuPercent: number }> {
+/**
+ * Samples a process every 200 ms while `work` runs: peak RSS and average CPU (% of
+ * one core) of the whole process and of its main thread; and the CPU this process
+ * (the load generator) used meanwhile.
+ */
+export async function watchProcess<T>(pid: number, work: () => Promise<T>): Promise<{ result: T; peakRssMb: number; cpuPercent: number; mainThreadCpuPercent: number; ownCpuPercent: number }> {
+  const ownBefore = process.cpuUsage()
   const first = sampleProcess(pid)
   let peak = first?.rssBytes ?? 0
   const timer = setInterval(() => {
@@ -36,8 +52,17 @@ export async function watchProcess<T>(pid: number, work: () => Promise<T>): Prom
     const result = await work()
     const last = sampleProcess(pid)
     if (last && last.rssBytes > peak) peak = last.rssBytes
-    const cpuPercent = first && last && last.at > first.at ? ((last.cpuMs - first.cpuMs) / (last.at - first.at)) * 100 : 0
-    return { result, peakRssMb: peak / 1024 / 1024, cpuPercent }
+    const own = process.cpuUsage(ownBefore)
+    const percent = (used: (sample: ProcessSample) => number) =>
+      first && last && last.at > first.at ? ((used(last) - used(first)) / (last.at - first.at)) * 100 : 0
+    const ownCpuPercent = first && last && last.at > first.at ? ((own.user + own.system) / 1000 / (last.at - first.at)) * 100 : 0
+    return {
+      result,
+      peakRssMb: peak / 1024 / 1024,
+      cpuPercent: percent((sample) => sample.cpuMs),
+      mainThreadCpuPercent: percent((sample) => sample.mainThreadCpuMs),
+      ownCpuPercent,
+    }
   } finally {
     clearInterval(timer)
   }
