@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify'
 import { KeysetNotFound, NotFound, SignetError } from '../errors.js'
 import type { LiveKeyset } from '../keys/keystore.js'
 import { sendProblem } from '../http/problem.js'
@@ -16,6 +16,18 @@ export function etagMatches(header: string | undefined, etag: string): boolean {
   if (!header) return false
   if (header.trim() === '*') return true
   return header.split(',').some((candidate) => candidate.trim().replace(/^W\//, '') === etag)
+}
+
+/**
+ * JWK Sets and discovery documents are public, and any origin may read them: an
+ * OpenID client in a browser fetches both. These answers replace the
+ * `Cross-Origin-Resource-Policy: same-origin` every other answer carries, and allow
+ * every origin without credentials. Nothing else is shared across origins.
+ */
+const ACROSS_ORIGINS = { 'access-control-allow-origin': '*', 'cross-origin-resource-policy': 'cross-origin' }
+const shareAcrossOrigins: onRequestHookHandler = (_request, reply, done) => {
+  reply.headers(ACROSS_ORIGINS)
+  done()
 }
 
 /**
@@ -40,9 +52,9 @@ export async function publicRoutes(app: FastifyInstance, options: PublicRoutesOp
   }
 
   const jwksSchema = { response: { 200: jwks, ...errors(404) } }
-  app.get('/.well-known/jwks.json', { schema: jwksSchema }, (request, reply) =>
+  app.get('/.well-known/jwks.json', { schema: jwksSchema, onRequest: shareAcrossOrigins }, (request, reply) =>
     sendJwks(request, reply, liveKeyset(signet.config.defaultKeyset)))
-  app.get<{ Params: { name: string } }>('/keysets/:name/jwks.json', { schema: { params: nameParams, ...jwksSchema } }, (request, reply) =>
+  app.get<{ Params: { name: string } }>('/keysets/:name/jwks.json', { schema: { params: nameParams, ...jwksSchema }, onRequest: shareAcrossOrigins }, (request, reply) =>
     sendJwks(request, reply, liveKeyset(request.params.name)))
 
   const discovery = (live: LiveKeyset, jwksPath: string) => {
@@ -66,9 +78,9 @@ export async function publicRoutes(app: FastifyInstance, options: PublicRoutesOp
       ...errors(404),
     },
   }
-  app.get('/.well-known/openid-configuration', { schema: discoverySchema }, async () =>
+  app.get('/.well-known/openid-configuration', { schema: discoverySchema, onRequest: shareAcrossOrigins }, async () =>
     discovery(liveKeyset(signet.config.defaultKeyset), '/.well-known/jwks.json'))
-  app.get<{ Params: { name: string } }>('/keysets/:name/.well-known/openid-configuration', { schema: { params: nameParams, ...discoverySchema } }, async (request) =>
+  app.get<{ Params: { name: string } }>('/keysets/:name/.well-known/openid-configuration', { schema: { params: nameParams, ...discoverySchema }, onRequest: shareAcrossOrigins }, async (request) =>
     discovery(liveKeyset(request.params.name), `/keysets/${request.params.name}/jwks.json`))
 
   app.get('/healthz', { schema: { response: { 200: { type: 'object', properties: { status: { type: 'string' } } } } } }, async () => ({ status: 'ok' }))

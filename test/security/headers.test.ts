@@ -34,12 +34,19 @@ function parseRaw(raw: string): AnswerLike {
   return { statusCode: Number(statusLine!.split(' ')[1]), headers, body: rest.join('\r\n\r\n') }
 }
 
-/** Every security header is there (Cache-Control may be the route's own), and X-Powered-By is not. */
-function expectSecurityHeaders(response: AnswerLike, label: string) {
+/**
+ * Every security header is there (Cache-Control may be the route's own), and
+ * X-Powered-By is not. Public documents (JWK Sets, discovery) are the one kind of
+ * answer any origin may read; every other answer is same-origin only, with no CORS.
+ */
+function expectSecurityHeaders(response: AnswerLike, label: string, { publicDocument = false } = {}) {
   for (const [name, value] of Object.entries(SECURITY_HEADERS)) {
     if (name === 'cache-control') expect(response.headers[name], `${label}: ${name}`).toBeDefined()
+    else if (name === 'cross-origin-resource-policy' && publicDocument) expect(response.headers[name], `${label}: ${name}`).toBe('cross-origin')
     else expect(response.headers[name], `${label}: ${name}`).toBe(value)
   }
+  expect(response.headers['access-control-allow-origin'], label).toBe(publicDocument ? '*' : undefined)
+  expect(response.headers['access-control-allow-credentials'], label).toBeUndefined()
   expect(response.headers['x-powered-by'], label).toBeUndefined()
 }
 
@@ -110,6 +117,36 @@ describe('security headers, methods and error answers', () => {
     for (let attempt = 0; attempt < 4; attempt++) await h.app.inject({ method: 'GET', url: '/v1/admin/keysets', remoteAddress: '10.1.1.1', headers: { authorization: 'Bearer wrong' } })
     answers.push(['429', await h.app.inject({ method: 'GET', url: '/v1/admin/keysets', remoteAddress: '10.1.1.1', headers: { authorization: 'Bearer wrong' } }), 429])
     for (const [label, response, status] of answers) {
+      expect(response.statusCode, label).toBe(status)
+      expectSecurityHeaders(response, label, { publicDocument: label.endsWith(' jwks') })
+    }
+  })
+
+  it('JWK Sets and discovery documents may be read from any origin, found or not; nothing else may', async () => {
+    await h.request('POST', '/v1/admin/keysets', { token: h.adminToken, body: { name: 'with-issuer', issuer: 'https://issuer.example' } })
+    const origin = { origin: 'https://app.example' }
+    const jwks = await h.request('GET', '/keysets/with-issuer/jwks.json', { headers: origin })
+    const shared: [string, AnswerLike, number][] = [
+      ['default jwks', await h.request('GET', '/.well-known/jwks.json', { headers: origin }), 200],
+      ['keyset jwks', jwks, 200],
+      ['keyset jwks 304', await h.request('GET', '/keysets/with-issuer/jwks.json', { headers: { ...origin, 'if-none-match': String(jwks.headers.etag) } }), 304],
+      ['keyset jwks HEAD', await h.request('HEAD', '/keysets/with-issuer/jwks.json', { headers: origin }), 200],
+      ['unknown keyset jwks', await h.request('GET', '/keysets/nothing-here/jwks.json', { headers: origin }), 404],
+      ['keyset discovery', await h.request('GET', '/keysets/with-issuer/.well-known/openid-configuration', { headers: origin }), 200],
+      ['discovery without issuer', await h.request('GET', '/.well-known/openid-configuration', { headers: origin }), 404],
+    ]
+    for (const [label, response, status] of shared) {
+      expect(response.statusCode, label).toBe(status)
+      expectSecurityHeaders(response, label, { publicDocument: true })
+    }
+    const notShared: [string, AnswerLike, number][] = [
+      ['sign', await h.request('POST', '/v1/sign', { token: signer, body: { claims: {} }, headers: origin }), 200],
+      ['admin', await h.request('GET', '/v1/admin/keysets', { token: h.adminToken, headers: origin }), 200],
+      ['healthz', await h.request('GET', '/healthz', { headers: origin }), 200],
+      ['readyz', await h.request('GET', '/readyz', { headers: origin }), 200],
+      ['preflight for sign', await h.request('OPTIONS', '/v1/sign', { headers: { ...origin, 'access-control-request-method': 'POST' } }), 405],
+    ]
+    for (const [label, response, status] of notShared) {
       expect(response.statusCode, label).toBe(status)
       expectSecurityHeaders(response, label)
     }
