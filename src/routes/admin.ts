@@ -89,11 +89,11 @@ export async function adminRoutes(app: FastifyInstance, options: AdminRoutesOpti
     return reply.code(201).send(presentKey(key, publishesCertificates(key.keyset)))
   })
 
-  app.post<{ Params: { kid: string }; Body: { reason?: string } | undefined }>('/v1/admin/keys/:kid/revoke', {
+  app.post<{ Params: { kid: string }; Body: { reason: string } }>('/v1/admin/keys/:kid/revoke', {
     schema: { params: kidParams, body: revokeBody, response: { 200: keyAnswer, ...errors(400, 401, 403, 404, 409, 503) } },
     preValidation: bodyIsOptional,
   }, async (request) => {
-    const key = await signet.keys.revoke(request.params.kid, request.body?.reason ?? 'unspecified', actor(request))
+    const key = await signet.keys.revoke(request.params.kid, request.body.reason, actor(request))
     return presentKey(key, publishesCertificates(key.keyset))
   })
 

@@ -212,9 +212,11 @@ export const rotateBody = {
   additionalProperties: false,
 } as const
 
+/** SPEC section 3: `{ "reason" }`, required: every revocation says why, for the audit log. */
 export const revokeBody = {
   type: 'object',
-  properties: { reason: { type: 'string', maxLength: 512 } },
+  required: ['reason'],
+  properties: { reason: { type: 'string', minLength: 1, maxLength: 512 } },
   additionalProperties: false,
 } as const
 

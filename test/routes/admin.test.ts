@@ -59,15 +59,31 @@ describe('admin API', () => {
     expect(Date.parse(retired.publishedUntil) - Date.parse(retired.retiredAt)).toBe((7200 + 60) * 1000)
   })
 
-  it('rotates and revokes with no body at all, or an empty JSON body, using the defaults', async () => {
+  it('rotates with no body at all, or an empty JSON body, using the default mode; revokes only with a reason', async () => {
     const bare = await h.request('POST', '/v1/admin/keysets/default/rotate', { token: h.adminToken })
     expect(bare.statusCode).toBe(201)
     expect(bare.json().state).toBe('pending')
     const empty = await h.request('POST', '/v1/admin/keysets/default/rotate', { token: h.adminToken, payload: '', headers: { 'content-type': 'application/json' } })
     expect(empty.statusCode).toBe(201)
-    const revoked = await h.request('POST', `/v1/admin/keys/${empty.json().kid}/revoke`, { token: h.adminToken })
+    const kid = empty.json().kid as string
+
+    // SPEC section 3: the revoke body is { "reason" }, and the reason goes to the audit log.
+    const before = await h.signet.storage.snapshot()
+    const refusals = [
+      await h.request('POST', `/v1/admin/keys/${kid}/revoke`, { token: h.adminToken }),
+      await h.request('POST', `/v1/admin/keys/${kid}/revoke`, { token: h.adminToken, body: {} }),
+      await h.request('POST', `/v1/admin/keys/${kid}/revoke`, { token: h.adminToken, body: { reason: '' } }),
+      await h.request('POST', `/v1/admin/keys/${kid}/revoke`, { token: h.adminToken, body: { reason: 5 } }),
+    ]
+    for (const refused of refusals) {
+      expect(refused.statusCode).toBe(400)
+      expect(refused.json().code).toBe('invalid_request')
+    }
+    expect(await h.signet.storage.snapshot()).toEqual(before)
+
+    const revoked = await h.request('POST', `/v1/admin/keys/${kid}/revoke`, { token: h.adminToken, body: { reason: 'superseded' } })
     expect(revoked.statusCode).toBe(200)
-    expect(revoked.json()).toMatchObject({ state: 'revoked', revokeReason: 'unspecified' })
+    expect(revoked.json()).toMatchObject({ state: 'revoked', revokeReason: 'superseded' })
     // A sign request still needs its body.
     const client = (await h.createClient({ scopes: ['sign'] })).token
     expect((await h.request('POST', '/v1/sign', { token: client, payload: '', headers: { 'content-type': 'application/json' } })).statusCode).toBe(400)
