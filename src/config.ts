@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs'
+import { isIP } from 'node:net'
 import envSchema from 'env-schema'
 import { MasterKey } from './crypto/masterKey.js'
 import { ConfigError } from './errors.js'
@@ -145,6 +146,21 @@ function checkWholeNumbers(env: Record<string, string>): void {
   }
 }
 
+/** RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens. */
+const HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/
+
+/**
+ * SIGNET_HOST must be an IP address or a host name. A name whose last label is all
+ * digits ("256.256.256.256", "10.0.0") is a mistyped address, not a name.
+ */
+function checkHost(value: string | undefined): void {
+  if (value === undefined || isIP(value) !== 0) return
+  const lastLabel = value.replace(/\.$/, '').split('.').pop() ?? ''
+  if (!HOST_NAME.test(value) || /^\d+$/.test(lastLabel)) {
+    throw new ConfigError(`SIGNET_HOST must be an IP address or a host name, not ${JSON.stringify(value.slice(0, 64))}`)
+  }
+}
+
 /** Turns ajv's "env/SIGNET_PORT must be ..." into a message that names the variable first. */
 function schemaError(error: Error): ConfigError {
   const first = ((error as { errors?: { instancePath: string; message?: string }[] }).errors ?? [])[0]
@@ -167,6 +183,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
   const pkcs11PinFile = env.SIGNET_PKCS11_PIN_FILE ?? null
   resolveSecrets(env)
   checkWholeNumbers(env)
+  checkHost(env.SIGNET_HOST)
 
   let values: Record<Variable, unknown>
   try {

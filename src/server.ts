@@ -10,6 +10,7 @@ import { Signet } from './runtime.js'
 import { openStorage } from './storage/open.js'
 import { httpsOptions, loadTlsMaterial } from './tls/options.js'
 import { createLogger } from './logger.js'
+import { ConfigError } from './errors.js'
 
 /** Longest a graceful shutdown may take before the process exits anyway. */
 export const SHUTDOWN_GRACE_MS = 10_000
@@ -47,6 +48,24 @@ async function closeListener(app: FastifyInstance): Promise<void> {
   }
 }
 
+/**
+ * Listens, and turns the failures a setting causes into a start-up error that
+ * names the variable (SPEC section 4): a port in use or privileged, an address that
+ * is not this machine's, a host name that does not resolve.
+ */
+async function listenOn(app: FastifyInstance, host: string, port: number, portVariable: string): Promise<void> {
+  try {
+    await app.listen({ host, port })
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code
+    if (code === 'EADDRINUSE') throw new ConfigError(`${portVariable}=${port}: the port is already in use on ${host}`)
+    if (code === 'EACCES') throw new ConfigError(`${portVariable}=${port}: this user may not listen on that port`)
+    if (code === 'EADDRNOTAVAIL') throw new ConfigError(`SIGNET_HOST=${host}: not an address of this machine`)
+    if (code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EAI_FAIL') throw new ConfigError(`SIGNET_HOST=${host}: the name does not resolve to an address (${code})`)
+    throw error
+  }
+}
+
 function boundUrl(app: FastifyInstance, scheme: string): string {
   const address = app.server.address() as AddressInfo
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
@@ -75,10 +94,10 @@ export async function startServer(config: Config, logger: Logger = createLogger(
   }
   try {
     app = await buildApp(signet, { metrics, publicUrl, ...(tls ? { https: httpsOptions(tls, 'internal') } : {}) })
-    await app.listen({ host: config.host, port: config.port })
+    await listenOn(app, config.host, config.port, 'SIGNET_PORT')
     if (config.publicPort !== null) {
       publicApp = await buildPublicApp(signet, { metrics, publicUrl, ...(tls ? { https: httpsOptions(tls, 'public') } : {}) })
-      await publicApp.listen({ host: config.host, port: config.publicPort })
+      await listenOn(publicApp, config.host, config.publicPort, 'SIGNET_PUBLIC_PORT')
     }
   } catch (error) {
     await publicApp?.close()

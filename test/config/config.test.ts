@@ -36,9 +36,21 @@ describe('configuration', () => {
     [{ SIGNET_MASTER_KEY: 'c2hvcnQ=' }, /SIGNET_MASTER_KEY must be 32 random bytes in base64/],
     [{ SIGNET_TLS_CERT_FILE: '/x.pem' }, /SIGNET_TLS_KEY_FILE is required/],
     [{ SIGNET_PORT: '9000', SIGNET_PUBLIC_PORT: '9000' }, /SIGNET_PUBLIC_PORT must differ/],
+    [{ SIGNET_HOST: 'not a host!' }, /SIGNET_HOST must be an IP address or a host name/],
+    [{ SIGNET_HOST: '256.256.256.256' }, /SIGNET_HOST must be an IP address or a host name/],
+    [{ SIGNET_HOST: '10.0.0' }, /SIGNET_HOST must be an IP address or a host name/],
+    [{ SIGNET_HOST: 'exa mple' }, /SIGNET_HOST must be an IP address or a host name/],
+    [{ SIGNET_HOST: 'http://127.0.0.1' }, /SIGNET_HOST must be an IP address or a host name/],
+    [{ SIGNET_HOST: '127.0.0.1:8080' }, /SIGNET_HOST must be an IP address or a host name/],
+    [{ SIGNET_HOST: '-signet' }, /SIGNET_HOST must be an IP address or a host name/],
+    [{ SIGNET_HOST: '' }, /SIGNET_HOST/],
   ])('refuses %j naming the variable', (env, message) => {
     expect(() => loadConfig({ SIGNET_MASTER_KEY: masterKey, ...env })).toThrow(ConfigError)
     expect(() => loadConfig({ SIGNET_MASTER_KEY: masterKey, ...env })).toThrow(message)
+  })
+
+  it.each(['127.0.0.1', '0.0.0.0', '::', '::1', 'fe80::1', 'localhost', 'signet', 'signet.internal', 'signet-1.svc.cluster.local', 'host.example.'])('takes SIGNET_HOST=%s', (host) => {
+    expect(loadConfig({ SIGNET_MASTER_KEY: masterKey, SIGNET_HOST: host }).host).toBe(host)
   })
 
   it('reads *_FILE secrets, and refuses both forms at once or an unreadable file, without echoing secrets', () => {

@@ -1,0 +1,49 @@
+import { createServer, type AddressInfo, type Server } from 'node:net'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { loadConfig } from '../../src/config.js'
+import { ConfigError } from '../../src/errors.js'
+import { startServer } from '../../src/server.js'
+import { captureLogs, newMasterKey, tempDir } from '../helpers/harness.js'
+
+/**
+ * A listener that cannot start stops the start with a message naming the variable
+ * that caused it (SPEC section 4), not Node's bare error.
+ */
+describe('listen failures name their variable', () => {
+  const dir = tempDir('signet-listen-')
+  const masterKey = newMasterKey()
+  let taken: Server
+  let takenPort: number
+  const config = (env: Record<string, string>) => loadConfig({ SIGNET_MASTER_KEY: masterKey, SIGNET_DB: join(dir.path, 'signet.db'), ...env })
+
+  beforeAll(async () => {
+    taken = createServer()
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve))
+    takenPort = (taken.address() as AddressInfo).port
+  })
+  afterAll(() => {
+    taken.close()
+    dir.remove()
+  })
+
+  it('a port in use names SIGNET_PORT', async () => {
+    const start = startServer(config({ SIGNET_PORT: String(takenPort) }), captureLogs().logger)
+    await expect(start).rejects.toThrow(ConfigError)
+    await expect(start).rejects.toThrow(`SIGNET_PORT=${takenPort}: the port is already in use on 127.0.0.1`)
+  })
+
+  it('a public port in use names SIGNET_PUBLIC_PORT, and the internal listener it opened is closed again', async () => {
+    const start = startServer(config({ SIGNET_PORT: '0', SIGNET_PUBLIC_PORT: String(takenPort) }), captureLogs().logger)
+    await expect(start).rejects.toThrow(`SIGNET_PUBLIC_PORT=${takenPort}: the port is already in use`)
+    // The same database opens again at once: nothing was left holding it.
+    const server = await startServer(config({ SIGNET_PORT: '0' }), captureLogs().logger)
+    await server.close()
+  })
+
+  it('an address that is not this machine\'s names SIGNET_HOST', async () => {
+    // 192.0.2.0/24 is TEST-NET-1 (RFC 5737): never an address of this machine.
+    const start = startServer(config({ SIGNET_HOST: '192.0.2.1', SIGNET_PORT: '0' }), captureLogs().logger)
+    await expect(start).rejects.toThrow('SIGNET_HOST=192.0.2.1: not an address of this machine')
+  })
+})
