@@ -22,6 +22,7 @@ import { adminRoutes } from './routes/admin.js'
 import { internalRoutes } from './routes/internal.js'
 import { loadSheddingPlugin } from './plugins/load-shedding.js'
 import { closingPlugin } from './plugins/closing.js'
+import { declaredBodyLimitPlugin } from './plugins/declared-body-limit.js'
 import { SECURITY_HEADERS, securityHeadersPlugin } from './plugins/security-headers.js'
 import { publicRoutes } from './routes/public.js'
 import type { Signet } from './runtime.js'
@@ -103,6 +104,7 @@ export function createBaseApp(logger: FastifyServerOptions['loggerInstance'], se
   // Security headers and Cache-Control: no-store on every answer (docs/security.md).
   void app.register(securityHeadersPlugin)
   void app.register(closingPlugin)
+  void app.register(declaredBodyLimitPlugin, { bodyLimit: BODY_LIMIT })
   installValidators(app)
   app.addSchema(problem)
   // JSON only: a text/plain body is refused with 415 instead of being parsed as a string.

@@ -213,6 +213,18 @@ describe('error codes and bad input', () => {
       expect((await h.request('GET', '/healthz')).statusCode).toBe(200)
     })
 
+    it('a body declared over 64 KiB gets 413 before authentication, on every route that takes a body, and changes nothing', async () => {
+      const payload = `{"claims":{"pad":"${'x'.repeat(70_000)}"}}`
+      const before = await storedState(h)
+      for (const url of ['/v1/sign', '/v1/sign/batch', '/v1/verify', '/v1/admin/keysets']) {
+        for (const token of [undefined, 'not-a-token', signer]) {
+          const response = await h.request('POST', url, { ...(token ? { token } : {}), payload, headers: { 'content-type': 'application/json' } })
+          expectProblem(response, 413, 'payload_too_large')
+        }
+      }
+      expect(await storedState(h)).toBe(before)
+    })
+
     it.each(['../default', "de'fault", '%2e%2e%2fdefault', 'default%00', '"quoted"', 'x'.repeat(300)])('a keyset or kid of %s in the path gives 404 or 400', async (name) => {
       const before = await storedState(h)
       for (const url of [`/keysets/${name}/jwks.json`, `/v1/admin/keysets/${name}`, `/v1/admin/keysets/${name}/keys`]) {
