@@ -58,9 +58,9 @@ async function listenOn(app: FastifyInstance, host: string, port: number, portVa
     await app.listen({ host, port })
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code
-    if (code === 'EADDRINUSE') throw new ConfigError(`${portVariable}=${port}: the port is already in use on ${host}`)
-    if (code === 'EACCES') throw new ConfigError(`${portVariable}=${port}: this user may not listen on that port`)
-    if (code === 'EADDRNOTAVAIL') throw new ConfigError(`SIGNET_HOST=${host}: not an address of this machine`)
+    if (code === 'EADDRINUSE') throw new ConfigError(`${portVariable}=${port}: the port is already in use on ${host} (EADDRINUSE)`)
+    if (code === 'EACCES') throw new ConfigError(`${portVariable}=${port}: this user may not listen on that port (EACCES)`)
+    if (code === 'EADDRNOTAVAIL') throw new ConfigError(`SIGNET_HOST=${host}: not an address of this machine (EADDRNOTAVAIL)`)
     if (code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EAI_FAIL') throw new ConfigError(`SIGNET_HOST=${host}: the name does not resolve to an address (${code})`)
     throw error
   }

@@ -118,7 +118,7 @@ describe('signet dev', () => {
     expect(exit.code).toBe(1)
     const lines = signetStderr(clash.stderr())
     expect(lines).toHaveLength(1)
-    expect(lines[0]).toMatch(/^signet: .*EADDRINUSE.*127\.0\.0\.1:\d+/)
+    expect(lines[0]).toMatch(/^signet: SIGNET_PORT=\d+: the port is already in use on 127\.0\.0\.1 \(EADDRINUSE\)$/)
     await dev.stop('SIGTERM')
   })
 })
