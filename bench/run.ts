@@ -15,31 +15,22 @@ import pino from 'pino'
 import { generateKeyPair } from '../src/crypto/keygen.js'
 import { loadConfig } from '../src/config.js'
 import { Signet } from '../src/runtime.js'
+import type { Alg } from '../src/crypto/algorithms.js'
 import { cryptoLimit } from './lib/crypto-limit.js'
 import { postgresSchema, softHsmToken } from './lib/extras.js'
 import { paced } from './lib/paced.js'
+import { alternate, pairedRatio, type Measured, type Probe, type Row, type Sample } from './lib/rounds.js'
 import { watchProcess } from './lib/process-stats.js'
 
 const ROOT = join(import.meta.dirname, '..')
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 5)
+/** Rows of a ratio are measured in alternation, ROUNDS rounds of ROUND_SECONDS each (bench/lib/rounds.ts). */
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5)
+const ROUND_SECONDS = Number(process.env.BENCH_SECONDS ?? 2)
+/** Rows measured on their own run this long. */
+const SECONDS = ROUNDS * ROUND_SECONDS
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16)
+/** The jsonwebtoken rows. */
 const CRYPTO_MS = 3000
-
-interface Row {
-  name: string
-  what: string
-  requestsPerSecond: number
-  tokensPerSecond: number | null
-  p50Ms: number | null
-  p99Ms: number | null
-  serverRssMb: number | null
-  serverCpuPercent: number | null
-  /** CPU of the server's main thread alone: its event loop (HTTP, JSON, logs), not the signing threads. */
-  serverEventLoopCpuPercent: number | null
-  /** CPU of this process meanwhile: autocannon, the load generator, shares the machine's cores. */
-  loadGeneratorCpuPercent: number | null
-  errors: number
-}
 
 const rows: Row[] = []
 const children: ChildProcess[] = []
@@ -94,26 +85,50 @@ async function load(options: LoadOptions): Promise<autocannon.Result> {
   })
 }
 
-/** Warms up for a second, then measures under load while watching the server process. */
-async function measure(name: string, what: string, pid: number, options: LoadOptions, tokensPerRequest: number | null): Promise<Row> {
-  await load({ ...options, seconds: 1 })
-  const { result, peakRssMb, cpuPercent, mainThreadCpuPercent, ownCpuPercent } = await watchProcess(pid, () => load(options))
-  const row: Row = {
+/** An HTTP row: autocannon against one server, watching that server's process. One second of warm-up. */
+function httpProbe(name: string, what: string, pid: number, options: LoadOptions, tokensPerRequest: number | null): Probe {
+  return {
     name,
     what,
-    requestsPerSecond: result.requests.average,
-    tokensPerSecond: tokensPerRequest === null ? null : result.requests.average * tokensPerRequest,
-    p50Ms: result.latency.p50,
-    p99Ms: result.latency.p99,
-    serverRssMb: Math.round(peakRssMb),
-    serverCpuPercent: Math.round(cpuPercent),
-    serverEventLoopCpuPercent: Math.round(mainThreadCpuPercent),
-    loadGeneratorCpuPercent: Math.round(ownCpuPercent),
-    errors: result.errors + result.non2xx + result.timeouts,
+    warmUp: async () => { await load({ ...options, seconds: 1 }) },
+    sample: async (seconds) => {
+      const { result, peakRssMb, cpuPercent, mainThreadCpuPercent, ownCpuPercent } = await watchProcess(pid, () => load({ ...options, seconds }))
+      return {
+        requestsPerSecond: result.requests.average,
+        tokensPerSecond: tokensPerRequest === null ? null : result.requests.average * tokensPerRequest,
+        p50Ms: result.latency.p50,
+        p99Ms: result.latency.p99,
+        serverRssMb: Math.round(peakRssMb),
+        serverCpuPercent: Math.round(cpuPercent),
+        serverEventLoopCpuPercent: Math.round(mainThreadCpuPercent),
+        loadGeneratorCpuPercent: Math.round(ownCpuPercent),
+        errors: result.errors + result.non2xx + result.timeouts,
+      }
+    },
   }
-  rows.push(row)
-  process.stderr.write(`  ${name}: ${Math.round(row.requestsPerSecond)} req/s, p99 ${row.p99Ms} ms${row.errors ? `, ${row.errors} errors` : ''}\n`)
-  return row
+}
+
+/** A crypto-limit row: node:crypto signing on every core, no HTTP (bench/lib/crypto-limit.ts). */
+function cryptoProbe(alg: Alg, signingInput: string): Probe {
+  return {
+    name: `crypto limit ${alg}`,
+    what: `node:crypto signing on ${availableParallelism()} threads, no HTTP`,
+    sample: async (seconds) => {
+      const { perSecond } = await cryptoLimit(alg, signingInput, seconds * 1000)
+      return { requestsPerSecond: 0, tokensPerSecond: perSecond, p50Ms: null, p99Ms: null, serverRssMb: null, serverCpuPercent: null, serverEventLoopCpuPercent: null, loadGeneratorCpuPercent: null, errors: 0 }
+    },
+  }
+}
+
+/** Measures probes side by side (alternating rounds), adds their rows to the table, and returns them. */
+async function measure(...probes: Probe[]): Promise<Measured[]> {
+  const measured = await alternate(probes, ROUNDS, ROUND_SECONDS)
+  for (const { row } of measured) {
+    rows.push(row)
+    const rate = row.tokensPerSecond !== null && row.requestsPerSecond === 0 ? `${Math.round(row.tokensPerSecond)} signatures/s` : `${Math.round(row.requestsPerSecond)} req/s, p99 ${row.p99Ms} ms`
+    process.stderr.write(`  ${row.name}: ${rate}${row.errors ? `, ${row.errors} errors` : ''}\n`)
+  }
+  return measured
 }
 
 /** Latency at a steady `rate` (requests spread evenly, bench/lib/paced.ts), watching the server. */
@@ -198,7 +213,7 @@ async function hsmRows(masterKey: string, adminToken: string, bodyFor: (keyset: 
       { name: 'hsm-rs256', alg: 'RS256', backend: 'pkcs11' },
     ])
     for (const alg of ['ES256', 'RS256']) {
-      await measure(`POST /v1/sign ${alg} SoftHSM2`, 'pkcs11 keyset: C_Sign inside the token', server.child.pid!, { url: `${server.url}/v1/sign`, method: 'POST', body: bodyFor(`hsm-${alg.toLowerCase()}`), headers: { authorization: `Bearer ${server.token}` } }, 1)
+      await measure(httpProbe(`POST /v1/sign ${alg} SoftHSM2`, 'pkcs11 keyset: C_Sign inside the token', server.child.pid!, { url: `${server.url}/v1/sign`, method: 'POST', body: bodyFor(`hsm-${alg.toLowerCase()}`), headers: { authorization: `Bearer ${server.token}` } }, 1))
     }
     await stop(server.child)
   } finally {
@@ -295,7 +310,7 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'signet-bench-'))
   const masterKey = randomBytes(32).toString('base64')
   const adminToken = randomBytes(32).toString('base64url')
-  process.stderr.write(`signet bench: ${SECONDS} s per row, ${CONNECTIONS} connections, ${availableParallelism()} cores\n`)
+  process.stderr.write(`signet bench: rows side by side in ${ROUNDS} alternating rounds of ${ROUND_SECONDS} s (ratios: median of the rounds, each round in brackets), other rows ${SECONDS} s, ${CONNECTIONS} connections, ${availableParallelism()} cores\n`)
 
   const signet = await spawnServer(['bin/signet.cjs', 'serve'], {
     PATH: process.env.PATH, SIGNET_MASTER_KEY: masterKey, SIGNET_ADMIN_TOKEN: adminToken, SIGNET_DB: join(dir, 'signet.db'), SIGNET_PORT: '0',
@@ -317,30 +332,46 @@ async function main(): Promise<void> {
   }
 
   const ceiling = await spawnServer(['--import', 'tsx', 'bench/ceiling.ts', String(sample.token.length)], { PATH: process.env.PATH }, /ceiling listening (\S+)/, 'stderr')
-
-  process.stderr.write('ceilings\n')
-  const healthz = await measure('GET /healthz', 'Signet, no work: the HTTP ceiling', pid, { url: `${signet.url}/healthz` }, null)
-  const ceilingPost = await measure('ceiling POST', 'fastify like Signet, validates a sign body, answers the same size, no signing', ceiling.child.pid!, { url: `${ceiling.url}/v1/sign`, method: 'POST', body: bodyFor('default') }, null)
-  ceiling.child.kill('SIGTERM')
   // The bare signer gets the thread pool Signet gets from bin/signet.cjs: one thread per core.
   const bareEnv = { PATH: process.env.PATH, UV_THREADPOOL_SIZE: String(Math.max(2, availableParallelism())) }
-  const bare = await spawnServer(['bench/bare-signer.mjs', 'RS256', await signingInputFor(keysets.RS256)], bareEnv, /bare signer listening (\S+)/, 'stderr')
-  const bareRs256 = await measure('bare signer RS256', 'node:http + crypto.sign on the thread pool, nothing else: the most HTTP signing reaches here', bare.child.pid!, { url: bare.url, method: 'POST', body: bodyFor(keysets.RS256) }, 1)
-  bare.child.kill('SIGTERM')
-
-  process.stderr.write('signet\n')
-  const sign: Record<string, Row> = {}
-  for (const [alg, keyset] of Object.entries(keysets)) {
-    sign[alg] = await measure(`POST /v1/sign ${alg}`, `one token per request, keyset ${keyset}`, pid, { url: `${signet.url}/v1/sign`, method: 'POST', body: bodyFor(keyset), headers: client }, 1)
-  }
+  const rs256Input = await signingInputFor(keysets.RS256)
+  const bare = await spawnServer(['bench/bare-signer.mjs', 'RS256', rs256Input], bareEnv, /bare signer listening (\S+)/, 'stderr')
+  const signProbe = (alg: keyof typeof keysets) =>
+    httpProbe(`POST /v1/sign ${alg}`, `one token per request, keyset ${keysets[alg]}`, pid, { url: `${signet.url}/v1/sign`, method: 'POST', body: bodyFor(keysets[alg]), headers: client }, 1)
   const batchBody = JSON.stringify({ items: Array.from({ length: 100 }, () => ({ claims, ttl: 600 })) })
-  const batch = await measure('POST /v1/sign/batch ES256', '100 tokens per request', pid, { url: `${signet.url}/v1/sign/batch`, method: 'POST', body: batchBody, headers: client }, 100)
-  const jwks = await measure('GET /.well-known/jwks.json', 'precomputed JWK Set bytes', pid, { url: `${signet.url}/.well-known/jwks.json` }, null)
+
+  // Each group's rows are measured in alternation: the rows of each target side by side.
+  process.stderr.write(`JWKS against /healthz\n`)
+  const [healthz, jwks] = await measure(
+    httpProbe('GET /healthz', 'Signet, no work: the HTTP ceiling', pid, { url: `${signet.url}/healthz` }, null),
+    httpProbe('GET /.well-known/jwks.json', 'precomputed JWK Set bytes', pid, { url: `${signet.url}/.well-known/jwks.json` }, null),
+  )
+  process.stderr.write('ES256 against the ceiling server\n')
+  const [ceilingPost, es256] = await measure(
+    httpProbe('ceiling POST', 'fastify like Signet, validates a sign body, answers the same size, no signing', ceiling.child.pid!, { url: `${ceiling.url}/v1/sign`, method: 'POST', body: bodyFor('default') }, null),
+    signProbe('ES256'),
+  )
+  ceiling.child.kill('SIGTERM')
+  process.stderr.write('RS256 against the bare signer and the crypto limit\n')
+  const [bareRs256, rs256, limitRs256] = await measure(
+    httpProbe('bare signer RS256', 'node:http + crypto.sign on the thread pool, nothing else: the most HTTP signing reaches here', bare.child.pid!, { url: bare.url, method: 'POST', body: bodyFor(keysets.RS256) }, 1),
+    signProbe('RS256'),
+    cryptoProbe('RS256', rs256Input),
+  )
+  bare.child.kill('SIGTERM')
+  process.stderr.write('batch against the crypto limit\n')
+  const [batch, limitEs256] = await measure(
+    httpProbe('POST /v1/sign/batch ES256', '100 tokens per request', pid, { url: `${signet.url}/v1/sign/batch`, method: 'POST', body: batchBody, headers: client }, 100),
+    cryptoProbe('ES256', await signingInputFor(keysets.ES256)),
+  )
+  process.stderr.write('PS256 and EdDSA\n')
+  await measure(signProbe('PS256'), cryptoProbe('PS256', await signingInputFor(keysets.PS256)))
+  await measure(signProbe('EdDSA'), cryptoProbe('EdDSA', await signingInputFor(keysets.EdDSA)))
 
   process.stderr.write('latency at half the measured maximum\n')
   const halfRate: Record<string, Row> = {}
-  for (const alg of ['ES256', 'RS256'] as const) {
-    const rate = Math.max(1, Math.floor(sign[alg]!.requestsPerSecond / 2))
+  for (const [alg, max] of [['ES256', es256!.row], ['RS256', rs256!.row]] as const) {
+    const rate = Math.max(1, Math.floor(max.requestsPerSecond / 2))
     halfRate[alg] = await measureAtRate(`POST /v1/sign ${alg} at ${rate} req/s`, 'half the maximum rate, evenly spread: latency', pid, { url: `${signet.url}/v1/sign`, method: 'POST', body: bodyFor(keysets[alg]), headers: client }, rate)
   }
   await stop(signet.child)
@@ -349,13 +380,7 @@ async function main(): Promise<void> {
   await hsmRows(masterKey, adminToken, bodyFor)
   await postgresRows(masterKey, adminToken, bodyFor)
 
-  process.stderr.write('crypto limit and status quo\n')
-  const limits: Record<string, number> = {}
-  for (const [alg, keyset] of Object.entries(keysets)) {
-    const { perSecond, threads } = await cryptoLimit(alg as 'ES256', await signingInputFor(keyset).catch(() => sample.token.split('.').slice(0, 2).join('.')), CRYPTO_MS)
-    limits[alg] = perSecond
-    cpuRow(`crypto limit ${alg}`, `node:crypto signing on ${threads} threads, no HTTP`, perSecond)
-  }
+  process.stderr.write('status quo\n')
   const jwtEs = await jsonwebtokenRate('ES256')
   cpuRow('jsonwebtoken.sign ES256', 'in-process signing, one thread (the status quo)', jwtEs)
   const jwtRs = await jsonwebtokenRate('RS256')
@@ -365,19 +390,27 @@ async function main(): Promise<void> {
   const startup = await startupTime(masterKey, adminToken)
 
   const peakRss = Math.max(...rows.map((r) => r.serverRssMb ?? 0))
+  const tokens = (sample: Sample) => sample.tokensPerSecond
+  const requests = (sample: Sample) => sample.requestsPerSecond
+  // Ratios of rows measured side by side: the median of the per-round ratios.
+  const ratio = (measure: string, numerator: Measured, denominator: Measured, pick: (sample: Sample) => number | null, wanted: number | null) => {
+    const { value, rounds } = pairedRatio(numerator.samples, denominator.samples, pick)
+    return { measure, value, rounds, target: wanted === null ? '' : `>= ${wanted.toFixed(2)}`, pass: wanted === null || value >= wanted }
+  }
+  const single = (measure: string, value: number, target: string, pass: boolean) => ({ measure, value, rounds: null, target, pass })
   const targets = [
-    { measure: 'RS256 /v1/sign tokens/s ÷ RS256 crypto limit on all cores', value: sign.RS256!.tokensPerSecond! / limits.RS256!, target: '>= 0.85', pass: sign.RS256!.tokensPerSecond! / limits.RS256! >= 0.85 },
-    { measure: 'ES256 /v1/sign req/s ÷ ceiling server POST req/s', value: sign.ES256!.requestsPerSecond / ceilingPost.requestsPerSecond, target: '>= 0.50', pass: sign.ES256!.requestsPerSecond / ceilingPost.requestsPerSecond >= 0.5 },
-    { measure: 'ES256 /v1/sign/batch tokens/s ÷ ES256 crypto limit on all cores', value: batch.tokensPerSecond! / limits.ES256!, target: '>= 0.60', pass: batch.tokensPerSecond! / limits.ES256! >= 0.6 },
-    { measure: 'JWKS req/s ÷ /healthz req/s', value: jwks.requestsPerSecond / healthz.requestsPerSecond, target: '>= 0.85', pass: jwks.requestsPerSecond / healthz.requestsPerSecond >= 0.85 },
-    { measure: 'ES256 p99 at half the maximum rate (ms)', value: halfRate.ES256!.p99Ms!, target: '< 5', pass: halfRate.ES256!.p99Ms! < 5 },
-    { measure: 'RS256 p99 at half the maximum rate (ms)', value: halfRate.RS256!.p99Ms!, target: '< 15', pass: halfRate.RS256!.p99Ms! < 15 },
-    { measure: 'server RSS under load (MB)', value: peakRss, target: '< 200', pass: peakRss < 200 },
-    { measure: `start to /readyz 200 with 100 keysets, ${startup.keys} keys (ms)`, value: startup.ms, target: '< 1000', pass: startup.ms < 1000 },
-    { measure: 'bare signer RS256 tokens/s ÷ RS256 crypto limit: the most HTTP signing reaches here (information)', value: bareRs256.tokensPerSecond! / limits.RS256!, target: '', pass: true },
-    { measure: 'RS256 /v1/sign tokens/s ÷ bare signer RS256 tokens/s (information)', value: sign.RS256!.tokensPerSecond! / bareRs256.tokensPerSecond!, target: '', pass: true },
-    { measure: 'ES256 /v1/sign tokens/s ÷ jsonwebtoken.sign ES256 on one thread (information)', value: sign.ES256!.tokensPerSecond! / jwtEs, target: '', pass: true },
-    { measure: 'RS256 /v1/sign tokens/s ÷ jsonwebtoken.sign RS256 on one thread (information)', value: sign.RS256!.tokensPerSecond! / jwtRs, target: '', pass: true },
+    ratio('RS256 /v1/sign tokens/s ÷ RS256 crypto limit on all cores', rs256!, limitRs256!, tokens, 0.85),
+    ratio('ES256 /v1/sign req/s ÷ ceiling server POST req/s', es256!, ceilingPost!, requests, 0.5),
+    ratio('ES256 /v1/sign/batch tokens/s ÷ ES256 crypto limit on all cores', batch!, limitEs256!, tokens, 0.6),
+    ratio('JWKS req/s ÷ /healthz req/s', jwks!, healthz!, requests, 0.85),
+    single('ES256 p99 at half the maximum rate (ms)', halfRate.ES256!.p99Ms!, '< 5', halfRate.ES256!.p99Ms! < 5),
+    single('RS256 p99 at half the maximum rate (ms)', halfRate.RS256!.p99Ms!, '< 15', halfRate.RS256!.p99Ms! < 15),
+    single('server RSS under load (MB)', peakRss, '< 200', peakRss < 200),
+    single(`start to /readyz 200 with 100 keysets, ${startup.keys} keys (ms)`, startup.ms, '< 1000', startup.ms < 1000),
+    ratio('bare signer RS256 tokens/s ÷ RS256 crypto limit: the most HTTP signing reaches here (information)', bareRs256!, limitRs256!, tokens, null),
+    ratio('RS256 /v1/sign tokens/s ÷ bare signer RS256 tokens/s (information)', rs256!, bareRs256!, tokens, null),
+    single('ES256 /v1/sign tokens/s ÷ jsonwebtoken.sign ES256 on one thread (information)', es256!.row.tokensPerSecond! / jwtEs, '', true),
+    single('RS256 /v1/sign tokens/s ÷ jsonwebtoken.sign RS256 on one thread (information)', rs256!.row.tokensPerSecond! / jwtRs, '', true),
   ]
   const errors = rows.reduce((sum, row) => sum + row.errors, 0)
 
@@ -387,16 +420,16 @@ async function main(): Promise<void> {
     '',
     '| target | value | wanted | met |',
     '|---|---:|---:|:---:|',
-    ...targets.map((t) => `| ${t.measure} | ${t.value.toFixed(2)} | ${t.target} | ${t.target ? (t.pass ? 'yes' : 'NO') : ''} |`),
+    ...targets.map((t) => `| ${t.measure} | ${t.value.toFixed(2)}${t.rounds ? ` (${t.rounds.map((r) => r.toFixed(2)).join(', ')})` : ''} | ${t.target} | ${t.target ? (t.pass ? 'yes' : 'NO') : ''} |`),
     '',
-    `Machine: ${machine.cpus} cores (${machine.model}), ${machine.memoryGb} GiB, Node ${machine.node}, ${machine.os}. ${SECONDS} s per row, ${CONNECTIONS} connections, failed requests: ${errors}. Run took ${Math.round((Date.now() - started) / 1000)} s.`,
+    `Machine: ${machine.cpus} cores (${machine.model}), ${machine.memoryGb} GiB, Node ${machine.node}, ${machine.os}. rows side by side in ${ROUNDS} alternating rounds of ${ROUND_SECONDS} s (ratios: median of the rounds, each round in brackets), other rows ${SECONDS} s, ${CONNECTIONS} connections, failed requests: ${errors}. Run took ${Math.round((Date.now() - started) / 1000)} s.`,
   ].join('\n')
   process.stdout.write(`${markdown}\n`)
 
   const date = new Date().toISOString().replace(/[:]/g, '-').replace(/\..*/, '')
   mkdirSync(join(ROOT, 'bench/results'), { recursive: true })
   const file = join(ROOT, 'bench/results', `${date}.json`)
-  writeFileSync(file, `${JSON.stringify({ date: new Date().toISOString(), machine, seconds: SECONDS, connections: CONNECTIONS, rows, targets, failedRequests: errors, markdown }, null, 2)}\n`)
+  writeFileSync(file, `${JSON.stringify({ date: new Date().toISOString(), machine, rounds: ROUNDS, roundSeconds: ROUND_SECONDS, connections: CONNECTIONS, rows, targets, failedRequests: errors, markdown }, null, 2)}\n`)
   process.stderr.write(`written ${file}\n`)
   rmSync(dir, { recursive: true, force: true })
   cleanup()
