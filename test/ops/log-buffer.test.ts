@@ -1,5 +1,5 @@
-import { execFileSync } from 'node:child_process'
-import { openSync } from 'node:fs'
+import { execFileSync, spawn } from 'node:child_process'
+import { closeSync, constants, openSync } from 'node:fs'
 import { join } from 'node:path'
 import pino from 'pino'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -19,7 +19,8 @@ describe('a log reader that stops reading', () => {
     const fifo = join(dir.path, 'stdout')
     execFileSync('mkfifo', [fifo])
     // Opened for reading and writing so the open does not wait for a reader; never read.
-    const fd = openSync(fifo, 'r+')
+    // Non-blocking, as Node leaves a stdout pipe.
+    const fd = openSync(fifo, constants.O_RDWR | constants.O_NONBLOCK)
     const logger = createLogger('info', fd)
     const stream = (logger as unknown as Record<symbol, NodeJS.EventEmitter & { destroy(): void }>)[pino.symbols.streamSym]!
     let dropped = 0
@@ -37,4 +38,23 @@ describe('a log reader that stops reading', () => {
     expect(() => logger.info('still logging')).not.toThrow()
     stream.destroy() // closes the FIFO too
   })
+
+  it('does not keep the process from exiting: the last lines wait for the reader only a moment', async () => {
+    const fifo = join(dir.path, 'stdout-at-exit')
+    execFileSync('mkfifo', [fifo])
+    const fd = openSync(fifo, constants.O_RDWR | constants.O_NONBLOCK)
+    const started = Date.now()
+    const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '../fixtures/log-then-exit.ts')], { stdio: ['ignore', fd, 'inherit'] })
+    const code = await new Promise<number | null>((resolve) => {
+      const kill = setTimeout(() => child.kill('SIGKILL'), 30_000)
+      child.once('exit', (exitCode) => {
+        clearTimeout(kill)
+        resolve(exitCode)
+      })
+    })
+    closeSync(fd)
+    // Without a deadline the exit flush retries a full pipe for ever (killed above: null).
+    expect(code).toBe(0)
+    expect(Date.now() - started).toBeLessThan(30_000)
+  }, 40_000)
 })
