@@ -41,7 +41,7 @@ export const OPERATIONS: Record<string, OperationText> = {
   'GET /v1/admin/keysets/{name}/keys': { tag: 'admin', auth: 'admin', summary: 'Keys of a keyset with state, timestamps and public JWK' },
   'POST /v1/admin/keysets/{name}/rotate': { tag: 'admin', auth: 'admin', optionalBody: true, summary: 'Rotate: scheduled (after prepublish) or immediate', description: 'Without a body: scheduled.' },
   'POST /v1/admin/keysets/{name}/import': { tag: 'admin', auth: 'admin', summary: 'Import a key (PEM, PKCS#12 or JWK)', description: '409 when its kid exists.' },
-  'POST /v1/admin/keys/{kid}/revoke': { tag: 'admin', auth: 'admin', optionalBody: true, summary: 'Revoke a key; an active key is replaced at once' },
+  'POST /v1/admin/keys/{kid}/revoke': { tag: 'admin', auth: 'admin', summary: 'Revoke a key; an active key is replaced at once', description: 'The body names the reason, kept in the audit log.' },
   'POST /v1/admin/clients': { tag: 'admin', auth: 'admin', summary: 'Create a client; its token is shown once', description: 'certificateSubject binds the client to the subject of its mutual-TLS client certificate.' },
   'GET /v1/admin/clients': { tag: 'admin', auth: 'admin', summary: 'List clients (never their tokens)' },
   'DELETE /v1/admin/clients/{id}': { tag: 'admin', auth: 'admin', summary: 'Revoke a client: its token stops working at once' },

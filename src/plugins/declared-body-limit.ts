@@ -9,9 +9,14 @@ import { PayloadTooLarge } from '../errors.js'
  * Bodies sent without a length are still cut off at the limit while being read.
  */
 async function declaredBodyLimit(app: FastifyInstance, options: { bodyLimit: number }): Promise<void> {
-  app.addHook('onRequest', (request, _reply, done) => {
+  app.addHook('onRequest', (request, reply, done) => {
     const declared = Number(request.headers['content-length'])
-    if (declared > options.bodyLimit) return done(new PayloadTooLarge(`request bodies are limited to ${options.bodyLimit / 1024} KiB`))
+    if (declared > options.bodyLimit) {
+      // Closing the connection after the answer is what leaves the body unread:
+      // kept alive, Node would read and discard all of it first.
+      reply.header('connection', 'close')
+      return done(new PayloadTooLarge(`request bodies are limited to ${options.bodyLimit / 1024} KiB`))
+    }
     done()
   })
 }

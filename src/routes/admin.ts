@@ -91,7 +91,6 @@ export async function adminRoutes(app: FastifyInstance, options: AdminRoutesOpti
 
   app.post<{ Params: { kid: string }; Body: { reason: string } }>('/v1/admin/keys/:kid/revoke', {
     schema: { params: kidParams, body: revokeBody, response: { 200: keyAnswer, ...errors(400, 401, 403, 404, 409, 503) } },
-    preValidation: bodyIsOptional,
   }, async (request) => {
     const key = await signet.keys.revoke(request.params.kid, request.body.reason, actor(request))
     return presentKey(key, publishesCertificates(key.keyset))

@@ -212,7 +212,7 @@ export const rotateBody = {
   additionalProperties: false,
 } as const
 
-/** SPEC section 3: `{ "reason" }`, required: every revocation says why, for the audit log. */
+/** SPEC section 3: `{ "reason" }`, required: a revocation through the API says why, for the audit log. */
 export const revokeBody = {
   type: 'object',
   required: ['reason'],

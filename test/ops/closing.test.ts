@@ -85,8 +85,9 @@ describe('requests that arrive while the service shuts down', () => {
     const stopping = live.stop()
     await within(5000, () => !running.app.server.listening)
 
-    // The rest of the first body and, on the same connection, a second request.
-    socket.write(body.slice(10) + signRequest(token, body) + body)
+    // The rest of the first body and, on the same connection, a second request, with a
+    // token that is not valid: the refusal comes before authentication (503, not 401).
+    socket.write(body.slice(10) + signRequest('not-a-valid-token', body) + body)
     await closed
     await stopping
 
