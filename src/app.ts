@@ -6,6 +6,7 @@ import { Ajv } from 'ajv'
 import addFormats from 'ajv-formats'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { Authenticator } from './auth/authenticate.js'
+import { urlHost } from './config.js'
 import { InvalidRequest, NotFound } from './errors.js'
 import { clientErrorHandler } from './http/client-error.js'
 import { installJsonParser } from './http/json.js'
@@ -151,7 +152,7 @@ function ownUrl(signet: Signet, app: FastifyInstance, https: boolean): () => str
   return () => {
     if (signet.config.publicUrl) return signet.config.publicUrl
     const address = app.server.address() as AddressInfo | null
-    return `${https ? 'https' : 'http'}://${signet.config.host}:${address?.port ?? signet.config.port}`
+    return `${https ? 'https' : 'http'}://${urlHost(signet.config.host)}:${address?.port ?? signet.config.port}`
   }
 }
 

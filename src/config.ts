@@ -161,6 +161,11 @@ function checkHost(value: string | undefined): void {
   }
 }
 
+/** A host as it goes in a URL: an IPv6 address in brackets, a zone's % escaped (RFC 6874). */
+export function urlHost(host: string): string {
+  return isIP(host) === 6 ? `[${host.replace('%', '%25')}]` : host
+}
+
 /** Turns ajv's "env/SIGNET_PORT must be ..." into a message that names the variable first. */
 function schemaError(error: Error): ConfigError {
   const first = ((error as { errors?: { instancePath: string; message?: string }[] }).errors ?? [])[0]

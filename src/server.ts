@@ -3,7 +3,7 @@ import closeWithGrace from 'close-with-grace'
 import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import { buildApp, buildPublicApp } from './app.js'
-import { loadConfig, type Config } from './config.js'
+import { loadConfig, urlHost, type Config } from './config.js'
 import { SignetMetrics } from './metrics/registry.js'
 import { instrumentStorage } from './metrics/storage.js'
 import { Signet } from './runtime.js'
@@ -90,7 +90,7 @@ export async function startServer(config: Config, logger: Logger = createLogger(
   const publicUrl = () => {
     if (config.publicUrl) return config.publicUrl
     const port = ((publicApp ?? app)?.server.address() as AddressInfo | null)?.port ?? config.publicPort ?? config.port
-    return `${scheme}://${config.host}:${port}`
+    return `${scheme}://${urlHost(config.host)}:${port}`
   }
   try {
     app = await buildApp(signet, { metrics, publicUrl, ...(tls ? { https: httpsOptions(tls, 'internal') } : {}) })

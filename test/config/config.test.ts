@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { loadConfig } from '../../src/config.js'
+import { loadConfig, urlHost } from '../../src/config.js'
 import { ConfigError } from '../../src/errors.js'
 import { tempDir } from '../helpers/harness.js'
 
@@ -51,6 +51,13 @@ describe('configuration', () => {
 
   it.each(['127.0.0.1', '0.0.0.0', '::', '::1', 'fe80::1', 'localhost', 'signet', 'signet.internal', 'signet-1.svc.cluster.local', 'host.example.'])('takes SIGNET_HOST=%s', (host) => {
     expect(loadConfig({ SIGNET_MASTER_KEY: masterKey, SIGNET_HOST: host }).host).toBe(host)
+  })
+
+  it('writes an IPv6 SIGNET_HOST in brackets where it goes into a URL', () => {
+    expect(urlHost('::1')).toBe('[::1]')
+    expect(urlHost('fe80::1%eth0')).toBe('[fe80::1%25eth0]')
+    expect(urlHost('127.0.0.1')).toBe('127.0.0.1')
+    expect(urlHost('signet.internal')).toBe('signet.internal')
   })
 
   it('reads *_FILE secrets, and refuses both forms at once or an unreadable file, without echoing secrets', () => {
