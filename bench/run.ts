@@ -80,6 +80,8 @@ async function load(options: LoadOptions): Promise<autocannon.Result> {
     method: options.method ?? 'GET',
     connections: CONNECTIONS,
     duration: options.seconds ?? SECONDS,
+    // autocannon stops at its first sample after the duration: sampling often keeps rounds on time.
+    sampleInt: 250,
     headers: { 'content-type': 'application/json', ...options.headers },
     ...(options.body ? { body: options.body } : {}),
   })
@@ -161,7 +163,7 @@ async function measureAtRate(name: string, what: string, pid: number, options: L
 async function measureAcross(name: string, what: string, servers: { pid: number; url: string }[], path: string, options: Omit<LoadOptions, 'url'>, tokensPerRequest: number | null): Promise<Row> {
   const share = Math.max(1, Math.floor(CONNECTIONS / servers.length))
   const run = (seconds: number) => Promise.all(servers.map((server) => autocannon({
-    url: `${server.url}${path}`, method: options.method ?? 'GET', connections: share, duration: seconds,
+    url: `${server.url}${path}`, method: options.method ?? 'GET', connections: share, duration: seconds, sampleInt: 250,
     headers: { 'content-type': 'application/json', ...options.headers }, ...(options.body ? { body: options.body } : {}),
   })))
   await run(1)

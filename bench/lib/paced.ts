@@ -11,9 +11,9 @@ import { connect, type Socket } from 'node:net'
  * 1/rate (seconds) as the expected interval in milliseconds, which adds a made-up
  * sample for every millisecond of a slow answer.
  *
- * Each latency is measured from the moment the request is issued, on time, not
- * from when a free connection took it, so a server that falls behind cannot hide
- * its queue (coordinated omission). The first second is a warm-up on the same
+ * Each latency is measured from the moment the generator issues the request on
+ * its schedule (a 1 ms tick), not from when a free connection took it, so a server
+ * that falls behind cannot hide its queue (coordinated omission). The first second is a warm-up on the same
  * connections and is not counted: it would measure connecting, and the server
  * catching up with whatever ran before.
  *
@@ -40,10 +40,10 @@ export interface PacedResult {
   errors: number
 }
 
-/** The q-quantile (0..1) of sorted values. */
+/** The q-quantile (0..1) of sorted values, by nearest rank. */
 function quantile(sorted: number[], q: number): number {
   if (sorted.length === 0) return 0
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!
+  return sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)]!
 }
 
 /** The request's bytes, built once: every request of a run is the same. */
@@ -59,6 +59,8 @@ class Connection {
   readonly #socket: Socket
   #received: Buffer = Buffer.alloc(0)
   #waiting: ((status: number) => void) | null = null
+  /** The server closed it (or it failed): it is not used again. */
+  closed = false
   ready: Promise<void>
 
   constructor(host: string, port: number) {
@@ -72,11 +74,18 @@ class Connection {
       this.#received = this.#received.length === 0 ? chunk : Buffer.concat([this.#received, chunk])
       this.#takeAnswer()
     })
-    this.#socket.on('close', () => this.#waiting?.(0))
+    this.#socket.on('error', () => {})
+    this.#socket.on('close', () => {
+      this.closed = true
+      const waiting = this.#waiting
+      this.#waiting = null
+      waiting?.(0)
+    })
   }
 
   /** Sends a request and resolves with the answer's status (0 if the connection broke). */
   send(request: Buffer): Promise<number> {
+    if (this.closed) return Promise.resolve(0)
     return new Promise((resolve) => {
       this.#waiting = resolve
       this.#socket.write(request)
@@ -123,6 +132,11 @@ export async function paced(options: PacedOptions): Promise<PacedResult> {
   const dispatch = () => {
     while (idle.length > 0 && queue.length > 0) {
       const connection = idle.pop()!
+      if (connection.closed) {
+        // Closed while idle (a Connection: close answer, a restart): dropped, once.
+        if (--live === 0) allDone()
+        continue
+      }
       const { issuedAt, counted } = queue.shift()!
       void connection.send(request).then((status) => {
         if (counted) {
@@ -130,7 +144,7 @@ export async function paced(options: PacedOptions): Promise<PacedResult> {
           else errors++
         }
         // A connection the server closed is not used again; with none left, the run ends.
-        if (status === 0) live--
+        if (status === 0 || connection.closed) live--
         else idle.push(connection)
         if (++finished === total || live === 0) allDone()
         dispatch()

@@ -53,7 +53,7 @@ function over(samples: Sample[], field: keyof Sample, how: (values: number[]) =>
   return values.length === samples.length ? how(values) : null
 }
 
-/** A probe's row: mean throughput and CPU over its rounds, median latencies, peak RSS, all errors. */
+/** A probe's row: mean throughput and CPU over its rounds, median p50, the worst round's p99, peak RSS, all errors. */
 export function summarise(probe: Probe, samples: Sample[]): Row {
   return {
     name: probe.name,
@@ -61,7 +61,7 @@ export function summarise(probe: Probe, samples: Sample[]): Row {
     requestsPerSecond: mean(samples.map((sample) => sample.requestsPerSecond)),
     tokensPerSecond: over(samples, 'tokensPerSecond', mean),
     p50Ms: over(samples, 'p50Ms', median),
-    p99Ms: over(samples, 'p99Ms', median),
+    p99Ms: over(samples, 'p99Ms', (values) => Math.max(...values)),
     serverRssMb: over(samples, 'serverRssMb', (values) => Math.max(...values)),
     serverCpuPercent: over(samples, 'serverCpuPercent', (values) => Math.round(mean(values))),
     serverEventLoopCpuPercent: over(samples, 'serverEventLoopCpuPercent', (values) => Math.round(mean(values))),
@@ -70,18 +70,25 @@ export function summarise(probe: Probe, samples: Sample[]): Row {
   }
 }
 
-/** Measures the probes in alternation, `rounds` rounds of `seconds` each, after each one's warm-up. */
+/**
+ * Measures the probes in alternation, `rounds` rounds of `seconds` each, after each
+ * one's warm-up. Every other round runs in reverse order (A B, B A, A B, ...), so
+ * no probe always follows the same one.
+ */
 export async function alternate(probes: Probe[], rounds: number, seconds: number): Promise<Measured[]> {
   for (const probe of probes) await probe.warmUp?.()
   const samples: Sample[][] = probes.map(() => [])
   for (let round = 0; round < rounds; round++) {
-    for (const [i, probe] of probes.entries()) samples[i]!.push(await probe.sample(seconds))
+    const order = [...probes.keys()]
+    if (round % 2 === 1) order.reverse()
+    for (const i of order) samples[i]!.push(await probes[i]!.sample(seconds))
   }
   return probes.map((probe, i) => ({ row: summarise(probe, samples[i]!), samples: samples[i]! }))
 }
 
 /** The median over rounds of `numerator ÷ denominator`, each round's pair measured side by side. */
 export function pairedRatio(numerator: Sample[], denominator: Sample[], pick: (sample: Sample) => number | null): { value: number; rounds: number[] } {
-  const rounds = numerator.map((sample, i) => (pick(sample) ?? 0) / (pick(denominator[i]!) ?? Number.NaN))
-  return { value: median(rounds), rounds }
+  const rounds = numerator.map((sample, i) => (pick(sample) ?? Number.NaN) / (pick(denominator[i]!) ?? Number.NaN))
+  const measured = rounds.filter((ratio) => Number.isFinite(ratio))
+  return { value: measured.length > 0 ? median(measured) : Number.NaN, rounds }
 }
