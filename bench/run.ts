@@ -26,11 +26,11 @@ const ROOT = join(import.meta.dirname, '..')
 /** Rows of a ratio are measured in alternation, ROUNDS rounds of ROUND_SECONDS each (bench/lib/rounds.ts). */
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5)
 const ROUND_SECONDS = Number(process.env.BENCH_SECONDS ?? 1.5)
-/** Rows measured on their own run this long. */
+/** The latency rows: one evenly paced run this long. */
 const SECONDS = ROUNDS * ROUND_SECONDS
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16)
-/** The jsonwebtoken rows. */
-const CRYPTO_MS = 3000
+/** The jsonwebtoken rows: one thread signing this long. */
+const STATUS_QUO_SECONDS = 3
 
 const rows: Row[] = []
 const children: ChildProcess[] = []
@@ -71,15 +71,14 @@ interface LoadOptions {
   method?: 'GET' | 'POST'
   body?: string
   headers?: Record<string, string>
-  seconds?: number
 }
 
-async function load(options: LoadOptions): Promise<autocannon.Result> {
+async function load(options: LoadOptions & { seconds: number; connections: number }): Promise<autocannon.Result> {
   return autocannon({
     url: options.url,
     method: options.method ?? 'GET',
-    connections: CONNECTIONS,
-    duration: options.seconds ?? SECONDS,
+    connections: options.connections,
+    duration: options.seconds,
     // autocannon stops at its first sample after the duration: sampling often keeps rounds on time.
     sampleInt: 250,
     headers: { 'content-type': 'application/json', ...options.headers },
@@ -87,92 +86,22 @@ async function load(options: LoadOptions): Promise<autocannon.Result> {
   })
 }
 
-/** An HTTP row: autocannon against one server, watching that server's process. One second of warm-up. */
-function httpProbe(name: string, what: string, pid: number, options: LoadOptions, tokensPerRequest: number | null): Probe {
-  return {
-    name,
-    what,
-    warmUp: async () => { await load({ ...options, seconds: 1 }) },
-    sample: async (seconds) => {
-      const { result, peakRssMb, cpuPercent, mainThreadCpuPercent, ownCpuPercent } = await watchProcess(pid, () => load({ ...options, seconds }))
-      // Answers over the exact time the run took (autocannon's average is over whole seconds).
-      const requestsPerSecond = result.requests.total / result.duration
-      return {
-        requestsPerSecond,
-        tokensPerSecond: tokensPerRequest === null ? null : requestsPerSecond * tokensPerRequest,
-        p50Ms: result.latency.p50,
-        p99Ms: result.latency.p99,
-        serverRssMb: Math.round(peakRssMb),
-        serverCpuPercent: Math.round(cpuPercent),
-        serverEventLoopCpuPercent: Math.round(mainThreadCpuPercent),
-        loadGeneratorCpuPercent: Math.round(ownCpuPercent),
-        errors: result.errors + result.non2xx + result.timeouts,
-      }
-    },
-  }
+/** A server process to load and watch. */
+interface Server {
+  pid: number
+  url: string
 }
 
-/** A crypto-limit row: node:crypto signing on every core, no HTTP (bench/lib/crypto-limit.ts). */
-function cryptoProbe(alg: Alg, signingInput: string): Probe {
-  return {
-    name: `crypto limit ${alg}`,
-    what: `node:crypto signing on ${availableParallelism()} threads, no HTTP`,
-    sample: async (seconds) => {
-      const { perSecond } = await cryptoLimit(alg, signingInput, seconds * 1000)
-      return { requestsPerSecond: 0, tokensPerSecond: perSecond, p50Ms: null, p99Ms: null, serverRssMb: null, serverCpuPercent: null, serverEventLoopCpuPercent: null, loadGeneratorCpuPercent: null, errors: 0 }
-    },
-  }
-}
+type Watched<T> = Awaited<ReturnType<typeof watchProcess<T>>>
 
-/** Measures probes side by side (alternating rounds), adds their rows to the table, and returns them. */
-async function measure(...probes: Probe[]): Promise<Measured[]> {
-  const measured = await alternate(probes, ROUNDS, ROUND_SECONDS)
-  for (const { row } of measured) {
-    rows.push(row)
-    const rate = row.tokensPerSecond !== null && row.requestsPerSecond === 0 ? `${Math.round(row.tokensPerSecond)} signatures/s` : `${Math.round(row.requestsPerSecond)} req/s, p99 ${row.p99Ms} ms`
-    process.stderr.write(`  ${row.name}: ${rate}${row.errors ? `, ${row.errors} errors` : ''}\n`)
-  }
-  return measured
-}
-
-/** Latency at a steady `rate` (requests spread evenly, bench/lib/paced.ts), watching the server. */
-async function measureAtRate(name: string, what: string, pid: number, options: LoadOptions, rate: number): Promise<Row> {
-  const { result, peakRssMb, cpuPercent, mainThreadCpuPercent, ownCpuPercent } = await watchProcess(pid, () => paced({
-    url: options.url, method: options.method ?? 'GET', headers: { 'content-type': 'application/json', ...options.headers },
-    ...(options.body ? { body: options.body } : {}), rate, seconds: options.seconds ?? SECONDS, connections: CONNECTIONS,
-  }))
-  const row: Row = {
-    name,
-    what,
-    requestsPerSecond: result.requestsPerSecond,
-    tokensPerSecond: result.requestsPerSecond,
-    p50Ms: result.p50Ms,
-    p99Ms: result.p99Ms,
-    serverRssMb: Math.round(peakRssMb),
-    serverCpuPercent: Math.round(cpuPercent),
-    serverEventLoopCpuPercent: Math.round(mainThreadCpuPercent),
-    loadGeneratorCpuPercent: Math.round(ownCpuPercent),
-    errors: result.errors,
-  }
-  rows.push(row)
-  process.stderr.write(`  ${name}: ${Math.round(row.requestsPerSecond)} req/s, p50 ${row.p50Ms!.toFixed(2)} ms, p99 ${row.p99Ms!.toFixed(2)} ms${row.errors ? `, ${row.errors} errors` : ''}\n`)
-  return row
-}
-
-/** Like measure(), with the load split evenly over several servers at once (replicas). */
-async function measureAcross(name: string, what: string, servers: { pid: number; url: string }[], path: string, options: Omit<LoadOptions, 'url'>, tokensPerRequest: number | null): Promise<Row> {
-  const share = Math.max(1, Math.floor(CONNECTIONS / servers.length))
-  const run = (seconds: number) => Promise.all(servers.map((server) => autocannon({
-    url: `${server.url}${path}`, method: options.method ?? 'GET', connections: share, duration: seconds, sampleInt: 250,
-    headers: { 'content-type': 'application/json', ...options.headers }, ...(options.body ? { body: options.body } : {}),
-  })))
-  await run(1)
-  const watched = await Promise.all(servers.map((server, i) => watchProcess(server.pid, i === 0 ? () => run(SECONDS) : () => new Promise((resolve) => setTimeout(resolve, SECONDS * 1000)))))
-  const results = watched[0]!.result as autocannon.Result[]
+/**
+ * One round of autocannon runs (one per server; several for replicas) as a sample:
+ * rates over the exact time each run took (autocannon's average is over whole
+ * seconds), the slowest server's latencies, the servers' CPU added up.
+ */
+function loadSample(results: autocannon.Result[], watched: Watched<unknown>[], tokensPerRequest: number | null): Sample {
   const requestsPerSecond = results.reduce((sum, result) => sum + result.requests.total / result.duration, 0)
-  const row: Row = {
-    name,
-    what,
+  return {
     requestsPerSecond,
     tokensPerSecond: tokensPerRequest === null ? null : requestsPerSecond * tokensPerRequest,
     p50Ms: Math.max(...results.map((result) => result.latency.p50)),
@@ -183,9 +112,105 @@ async function measureAcross(name: string, what: string, servers: { pid: number;
     loadGeneratorCpuPercent: Math.round(watched[0]!.ownCpuPercent),
     errors: results.reduce((sum, result) => sum + result.errors + result.non2xx + result.timeouts, 0),
   }
-  rows.push(row)
-  process.stderr.write(`  ${name}: ${Math.round(row.requestsPerSecond)} req/s, p99 ${row.p99Ms} ms${row.errors ? `, ${row.errors} errors` : ''}\n`)
-  return row
+}
+
+/** A row that signs without HTTP: only signatures per second. */
+function signaturesSample(perSecond: number): Sample {
+  return { requestsPerSecond: 0, tokensPerSecond: perSecond, p50Ms: null, p99Ms: null, serverRssMb: null, serverCpuPercent: null, serverEventLoopCpuPercent: null, loadGeneratorCpuPercent: null, errors: 0 }
+}
+
+/**
+ * An HTTP row: autocannon against one server (or, for replicas, the connections
+ * split evenly over several at once), watching the servers' processes. One second
+ * of warm-up.
+ */
+function httpProbe(name: string, what: string, servers: Server[], path: string, request: Omit<LoadOptions, 'url'>, tokensPerRequest: number | null): Probe {
+  const connections = Math.max(1, Math.floor(CONNECTIONS / servers.length))
+  const run = (seconds: number) => Promise.all(servers.map((server) => load({ ...request, url: `${server.url}${path}`, seconds, connections })))
+  return {
+    name,
+    what,
+    warmUp: async () => { await run(1) },
+    sample: async (seconds) => {
+      // The first server's watch runs the load; the others are watched meanwhile.
+      const watched = await Promise.all(servers.map((server, i) => watchProcess(server.pid, i === 0 ? () => run(seconds) : () => new Promise((resolve) => setTimeout(resolve, seconds * 1000)))))
+      return loadSample(watched[0]!.result as autocannon.Result[], watched, tokensPerRequest)
+    },
+  }
+}
+
+/** A crypto-limit row: node:crypto signing on every core, no HTTP (bench/lib/crypto-limit.ts). */
+function cryptoProbe(alg: Alg, signingInput: string): Probe {
+  return {
+    name: `crypto limit ${alg}`,
+    what: `node:crypto signing on ${availableParallelism()} threads, no HTTP`,
+    sample: async (seconds) => signaturesSample((await cryptoLimit(alg, signingInput, seconds * 1000)).perSecond),
+  }
+}
+
+/** Latency at a steady `rate` (requests spread evenly, bench/lib/paced.ts), watching the server. */
+function pacedProbe(name: string, what: string, pid: number, options: LoadOptions, rate: number): Probe {
+  return {
+    name,
+    what,
+    sample: async (seconds) => {
+      const { result, peakRssMb, cpuPercent, mainThreadCpuPercent, ownCpuPercent } = await watchProcess(pid, () => paced({
+        url: options.url, method: options.method ?? 'GET', headers: { 'content-type': 'application/json', ...options.headers },
+        ...(options.body ? { body: options.body } : {}), rate, seconds, connections: CONNECTIONS,
+      }))
+      return {
+        requestsPerSecond: result.requestsPerSecond,
+        tokensPerSecond: result.requestsPerSecond,
+        p50Ms: result.p50Ms,
+        p99Ms: result.p99Ms,
+        serverRssMb: Math.round(peakRssMb),
+        serverCpuPercent: Math.round(cpuPercent),
+        serverEventLoopCpuPercent: Math.round(mainThreadCpuPercent),
+        loadGeneratorCpuPercent: Math.round(ownCpuPercent),
+        errors: result.errors,
+      }
+    },
+  }
+}
+
+/** In-process jsonwebtoken.sign on one thread: what apps do today with a secret in process.env. */
+function jsonwebtokenProbe(alg: 'ES256' | 'RS256'): Probe {
+  return {
+    name: `jsonwebtoken.sign ${alg}`,
+    what: 'in-process signing, one thread (the status quo)',
+    sample: async (seconds) => {
+      const { privateKey } = await generateKeyPair(alg, 2048)
+      const pem = privateKey.export({ type: 'pkcs8', format: 'pem' }) as string
+      const claims = { sub: 'user-42', aud: 'api', scope: 'read write' }
+      const started = Date.now()
+      let count = 0
+      while (Date.now() < started + seconds * 1000) {
+        jsonwebtoken.sign(claims, pem, { algorithm: alg, expiresIn: 600 })
+        count++
+      }
+      return signaturesSample(count / ((Date.now() - started) / 1000))
+    },
+  }
+}
+
+/** Adds measured rows to the table, and says each on stderr. */
+function record(measured: Measured[]): Measured[] {
+  for (const { row } of measured) {
+    rows.push(row)
+    const rate = row.requestsPerSecond === 0 ? `${Math.round(row.tokensPerSecond ?? 0)} signatures/s` : `${Math.round(row.requestsPerSecond)} req/s, p99 ${row.p99Ms?.toFixed(1)} ms`
+    process.stderr.write(`  ${row.name}: ${rate}${row.errors ? `, ${row.errors} errors` : ''}\n`)
+  }
+  return measured
+}
+
+/** Measures probes side by side (alternating rounds, bench/lib/rounds.ts) and records their rows. */
+async function measure(...probes: Probe[]): Promise<Measured[]> {
+  return record(await alternate(probes, ROUNDS, ROUND_SECONDS))
+}
+
+/** Measures one probe in a single run of `seconds` and records its row. */
+async function measureOnce(probe: Probe, seconds: number): Promise<Row> {
+  return record(await alternate([probe], 1, seconds))[0]!.row
 }
 
 /** Starts a server, creates `keysets` and a signing client through its admin API. */
@@ -217,7 +242,7 @@ async function hsmRows(masterKey: string, adminToken: string, bodyFor: (keyset: 
       { name: 'hsm-rs256', alg: 'RS256', backend: 'pkcs11' },
     ])
     for (const alg of ['ES256', 'RS256']) {
-      await measure(httpProbe(`POST /v1/sign ${alg} SoftHSM2`, 'pkcs11 keyset: C_Sign inside the token', server.child.pid!, { url: `${server.url}/v1/sign`, method: 'POST', body: bodyFor(`hsm-${alg.toLowerCase()}`), headers: { authorization: `Bearer ${server.token}` } }, 1))
+      await measure(httpProbe(`POST /v1/sign ${alg} SoftHSM2`, 'pkcs11 keyset: C_Sign inside the token', [{ pid: server.child.pid!, url: server.url }], '/v1/sign', { method: 'POST', body: bodyFor(`hsm-${alg.toLowerCase()}`), headers: { authorization: `Bearer ${server.token}` } }, 1))
     }
     await stop(server.child)
   } finally {
@@ -244,35 +269,13 @@ async function postgresRows(masterKey: string, adminToken: string, bodyFor: (key
       if (tries > 100) throw new Error('the second replica never saw the client')
       await new Promise((resolve) => setTimeout(resolve, 50))
     }
-    await measureAcross('POST /v1/sign ES256, 2 replicas on PostgreSQL', 'the load split over two replicas sharing one PostgreSQL schema', servers, '/v1/sign', { method: 'POST', body: bodyFor('default'), headers: client }, 1)
-    await measureAcross('GET /.well-known/jwks.json, 2 replicas on PostgreSQL', 'precomputed JWK Set bytes, from both replicas', servers, '/.well-known/jwks.json', {}, null)
+    await measure(httpProbe('POST /v1/sign ES256, 2 replicas on PostgreSQL', 'the load split over two replicas sharing one PostgreSQL schema', servers, '/v1/sign', { method: 'POST', body: bodyFor('default'), headers: client }, 1))
+    await measure(httpProbe('GET /.well-known/jwks.json, 2 replicas on PostgreSQL', 'precomputed JWK Set bytes, from both replicas', servers, '/.well-known/jwks.json', {}, null))
     await stop(first.child)
     await stop(second.child)
   } finally {
     await database.drop()
   }
-}
-
-function cpuRow(name: string, what: string, perSecond: number): Row {
-  const row: Row = { name, what, requestsPerSecond: 0, tokensPerSecond: perSecond, p50Ms: null, p99Ms: null, serverRssMb: null, serverCpuPercent: null, serverEventLoopCpuPercent: null, loadGeneratorCpuPercent: null, errors: 0 }
-  rows.push(row)
-  process.stderr.write(`  ${name}: ${Math.round(perSecond)} signatures/s\n`)
-  return row
-}
-
-/** In-process jsonwebtoken.sign on one thread: what apps do today with a secret in process.env. */
-async function jsonwebtokenRate(alg: 'ES256' | 'RS256'): Promise<number> {
-  const { privateKey } = await generateKeyPair(alg, 2048)
-  const pem = privateKey.export({ type: 'pkcs8', format: 'pem' }) as string
-  const claims = { sub: 'user-42', aud: 'api', scope: 'read write' }
-  const end = Date.now() + CRYPTO_MS
-  let count = 0
-  const started = Date.now()
-  while (Date.now() < end) {
-    jsonwebtoken.sign(claims, pem, { algorithm: alg, expiresIn: 600 })
-    count++
-  }
-  return count / ((Date.now() - started) / 1000)
 }
 
 /** Seconds from spawning `signet serve` to /readyz 200 on a database with 100 keysets of 3 keys each. */
@@ -314,19 +317,13 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'signet-bench-'))
   const masterKey = randomBytes(32).toString('base64')
   const adminToken = randomBytes(32).toString('base64url')
-  process.stderr.write(`signet bench: rows side by side in ${ROUNDS} alternating rounds of ${ROUND_SECONDS} s (ratios: median of the rounds, each round in brackets), other rows ${SECONDS} s, ${CONNECTIONS} connections, ${availableParallelism()} cores\n`)
+  process.stderr.write(`signet bench: rows side by side in ${ROUNDS} alternating rounds of ${ROUND_SECONDS} s (ratios: median of the rounds, each round in brackets), latency rows ${SECONDS} s, ${CONNECTIONS} connections, ${availableParallelism()} cores\n`)
 
-  const signet = await spawnServer(['bin/signet.cjs', 'serve'], {
-    PATH: process.env.PATH, SIGNET_MASTER_KEY: masterKey, SIGNET_ADMIN_TOKEN: adminToken, SIGNET_DB: join(dir, 'signet.db'), SIGNET_PORT: '0',
-  }, /"url":"([^"]+)"/, 'stdout')
-  const pid = signet.child.pid!
-  const admin = { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' }
   const keysets = { ES256: 'default', RS256: 'rs256', PS256: 'ps256', EdDSA: 'eddsa' } as const
-  for (const [alg, name] of Object.entries(keysets)) {
-    if (name !== 'default') await json(`${signet.url}/v1/admin/keysets`, { method: 'POST', headers: admin, body: JSON.stringify({ name, alg }) })
-  }
-  const { token } = await json(`${signet.url}/v1/admin/clients`, { method: 'POST', headers: admin, body: JSON.stringify({ name: 'bench', keysets: '*', scopes: ['sign'] }) })
-  const client = { authorization: `Bearer ${token}` }
+  const signet = await startSignet({ SIGNET_MASTER_KEY: masterKey, SIGNET_DB: join(dir, 'signet.db') }, adminToken,
+    Object.entries(keysets).filter(([, name]) => name !== 'default').map(([alg, name]) => ({ name, alg })))
+  const server: Server = { pid: signet.child.pid!, url: signet.url }
+  const client = { authorization: `Bearer ${signet.token}` }
   const claims = { sub: 'user-42', aud: 'api', scope: 'read write' }
   const bodyFor = (keyset: string) => JSON.stringify({ keyset, claims, ttl: 600 })
   const sample = await json(`${signet.url}/v1/sign`, { method: 'POST', headers: { ...client, 'content-type': 'application/json' }, body: bodyFor('default') })
@@ -341,31 +338,31 @@ async function main(): Promise<void> {
   const rs256Input = await signingInputFor(keysets.RS256)
   const bare = await spawnServer(['bench/bare-signer.mjs', 'RS256', rs256Input], bareEnv, /bare signer listening (\S+)/, 'stderr')
   const signProbe = (alg: keyof typeof keysets) =>
-    httpProbe(`POST /v1/sign ${alg}`, `one token per request, keyset ${keysets[alg]}`, pid, { url: `${signet.url}/v1/sign`, method: 'POST', body: bodyFor(keysets[alg]), headers: client }, 1)
+    httpProbe(`POST /v1/sign ${alg}`, `one token per request, keyset ${keysets[alg]}`, [server], '/v1/sign', { method: 'POST', body: bodyFor(keysets[alg]), headers: client }, 1)
   const batchBody = JSON.stringify({ items: Array.from({ length: 100 }, () => ({ claims, ttl: 600 })) })
 
   // Each group's rows are measured in alternation: the rows of each target side by side.
   process.stderr.write(`JWKS against /healthz\n`)
   const [healthz, jwks] = await measure(
-    httpProbe('GET /healthz', 'Signet, no work: the HTTP ceiling', pid, { url: `${signet.url}/healthz` }, null),
-    httpProbe('GET /.well-known/jwks.json', 'precomputed JWK Set bytes', pid, { url: `${signet.url}/.well-known/jwks.json` }, null),
+    httpProbe('GET /healthz', 'Signet, no work: the HTTP ceiling', [server], '/healthz', {}, null),
+    httpProbe('GET /.well-known/jwks.json', 'precomputed JWK Set bytes', [server], '/.well-known/jwks.json', {}, null),
   )
   process.stderr.write('ES256 against the ceiling server\n')
   const [ceilingPost, es256] = await measure(
-    httpProbe('ceiling POST', 'fastify like Signet, validates a sign body, answers the same size, no signing', ceiling.child.pid!, { url: `${ceiling.url}/v1/sign`, method: 'POST', body: bodyFor('default') }, null),
+    httpProbe('ceiling POST', 'fastify like Signet, validates a sign body, answers the same size, no signing', [{ pid: ceiling.child.pid!, url: ceiling.url }], '/v1/sign', { method: 'POST', body: bodyFor('default') }, null),
     signProbe('ES256'),
   )
   ceiling.child.kill('SIGTERM')
   process.stderr.write('RS256 against the bare signer and the crypto limit\n')
   const [bareRs256, rs256, limitRs256] = await measure(
-    httpProbe('bare signer RS256', 'node:http + crypto.sign on the thread pool, nothing else: the most HTTP signing reaches here', bare.child.pid!, { url: bare.url, method: 'POST', body: bodyFor(keysets.RS256) }, 1),
+    httpProbe('bare signer RS256', 'node:http + crypto.sign on the thread pool, nothing else: the most HTTP signing reaches here', [{ pid: bare.child.pid!, url: bare.url }], '', { method: 'POST', body: bodyFor(keysets.RS256) }, 1),
     signProbe('RS256'),
     cryptoProbe('RS256', rs256Input),
   )
   bare.child.kill('SIGTERM')
   process.stderr.write('batch against the crypto limit\n')
   const [batch, limitEs256] = await measure(
-    httpProbe('POST /v1/sign/batch ES256', '100 tokens per request', pid, { url: `${signet.url}/v1/sign/batch`, method: 'POST', body: batchBody, headers: client }, 100),
+    httpProbe('POST /v1/sign/batch ES256', '100 tokens per request', [server], '/v1/sign/batch', { method: 'POST', body: batchBody, headers: client }, 100),
     cryptoProbe('ES256', await signingInputFor(keysets.ES256)),
   )
   process.stderr.write('PS256 and EdDSA\n')
@@ -376,7 +373,7 @@ async function main(): Promise<void> {
   const halfRate: Record<string, Row> = {}
   for (const [alg, max] of [['ES256', es256!.row], ['RS256', rs256!.row]] as const) {
     const rate = Math.max(1, Math.floor(max.requestsPerSecond / 2))
-    halfRate[alg] = await measureAtRate(`POST /v1/sign ${alg} at ${rate} req/s`, 'half the maximum rate, evenly spread: latency', pid, { url: `${signet.url}/v1/sign`, method: 'POST', body: bodyFor(keysets[alg]), headers: client }, rate)
+    halfRate[alg] = await measureOnce(pacedProbe(`POST /v1/sign ${alg} at ${rate} req/s`, 'half the maximum rate, evenly spread: latency', server.pid, { url: `${signet.url}/v1/sign`, method: 'POST', body: bodyFor(keysets[alg]), headers: client }, rate), SECONDS)
   }
   await stop(signet.child)
 
@@ -385,10 +382,8 @@ async function main(): Promise<void> {
   await postgresRows(masterKey, adminToken, bodyFor)
 
   process.stderr.write('status quo\n')
-  const jwtEs = await jsonwebtokenRate('ES256')
-  cpuRow('jsonwebtoken.sign ES256', 'in-process signing, one thread (the status quo)', jwtEs)
-  const jwtRs = await jsonwebtokenRate('RS256')
-  cpuRow('jsonwebtoken.sign RS256', 'in-process signing, one thread (the status quo)', jwtRs)
+  const jwtEs = (await measureOnce(jsonwebtokenProbe('ES256'), STATUS_QUO_SECONDS)).tokensPerSecond!
+  const jwtRs = (await measureOnce(jsonwebtokenProbe('RS256'), STATUS_QUO_SECONDS)).tokensPerSecond!
 
   process.stderr.write('start-up\n')
   const startup = await startupTime(masterKey, adminToken)
@@ -426,7 +421,7 @@ async function main(): Promise<void> {
     '|---|---:|---:|:---:|',
     ...targets.map((t) => `| ${t.measure} | ${t.value.toFixed(2)}${t.rounds ? ` (${t.rounds.map((r) => r.toFixed(2)).join(', ')})` : ''} | ${t.target} | ${t.target ? (t.pass ? 'yes' : 'NO') : ''} |`),
     '',
-    `Machine: ${machine.cpus} cores (${machine.model}), ${machine.memoryGb} GiB, Node ${machine.node}, ${machine.os}. rows side by side in ${ROUNDS} alternating rounds of ${ROUND_SECONDS} s (ratios: median of the rounds, each round in brackets), other rows ${SECONDS} s, ${CONNECTIONS} connections, failed requests: ${errors}. Run took ${Math.round((Date.now() - started) / 1000)} s.`,
+    `Machine: ${machine.cpus} cores (${machine.model}), ${machine.memoryGb} GiB, Node ${machine.node}, ${machine.os}. rows side by side in ${ROUNDS} alternating rounds of ${ROUND_SECONDS} s (ratios: median of the rounds, each round in brackets), latency rows ${SECONDS} s, ${CONNECTIONS} connections, failed requests: ${errors}. Run took ${Math.round((Date.now() - started) / 1000)} s.`,
   ].join('\n')
   process.stdout.write(`${markdown}\n`)
 
