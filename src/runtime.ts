@@ -1,5 +1,5 @@
 import type { Logger } from 'pino'
-import { auditedTransaction, FileAuditSink, type AuditSink } from './audit/recorder.js'
+import { auditedTransaction, auditSinkFor, type AuditSink } from './audit/recorder.js'
 import { ClientService } from './auth/clients.js'
 import { systemClock, type Clock } from './clock.js'
 import type { Config } from './config.js'
@@ -86,9 +86,7 @@ export class Signet {
     this.logger = options.logger
     this.backends = options.backends
     this.#pollIntervalMs = options.pollIntervalMs ?? 500
-    this.auditSink = options.config.auditFile
-      ? new FileAuditSink(options.config.auditFile, (error) => this.logger.error({ err: error }, 'cannot append to SIGNET_AUDIT_FILE'))
-      : null
+    this.auditSink = auditSinkFor(options.config.auditFile, this.logger)
     const onError = (error: unknown, context: string) => this.logger.error({ err: error }, `${context} failed`)
     this.keystore = new Keystore({
       storage: this.storage,

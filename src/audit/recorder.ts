@@ -28,6 +28,11 @@ export class FileAuditSink implements AuditSink {
   }
 }
 
+/** The sink SIGNET_AUDIT_FILE asks for, reporting failed appends to `logger`; none without it. */
+export function auditSinkFor(auditFile: string | null, logger: { error(object: object, message: string): void }): AuditSink | null {
+  return auditFile ? new FileAuditSink(auditFile, (error) => logger.error({ err: error }, 'cannot append to SIGNET_AUDIT_FILE')) : null
+}
+
 export type Audit = (input: Omit<AuditInput, 'at'> & { at?: number }) => Promise<void>
 
 /**
@@ -45,11 +50,13 @@ export async function auditedTransaction<T>(
   const result = await storage.transaction(async (tx) => {
     events.length = 0
     const audit: Audit = async (input) => {
-      const event = await tx.appendAudit({ ...input, at: input.at ?? now() })
-      await tx.setMeta(AUDIT_HEAD, auditHead(event))
-      events.push(event)
+      events.push(await tx.appendAudit({ ...input, at: input.at ?? now() }))
     }
-    return work(tx, audit)
+    const result = await work(tx, audit)
+    // The last event is the log's head, recorded in the same transaction.
+    const head = events[events.length - 1]
+    if (head) await tx.setMeta(AUDIT_HEAD, auditHead(head))
+    return result
   })
   sink?.write(events)
   return result

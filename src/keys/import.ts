@@ -28,7 +28,7 @@ import type { KeyService, RotationMode } from './service.js'
  */
 
 /** RSA sizes accepted on import: at least 2048 bits (SPEC), at most 8192 (signing cost). */
-export const RSA_IMPORT_BITS = { min: 2048, max: 8192 } as const
+const RSA_IMPORT_BITS = { min: 2048, max: 8192 } as const
 
 export interface ImportInput {
   pem?: unknown
@@ -48,14 +48,14 @@ const BASE64 = /^[A-Za-z0-9+/_-]+={0,2}$/
 const PUBLIC_ONLY = 'the material holds only a public key or a certificate; import needs the private key'
 
 /** Which of pem, pkcs12 and jwk was sent; exactly one must be. */
-export function importFormat(input: ImportInput): ImportFormat {
+function importFormat(input: ImportInput): ImportFormat {
   const given = (['pem', 'pkcs12', 'jwk'] as const).filter((name) => input[name] !== undefined)
   if (given.length !== 1) throw new InvalidRequest('send exactly one of pem, pkcs12 or jwk')
   return given[0]!
 }
 
 /** The uploaded material as a private KeyObject. Throws InvalidRequest with fixed messages. */
-export function parsePrivateKey(input: ImportInput): KeyObject {
+function parsePrivateKey(input: ImportInput): KeyObject {
   const format = importFormat(input)
   if (format === 'pem') return fromPem(input.pem, input.passphrase)
   if (format === 'pkcs12') return fromPkcs12(input.pkcs12, input.password)
@@ -164,7 +164,7 @@ function describeKey(key: KeyObject): string {
  * Throws 400 unless `key` can sign for `alg`: the key type and curve of the alg,
  * RSA of RSA_IMPORT_BITS with an odd exponent of at least 3.
  */
-export function checkKeyFits(key: KeyObject, alg: Alg, keysetName: string): void {
+function checkKeyFits(key: KeyObject, alg: Alg, keysetName: string): void {
   if (key.type !== 'private') throw new InvalidRequest(PUBLIC_ONLY)
   const spec = algSpec(alg)
   const what = describeKey(key)
@@ -257,7 +257,7 @@ export function importInputFromFile(content: Buffer, secret: string | undefined,
 }
 
 /** Only software keysets take imported keys (see the module comment). */
-export function checkImportTarget(keyset: Keyset): void {
+function checkImportTarget(keyset: Keyset): void {
   if (keyset.backend !== 'software') {
     throw new InvalidRequest(`keyset ${keyset.name} keeps its keys inside an HSM (backend ${keyset.backend}), where every key is generated and never leaves; import into a software keyset instead`)
   }

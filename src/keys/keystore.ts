@@ -191,10 +191,14 @@ export class Keystore {
         this.#lastContactAt = this.#clock.now()
       }
     } catch (error) {
-      // Reported once per outage, not on every poll.
-      if (this.#storageError === null) this.#onError(error, 'storage poll')
-      this.#storageError = error instanceof Error ? error.message : String(error)
+      this.#storageFailed(error, 'storage poll')
     }
+  }
+
+  /** Notes storage as failing; reported once per outage, not on every poll. */
+  #storageFailed(error: unknown, context: string): void {
+    if (this.#storageError === null) this.#onError(error, context)
+    this.#storageError = error instanceof Error ? error.message : String(error)
   }
 
   /**
@@ -228,7 +232,7 @@ export class Keystore {
       try {
         snapshot = await this.#storage.snapshot()
       } catch (error) {
-        this.#storageError = error instanceof Error ? error.message : String(error)
+        this.#storageFailed(error, 'storage read')
         throw error
       }
       await this.#rebuild(snapshot)

@@ -5,9 +5,6 @@ import { generateToken } from '../auth/tokens.js'
 import { MasterKey } from '../crypto/masterKey.js'
 import { ConfigError } from '../errors.js'
 
-/** Where `signet dev` keeps its data unless told otherwise. */
-export const DEV_DATA_DIR = './data/dev'
-
 /**
  * What `signet dev` keeps between runs, all in one directory (mode 0700): the
  * SQLite database and the dev secrets, each in a file of mode 0600. Re-running dev
@@ -22,12 +19,10 @@ export interface DevState {
   adminToken: string
   /** Path of the saved dev client token (the token itself is read with readDevClientToken). */
   clientTokenFile: string
-  /** True when this run made the secrets (a first run). */
-  created: boolean
 }
 
 /** Reads a secret file, or makes it (mode 0600) when missing; tightens a looser mode. */
-function keptSecret(path: string, make: () => string, check: (value: string) => void): { value: string; created: boolean } {
+function keptSecret(path: string, make: () => string, check: (value: string) => void): string {
   if (existsSync(path)) {
     chmodSync(path, 0o600)
     const value = readFileSync(path, 'utf8').trim()
@@ -36,14 +31,14 @@ function keptSecret(path: string, make: () => string, check: (value: string) => 
     } catch (error) {
       throw new ConfigError(`${path} is not a valid dev secret (${(error as Error).message}); delete the dev data directory to start over`)
     }
-    return { value, created: false }
+    return value
   }
   const value = make()
   writeFileSync(path, `${value}\n`, { mode: 0o600, flag: 'wx' })
-  return { value, created: true }
+  return value
 }
 
-export function loadDevState(dataDir: string = DEV_DATA_DIR): DevState {
+export function loadDevState(dataDir: string): DevState {
   const dir = resolve(dataDir)
   mkdirSync(dir, { recursive: true, mode: 0o700 })
   chmodSync(dir, 0o700)
@@ -54,10 +49,9 @@ export function loadDevState(dataDir: string = DEV_DATA_DIR): DevState {
   return {
     dataDir: dir,
     dbPath: join(dir, 'signet.db'),
-    masterKey: masterKey.value,
-    adminToken: adminToken.value,
+    masterKey,
+    adminToken,
     clientTokenFile: join(dir, 'client.token'),
-    created: masterKey.created,
   }
 }
 

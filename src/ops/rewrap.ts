@@ -36,37 +36,24 @@ export interface RewrapResult {
  */
 export async function rewrapMasterKey(storage: Storage, from: MasterKey, to: MasterKey, options: RewrapOptions): Promise<RewrapResult> {
   if (from.id.equals(to.id)) throw new ConfigError('SIGNET_NEW_MASTER_KEY is the same as SIGNET_MASTER_KEY: make a new one with: openssl rand -base64 32')
-  // Why the transaction was refused, kept aside: a storage may wrap errors thrown
-  // inside a transaction into its own (storage_unavailable), and this one is the answer.
-  let refusal: Error | null = null
-  const refuse = (error: Error): never => {
-    refusal = error
-    throw error
-  }
-  try {
-    return await auditedTransaction(storage, options.auditSink ?? null, () => options.clock.now(), async (tx, audit) => {
-      const check = await tx.getMeta(MASTER_KEY_CHECK)
-      if (check === null) refuse(new ConfigError('this database has no master key yet: create it with signet init'))
-      if (to.matches(check!)) return { rewrapped: 0, alreadyDone: true, masterKeyId: to.idHex }
-      if (!from.matches(check!)) refuse(new ConfigError('SIGNET_MASTER_KEY is not the master key of this database: nothing was changed'))
+  // Refusals are thrown from inside the transaction, which rolls it back; storages
+  // pass the work's own errors through unchanged.
+  return auditedTransaction(storage, options.auditSink ?? null, () => options.clock.now(), async (tx, audit) => {
+    const check = await tx.getMeta(MASTER_KEY_CHECK)
+    if (check === null) throw new ConfigError('this database has no master key yet: create it with signet init')
+    if (to.matches(check)) return { rewrapped: 0, alreadyDone: true, masterKeyId: to.idHex }
+    if (!from.matches(check)) throw new ConfigError('SIGNET_MASTER_KEY is not the master key of this database: nothing was changed')
 
-      let rewrapped = 0
-      for (const key of await tx.listKeys()) {
-        if (key.privateKey === null) continue // destroyed, revoked, or kept in an HSM
-        let privateKey: Buffer
-        try {
-          privateKey = rewrap(key.privateKey, from, to, { kid: key.kid, keyset: key.keyset, alg: key.alg })
-        } catch (error) {
-          return refuse(error as Error) // DecryptionError naming the key; the whole transaction rolls back
-        }
-        await tx.updateKey({ ...key, privateKey })
-        rewrapped++
-      }
-      await tx.setMeta(MASTER_KEY_CHECK, to.checkValue())
-      await audit({ actor: options.actor, action: 'master_key.rewrap', target: 'master_key', details: { from: from.idHex, to: to.idHex, keys: rewrapped } })
-      return { rewrapped, alreadyDone: false, masterKeyId: to.idHex }
-    })
-  } catch (error) {
-    throw refusal ?? error
-  }
+    let rewrapped = 0
+    for (const key of await tx.listKeys()) {
+      if (key.privateKey === null) continue // destroyed, revoked, or kept in an HSM
+      // A key `from` cannot open throws a DecryptionError naming it: the whole transaction rolls back.
+      const privateKey = rewrap(key.privateKey, from, to, { kid: key.kid, keyset: key.keyset, alg: key.alg })
+      await tx.updateKey({ ...key, privateKey })
+      rewrapped++
+    }
+    await tx.setMeta(MASTER_KEY_CHECK, to.checkValue())
+    await audit({ actor: options.actor, action: 'master_key.rewrap', target: 'master_key', details: { from: from.idHex, to: to.idHex, keys: rewrapped } })
+    return { rewrapped, alreadyDone: false, masterKeyId: to.idHex }
+  })
 }

@@ -24,13 +24,13 @@ function printClients(clients: Presented[]): void {
  * The database must exist (signet init, dev or serve made it).
  */
 async function clientService() {
-  const { FileAuditSink } = await import('../../audit/recorder.js')
+  const { auditSinkFor } = await import('../../audit/recorder.js')
   const { ClientService } = await import('../../auth/clients.js')
   const { systemClock } = await import('../../clock.js')
   const { commandLogger, readConfig } = await import('../context.js')
   const config = readConfig()
   const logger = commandLogger()
-  const auditSink = config.auditFile ? new FileAuditSink(config.auditFile, (error) => logger.error({ err: error }, 'cannot append to SIGNET_AUDIT_FILE')) : null
+  const auditSink = auditSinkFor(config.auditFile, logger)
   return { config, make: (storage: import('../../storage/types.js').Storage) => new ClientService({ storage, clock: systemClock, auditSink }) }
 }
 

@@ -7,7 +7,7 @@ export function registerRewrap(program: Command): void {
     .description('re-encrypt every private key under SIGNET_NEW_MASTER_KEY, in one transaction (stop the server first)')
     .option('--json', 'print the result as JSON')
     .action(async (options: { json?: boolean }) => {
-      const { FileAuditSink } = await import('../../audit/recorder.js')
+      const { auditSinkFor } = await import('../../audit/recorder.js')
       const { systemClock } = await import('../../clock.js')
       const { ConfigError } = await import('../../errors.js')
       const { MASTER_KEY_CHECK } = await import('../../keys/keystore.js')
@@ -29,7 +29,7 @@ export function registerRewrap(program: Command): void {
         }
         await storage.migrate()
         const logger = commandLogger()
-        const auditSink = config.auditFile ? new FileAuditSink(config.auditFile, (error) => logger.error({ err: error }, 'cannot append to SIGNET_AUDIT_FILE')) : null
+        const auditSink = auditSinkFor(config.auditFile, logger)
         result = await rewrapMasterKey(storage, from, to, { clock: systemClock, actor: cliActor(), auditSink })
       } finally {
         await storage.close()

@@ -8,7 +8,7 @@ import type { KeyRecord, Keyset } from '../model.js'
 import { rawEcdsaToDer } from './der.js'
 import { pkcs11Binding, type Api, type Handle } from './library.js'
 import { CKK_EC_EDWARDS, ecParams, ecPublicKey, mechanismName, mechanismsFor, rsaPublicKey, signatureLength, signedData, type Mechanism } from './mechanisms.js'
-import { Pkcs11Token, type TokenOptions, type TokenProblem } from './token.js'
+import { Pkcs11Token, type TokenOptions } from './token.js'
 
 /** Prefix of the CKA_LABEL of every object Signet makes: `signet:<keyset>:<kid>`. */
 export const LABEL_PREFIX = 'signet:'
@@ -39,11 +39,6 @@ export class Pkcs11Backend implements KeyBackend {
 
   constructor(options: Pkcs11BackendOptions) {
     this.#token = new Pkcs11Token(options)
-  }
-
-  /** Why this backend cannot work now (for /readyz and the log), or null. */
-  get problem(): TokenProblem | null {
-    return this.#token.problem
   }
 
   unavailableReason(): string | null {

@@ -3,8 +3,6 @@ import type { Logger } from 'pino'
 import type { Config } from '../../config.js'
 import { Pkcs11Backend } from './backend.js'
 
-export { Pkcs11Backend } from './backend.js'
-
 /**
  * The PKCS#11 backend as the configuration describes it (SIGNET_PKCS11_*). With
  * SIGNET_PKCS11_PIN_FILE the file is read again at each connection attempt, so an

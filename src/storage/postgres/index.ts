@@ -131,12 +131,9 @@ export class PostgresStorage implements Storage {
   }
 
   /**
-   * Runs `work` inside BEGIN ... COMMIT on one pooled connection. On any error the
+   * Runs `work` between BEGIN and COMMIT on one pooled connection; on any error the
    * transaction is rolled back, and a connection that broke is destroyed rather
-   * than returned to the pool. Errors come out as Signet errors.
-   */
-  /**
-   * Runs `work` between BEGIN and COMMIT on one pooled connection. With
+   * than returned to the pool. With
    * `mapWorkErrors` false, errors thrown by `work` itself pass unchanged (the
    * queries it makes map their own failures), so a bug in the caller's work is not
    * reported as storage being down.

@@ -35,11 +35,6 @@ export class Session {
     this.#options = options
   }
 
-  /** True while this process holds the lease, as last seen. */
-  get held(): boolean {
-    return this.#held
-  }
-
   /** Opens the connection and LISTENs, once; concurrent callers share the attempt. */
   connect(): Promise<pg.Client> {
     if (this.#closed) return Promise.reject(new Error('the storage is closed'))
