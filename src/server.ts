@@ -68,8 +68,7 @@ async function listenOn(app: FastifyInstance, host: string, port: number, portVa
 
 function boundUrl(app: FastifyInstance, scheme: string): string {
   const address = app.server.address() as AddressInfo
-  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
-  return `${scheme}://${host}:${address.port}`
+  return `${scheme}://${urlHost(address.address)}:${address.port}`
 }
 
 /**

@@ -26,7 +26,8 @@ export interface AuthenticatorOptions {
  * keyed by hash, and the admin token's hash is compared in constant time, so
  * response time says nothing about how much of a guess was right.
  *
- * Failed attempts (a bearer token that is not valid) are counted per client
+ * Failed attempts (a bearer token that is not valid, or a certificate-bound
+ * client's token without its certificate) are counted per client
  * address (rate-limiter-flexible). Past the limit, that address's failing attempts
  * get 429 with Retry-After instead of 401
  * for the rest of the minute. A request with a valid token is never held back:

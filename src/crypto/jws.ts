@@ -63,7 +63,3 @@ export async function signCompact(key: SigningKey, encodedHeader: string, payloa
   return `${signingInput}.${signature.toString('base64url')}`
 }
 
-/** Signs several compact JWS with one key, all at once: they run in parallel on the thread pool. */
-export function signCompactMany(key: SigningKey, parts: { encodedHeader: string; payloadJson: string }[]): Promise<string[]> {
-  return Promise.all(parts.map((part) => signCompact(key, part.encodedHeader, part.payloadJson)))
-}

@@ -88,11 +88,9 @@ export class KeyService {
     })
   }
 
-  async listKeys(name: string): Promise<KeyRecord[]> {
-    return this.#storage.transaction(async (tx) => {
-      await requireKeyset(tx, name)
-      return tx.listKeys(name)
-    })
+  /** A keyset and its keys, read together. */
+  async listKeys(name: string): Promise<{ keyset: Keyset; keys: KeyRecord[] }> {
+    return this.#storage.transaction(async (tx) => ({ keyset: await requireKeyset(tx, name), keys: await tx.listKeys(name) }))
   }
 
   async getKey(kid: string): Promise<KeyRecord> {

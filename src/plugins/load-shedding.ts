@@ -8,12 +8,12 @@ export interface LoadSheddingOptions {
   maxInFlight: number
   /** Mean event-loop delay in ms above which requests get 503 (SIGNET_MAX_EVENT_LOOP_DELAY_MS); 0 = off. */
   maxEventLoopDelayMs: number
-  /** Route URLs never shed: liveness must answer while the service is busy. */
-  exempt?: readonly string[]
 }
 
 /** Seconds a shed client is asked to wait (Retry-After). */
 export const SHED_RETRY_AFTER_SECONDS = 1
+/** Paths never shed: liveness must answer while the service is busy. */
+const EXEMPT = new Set(['/healthz'])
 /** How often the event-loop delay is sampled. */
 const SAMPLE_INTERVAL_MS = 500
 
@@ -35,8 +35,11 @@ export function overloaded(detail: string): SignetError {
  * `/healthz` is exempt from both: it proves the process is alive, busy or not.
  */
 async function loadShedding(app: FastifyInstance, options: LoadSheddingOptions): Promise<void> {
-  const exempt = new Set(options.exempt ?? ['/healthz'])
-  const isExempt = (request: FastifyRequest) => exempt.has(request.routeOptions.url ?? '')
+  // From the raw path: fastify's routeOptions builds a new object on every read.
+  const isExempt = (request: FastifyRequest) => {
+    const query = request.url.indexOf('?')
+    return EXEMPT.has(query < 0 ? request.url : request.url.slice(0, query))
+  }
 
   if (options.maxEventLoopDelayMs > 0) {
     await app.register(underPressure, {

@@ -69,8 +69,7 @@ export async function adminRoutes(app: FastifyInstance, options: AdminRoutesOpti
   app.get<{ Params: { name: string } }>('/v1/admin/keysets/:name/keys', {
     schema: { params: nameParams, response: { 200: keyListAnswer, ...errors(401, 403, 404, 503) } },
   }, async (request) => {
-    const keys = await signet.keys.listKeys(request.params.name)
-    const { keyset } = await signet.keys.getKeyset(request.params.name)
+    const { keyset, keys } = await signet.keys.listKeys(request.params.name)
     return { keys: keys.map((key) => presentKey(key, keyset.x5c)) }
   })
 

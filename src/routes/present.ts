@@ -23,7 +23,11 @@ export function presentKeyset(keyset: Keyset, activeKid: string | null, prepubli
   }
 }
 
-/** A key as the admin API shows it; `jwk` is exactly its JWK Set entry (x5c only if the keyset publishes it). */
+/**
+ * A key as the admin API shows it. `jwk` is its JWK Set entry when the caller says
+ * whether the keyset publishes certificates (x5c); left out, the JWK has no x5c, as
+ * the CLI's rotate, revoke and import show it.
+ */
 export function presentKey(key: KeyRecord, publishesCertificates = false) {
   return {
     kid: key.kid,

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { encodeHeader, signCompact, signCompactMany, type SigningKey, type TokenHeader } from '../crypto/jws.js'
+import { encodeHeader, signCompact, type SigningKey, type TokenHeader } from '../crypto/jws.js'
 import {
   AudienceNotAllowed, Forbidden, InvalidRequest, IssuerMismatch, PayloadTooLarge, ReservedClaim, Sealed, TtlTooLong,
 } from '../errors.js'
@@ -155,9 +155,3 @@ export async function signPrepared(live: LiveKeyset, prepared: PreparedToken): P
   return { token, kid: signer.kid, alg: signer.alg, keyset: live.keyset.name, iat: prepared.iat, exp: prepared.exp, jti: prepared.jti }
 }
 
-/** Signs a checked batch with the keyset's active key, over every core where it can. */
-export async function signPreparedMany(live: LiveKeyset, prepared: PreparedToken[]): Promise<SignedToken[]> {
-  const signer = activeSigner(live)
-  const tokens = await signCompactMany(signer, prepared.map((item) => ({ encodedHeader: encodedHeader(signer, item.header), payloadJson: item.payload })))
-  return prepared.map((item, i) => ({ token: tokens[i]!, kid: signer.kid, alg: signer.alg, keyset: live.keyset.name, iat: item.iat, exp: item.exp, jti: item.jti }))
-}
