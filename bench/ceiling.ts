@@ -20,7 +20,6 @@ app.post('/v1/sign', { schema: { body: signBody, response: { 200: signedToken } 
   exp: 1_700_000_600,
   jti: 'j'.repeat(22),
 }))
-app.get('/healthz', async () => ({ status: 'ok' }))
 await app.listen({ host: '127.0.0.1', port: 0 })
 const address = app.server.address() as { port: number }
 process.stderr.write(`ceiling listening http://127.0.0.1:${address.port}\n`)

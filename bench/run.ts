@@ -73,16 +73,19 @@ interface LoadOptions {
   headers?: Record<string, string>
 }
 
+/** Method, headers (JSON) and body of a request, as both load generators take them. */
+function requestShape(options: LoadOptions): { method: 'GET' | 'POST'; headers: Record<string, string>; body?: string } {
+  return { method: options.method ?? 'GET', headers: { 'content-type': 'application/json', ...options.headers }, ...(options.body ? { body: options.body } : {}) }
+}
+
 async function load(options: LoadOptions & { seconds: number; connections: number }): Promise<autocannon.Result> {
   return autocannon({
+    ...requestShape(options),
     url: options.url,
-    method: options.method ?? 'GET',
     connections: options.connections,
     duration: options.seconds,
     // autocannon stops at its first sample after the duration: sampling often keeps rounds on time.
     sampleInt: 250,
-    headers: { 'content-type': 'application/json', ...options.headers },
-    ...(options.body ? { body: options.body } : {}),
   })
 }
 
@@ -106,11 +109,18 @@ function loadSample(results: autocannon.Result[], watched: Watched<unknown>[], t
     tokensPerSecond: tokensPerRequest === null ? null : requestsPerSecond * tokensPerRequest,
     p50Ms: Math.max(...results.map((result) => result.latency.p50)),
     p99Ms: Math.max(...results.map((result) => result.latency.p99)),
+    ...serverColumns(watched),
+    errors: results.reduce((sum, result) => sum + result.errors + result.non2xx + result.timeouts, 0),
+  }
+}
+
+/** The servers' memory and CPU (added up), and the load generator's CPU, while they were watched. */
+function serverColumns(watched: Watched<unknown>[]): Pick<Sample, 'serverRssMb' | 'serverCpuPercent' | 'serverEventLoopCpuPercent' | 'loadGeneratorCpuPercent'> {
+  return {
     serverRssMb: Math.round(Math.max(...watched.map((w) => w.peakRssMb))),
     serverCpuPercent: Math.round(watched.reduce((sum, w) => sum + w.cpuPercent, 0)),
     serverEventLoopCpuPercent: Math.round(watched.reduce((sum, w) => sum + w.mainThreadCpuPercent, 0)),
     loadGeneratorCpuPercent: Math.round(watched[0]!.ownCpuPercent),
-    errors: results.reduce((sum, result) => sum + result.errors + result.non2xx + result.timeouts, 0),
   }
 }
 
@@ -144,7 +154,7 @@ function cryptoProbe(alg: Alg, signingInput: string): Probe {
   return {
     name: `crypto limit ${alg}`,
     what: `node:crypto signing on ${availableParallelism()} threads, no HTTP`,
-    sample: async (seconds) => signaturesSample((await cryptoLimit(alg, signingInput, seconds * 1000)).perSecond),
+    sample: async (seconds) => signaturesSample(await cryptoLimit(alg, signingInput, seconds * 1000)),
   }
 }
 
@@ -154,21 +164,9 @@ function pacedProbe(name: string, what: string, pid: number, options: LoadOption
     name,
     what,
     sample: async (seconds) => {
-      const { result, peakRssMb, cpuPercent, mainThreadCpuPercent, ownCpuPercent } = await watchProcess(pid, () => paced({
-        url: options.url, method: options.method ?? 'GET', headers: { 'content-type': 'application/json', ...options.headers },
-        ...(options.body ? { body: options.body } : {}), rate, seconds, connections: CONNECTIONS,
-      }))
-      return {
-        requestsPerSecond: result.requestsPerSecond,
-        tokensPerSecond: result.requestsPerSecond,
-        p50Ms: result.p50Ms,
-        p99Ms: result.p99Ms,
-        serverRssMb: Math.round(peakRssMb),
-        serverCpuPercent: Math.round(cpuPercent),
-        serverEventLoopCpuPercent: Math.round(mainThreadCpuPercent),
-        loadGeneratorCpuPercent: Math.round(ownCpuPercent),
-        errors: result.errors,
-      }
+      const watched = await watchProcess(pid, () => paced({ ...requestShape(options), url: options.url, rate, seconds, connections: CONNECTIONS }))
+      const { requestsPerSecond, p50Ms, p99Ms, errors } = watched.result
+      return { requestsPerSecond, tokensPerSecond: requestsPerSecond, p50Ms, p99Ms, ...serverColumns([watched]), errors }
     },
   }
 }
@@ -213,9 +211,14 @@ async function measureOnce(probe: Probe, seconds: number): Promise<Row> {
   return record(await alternate([probe], 1, seconds))[0]!.row
 }
 
+/** Starts `signet serve` (bin/signet.cjs, as users run it) on a free port with `env`. */
+function spawnSignet(env: NodeJS.ProcessEnv): Promise<{ child: ChildProcess; url: string }> {
+  return spawnServer(['bin/signet.cjs', 'serve'], { PATH: process.env.PATH, SIGNET_PORT: '0', ...env }, /"url":"([^"]+)"/, 'stdout')
+}
+
 /** Starts a server, creates `keysets` and a signing client through its admin API. */
 async function startSignet(env: NodeJS.ProcessEnv, adminToken: string, keysets: Record<string, unknown>[]): Promise<{ child: ChildProcess; url: string; token: string }> {
-  const server = await spawnServer(['bin/signet.cjs', 'serve'], { PATH: process.env.PATH, SIGNET_ADMIN_TOKEN: adminToken, SIGNET_PORT: '0', ...env }, /"url":"([^"]+)"/, 'stdout')
+  const server = await spawnSignet({ SIGNET_ADMIN_TOKEN: adminToken, ...env })
   const admin = { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' }
   for (const keyset of keysets) await json(`${server.url}/v1/admin/keysets`, { method: 'POST', headers: admin, body: JSON.stringify(keyset) })
   const { token } = await json(`${server.url}/v1/admin/clients`, { method: 'POST', headers: admin, body: JSON.stringify({ name: 'bench', keysets: '*', scopes: ['sign'] }) })
@@ -261,7 +264,7 @@ async function postgresRows(masterKey: string, adminToken: string, bodyFor: (key
   try {
     const env = { SIGNET_MASTER_KEY: masterKey, SIGNET_DATABASE_URL: database.url }
     const first = await startSignet(env, adminToken, [])
-    const second = await spawnServer(['bin/signet.cjs', 'serve'], { PATH: process.env.PATH, SIGNET_ADMIN_TOKEN: adminToken, SIGNET_PORT: '0', ...env }, /"url":"([^"]+)"/, 'stdout')
+    const second = await spawnSignet(env)
     const servers = [{ pid: first.child.pid!, url: first.url }, { pid: second.child.pid!, url: second.url }]
     const client = { authorization: `Bearer ${first.token}` }
     // The client made through the first replica reaches the second by notification.
@@ -279,7 +282,7 @@ async function postgresRows(masterKey: string, adminToken: string, bodyFor: (key
 }
 
 /** Seconds from spawning `signet serve` to /readyz 200 on a database with 100 keysets of 3 keys each. */
-async function startupTime(masterKey: string, adminToken: string): Promise<{ ms: number; keys: number }> {
+async function startupTime(masterKey: string): Promise<{ ms: number; keys: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'signet-bench-start-'))
   const db = join(dir, 'signet.db')
   const signet = await Signet.open({ config: loadConfig({ SIGNET_MASTER_KEY: masterKey, SIGNET_DB: db }), logger: pino({ level: 'silent' }) })
@@ -291,17 +294,15 @@ async function startupTime(masterKey: string, adminToken: string): Promise<{ ms:
   const keys = (await signet.storage.snapshot()).keys.length
   await signet.close()
   const started = Date.now()
-  const { child, url } = await spawnServer(['bin/signet.cjs', 'serve'], {
-    PATH: process.env.PATH, SIGNET_MASTER_KEY: masterKey, SIGNET_ADMIN_TOKEN: adminToken, SIGNET_DB: db, SIGNET_PORT: '0', SIGNET_DEFAULT_KEYSET: 'ks-0',
-  }, /"url":"([^"]+)"/, 'stdout')
+  const { child, url } = await spawnSignet({ SIGNET_MASTER_KEY: masterKey, SIGNET_DB: db, SIGNET_DEFAULT_KEYSET: 'ks-0' })
   for (;;) {
+    if (child.exitCode !== null) throw new Error(`signet serve exited with ${child.exitCode} before /readyz answered 200`)
     const response = await fetch(`${url}/readyz`).catch(() => null)
     if (response?.status === 200) break
     await new Promise((resolve) => setTimeout(resolve, 5))
   }
   const ms = Date.now() - started
-  child.kill('SIGTERM')
-  await new Promise((resolve) => child.once('exit', resolve))
+  await stop(child)
   rmSync(dir, { recursive: true, force: true })
   return { ms, keys }
 }
@@ -352,14 +353,14 @@ async function main(): Promise<void> {
     httpProbe('ceiling POST', 'fastify like Signet, validates a sign body, answers the same size, no signing', [{ pid: ceiling.child.pid!, url: ceiling.url }], '/v1/sign', { method: 'POST', body: bodyFor('default') }, null),
     signProbe('ES256'),
   )
-  ceiling.child.kill('SIGTERM')
+  await stop(ceiling.child)
   process.stderr.write('RS256 against the bare signer and the crypto limit\n')
   const [bareRs256, rs256, limitRs256] = await measure(
     httpProbe('bare signer RS256', 'node:http + crypto.sign on the thread pool, nothing else: the most HTTP signing reaches here', [{ pid: bare.child.pid!, url: bare.url }], '', { method: 'POST', body: bodyFor(keysets.RS256) }, 1),
     signProbe('RS256'),
     cryptoProbe('RS256', rs256Input),
   )
-  bare.child.kill('SIGTERM')
+  await stop(bare.child)
   process.stderr.write('batch against the crypto limit\n')
   const [batch, limitEs256] = await measure(
     httpProbe('POST /v1/sign/batch ES256', '100 tokens per request', [server], '/v1/sign/batch', { method: 'POST', body: batchBody, headers: client }, 100),
@@ -386,7 +387,7 @@ async function main(): Promise<void> {
   const jwtRs = (await measureOnce(jsonwebtokenProbe('RS256'), STATUS_QUO_SECONDS)).tokensPerSecond!
 
   process.stderr.write('start-up\n')
-  const startup = await startupTime(masterKey, adminToken)
+  const startup = await startupTime(masterKey)
 
   const peakRss = Math.max(...rows.map((r) => r.serverRssMb ?? 0))
   const tokens = (sample: Sample) => sample.tokensPerSecond

@@ -9,12 +9,11 @@ import { generateKeyPair } from '../../src/crypto/keygen.js'
  * with no HTTP and no JSON. Every worker is started and has its key ready before
  * any begins, and each times its own loop, so start-up does not lower the limit.
  */
-export async function cryptoLimit(alg: Alg, signingInput: string, durationMs: number): Promise<{ perSecond: number; threads: number }> {
+export async function cryptoLimit(alg: Alg, signingInput: string, durationMs: number): Promise<number> {
   const spec = algSpec(alg)
   const { privateKey } = await generateKeyPair(alg, 2048)
   const pem = privateKey.export({ type: 'pkcs8', format: 'pem' })
-  const threads = availableParallelism()
-  const workers = Array.from({ length: threads }, () => new Worker(new URL('../crypto-worker.mjs', import.meta.url), {
+  const workers = Array.from({ length: availableParallelism() }, () => new Worker(new URL('../crypto-worker.mjs', import.meta.url), {
     workerData: { pem, hash: spec.hash, pss: spec.pss, saltLength: spec.hash ? hashLength(spec.hash) : 0, input: signingInput, durationMs },
   }))
   const next = (worker: Worker) => new Promise<unknown>((resolve, reject) => {
@@ -28,7 +27,7 @@ export async function cryptoLimit(alg: Alg, signingInput: string, durationMs: nu
       worker.postMessage('go')
       return done as Promise<{ count: number; elapsedMs: number }>
     }))
-    return { perSecond: results.reduce((sum, r) => sum + r.count / (r.elapsedMs / 1000), 0), threads }
+    return results.reduce((sum, r) => sum + r.count / (r.elapsedMs / 1000), 0)
   } finally {
     await Promise.all(workers.map((worker) => worker.terminate()))
   }
