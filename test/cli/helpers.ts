@@ -1,9 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { existsSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
+import { tempDir } from '../helpers/temp.js'
 
 /**
  * Helpers for tests that run the built `signet` binary as a child process, the
@@ -18,7 +17,7 @@ export function requireBuild(): void {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: build first (npm run build, or npx tsc -p .)`)
 }
 
-export const newMasterKey = (): string => randomBytes(32).toString('base64')
+export { newMasterKey } from '../helpers/temp.js'
 
 /** The child's environment: the caller's PATH and HOME, no SIGNET_* from the test runner, then `env`. */
 export function childEnv(env: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
@@ -206,8 +205,7 @@ export function signetStderr(stderr: string): string[] {
  * exit hook covers runs where afterAll never runs (every test filtered out by -t).
  */
 export function fileTempDir(prefix: string): { path: string; remove: () => void } {
-  const path = mkdtempSync(join(tmpdir(), prefix))
-  const remove = () => rmSync(path, { recursive: true, force: true })
-  process.once('exit', remove)
-  return { path, remove }
+  const dir = tempDir(prefix)
+  process.once('exit', dir.remove)
+  return dir
 }

@@ -1,15 +1,13 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { createPrivateKey } from 'node:crypto'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import type { JSONWebKeySet } from 'jose'
 import { afterAll, describe, expect, it } from 'vitest'
-import { open as openEnvelope } from '../../src/crypto/envelope.js'
 import { MasterKey } from '../../src/crypto/masterKey.js'
 import { SqliteStorage } from '../../src/storage/sqlite/index.js'
 import type { Snapshot } from '../../src/storage/types.js'
 import { newAdminToken, newMasterKey, tempDir } from '../helpers/harness.js'
-import { LeakWatch } from '../helpers/secrets.js'
+import { LeakWatch, watchPrivateKey } from '../helpers/secrets.js'
 import { checkAuditChain, checkIssuedTokens, checkStoredKeys, type IssuedToken } from './guarantees.js'
 
 const FIXTURE = join(import.meta.dirname, 'crash-server.ts')
@@ -188,13 +186,7 @@ describe('crashes: SIGKILL at random moments', () => {
 
     // No log line or answer of any run held a private key, the master key or a token.
     const { snapshot } = await readDatabase()
-    for (const key of snapshot.keys) {
-      if (!key.privateKey) continue
-      const der = openEnvelope(masterKey, key.privateKey, { kid: key.kid, keyset: key.keyset, alg: key.alg })
-      const jwk = createPrivateKey({ key: der, format: 'der', type: 'pkcs8' }).export({ format: 'jwk' }) as Record<string, string>
-      if (jwk.d) watch.secret(`private member d of ${key.kid}`, jwk.d)
-      watch.secret(`the PKCS#8 of ${key.kid}`, der.toString('base64'))
-    }
+    for (const key of snapshot.keys) if (key.privateKey) watchPrivateKey(watch, masterKey, { ...key, privateKey: key.privateKey })
     expect(watch.texts.length).toBeGreaterThan(100)
     watch.assertClean()
   })

@@ -1,6 +1,3 @@
-import { randomBytes } from 'node:crypto'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
@@ -8,20 +5,12 @@ import pino from 'pino'
 import { buildApp } from '../../src/app.js'
 import { ManualClock, type Clock } from '../../src/clock.js'
 import { loadConfig, type Config } from '../../src/config.js'
-import { open as openEnvelope } from '../../src/crypto/envelope.js'
-import { createPrivateKey } from 'node:crypto'
 import { Signet, type SignetOptions } from '../../src/runtime.js'
 import type { Storage } from '../../src/storage/types.js'
-import { LeakWatch } from './secrets.js'
+import { LeakWatch, watchPrivateKey } from './secrets.js'
+import { newAdminToken, newMasterKey, tempDir } from './temp.js'
 
-export const newMasterKey = (): string => randomBytes(32).toString('base64')
-export const newAdminToken = (): string => `admin-${randomBytes(24).toString('base64url')}`
-
-/** A temporary directory removed by the returned function. */
-export function tempDir(prefix = 'signet-test-'): { path: string; remove: () => void } {
-  const path = mkdtempSync(join(tmpdir(), prefix))
-  return { path, remove: () => rmSync(path, { recursive: true, force: true }) }
-}
+export { newAdminToken, newMasterKey, tempDir }
 
 /** A log sink that keeps every line, for the leak scan and for assertions. */
 export function captureLogs(watch?: LeakWatch) {
@@ -126,13 +115,7 @@ export async function createHarness(options: HarnessOptions = {}) {
   async function watchPrivateKeys(): Promise<void> {
     const snapshot = await signet.storage.snapshot()
     const mk = config.masterKey!
-    for (const key of snapshot.keys) {
-      if (!key.privateKey) continue
-      const der = openEnvelope(mk, key.privateKey, { kid: key.kid, keyset: key.keyset, alg: key.alg })
-      const jwk = createPrivateKey({ key: der, format: 'der', type: 'pkcs8' }).export({ format: 'jwk' }) as Record<string, string>
-      for (const member of ['d', 'p', 'q', 'dp', 'dq', 'qi']) if (jwk[member]) watch.secret(`private member ${member} of ${key.kid}`, jwk[member]!)
-      watch.secret(`the PKCS#8 of ${key.kid}`, der.toString('base64'))
-    }
+    for (const key of snapshot.keys) if (key.privateKey) watchPrivateKey(watch, mk, { ...key, privateKey: key.privateKey })
   }
 
   /** Listens on a free loopback port, for verifiers that fetch the JWKS over HTTP. */

@@ -1,4 +1,7 @@
+import { createPrivateKey } from 'node:crypto'
 import { expect } from 'vitest'
+import { open as openEnvelope } from '../../src/crypto/envelope.js'
+import type { MasterKey } from '../../src/crypto/masterKey.js'
 
 /**
  * Collects every secret a test run handles (master keys, bearer tokens, private key
@@ -31,4 +34,25 @@ export class LeakWatch {
       }
     }
   }
+}
+
+/** A private key as stored (an envelope bound to its kid, keyset and alg). */
+export interface StoredPrivateKey {
+  kid: string
+  keyset: string
+  alg: string
+  privateKey: Buffer
+}
+
+/** Opens a stored private key: its PKCS#8 DER and its JWK (with the private members). */
+export function openStoredKey(masterKey: MasterKey, key: StoredPrivateKey): { der: Buffer; jwk: Record<string, string> } {
+  const der = openEnvelope(masterKey, key.privateKey, { kid: key.kid, keyset: key.keyset, alg: key.alg })
+  return { der, jwk: createPrivateKey({ key: der, format: 'der', type: 'pkcs8' }).export({ format: 'jwk' }) as Record<string, string> }
+}
+
+/** Registers a stored private key's secret JWK members and its PKCS#8 with a leak watch. */
+export function watchPrivateKey(watch: LeakWatch, masterKey: MasterKey, key: StoredPrivateKey): void {
+  const { der, jwk } = openStoredKey(masterKey, key)
+  for (const member of ['d', 'p', 'q', 'dp', 'dq', 'qi']) if (jwk[member]) watch.secret(`private member ${member} of ${key.kid}`, jwk[member]!)
+  watch.secret(`the PKCS#8 of ${key.kid}`, der.toString('base64'))
 }

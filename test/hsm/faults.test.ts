@@ -1,5 +1,6 @@
 import { mkdirSync, readdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from 'node:fs'
 import { basename, join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createHarness, newMasterKey, tempDir, type Harness } from '../helpers/harness.js'
 import { LeakWatch } from '../helpers/secrets.js'
@@ -9,7 +10,6 @@ import { HSM_SKIP, inspectToken, setupSoftHsm, softHsmSlotId, type SoftHsm } fro
 /** The token's reconnection interval (Pkcs11Token retryMs default) plus a margin. */
 const RETRY_MS = 1000
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 if (HSM_SKIP) {
   describe('pkcs11 backend on SoftHSM2: faults', () => {

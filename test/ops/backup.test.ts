@@ -1,11 +1,10 @@
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
-import { createPrivateKey } from 'node:crypto'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { createLocalJWKSet, jwtVerify } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { open as openEnvelope } from '../../src/crypto/envelope.js'
 import { MasterKey } from '../../src/crypto/masterKey.js'
+import { openStoredKey } from '../helpers/secrets.js'
 import { ConfigError } from '../../src/errors.js'
 import { backupDatabase } from '../../src/ops/backup.js'
 import type { Storage } from '../../src/storage/types.js'
@@ -137,8 +136,7 @@ describe('signet backup', () => {
     copy.close()
     expect(rows.length).toBe(3)
     for (const row of rows) {
-      const der = openEnvelope(masterKey, row.private_key, { kid: row.kid, keyset: row.keyset, alg: row.alg })
-      const jwk = createPrivateKey({ key: der, format: 'der', type: 'pkcs8' }).export({ format: 'jwk' }) as Record<string, string>
+      const { der, jwk } = openStoredKey(masterKey, { ...row, privateKey: row.private_key })
       expect(bytes.includes(der)).toBe(false)
       for (const member of ['d', 'p', 'q'] as const) {
         if (!jwk[member]) continue

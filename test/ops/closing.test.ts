@@ -1,6 +1,7 @@
 import { connect, type Socket } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startLiveSignet, type LiveSignet } from '../interop/live.js'
+import { parseHead } from '../helpers/raw-http.js'
 import { within } from '../helpers/wait.js'
 
 /**
@@ -27,15 +28,10 @@ function parseAnswers(raw: Buffer): RawAnswer[] {
   while (rest.length > 0) {
     const end = rest.indexOf('\r\n\r\n')
     if (end < 0) throw new Error(`an incomplete answer: ${rest.toString()}`)
-    const [statusLine, ...lines] = rest.subarray(0, end).toString('latin1').split('\r\n')
-    const headers: Record<string, string> = {}
-    for (const line of lines) {
-      const colon = line.indexOf(':')
-      headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim()
-    }
+    const { status, headers } = parseHead(rest.subarray(0, end).toString('latin1'))
     const length = Number(headers['content-length'])
     const body = rest.subarray(end + 4, end + 4 + length).toString('utf8')
-    answers.push({ status: Number(statusLine!.split(' ')[1]), headers, body: JSON.parse(body) })
+    answers.push({ status, headers, body: JSON.parse(body) })
     rest = rest.subarray(end + 4 + length)
   }
   return answers

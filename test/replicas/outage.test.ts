@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import { createLocalJWKSet, jwtVerify } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { advisoryLockKey, advisoryLockRow } from '../../src/storage/postgres/locks.js'
@@ -15,7 +16,6 @@ import { within } from '../helpers/wait.js'
  * a restart: readiness, admin writes, change propagation and the scheduler lease.
  */
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 const OUTAGE_MS = 10_000
 

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import { createLocalJWKSet, jwtVerify } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { advisoryLockKey, advisoryLockRow } from '../../src/storage/postgres/locks.js'
@@ -14,7 +15,6 @@ import { within } from '../helpers/wait.js'
  * within 10 s without a lost or doubled rotation.
  */
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 const PERIOD_S = 3
 const PREPUBLISH_S = 1

@@ -1,4 +1,3 @@
-import { connect } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildApp } from '../../src/app.js'
@@ -7,31 +6,14 @@ import type { AddressInfo } from 'node:net'
 import helmet from 'helmet'
 import { HELMET_OPTIONS, SECURITY_HEADERS } from '../../src/plugins/security-headers.js'
 import { createHarness, type Harness } from '../helpers/harness.js'
+import { parseHead, rawExchange } from '../helpers/raw-http.js'
 import { expectProblem, type AnswerLike } from './helpers.js'
-
-/** Sends raw bytes over TCP and returns what came back before the server closed. */
-function rawExchange(url: string, request: string | Buffer): Promise<string> {
-  const { hostname, port } = new URL(url)
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = []
-    const socket = connect(Number(port), hostname)
-    socket.on('data', (chunk) => chunks.push(chunk))
-    socket.on('error', (error) => (chunks.length > 0 ? resolve(Buffer.concat(chunks).toString()) : reject(error)))
-    socket.on('close', () => resolve(Buffer.concat(chunks).toString()))
-    socket.write(request)
-  })
-}
 
 /** Splits a raw HTTP answer into status, lower-case headers and body. */
 function parseRaw(raw: string): AnswerLike {
   const [head, ...rest] = raw.split('\r\n\r\n')
-  const [statusLine, ...lines] = head!.split('\r\n')
-  const headers: Record<string, string> = {}
-  for (const line of lines) {
-    const colon = line.indexOf(':')
-    headers[line.slice(0, colon).toLowerCase()] = line.slice(colon + 1).trim()
-  }
-  return { statusCode: Number(statusLine!.split(' ')[1]), headers, body: rest.join('\r\n\r\n') }
+  const { status, headers } = parseHead(head!)
+  return { statusCode: status, headers, body: rest.join('\r\n\r\n') }
 }
 
 /**

@@ -1,4 +1,5 @@
 import { createServer } from 'node:net'
+import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
 import pino from 'pino'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
@@ -13,9 +14,7 @@ import { keysetRecord } from './contract.js'
 import { createTestSchema, pgBaseUrl, PG_SKIP, urlForSchema, type TestSchema } from './postgres-fixture.js'
 import { within } from '../helpers/wait.js'
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
-/** Resolves when `probe` is true, polling every 20 ms; fails after `limitMs`. */
 /** A TCP port nothing listens on. */
 async function closedPort(): Promise<number> {
   const server = createServer()
