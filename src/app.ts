@@ -6,14 +6,14 @@ import { Ajv } from 'ajv'
 import addFormats from 'ajv-formats'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { Authenticator } from './auth/authenticate.js'
-import { urlHost } from './config.js'
+import { urlHost, type Config } from './config.js'
 import { InvalidRequest, NotFound } from './errors.js'
 import { clientErrorHandler } from './http/client-error.js'
 import { installJsonParser } from './http/json.js'
 import { RequestLog } from './http/request-log.js'
 import { installNotFound } from './http/methods.js'
 import { installParamGuard } from './http/params.js'
-import { handleError, PROBLEM_JSON, sendProblem } from './http/problem.js'
+import { BODY_LIMIT, handleError, PROBLEM_JSON, sendProblem } from './http/problem.js'
 import { installRequestMetrics } from './metrics/hooks.js'
 import { SignetMetrics } from './metrics/registry.js'
 import { metricsRoute } from './metrics/route.js'
@@ -30,7 +30,6 @@ import type { Signet } from './runtime.js'
 import { problem } from './schemas/index.js'
 
 /** Request bodies over this many bytes get 413 (SPEC section 3). */
-export const BODY_LIMIT = 64 * 1024
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 
@@ -105,7 +104,7 @@ export function createBaseApp(logger: FastifyServerOptions['loggerInstance'], se
   // Security headers and Cache-Control: no-store on every answer (docs/security.md).
   void app.register(securityHeadersPlugin)
   void app.register(closingPlugin)
-  void app.register(declaredBodyLimitPlugin, { bodyLimit: BODY_LIMIT })
+  void app.register(declaredBodyLimitPlugin)
   installValidators(app)
   app.addSchema(problem)
   // JSON only: a text/plain body is refused with 415 instead of being parsed as a string.
@@ -134,9 +133,14 @@ export interface BuildAppOptions {
   https?: HttpsServerOptions
 }
 
-/** The options and hooks both listeners share: timeouts, TLS, load shedding, request metrics. */
-async function createSignetApp(signet: Signet, options: BuildAppOptions, metrics: SignetMetrics): Promise<FastifyInstance> {
+/**
+ * The options and hooks both listeners share: timeouts, TLS, load shedding, request
+ * metrics (a new registry unless one is given), the request's principal, and the
+ * discovery base URL (its own address unless one is given).
+ */
+async function createSignetApp(signet: Signet, options: BuildAppOptions): Promise<{ app: FastifyInstance; metrics: SignetMetrics; publicUrl: () => string }> {
   const { config } = signet
+  const metrics = options.metrics ?? new SignetMetrics().track(signet)
   const timeouts = clientTimeouts(config.headersTimeoutMs, config.requestTimeoutMs)
   // An HTTPS server takes the slow-client timeouts from its own options, not from `http`.
   const server = { ...timeouts, ...(options.https ? { https: { ...timeouts.http, ...options.https } } : {}) }
@@ -144,15 +148,20 @@ async function createSignetApp(signet: Signet, options: BuildAppOptions, metrics
   // Before any route: an overloaded service refuses with 503 before doing any work.
   await app.register(loadSheddingPlugin, { maxInFlight: config.maxInFlight, maxEventLoopDelayMs: config.maxEventLoopDelayMs })
   installRequestMetrics(app, metrics, { keystore: signet.keystore, defaultKeyset: config.defaultKeyset })
-  return app
+  app.decorateRequest('principal', null)
+  const publicUrl = options.publicUrl ?? discoveryBaseUrl(config, Boolean(options.https), () => app, config.port)
+  return { app, metrics, publicUrl }
 }
 
-/** Discovery's base URL: SIGNET_PUBLIC_URL, else this listener's own address. */
-function ownUrl(signet: Signet, app: FastifyInstance, https: boolean): () => string {
+/**
+ * Discovery's base URL: SIGNET_PUBLIC_URL, else the address `listener` listens on
+ * (or `fallbackPort` before it listens).
+ */
+export function discoveryBaseUrl(config: Config, https: boolean, listener: () => FastifyInstance | null, fallbackPort: number): () => string {
   return () => {
-    if (signet.config.publicUrl) return signet.config.publicUrl
-    const address = app.server.address() as AddressInfo | null
-    return `${https ? 'https' : 'http'}://${urlHost(signet.config.host)}:${address?.port ?? signet.config.port}`
+    if (config.publicUrl) return config.publicUrl
+    const address = listener()?.server.address() as AddressInfo | null | undefined
+    return `${https ? 'https' : 'http'}://${urlHost(config.host)}:${address?.port ?? fallbackPort}`
   }
 }
 
@@ -162,29 +171,23 @@ function ownUrl(signet: Signet, app: FastifyInstance, https: boolean): () => str
  * metrics and the API docs exist on the internal listener alone.
  */
 export async function buildPublicApp(signet: Signet, options: BuildAppOptions = {}): Promise<FastifyInstance> {
-  const metrics = options.metrics ?? new SignetMetrics().track(signet)
-  const app = await createSignetApp(signet, options, metrics)
-  app.decorateRequest('principal', null)
-  await app.register(publicRoutes, { signet, publicUrl: options.publicUrl ?? ownUrl(signet, app, Boolean(options.https)) })
+  const { app, publicUrl } = await createSignetApp(signet, options)
+  await app.register(publicRoutes, { signet, publicUrl })
   return app
 }
 
 /** Builds the HTTP app over a Signet instance. Tests call this and use inject(). */
 export async function buildApp(signet: Signet, options: BuildAppOptions = {}): Promise<FastifyInstance> {
-  const metrics = options.metrics ?? new SignetMetrics().track(signet)
-  const app = await createSignetApp(signet, options, metrics)
+  const { app, metrics, publicUrl } = await createSignetApp(signet, options)
   // Before the routes, so the OpenAPI document lists them all.
   await app.register(openapiPlugin)
   await app.register(metricsRoute, { metrics })
-
-  const publicUrl = options.publicUrl ?? ownUrl(signet, app, Boolean(options.https))
 
   const auth = new Authenticator({
     adminToken: signet.config.adminToken,
     clientByTokenHash: (hash) => signet.keystore.clientByTokenHash(hash),
     failureLimit: signet.config.authFailureLimit,
   })
-  app.decorateRequest('principal', null)
 
   await app.register(publicRoutes, { signet, publicUrl })
   await app.register(internalRoutes, { signet, auth })

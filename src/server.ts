@@ -2,7 +2,7 @@ import type { AddressInfo } from 'node:net'
 import closeWithGrace from 'close-with-grace'
 import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
-import { buildApp, buildPublicApp } from './app.js'
+import { buildApp, buildPublicApp, discoveryBaseUrl } from './app.js'
 import { loadConfig, urlHost, type Config } from './config.js'
 import { SignetMetrics } from './metrics/registry.js'
 import { instrumentStorage } from './metrics/storage.js'
@@ -86,11 +86,7 @@ export async function startServer(config: Config, logger: Logger = createLogger(
   let app: FastifyInstance | null = null
   let publicApp: FastifyInstance | null = null
   // Discovery documents point at the public listener when there is one.
-  const publicUrl = () => {
-    if (config.publicUrl) return config.publicUrl
-    const port = ((publicApp ?? app)?.server.address() as AddressInfo | null)?.port ?? config.publicPort ?? config.port
-    return `${scheme}://${urlHost(config.host)}:${port}`
-  }
+  const publicUrl = discoveryBaseUrl(config, scheme === 'https', () => publicApp ?? app, config.publicPort ?? config.port)
   try {
     app = await buildApp(signet, { metrics, publicUrl, ...(tls ? { https: httpsOptions(tls, 'internal') } : {}) })
     await listenOn(app, config.host, config.port, 'SIGNET_PORT')

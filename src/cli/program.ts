@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs'
+import { packageVersion } from '../version.js'
 import { Command } from 'commander'
 import { registerAudit } from './commands/audit.js'
 import { registerBackup } from './commands/backup.js'
@@ -27,15 +27,6 @@ const COMMANDS: ((program: Command) => void)[] = [
   registerAudit,
   registerJwks,
 ]
-
-function packageVersion(): string {
-  try {
-    const file = new URL('../../package.json', import.meta.url)
-    return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version
-  } catch {
-    return 'unknown'
-  }
-}
 
 /** The `signet` program; commander reports errors by throwing, and fail() prints them. */
 export function buildProgram(): Command {

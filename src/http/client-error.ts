@@ -2,7 +2,8 @@ import { STATUS_CODES } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import { SECURITY_HEADERS } from '../plugins/security-headers.js'
-import { problemType } from './problem.js'
+import { SignetError } from '../errors.js'
+import { PROBLEM_JSON, problemBody } from './problem.js'
 
 /** How long a refused connection may keep sending before it is cut. */
 const DRAIN_MS = 2_000
@@ -34,11 +35,11 @@ export function clientErrorHandler(this: FastifyInstance, error: Error & { code?
     socket.destroy()
     return
   }
-  const title = STATUS_CODES[status] ?? 'Bad Request'
-  const body = JSON.stringify({ type: problemType(code), title, status, detail, code })
+  const problem = new SignetError(code, status, STATUS_CODES[status] ?? 'Bad Request', detail)
+  const body = JSON.stringify(problemBody(problem))
   const headers = Object.entries(SECURITY_HEADERS).map(([name, value]) => `${name}: ${value}\r\n`).join('')
   socket.end(
-    `HTTP/1.1 ${status} ${title}\r\n${headers}content-type: application/problem+json\r\n` +
+    `HTTP/1.1 ${status} ${problem.title}\r\n${headers}content-type: ${PROBLEM_JSON}\r\n` +
       `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
   )
   socket.resume()

@@ -3,6 +3,11 @@ import { Internal, InvalidRequest, MethodNotAllowed, NotFound, PayloadTooLarge, 
 
 export const PROBLEM_JSON = 'application/problem+json'
 
+/** Largest request body accepted (SPEC section 3). */
+export const BODY_LIMIT = 64 * 1024
+/** 413 for a body over BODY_LIMIT, whichever check found it. */
+export const bodyTooLarge = (): SignetError => new PayloadTooLarge(`request bodies are limited to ${BODY_LIMIT / 1024} KiB`)
+
 /** The `type` URI of a problem: one per stable code. */
 export const problemType = (code: string): string => `urn:signet:problem:${code}`
 
@@ -12,11 +17,13 @@ export function sendProblem(reply: FastifyReply, error: SignetError): FastifyRep
     const retryAfter = error.extra?.retryAfter
     if (typeof retryAfter === 'number') reply.header('retry-after', String(retryAfter))
   }
+  return reply.code(error.status).type(PROBLEM_JSON).send(problemBody(error))
+}
+
+/** The RFC 9457 body of an error: type, title, status, detail, code and its extra members. */
+export function problemBody(error: SignetError): Record<string, unknown> {
   const { retryAfter: _retryAfter, ...extra } = error.extra ?? {}
-  return reply
-    .code(error.status)
-    .type(PROBLEM_JSON)
-    .send({ type: problemType(error.code), title: error.title, status: error.status, detail: error.message, code: error.code, ...extra })
+  return { type: problemType(error.code), title: error.title, status: error.status, detail: error.message, code: error.code, ...extra }
 }
 
 /**
@@ -35,7 +42,7 @@ export function toSignetError(error: FastifyError): SignetError {
   }
   switch (error.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new PayloadTooLarge('request bodies are limited to 64 KiB')
+      return bodyTooLarge()
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       return new UnsupportedMediaType('bodies must be application/json')
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
@@ -46,7 +53,7 @@ export function toSignetError(error: FastifyError): SignetError {
   const status = error.statusCode ?? 500
   if (status === 404) return new NotFound('no such route')
   if (status === 405) return new MethodNotAllowed('method not allowed')
-  if (status === 413) return new PayloadTooLarge('request bodies are limited to 64 KiB')
+  if (status === 413) return bodyTooLarge()
   if (status === 415) return new UnsupportedMediaType('bodies must be application/json')
   if (status >= 400 && status < 500) {
     // Body parse errors (SyntaxError from the JSON parser, prototype poisoning) land here.

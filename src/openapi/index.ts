@@ -1,8 +1,9 @@
-import { readFileSync } from 'node:fs'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
+import { PROBLEM_JSON } from '../http/problem.js'
+import { packageVersion } from '../version.js'
 import { OPERATIONS, TAGS } from './operations.js'
 
 /**
@@ -14,9 +15,6 @@ import { OPERATIONS, TAGS } from './operations.js'
 
 type Json = Record<string, any>
 
-const version = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version
-
-const PROBLEM_JSON = 'application/problem+json'
 const JWK_SET_JSON = 'application/jwk-set+json'
 const JWKS_PATHS = new Set(['/.well-known/jwks.json', '/keysets/{name}/jwks.json'])
 const METHODS = ['get', 'put', 'post', 'delete', 'patch', 'head', 'options']
@@ -69,7 +67,7 @@ async function openapi(app: FastifyInstance): Promise<void> {
       openapi: '3.1.0',
       info: {
         title: 'Signet',
-        version,
+        version: packageVersion(),
         description: 'A standalone JWT signing service: keys stay in Signet, app servers ask it to sign, verifiers fetch the JWK Set. Errors are RFC 9457 problem details with a stable code.',
       },
       tags: TAGS,

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
-import { PayloadTooLarge } from '../errors.js'
+import { BODY_LIMIT, bodyTooLarge } from '../http/problem.js'
 
 /**
  * A request whose Content-Length is over the body limit is refused with 413 before
@@ -8,14 +8,14 @@ import { PayloadTooLarge } from '../errors.js'
  * get 413). The answer says nothing about the caller, and the body is never read.
  * Bodies sent without a length are still cut off at the limit while being read.
  */
-async function declaredBodyLimit(app: FastifyInstance, options: { bodyLimit: number }): Promise<void> {
+async function declaredBodyLimit(app: FastifyInstance): Promise<void> {
   app.addHook('onRequest', (request, reply, done) => {
     const declared = Number(request.headers['content-length'])
-    if (declared > options.bodyLimit) {
+    if (declared > BODY_LIMIT) {
       // Closing the connection after the answer is what leaves the body unread:
       // kept alive, Node would read and discard all of it first.
       reply.header('connection', 'close')
-      return done(new PayloadTooLarge(`request bodies are limited to ${options.bodyLimit / 1024} KiB`))
+      return done(bodyTooLarge())
     }
     done()
   })

@@ -5,6 +5,7 @@
  */
 import { ALGORITHMS, RSA_BITS } from '../crypto/algorithms.js'
 import { KEY_STATES, SCOPES } from '../keys/model.js'
+import { MAX_SUBJECT_LENGTH } from '../tls/subject.js'
 
 const nullable = (schema: Record<string, unknown>) => ({ anyOf: [schema, { type: 'null' }] })
 const isoTime = nullable({ type: 'string', format: 'date-time' })
@@ -242,7 +243,7 @@ export const createClientBody = {
     scopes: { type: 'array', items: { type: 'string', enum: [...SCOPES] } },
     audiences: nullable({ type: 'array', items: { type: 'string' } }),
     maxTtl: nullable({ type: 'integer' }),
-    certificateSubject: nullable({ type: 'string', maxLength: 1024, description: 'bind the client to the subject of its mutual-TLS client certificate, e.g. CN=billing-api,O=Acme' }),
+    certificateSubject: nullable({ type: 'string', maxLength: MAX_SUBJECT_LENGTH, description: 'bind the client to the subject of its mutual-TLS client certificate, e.g. CN=billing-api,O=Acme' }),
   },
   required: ['name', 'keysets', 'scopes'],
   additionalProperties: false,

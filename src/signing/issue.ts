@@ -54,15 +54,18 @@ function randomJti(): string {
   return jti
 }
 
-/** Encoded protected headers by key and header, so each is serialised once. */
-const headerCache = new Map<string, string>()
+/**
+ * The encoded default protected header ({ typ: JWT }) of each signer, serialised
+ * once; it goes with the signer when a rotation drops it. Other headers (a caller's
+ * typ or cty) are encoded each time.
+ */
+const defaultHeaders = new WeakMap<SigningKey, string>()
 function encodedHeader(signer: SigningKey, header: TokenHeader): string {
-  const cacheKey = `${signer.kid}\0${signer.alg}\0${header.typ}\0${header.cty ?? ''}`
-  let encoded = headerCache.get(cacheKey)
+  if (header.typ !== 'JWT' || header.cty !== undefined) return encodeHeader(signer, header)
+  let encoded = defaultHeaders.get(signer)
   if (encoded === undefined) {
-    if (headerCache.size >= 1000) headerCache.clear()
     encoded = encodeHeader(signer, header)
-    headerCache.set(cacheKey, encoded)
+    defaultHeaders.set(signer, encoded)
   }
   return encoded
 }
