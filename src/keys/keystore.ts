@@ -217,11 +217,13 @@ export class Keystore {
   /**
    * Lets backends that can fail (PKCS#11) check or reconnect their device, then
    * reloads the keysets whose active key the device could not open, so they
-   * recover by themselves when it is back. The backend spaces its own attempts.
+   * recover by themselves when it is back. The backend spaces its own attempts; a
+   * keyset whose device is still away is not reloaded (nothing would change).
    */
   async #retryBackends(): Promise<void> {
     for (const backend of new Set(Object.values(this.#backends))) await backend.probe?.()
-    const waiting = [...this.#keysets.values()].some((live) => live.activeKid !== null && !live.signer && live.signerError?.code === 'hsm_unavailable')
+    const waiting = [...this.#keysets.values()].some((live) => live.activeKid !== null && !live.signer && live.signerError?.code === 'hsm_unavailable' &&
+      !this.#backends[live.keyset.backend].unavailableReason?.())
     if (waiting && this.#storageError === null) await this.refresh().catch((error) => this.#onError(error, 'reloading keys the HSM could not open'))
   }
 
