@@ -1,7 +1,8 @@
 import { userInfo } from 'node:os'
 import pino, { type Logger } from 'pino'
 import { loadConfig, type Config } from '../config.js'
-import { ConfigError } from '../errors.js'
+import { ConfigError, KeysetNotFound } from '../errors.js'
+import type { KeyRecord, Keyset } from '../keys/model.js'
 import { MASTER_KEY_CHECK } from '../keys/keystore.js'
 import type { Signet } from '../runtime.js'
 import { openStorage } from '../storage/open.js'
@@ -75,6 +76,15 @@ export async function withStorage<T>(config: Config, work: (storage: Storage) =>
   } finally {
     await storage.close()
   }
+}
+
+/** A keyset (default: SIGNET_DEFAULT_KEYSET) and its keys, read from the database; 404 if there is none. */
+export async function readKeyset(config: Config, name: string | undefined): Promise<{ keyset: Keyset; keys: KeyRecord[] }> {
+  const wanted = name ?? config.defaultKeyset
+  const snapshot = await withStorage(config, (storage) => storage.snapshot())
+  const keyset = snapshot.keysets.find((k) => k.name === wanted)
+  if (!keyset) throw new KeysetNotFound(`no keyset ${wanted}`)
+  return { keyset, keys: snapshot.keys.filter((key) => key.keyset === wanted) }
 }
 
 /**

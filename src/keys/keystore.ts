@@ -308,7 +308,7 @@ export class Keystore {
       }
     }
 
-    const published = orderForJwks(keys.filter((key) => PUBLISHED_STATES.includes(key.state)))
+    const published = publishedKeys(keys)
     const verifyKeys = new Map<string, { alg: Alg; key: KeyObject }>()
     for (const key of published) {
       verifyKeys.set(key.kid, { alg: key.alg, key: createPublicKey({ key: key.publicJwk as never, format: 'jwk' }) })
@@ -331,8 +331,13 @@ export class Keystore {
   }
 }
 
+/** The keys of one keyset its JWK Set publishes, in the order it lists them. */
+export function publishedKeys(keys: readonly KeyRecord[]): KeyRecord[] {
+  return orderForJwks(keys.filter((key) => PUBLISHED_STATES.includes(key.state)))
+}
+
 /** Active key first, then pending, then retired, newest first within each. */
-export function orderForJwks(keys: KeyRecord[]): KeyRecord[] {
+function orderForJwks(keys: KeyRecord[]): KeyRecord[] {
   const rank = { active: 0, pending: 1, retired: 2, destroyed: 3, revoked: 3 } as const
   return [...keys].sort((a, b) => rank[a.state] - rank[b.state] || b.createdAt - a.createdAt || a.kid.localeCompare(b.kid))
 }

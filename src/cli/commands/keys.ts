@@ -27,15 +27,10 @@ export function registerKeys(program: Command): void {
     .argument('[keyset]', 'keyset name')
     .option('--json', 'print the list as JSON')
     .action(async (name: string | undefined, options: { json?: boolean }) => {
-      const { KeysetNotFound } = await import('../../errors.js')
       const { presentKey } = await import('../../routes/present.js')
-      const { readConfig, withStorage } = await import('../context.js')
-      const config = readConfig()
-      const keyset = name ?? config.defaultKeyset
-      const snapshot = await withStorage(config, (storage) => storage.snapshot())
-      const found = snapshot.keysets.find((k) => k.name === keyset)
-      if (!found) throw new KeysetNotFound(`no keyset ${keyset}`)
-      const list = snapshot.keys.filter((key) => key.keyset === keyset).map((key) => presentKey(key, found.x5c))
+      const { readConfig, readKeyset } = await import('../context.js')
+      const { keyset, keys } = await readKeyset(readConfig(), name)
+      const list = keys.map((key) => presentKey(key, keyset.x5c))
       if (options.json) printJson({ keys: list })
       else printKeys(list)
     })
