@@ -198,6 +198,9 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
   }
   const str = (name: Variable): string | null => (values[name] === undefined ? null : String(values[name]))
   const int = (name: Variable): number | null => (values[name] === undefined ? null : Number(values[name]))
+  // Variables with a default in the schema: env-schema has filled them in.
+  const text = (name: Variable): string => String(values[name])
+  const num = (name: Variable): number => Number(values[name])
 
   const certFile = str('SIGNET_TLS_CERT_FILE')
   const keyFile = str('SIGNET_TLS_KEY_FILE')
@@ -210,13 +213,13 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
   }
 
   const pkcs11Module = str('SIGNET_PKCS11_MODULE')
-  const port = int('SIGNET_PORT') ?? 8080
+  const port = num('SIGNET_PORT')
   const publicPort = int('SIGNET_PUBLIC_PORT')
   if (publicPort !== null && publicPort !== 0 && publicPort === port) {
     throw new ConfigError('SIGNET_PUBLIC_PORT must differ from SIGNET_PORT')
   }
-  const headersTimeoutMs = int('SIGNET_HEADERS_TIMEOUT_MS') ?? 10_000
-  const requestTimeoutMs = int('SIGNET_REQUEST_TIMEOUT_MS') ?? 30_000
+  const headersTimeoutMs = num('SIGNET_HEADERS_TIMEOUT_MS')
+  const requestTimeoutMs = num('SIGNET_REQUEST_TIMEOUT_MS')
   if (headersTimeoutMs > requestTimeoutMs) {
     throw new ConfigError('SIGNET_HEADERS_TIMEOUT_MS must not exceed SIGNET_REQUEST_TIMEOUT_MS')
   }
@@ -225,27 +228,27 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
     masterKey: parseMasterKey('SIGNET_MASTER_KEY', env.SIGNET_MASTER_KEY),
     newMasterKey: parseMasterKey('SIGNET_NEW_MASTER_KEY', env.SIGNET_NEW_MASTER_KEY),
     adminToken: str('SIGNET_ADMIN_TOKEN'),
-    dbPath: str('SIGNET_DB') ?? './data/signet.db',
+    dbPath: text('SIGNET_DB'),
     databaseUrl: str('SIGNET_DATABASE_URL'),
-    host: str('SIGNET_HOST') ?? '127.0.0.1',
+    host: text('SIGNET_HOST'),
     port,
     publicPort,
     publicUrl: str('SIGNET_PUBLIC_URL')?.replace(/\/+$/, '') ?? null,
-    defaultKeyset: str('SIGNET_DEFAULT_KEYSET') ?? 'default',
-    jwksMaxAge: int('SIGNET_JWKS_MAX_AGE') ?? 300,
+    defaultKeyset: text('SIGNET_DEFAULT_KEYSET'),
+    jwksMaxAge: num('SIGNET_JWKS_MAX_AGE'),
     tls: certFile && keyFile ? { certFile, keyFile, clientCaFile } : null,
-    logLevel: str('SIGNET_LOG_LEVEL') ?? 'info',
+    logLevel: text('SIGNET_LOG_LEVEL'),
     pkcs11: pkcs11Module
       ? { module: pkcs11Module, tokenLabel: str('SIGNET_PKCS11_TOKEN_LABEL'), slot: int('SIGNET_PKCS11_SLOT'), pin: str('SIGNET_PKCS11_PIN'), pinFile: pkcs11PinFile }
       : null,
     auditFile: str('SIGNET_AUDIT_FILE'),
-    authFailureLimit: int('SIGNET_AUTH_FAILURE_LIMIT') ?? 300,
-    signRateLimit: int('SIGNET_SIGN_RATE_LIMIT') ?? 0,
-    databasePoolSize: int('SIGNET_DATABASE_POOL_SIZE') ?? 10,
-    databaseTimeoutMs: int('SIGNET_DATABASE_TIMEOUT_MS') ?? 5000,
-    storageOutageGrace: int('SIGNET_STORAGE_OUTAGE_GRACE') ?? 300,
-    maxInFlight: int('SIGNET_MAX_IN_FLIGHT') ?? 512,
-    maxEventLoopDelayMs: int('SIGNET_MAX_EVENT_LOOP_DELAY_MS') ?? 0,
+    authFailureLimit: num('SIGNET_AUTH_FAILURE_LIMIT'),
+    signRateLimit: num('SIGNET_SIGN_RATE_LIMIT'),
+    databasePoolSize: num('SIGNET_DATABASE_POOL_SIZE'),
+    databaseTimeoutMs: num('SIGNET_DATABASE_TIMEOUT_MS'),
+    storageOutageGrace: num('SIGNET_STORAGE_OUTAGE_GRACE'),
+    maxInFlight: num('SIGNET_MAX_IN_FLIGHT'),
+    maxEventLoopDelayMs: num('SIGNET_MAX_EVENT_LOOP_DELAY_MS'),
     headersTimeoutMs,
     requestTimeoutMs,
   }
