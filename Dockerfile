@@ -5,7 +5,7 @@
 
 # --- build: TypeScript and the native modules (better-sqlite3, pkcs11js) -------------------
 # The full Node image has python3, make and g++ for node-gyp when no prebuilt binary fits.
-FROM node:20-bookworm AS build
+FROM node:24-bookworm AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci
@@ -13,8 +13,8 @@ COPY tsconfig.json ./
 COPY src ./src
 RUN npm run build && npm prune --omit=dev
 
-# --- runtime base: slim Node 20, production dependencies and compiled code, non-root -------
-FROM node:20-bookworm-slim AS base
+# --- runtime base: slim Node 24, production dependencies and compiled code, non-root -------
+FROM node:24-bookworm-slim AS base
 ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=build /app/package.json ./package.json

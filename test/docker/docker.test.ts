@@ -75,10 +75,10 @@ afterAll(async () => {
 })
 
 describe('Dockerfile', () => {
-  it('builds in a Node 20 stage and runs on a slim Node 20 image, Signet being the default (last) stage', () => {
+  it('builds in a Node 24 stage and runs on a slim Node 24 image, Signet being the default (last) stage', () => {
     expect(all.length).toBeGreaterThanOrEqual(2)
     const build = all[0]!
-    expect(build.from).toMatch(/^node:20(-|$)/)
+    expect(build.from).toMatch(/^node:24(-|$)/)
     expect(build.from).not.toMatch(/slim|alpine/) // has the compilers for native modules
     const runs = find(build, 'RUN').map((i) => i.args).join('\n')
     expect(runs).toMatch(/npm ci/)
@@ -86,7 +86,7 @@ describe('Dockerfile', () => {
     expect(runs).toMatch(/npm prune --omit=dev/)
     expect(final.name).toBe('signet')
     const base = all.find((stage) => stage.name === final.from) ?? final
-    expect(base.from).toMatch(/^node:20-[\w-]*slim$/)
+    expect(base.from).toMatch(/^node:24-[\w-]*slim$/)
     // The runtime copies the compiled code and the built node_modules from the build stage.
     const copies = inherited(final, 'COPY').map((i) => i.args)
     expect(copies).toContain(`--from=${build.name} /app/node_modules ./node_modules`)
