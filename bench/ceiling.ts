@@ -2,13 +2,16 @@
  * The ceiling server: a fastify instance built like Signet (createBaseApp: same
  * logger, body limit, strict schema validation, JSON parser, request logs) with one
  * POST route that validates a /v1/sign body and answers a JSON object of the same
- * size as a signed answer, without signing. Prints its URL on the first line.
+ * size as a signed answer, without signing; and one GET route that answers as many
+ * bytes as the JWK Set. Both log one line per request, as Signet does. Prints its
+ * URL on the first line.
  */
 import { createLogger } from '../src/logger.js'
 import { createBaseApp } from '../src/app.js'
 import { signBody, signedToken } from '../src/schemas/index.js'
 
 const tokenLength = Number(process.argv[2] ?? 300)
+const jwksBytes = Number(process.argv[3] ?? 500)
 const app = createBaseApp(createLogger('info'))
 const token = 'x'.repeat(tokenLength)
 app.post('/v1/sign', { schema: { body: signBody, response: { 200: signedToken } } }, async () => ({
@@ -20,6 +23,8 @@ app.post('/v1/sign', { schema: { body: signBody, response: { 200: signedToken } 
   exp: 1_700_000_600,
   jti: 'j'.repeat(22),
 }))
+const jwks = Buffer.from(JSON.stringify({ keys: [{ pad: 'x'.repeat(Math.max(0, jwksBytes - 22)) }] }))
+app.get('/jwks', async (_request, reply) => reply.type('application/jwk-set+json').send(jwks))
 await app.listen({ host: '127.0.0.1', port: 0 })
 const address = app.server.address() as { port: number }
 process.stderr.write(`ceiling listening http://127.0.0.1:${address.port}\n`)

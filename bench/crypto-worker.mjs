@@ -1,7 +1,8 @@
 // One worker of the crypto-limit measurement: signs the same input in a loop for a
 // fixed time with node:crypto, as Signet does, and reports how many signatures it
-// made and in how long. It prepares its key first and waits for the word to start,
-// so key parsing and thread start-up are not counted as signing time.
+// made, in how long and with how much CPU time of its own thread (the CPU of the
+// signature alone). It prepares its key first and waits for the word to start, so
+// key parsing and thread start-up are not counted as signing time.
 import { constants, createPrivateKey, sign } from 'node:crypto'
 import { parentPort, workerData } from 'node:worker_threads'
 
@@ -12,6 +13,7 @@ const options = { key, dsaEncoding: 'ieee-p1363', ...(pss ? { padding: constants
 sign(hash, data, options)
 
 parentPort.once('message', () => {
+  const cpuBefore = process.threadCpuUsage()
   const started = performance.now()
   const end = started + durationMs
   let count = 0
@@ -19,6 +21,8 @@ parentPort.once('message', () => {
     for (let i = 0; i < 20; i++) sign(hash, data, options)
     count += 20
   }
-  parentPort.postMessage({ count, elapsedMs: performance.now() - started })
+  const elapsedMs = performance.now() - started
+  const cpu = process.threadCpuUsage(cpuBefore)
+  parentPort.postMessage({ count, elapsedMs, cpuUs: cpu.user + cpu.system })
 })
 parentPort.postMessage('ready')

@@ -29,6 +29,8 @@ const ROUND_SECONDS = Number(process.env.BENCH_SECONDS ?? 1.5)
 /** The latency rows: one evenly paced run this long. */
 const SECONDS = ROUNDS * ROUND_SECONDS
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16)
+/** The latency rows' rate: half the measured maximum, at most this. */
+const MAX_PACED_RATE = 2000
 /** The jsonwebtoken rows: one thread signing this long. */
 const STATUS_QUO_SECONDS = 3
 
@@ -104,19 +106,25 @@ type Watched<T> = Awaited<ReturnType<typeof watchProcess<T>>>
  */
 function loadSample(results: autocannon.Result[], watched: Watched<unknown>[], tokensPerRequest: number | null): Sample {
   const requestsPerSecond = results.reduce((sum, result) => sum + result.requests.total / result.duration, 0)
+  const tokensPerSecond = tokensPerRequest === null ? null : requestsPerSecond * tokensPerRequest
   return {
     requestsPerSecond,
-    tokensPerSecond: tokensPerRequest === null ? null : requestsPerSecond * tokensPerRequest,
+    tokensPerSecond,
     p50Ms: Math.max(...results.map((result) => result.latency.p50)),
     p99Ms: Math.max(...results.map((result) => result.latency.p99)),
-    ...serverColumns(watched),
+    ...serverColumns(watched, tokensPerSecond),
     errors: results.reduce((sum, result) => sum + result.errors + result.non2xx + result.timeouts, 0),
   }
 }
 
-/** The servers' memory and CPU (added up), and the load generator's CPU, while they were watched. */
-function serverColumns(watched: Watched<unknown>[]): Pick<Sample, 'serverRssMb' | 'serverCpuPercent' | 'serverEventLoopCpuPercent' | 'loadGeneratorCpuPercent'> {
+/**
+ * The servers' memory (the largest process) and CPU (added up), the load
+ * generator's CPU while they were watched, and the servers' CPU per token.
+ */
+function serverColumns(watched: Watched<unknown>[], tokensPerSecond: number | null): Pick<Sample, 'serverRssMb' | 'serverCpuPercent' | 'serverEventLoopCpuPercent' | 'loadGeneratorCpuPercent' | 'cpuUsPerToken'> {
+  const cpuPercent = watched.reduce((sum, w) => sum + w.cpuPercent, 0)
   return {
+    cpuUsPerToken: tokensPerSecond ? ((cpuPercent / 100) * 1e6) / tokensPerSecond : null,
     serverRssMb: Math.round(Math.max(...watched.map((w) => w.peakRssMb))),
     serverCpuPercent: Math.round(watched.reduce((sum, w) => sum + w.cpuPercent, 0)),
     serverEventLoopCpuPercent: Math.round(watched.reduce((sum, w) => sum + w.mainThreadCpuPercent, 0)),
@@ -124,9 +132,9 @@ function serverColumns(watched: Watched<unknown>[]): Pick<Sample, 'serverRssMb' 
   }
 }
 
-/** A row that signs without HTTP: only signatures per second. */
-function signaturesSample(perSecond: number): Sample {
-  return { requestsPerSecond: 0, tokensPerSecond: perSecond, p50Ms: null, p99Ms: null, serverRssMb: null, serverCpuPercent: null, serverEventLoopCpuPercent: null, loadGeneratorCpuPercent: null, errors: 0 }
+/** A row that signs without HTTP: signatures per second, and the CPU of one signature when known. */
+function signaturesSample(perSecond: number, cpuUsPerToken: number | null = null): Sample {
+  return { requestsPerSecond: 0, tokensPerSecond: perSecond, p50Ms: null, p99Ms: null, serverRssMb: null, serverCpuPercent: null, serverEventLoopCpuPercent: null, loadGeneratorCpuPercent: null, cpuUsPerToken, errors: 0 }
 }
 
 /**
@@ -154,7 +162,10 @@ function cryptoProbe(alg: Alg, signingInput: string): Probe {
   return {
     name: `crypto limit ${alg}`,
     what: `node:crypto signing on ${availableParallelism()} threads, no HTTP`,
-    sample: async (seconds) => signaturesSample(await cryptoLimit(alg, signingInput, seconds * 1000)),
+    sample: async (seconds) => {
+      const { perSecond, cpuUsPerSignature } = await cryptoLimit(alg, signingInput, seconds * 1000)
+      return signaturesSample(perSecond, cpuUsPerSignature)
+    },
   }
 }
 
@@ -166,7 +177,7 @@ function pacedProbe(name: string, what: string, pid: number, options: LoadOption
     sample: async (seconds) => {
       const watched = await watchProcess(pid, () => paced({ ...requestShape(options), url: options.url, rate, seconds, connections: CONNECTIONS }))
       const { requestsPerSecond, p50Ms, p99Ms, errors } = watched.result
-      return { requestsPerSecond, tokensPerSecond: requestsPerSecond, p50Ms, p99Ms, ...serverColumns([watched]), errors }
+      return { requestsPerSecond, tokensPerSecond: requestsPerSecond, p50Ms, p99Ms, ...serverColumns([watched], requestsPerSecond), errors }
     },
   }
 }
@@ -281,6 +292,30 @@ async function postgresRows(masterKey: string, adminToken: string, bodyFor: (key
   }
 }
 
+/**
+ * ES256 signing by `signet serve` with SIGNET_WORKERS=auto (its own database) beside
+ * the main server (one process), side by side. Null on a machine with one core.
+ */
+async function workerRows(masterKey: string, adminToken: string, bodyFor: (keyset: string) => string, single: Probe): Promise<{ count: number; one: Measured; auto: Measured } | null> {
+  const count = availableParallelism()
+  if (count < 2) {
+    process.stderr.write('  one core: workers rows skipped\n')
+    return null
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'signet-bench-workers-'))
+  try {
+    const pool = await startSignet({ SIGNET_MASTER_KEY: masterKey, SIGNET_DB: join(dir, 'signet.db'), SIGNET_WORKERS: 'auto' }, adminToken, [])
+    const [one, auto] = await measure(
+      { ...single, name: 'POST /v1/sign ES256, workers=1', what: 'one serving process (the main server)' },
+      httpProbe(`POST /v1/sign ES256, workers=auto (${count})`, `SIGNET_WORKERS=auto: ${count} serving processes on one listener, one SQLite file`, [{ pid: pool.child.pid!, url: pool.url }], '/v1/sign', { method: 'POST', body: bodyFor('default'), headers: { authorization: `Bearer ${pool.token}` } }, 1),
+    )
+    await stop(pool.child)
+    return { count, one: one!, auto: auto! }
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
 /** Seconds from spawning `signet serve` to /readyz 200 on a database with 100 keysets of 3 keys each. */
 async function startupTime(masterKey: string): Promise<{ ms: number; keys: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'signet-bench-start-'))
@@ -333,7 +368,9 @@ async function main(): Promise<void> {
     return signed.token.split('.').slice(0, 2).join('.') as string
   }
 
-  const ceiling = await spawnServer(['--import', 'tsx', 'bench/ceiling.ts', String(sample.token.length)], { PATH: process.env.PATH }, /ceiling listening (\S+)/, 'stderr')
+  const jwksBytes = (await (await fetch(`${signet.url}/.well-known/jwks.json`)).arrayBuffer()).byteLength
+  const ceiling = await spawnServer(['--import', 'tsx', 'bench/ceiling.ts', String(sample.token.length), String(jwksBytes)], { PATH: process.env.PATH }, /ceiling listening (\S+)/, 'stderr')
+  const ceilingServer: Server = { pid: ceiling.child.pid!, url: ceiling.url }
   // The bare signer gets the thread pool Signet gets from bin/signet.cjs: one thread per core.
   const bareEnv = { PATH: process.env.PATH, UV_THREADPOOL_SIZE: String(Math.max(2, availableParallelism())) }
   const rs256Input = await signingInputFor(keysets.RS256)
@@ -343,25 +380,25 @@ async function main(): Promise<void> {
   const batchBody = JSON.stringify({ items: Array.from({ length: 100 }, () => ({ claims, ttl: 600 })) })
 
   // Each group's rows are measured in alternation: the rows of each target side by side.
-  process.stderr.write(`JWKS against /healthz\n`)
-  const [healthz, jwks] = await measure(
-    httpProbe('GET /healthz', 'Signet, no work: the HTTP ceiling', [server], '/healthz', {}, null),
+  process.stderr.write(`JWKS against the ceiling server's GET\n`)
+  const [ceilingGet, jwks] = await measure(
+    httpProbe('ceiling GET', 'plain fastify GET, one log line per request, answers as many bytes as the JWK Set', [ceilingServer], '/jwks', {}, null),
     httpProbe('GET /.well-known/jwks.json', 'precomputed JWK Set bytes', [server], '/.well-known/jwks.json', {}, null),
   )
   process.stderr.write('ES256 against the ceiling server\n')
   const [ceilingPost, es256] = await measure(
-    httpProbe('ceiling POST', 'fastify like Signet, validates a sign body, answers the same size, no signing', [{ pid: ceiling.child.pid!, url: ceiling.url }], '/v1/sign', { method: 'POST', body: bodyFor('default') }, null),
+    httpProbe('ceiling POST', 'plain fastify POST, one log line per request, validates a sign body, answers the same size, no signing', [ceilingServer], '/v1/sign', { method: 'POST', body: bodyFor('default') }, null),
     signProbe('ES256'),
   )
   await stop(ceiling.child)
-  process.stderr.write('RS256 against the bare signer and the crypto limit\n')
+  process.stderr.write('RS256 against the bare signer and the signature alone\n')
   const [bareRs256, rs256, limitRs256] = await measure(
     httpProbe('bare signer RS256', 'node:http + crypto.sign on the thread pool, nothing else: the most HTTP signing reaches here', [{ pid: bare.child.pid!, url: bare.url }], '', { method: 'POST', body: bodyFor(keysets.RS256) }, 1),
     signProbe('RS256'),
     cryptoProbe('RS256', rs256Input),
   )
   await stop(bare.child)
-  process.stderr.write('batch against the crypto limit\n')
+  process.stderr.write('batch against the signature alone\n')
   const [batch, limitEs256] = await measure(
     httpProbe('POST /v1/sign/batch ES256', '100 tokens per request', [server], '/v1/sign/batch', { method: 'POST', body: batchBody, headers: client }, 100),
     cryptoProbe('ES256', await signingInputFor(keysets.ES256)),
@@ -370,12 +407,15 @@ async function main(): Promise<void> {
   await measure(signProbe('PS256'), cryptoProbe('PS256', await signingInputFor(keysets.PS256)))
   await measure(signProbe('EdDSA'), cryptoProbe('EdDSA', await signingInputFor(keysets.EdDSA)))
 
-  process.stderr.write('latency at half the measured maximum\n')
+  process.stderr.write('latency at half the measured maximum (at most 2,000 requests/s)\n')
   const halfRate: Record<string, Row> = {}
   for (const [alg, max] of [['ES256', es256!.row], ['RS256', rs256!.row]] as const) {
-    const rate = Math.max(1, Math.floor(max.requestsPerSecond / 2))
+    const rate = Math.max(1, Math.min(MAX_PACED_RATE, Math.floor(max.requestsPerSecond / 2)))
     halfRate[alg] = await measureOnce(pacedProbe(`POST /v1/sign ${alg} at ${rate} req/s`, 'half the maximum rate, evenly spread: latency', server.pid, { url: `${signet.url}/v1/sign`, method: 'POST', body: bodyFor(keysets[alg]), headers: client }, rate), SECONDS)
   }
+
+  process.stderr.write('workers=auto against workers=1\n')
+  const workers = await workerRows(masterKey, adminToken, bodyFor, signProbe('ES256'))
   await stop(signet.child)
 
   process.stderr.write('PKCS#11 (SoftHSM2) and PostgreSQL replicas\n')
@@ -389,26 +429,36 @@ async function main(): Promise<void> {
   process.stderr.write('start-up\n')
   const startup = await startupTime(masterKey)
 
+  // serverRssMb is the largest process of a server (bench/lib/process-stats.ts): per serving process.
   const peakRss = Math.max(...rows.map((r) => r.serverRssMb ?? 0))
   const tokens = (sample: Sample) => sample.tokensPerSecond
   const requests = (sample: Sample) => sample.requestsPerSecond
   // Ratios of rows measured side by side: the median of the per-round ratios.
-  const ratio = (measure: string, numerator: Measured, denominator: Measured, pick: (sample: Sample) => number | null, wanted: number | null) => {
+  const cpuPerToken = (sample: Sample) => sample.cpuUsPerToken
+  const ratio = (measure: string, numerator: Measured, denominator: Measured, pick: (sample: Sample) => number | null, wanted: { atLeast: number } | { atMost: number } | null) => {
     const { value, rounds } = pairedRatio(numerator.samples, denominator.samples, pick)
-    return { measure, value, rounds, target: wanted === null ? '' : `>= ${wanted.toFixed(2)}`, pass: wanted === null || value >= wanted }
+    if (wanted === null) return { measure, value, rounds, target: '', pass: true }
+    if ('atLeast' in wanted) return { measure, value, rounds, target: `>= ${wanted.atLeast.toFixed(2)}`, pass: value >= wanted.atLeast }
+    return { measure, value, rounds, target: `<= ${wanted.atMost.toFixed(2)}`, pass: value <= wanted.atMost }
   }
   const single = (measure: string, value: number, target: string, pass: boolean) => ({ measure, value, rounds: null, target, pass })
   const targets = [
-    ratio('RS256 /v1/sign tokens/s ÷ RS256 crypto limit on all cores', rs256!, limitRs256!, tokens, 0.85),
-    ratio('ES256 /v1/sign req/s ÷ ceiling server POST req/s', es256!, ceilingPost!, requests, 0.5),
-    ratio('ES256 /v1/sign/batch tokens/s ÷ ES256 crypto limit on all cores', batch!, limitEs256!, tokens, 0.6),
-    ratio('JWKS req/s ÷ /healthz req/s', jwks!, healthz!, requests, 0.85),
-    single('ES256 p99 at half the maximum rate (ms)', halfRate.ES256!.p99Ms!, '< 5', halfRate.ES256!.p99Ms! < 5),
-    single('RS256 p99 at half the maximum rate (ms)', halfRate.RS256!.p99Ms!, '< 15', halfRate.RS256!.p99Ms! < 15),
-    single('server RSS under load (MB)', peakRss, '< 200', peakRss < 200),
+    ratio('RS256 /v1/sign tokens/s ÷ bare signer RS256 tokens/s', rs256!, bareRs256!, tokens, { atLeast: 0.9 }),
+    ratio('RS256 /v1/sign server CPU per token ÷ CPU of one RS256 signature alone', rs256!, limitRs256!, cpuPerToken, { atMost: 1.2 }),
+    ratio('ES256 /v1/sign req/s ÷ ceiling POST req/s (plain fastify, logs, no signing)', es256!, ceilingPost!, requests, { atLeast: 0.55 }),
+    ratio('ES256 /v1/sign/batch server CPU per token ÷ CPU of one ES256 signature alone', batch!, limitEs256!, cpuPerToken, { atMost: 1.15 }),
+    ratio('JWKS req/s ÷ ceiling GET req/s (plain fastify, logs)', jwks!, ceilingGet!, requests, { atLeast: 0.8 }),
+    single(`ES256 p99 paced at ${halfRate.ES256!.requestsPerSecond.toFixed(0)} req/s (ms)`, halfRate.ES256!.p99Ms!, '< 5', halfRate.ES256!.p99Ms! < 5),
+    single(`RS256 p99 paced at ${halfRate.RS256!.requestsPerSecond.toFixed(0)} req/s (ms)`, halfRate.RS256!.p99Ms!, '< 15', halfRate.RS256!.p99Ms! < 15),
+    single('RSS per serving process under load (MB)', peakRss, '< 200', peakRss < 200),
+    ...(workers ? [
+      ratio(`workers=auto (${workers.count}) ES256 /v1/sign server CPU per token ÷ workers=1`, workers.auto, workers.one, cpuPerToken, { atMost: 1.1 }),
+      ratio(`workers=auto (${workers.count}) ES256 /v1/sign req/s ÷ workers=1 (information: on 2 cores the load generator takes its share)`, workers.auto, workers.one, requests, null),
+    ] : []),
     single(`start to /readyz 200 with 100 keysets, ${startup.keys} keys (ms)`, startup.ms, '< 1000', startup.ms < 1000),
-    ratio('bare signer RS256 tokens/s ÷ RS256 crypto limit: the most HTTP signing reaches here (information)', bareRs256!, limitRs256!, tokens, null),
-    ratio('RS256 /v1/sign tokens/s ÷ bare signer RS256 tokens/s (information)', rs256!, bareRs256!, tokens, null),
+    ratio('bare signer RS256 tokens/s ÷ RS256 crypto limit on all cores: the most HTTP signing reaches here (information)', bareRs256!, limitRs256!, tokens, null),
+    ratio('RS256 /v1/sign tokens/s ÷ RS256 crypto limit on all cores (information)', rs256!, limitRs256!, tokens, null),
+    ratio('ES256 /v1/sign/batch tokens/s ÷ ES256 crypto limit on all cores (information)', batch!, limitEs256!, tokens, null),
     single('ES256 /v1/sign tokens/s ÷ jsonwebtoken.sign ES256 on one thread (information)', es256!.row.tokensPerSecond! / jwtEs, '', true),
     single('RS256 /v1/sign tokens/s ÷ jsonwebtoken.sign RS256 on one thread (information)', rs256!.row.tokensPerSecond! / jwtRs, '', true),
   ]

@@ -1,10 +1,14 @@
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 
-/** CPU time (ms) and resident memory (bytes) of a process, read from /proc. */
+/**
+ * CPU time (ms) and resident memory (bytes) of a server, read from /proc: the
+ * process and every process under it (the workers of SIGNET_WORKERS), added up.
+ */
 export interface ProcessSample {
   cpuMs: number
-  /** CPU time (ms) of the main thread alone. */
+  /** CPU time (ms) of the main threads alone (each process's event loop). */
   mainThreadCpuMs: number
+  /** The largest resident set of one process of the tree. */
   rssBytes: number
   at: number
 }
@@ -19,7 +23,24 @@ function cpuMsOf(statPath: string): number {
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS_PER_SECOND
 }
 
-export function sampleProcess(pid: number): ProcessSample | null {
+/** `pid` and its descendants, from /proc/PID/task/TID/children. */
+function processTree(pid: number): number[] {
+  const tree = [pid]
+  for (let i = 0; i < tree.length; i++) {
+    const id = tree[i]!
+    try {
+      for (const task of readdirSync(`/proc/${id}/task`)) {
+        const children = readFileSync(`/proc/${id}/task/${task}/children`, 'utf8').trim()
+        if (children) tree.push(...children.split(' ').map(Number))
+      }
+    } catch {
+      // The process ended meanwhile.
+    }
+  }
+  return tree
+}
+
+function sampleOne(pid: number): Omit<ProcessSample, 'at'> | null {
   try {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8')
     const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0)
@@ -28,10 +49,21 @@ export function sampleProcess(pid: number): ProcessSample | null {
       // A process's main thread has the process's id: in Node, the event loop.
       mainThreadCpuMs: cpuMsOf(`/proc/${pid}/task/${pid}/stat`),
       rssBytes: rssKb * 1024,
-      at: Date.now(),
     }
   } catch {
     return null
+  }
+}
+
+export function sampleProcess(pid: number): ProcessSample | null {
+  const root = sampleOne(pid)
+  if (!root) return null
+  const all = [root, ...processTree(pid).slice(1).map(sampleOne).filter((one) => one !== null)]
+  return {
+    cpuMs: all.reduce((sum, one) => sum + one.cpuMs, 0),
+    mainThreadCpuMs: all.reduce((sum, one) => sum + one.mainThreadCpuMs, 0),
+    rssBytes: Math.max(...all.map((one) => one.rssBytes)),
+    at: Date.now(),
   }
 }
 

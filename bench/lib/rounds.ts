@@ -18,6 +18,12 @@ export interface Sample {
   serverEventLoopCpuPercent: number | null
   /** CPU of the bench process meanwhile: autocannon, the load generator, shares the machine's cores. */
   loadGeneratorCpuPercent: number | null
+  /**
+   * The server's CPU time (all its processes and threads, from /proc) per token it
+   * signed, in µs; for a crypto-limit row, the CPU time of one signature alone. It
+   * does not depend on how much of the machine the load generator takes.
+   */
+  cpuUsPerToken: number | null
   errors: number
 }
 
@@ -66,6 +72,7 @@ export function summarise(probe: Probe, samples: Sample[]): Row {
     serverCpuPercent: over(samples, 'serverCpuPercent', (values) => Math.round(mean(values))),
     serverEventLoopCpuPercent: over(samples, 'serverEventLoopCpuPercent', (values) => Math.round(mean(values))),
     loadGeneratorCpuPercent: over(samples, 'loadGeneratorCpuPercent', (values) => Math.round(mean(values))),
+    cpuUsPerToken: over(samples, 'cpuUsPerToken', median),
     errors: samples.reduce((sum, sample) => sum + sample.errors, 0),
   }
 }
