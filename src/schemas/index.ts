@@ -250,7 +250,8 @@ const policyList = (field: keyof typeof POLICY_LIMITS, description: string) => (
 /** The client fields PATCH may change, as create takes them. */
 const clientPolicyProperties = {
   // Keyset names and their count are checked in auth/clients.ts, whose message says both.
-  keysets: { anyOf: [{ type: 'string', const: '*' }, { type: 'array', items: { type: 'string' } }] },
+  // The list comes first so that a wrong type is answered "must be array".
+  keysets: { anyOf: [{ type: 'array', items: { type: 'string' } }, { type: 'string', const: '*' }] },
   scopes: { type: 'array', items: { type: 'string', enum: [...SCOPES] } },
   audiences: policyList('audiences', 'allowed aud values; with them every token needs an aud'),
   maxTtl: nullable({ type: 'integer' }),
@@ -269,11 +270,13 @@ export const createClientBody = {
   additionalProperties: false,
 } as const
 
-/** PATCH /v1/admin/clients/{id}: the fields to change; null clears an optional one. */
+/**
+ * PATCH /v1/admin/clients/{id}: the fields to change (at least one, checked by
+ * ClientService.update with a message naming them); null clears an optional one.
+ */
 export const patchClientBody = {
   type: 'object',
   properties: clientPolicyProperties,
-  minProperties: 1,
   additionalProperties: false,
 } as const
 
