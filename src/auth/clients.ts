@@ -5,8 +5,9 @@ import { KEYSET_NAME } from '../config.js'
 import { ClientNotFound, Conflict, InvalidRequest } from '../errors.js'
 import { SCOPES, type Client, type Scope } from '../keys/model.js'
 import { MAX_SECONDS } from '../keys/policy.js'
-import type { Storage } from '../storage/types.js'
+import type { Storage, Tx } from '../storage/types.js'
 import { normaliseSubject } from '../tls/subject.js'
+import { POLICY_LIMITS } from './claim-policy.js'
 import { generateToken, hashToken } from './tokens.js'
 
 export interface ClientInput {
@@ -17,13 +18,42 @@ export interface ClientInput {
   maxTtl?: unknown
   /** Subject of the client certificate the client must present (mutual TLS). */
   certificateSubject?: unknown
+  subjects?: unknown
+  requiredClaims?: unknown
 }
+
+/** What PATCH /v1/admin/clients/{id} and `signet clients update` may change; null clears an optional field. */
+export const PATCHABLE_FIELDS = ['keysets', 'scopes', 'audiences', 'maxTtl', 'subjects', 'requiredClaims'] as const
+export type ClientPatch = Pick<ClientInput, (typeof PATCHABLE_FIELDS)[number]>
+
+/** The stored fields of a client that input sets. */
+export type ClientFields = Pick<Client, 'name' | 'keysets' | 'scopes' | 'audiences' | 'maxTtl' | 'certificateSubject'> & {
+  subjects: string[] | null
+  requiredClaims: string[] | null
+}
+
+/**
+ * A check a caller adds to a change, run inside its transaction before anything
+ * is written: the admin route passes the principal's keyset limits (admin-access.ts).
+ * `before` is null for a new client, `after` for a revocation.
+ */
+export type ClientGuard = (before: Client | null, after: ClientFields | null) => void
 
 const stringList = (value: unknown): value is string[] => Array.isArray(value) && value.every((item) => typeof item === 'string')
 
+/** An optional list of 1 to `items` strings of 1 to `length` characters each, or null. */
+function optionalList(field: 'audiences' | 'subjects' | 'requiredClaims', value: unknown, what: string): string[] | null {
+  if (value === undefined || value === null) return null
+  const { items, length } = POLICY_LIMITS[field]
+  if (!stringList(value) || value.length === 0 || value.length > items || value.some((item) => item.length === 0 || item.length > length)) {
+    throw new InvalidRequest(`${field} must be a list of 1 to ${items} ${what} of 1 to ${length} characters, or null for none`)
+  }
+  return [...new Set(value)]
+}
+
 /** Checks client input (API and CLI alike) and returns the fields to store. */
-export function checkClientInput(input: ClientInput): Pick<Client, 'name' | 'keysets' | 'scopes' | 'audiences' | 'maxTtl' | 'certificateSubject'> {
-  const { name, keysets, scopes, audiences, maxTtl, certificateSubject } = input
+export function checkClientInput(input: ClientInput): ClientFields {
+  const { name, keysets, scopes, maxTtl, certificateSubject } = input
   if (typeof name !== 'string' || name.trim().length === 0 || name.length > 128) {
     throw new InvalidRequest('name must be a non-empty string of at most 128 characters')
   }
@@ -38,11 +68,9 @@ export function checkClientInput(input: ClientInput): Pick<Client, 'name' | 'key
   if (!stringList(scopes) || scopes.length === 0 || !scopes.every((s) => (SCOPES as readonly string[]).includes(s))) {
     throw new InvalidRequest(`scopes must be a non-empty list of ${SCOPES.join(', ')}`)
   }
-  if (audiences !== undefined && audiences !== null) {
-    if (!stringList(audiences) || audiences.length === 0 || audiences.length > 100 || audiences.some((a) => a.length === 0 || a.length > 2048)) {
-      throw new InvalidRequest('audiences must be a list of 1 to 100 non-empty strings')
-    }
-  }
+  const audiences = optionalList('audiences', input.audiences, 'strings')
+  const subjects = optionalList('subjects', input.subjects, 'patterns')
+  const requiredClaims = optionalList('requiredClaims', input.requiredClaims, 'claim names')
   if (maxTtl !== undefined && maxTtl !== null && (typeof maxTtl !== 'number' || !Number.isSafeInteger(maxTtl) || maxTtl < 1 || maxTtl > MAX_SECONDS)) {
     throw new InvalidRequest(`maxTtl must be a whole number of seconds from 1 to ${MAX_SECONDS}`)
   }
@@ -59,8 +87,10 @@ export function checkClientInput(input: ClientInput): Pick<Client, 'name' | 'key
     name: name.trim(),
     keysets: allowed,
     scopes: [...new Set(scopes)] as Scope[],
-    audiences: (audiences as string[] | null | undefined) ?? null,
+    audiences,
     maxTtl: (maxTtl as number | null | undefined) ?? null,
+    subjects,
+    requiredClaims,
     // Absent when not bound (see clientFromRow).
     ...(subject === null ? {} : { certificateSubject: subject }),
   }
@@ -88,13 +118,14 @@ export class ClientService {
   }
 
   /** Creates a client; its token is returned here once and never again. */
-  async create(input: ClientInput, actor: string): Promise<{ client: Client; token: string }> {
+  async create(input: ClientInput, actor: string, guard?: ClientGuard): Promise<{ client: Client; token: string }> {
     const fields = checkClientInput(input)
+    guard?.(null, fields)
     const token = generateToken()
     const client: Client = { id: randomUUID(), ...fields, tokenHash: hashToken(token), createdAt: this.#clock.now(), revokedAt: null }
     await auditedTransaction(this.#storage, this.#auditSink, () => this.#clock.now(), async (tx, audit) => {
       await tx.insertClient(client)
-      await audit({ actor, action: 'client.create', target: client.id, details: { name: client.name, keysets: client.keysets, scopes: client.scopes, audiences: client.audiences, maxTtl: client.maxTtl, ...(client.certificateSubject ? { certificateSubject: client.certificateSubject } : {}) } })
+      await audit({ actor, action: 'client.create', target: client.id, details: { name: client.name, ...policyOf(client), ...(client.certificateSubject ? { certificateSubject: client.certificateSubject } : {}) } })
     })
     await this.#onCommit()
     return { client, token }
@@ -104,12 +135,40 @@ export class ClientService {
     return this.#storage.transaction((tx) => tx.listClients())
   }
 
-  /** Revokes a client: its token stops working as soon as the change is seen. */
-  async revoke(id: string, actor: string): Promise<Client> {
+  /**
+   * Changes a client's policy (PATCHABLE_FIELDS; null clears an optional one),
+   * checked like a new client's. The running service and other replicas pick it
+   * up as they pick up a revocation: with the next reload of the client map.
+   * The audit event holds each changed field before and after.
+   */
+  async update(id: string, patch: ClientPatch, actor: string, guard?: ClientGuard): Promise<Client> {
+    const given = Object.keys(patch)
+    const unknown = given.find((field) => !(PATCHABLE_FIELDS as readonly string[]).includes(field))
+    if (unknown !== undefined) throw new InvalidRequest(`only ${PATCHABLE_FIELDS.join(', ')} can be changed, not ${JSON.stringify(unknown.slice(0, 32))}`)
+    if (given.length === 0) throw new InvalidRequest(`nothing to change: give at least one of ${PATCHABLE_FIELDS.join(', ')}`)
     const client = await auditedTransaction(this.#storage, this.#auditSink, () => this.#clock.now(), async (tx, audit) => {
-      const current = await tx.getClient(id)
-      if (!current) throw new ClientNotFound(`no client ${id}`)
-      if (current.revokedAt !== null) throw new Conflict(`client ${id} is already revoked`)
+      const current = await liveClient(tx, id)
+      const fields = checkClientInput({ ...current, ...patch })
+      guard?.(current, fields)
+      const next: Client = { ...current, ...fields }
+      await tx.updateClient(next)
+      const before = policyOf(current)
+      const after = policyOf(next)
+      const changes = Object.fromEntries(Object.keys(after)
+        .filter((field) => JSON.stringify(before[field as keyof typeof before]) !== JSON.stringify(after[field as keyof typeof after]))
+        .map((field) => [field, { before: before[field as keyof typeof before], after: after[field as keyof typeof after] }]))
+      await audit({ actor, action: 'client.update', target: id, details: { name: current.name, changes } })
+      return next
+    })
+    await this.#onCommit()
+    return client
+  }
+
+  /** Revokes a client: its token stops working as soon as the change is seen. */
+  async revoke(id: string, actor: string, guard?: ClientGuard): Promise<Client> {
+    const client = await auditedTransaction(this.#storage, this.#auditSink, () => this.#clock.now(), async (tx, audit) => {
+      const current = await liveClient(tx, id)
+      guard?.(current, null)
       const revoked = { ...current, revokedAt: this.#clock.now() }
       await tx.updateClient(revoked)
       await audit({ actor, action: 'client.revoke', target: id, details: { name: current.name } })
@@ -117,5 +176,25 @@ export class ClientService {
     })
     await this.#onCommit()
     return client
+  }
+}
+
+/** A client that exists and is not revoked: else 404, or 409 (a revoked client stays revoked). */
+async function liveClient(tx: Tx, id: string): Promise<Client> {
+  const current = await tx.getClient(id)
+  if (!current) throw new ClientNotFound(`no client ${id}`)
+  if (current.revokedAt !== null) throw new Conflict(`client ${id} is already revoked`)
+  return current
+}
+
+/** A client's policy as the audit log records it: no token hash, nothing secret. */
+function policyOf(client: Client) {
+  return {
+    keysets: client.keysets,
+    scopes: client.scopes,
+    audiences: client.audiences,
+    maxTtl: client.maxTtl,
+    subjects: client.subjects ?? null,
+    requiredClaims: client.requiredClaims ?? null,
   }
 }

@@ -30,6 +30,11 @@ export function list(value: string): string[] {
   return items
 }
 
+/** A repeatable option, e.g. `--subject a --subject b`: every value, in order. */
+export function repeatable(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value]
+}
+
 /** Seconds, or the word `default` (the keyset's computed default; the caller maps it to null). */
 export function secondsOrDefault(value: string): number | 'default' {
   return value === 'default' ? 'default' : wholeNumber(0)(value)

@@ -38,7 +38,9 @@ export function toSignetError(error: FastifyError): SignetError {
     const path = first?.instancePath ? first.instancePath : ''
     // A bad item of a batch names its index, wherever the refusal comes from.
     const item = where === 'body' ? /^\/items\/(\d+)(?:\/|$)/.exec(path) : null
-    return new InvalidRequest(`${where}${path} ${first?.message ?? 'is invalid'}`, item ? { index: Number(item[1]) } : undefined)
+    // ajv leaves the unknown member's name out of its message; say which one it was.
+    const extra = first?.keyword === 'additionalProperties' ? `: ${JSON.stringify(String(first.params.additionalProperty).slice(0, 64))}` : ''
+    return new InvalidRequest(`${where}${path} ${first?.message ?? 'is invalid'}${extra}`, item ? { index: Number(item[1]) } : undefined)
   }
   switch (error.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':

@@ -1,4 +1,5 @@
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto'
+import { claimPolicyOf } from '../auth/claim-policy.js'
 import type { Alg } from '../crypto/algorithms.js'
 import type { PublicJwk } from '../crypto/jwk.js'
 import type { SigningKey } from '../crypto/jws.js'
@@ -276,7 +277,11 @@ export class Keystore {
     }
 
     const clients = new Map<string, Client>()
-    for (const client of snapshot.clients) if (client.revokedAt === null) clients.set(client.tokenHash, client)
+    for (const client of snapshot.clients) {
+      if (client.revokedAt !== null) continue
+      clients.set(client.tokenHash, client)
+      claimPolicyOf(client) // compiled here, once per load, not on the sign path
+    }
 
     this.#keysets = next
     this.#fingerprints = fingerprints

@@ -68,6 +68,12 @@ export interface Client {
    * TLS (normalised, e.g. `CN=billing-api,O=Acme`); null or absent: not bound.
    */
   certificateSubject?: string | null
+  /**
+   * Claim policy (docs/clients.md): patterns `sub` must match (`*` = any run of
+   * characters), and claim names every token must carry. Null or absent: none.
+   */
+  subjects?: string[] | null
+  requiredClaims?: string[] | null
   /** SHA-256 of the bearer token, hex. The token itself is never stored. */
   tokenHash: string
   createdAt: number

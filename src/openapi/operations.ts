@@ -42,8 +42,9 @@ export const OPERATIONS: Record<string, OperationText> = {
   'POST /v1/admin/keysets/{name}/rotate': { tag: 'admin', auth: 'admin', optionalBody: true, summary: 'Rotate: scheduled (after prepublish) or immediate', description: 'Without a body: scheduled.' },
   'POST /v1/admin/keysets/{name}/import': { tag: 'admin', auth: 'admin', summary: 'Import a key (PEM, PKCS#12 or JWK)', description: '409 when its kid exists.' },
   'POST /v1/admin/keys/{kid}/revoke': { tag: 'admin', auth: 'admin', summary: 'Revoke a key; an active key is replaced at once', description: 'The body names the reason, kept in the audit log.' },
-  'POST /v1/admin/clients': { tag: 'admin', auth: 'admin', summary: 'Create a client; its token is shown once', description: 'certificateSubject binds the client to the subject of its mutual-TLS client certificate.' },
+  'POST /v1/admin/clients': { tag: 'admin', auth: 'admin', summary: 'Create a client; its token is shown once', description: 'certificateSubject binds the client to the subject of its mutual-TLS client certificate. An admin client with a list of keysets may create only clients within that list.' },
   'GET /v1/admin/clients': { tag: 'admin', auth: 'admin', summary: 'List clients (never their tokens)' },
+  'PATCH /v1/admin/clients/{id}': { tag: 'admin', auth: 'admin', summary: "Change a client's policy", description: 'keysets, scopes, audiences, maxTtl, subjects, requiredClaims; null clears an optional field. Audited with each change before and after; the running service uses it from the next request. 409 for a revoked client.' },
   'DELETE /v1/admin/clients/{id}': { tag: 'admin', auth: 'admin', summary: 'Revoke a client: its token stops working at once' },
   'GET /v1/admin/audit': { tag: 'admin', auth: 'admin', summary: 'Audit events, oldest first' },
 

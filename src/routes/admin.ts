@@ -1,14 +1,15 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Authenticator } from '../auth/authenticate.js'
 import { authenticationHook, requireScope } from '../auth/authenticate.js'
-import type { ClientInput } from '../auth/clients.js'
+import { clientGuardFor, isFullAdmin, managesClientKeysets, managesKeyset, requireKeysetAccess } from '../auth/admin-access.js'
+import type { ClientInput, ClientPatch } from '../auth/clients.js'
 import type { KeysetInput, KeysetPolicyInput } from '../keys/policy.js'
 import type { RotationMode } from '../keys/service.js'
 import { importKey, type ImportInput } from '../keys/import.js'
 import type { Signet } from '../runtime.js'
 import {
   auditAnswer, auditQuery, clientAnswer, clientListAnswer, createClientBody, createKeysetBody, errors, idParams, keyAnswer,
-  importKeyBody, keyListAnswer, keysetAnswer, keysetListAnswer, kidParams, nameParams, patchKeysetBody, revokeBody, rotateBody,
+  importKeyBody, keyListAnswer, keysetAnswer, keysetListAnswer, kidParams, nameParams, patchClientBody, patchKeysetBody, revokeBody, rotateBody,
 } from '../schemas/index.js'
 import { presentAuditEvent, presentClient, presentKey, presentKeyset } from './present.js'
 
@@ -20,6 +21,8 @@ export interface AdminRoutesOptions {
 /**
  * The admin API (SPEC section 3): keysets, keys, clients and the audit log. Every
  * change is audited in the same transaction that makes it, before the answer.
+ * An admin client with a list of keysets sees and changes only those keysets and
+ * the clients within them (auth/admin-access.ts); a refusal changes nothing.
  */
 export async function adminRoutes(app: FastifyInstance, options: AdminRoutesOptions): Promise<void> {
   const { signet, auth } = options
@@ -39,14 +42,15 @@ export async function adminRoutes(app: FastifyInstance, options: AdminRoutesOpti
   const keysetOut = (keyset: Parameters<typeof presentKeyset>[0], activeKid: string | null) =>
     presentKeyset(keyset, activeKid, signet.keys.prepublishOf(keyset))
 
-  app.get('/v1/admin/keysets', { schema: { response: { 200: keysetListAnswer, ...errors(401, 403, 503) } } }, async () => {
-    const list = await signet.keys.listKeysets()
+  app.get('/v1/admin/keysets', { schema: { response: { 200: keysetListAnswer, ...errors(401, 403, 503) } } }, async (request) => {
+    const list = (await signet.keys.listKeysets()).filter(({ keyset }) => managesKeyset(request.principal!, keyset.name))
     return { keysets: list.map(({ keyset, activeKid }) => keysetOut(keyset, activeKid)) }
   })
 
   app.post<{ Body: KeysetInput }>('/v1/admin/keysets', {
     schema: { body: createKeysetBody, response: { 201: keysetAnswer, ...errors(400, 401, 403, 409, 503) } },
   }, async (request, reply) => {
+    requireKeysetAccess(request.principal!, request.body.name as string)
     const { keyset, key } = await signet.keys.createKeyset(request.body, actor(request))
     return reply.code(201).send(keysetOut(keyset, key.kid))
   })
@@ -54,6 +58,7 @@ export async function adminRoutes(app: FastifyInstance, options: AdminRoutesOpti
   app.get<{ Params: { name: string } }>('/v1/admin/keysets/:name', {
     schema: { params: nameParams, response: { 200: keysetAnswer, ...errors(401, 403, 404, 503) } },
   }, async (request) => {
+    requireKeysetAccess(request.principal!, request.params.name)
     const { keyset, activeKid } = await signet.keys.getKeyset(request.params.name)
     return keysetOut(keyset, activeKid)
   })
@@ -61,6 +66,7 @@ export async function adminRoutes(app: FastifyInstance, options: AdminRoutesOpti
   app.patch<{ Params: { name: string }; Body: KeysetPolicyInput }>('/v1/admin/keysets/:name', {
     schema: { params: nameParams, body: patchKeysetBody, response: { 200: keysetAnswer, ...errors(400, 401, 403, 404, 503) } },
   }, async (request) => {
+    requireKeysetAccess(request.principal!, request.params.name)
     await signet.keys.updateKeyset(request.params.name, request.body, actor(request))
     const { keyset, activeKid } = await signet.keys.getKeyset(request.params.name)
     return keysetOut(keyset, activeKid)
@@ -69,6 +75,7 @@ export async function adminRoutes(app: FastifyInstance, options: AdminRoutesOpti
   app.get<{ Params: { name: string } }>('/v1/admin/keysets/:name/keys', {
     schema: { params: nameParams, response: { 200: keyListAnswer, ...errors(401, 403, 404, 503) } },
   }, async (request) => {
+    requireKeysetAccess(request.principal!, request.params.name)
     const { keyset, keys } = await signet.keys.listKeys(request.params.name)
     return { keys: keys.map((key) => presentKey(key, keyset.x5c)) }
   })
@@ -77,6 +84,7 @@ export async function adminRoutes(app: FastifyInstance, options: AdminRoutesOpti
     schema: { params: nameParams, body: rotateBody, response: { 201: keyAnswer, ...errors(400, 401, 403, 404, 503) } },
     preValidation: bodyIsOptional,
   }, async (request, reply) => {
+    requireKeysetAccess(request.principal!, request.params.name)
     const key = await signet.keys.rotate(request.params.name, request.body?.mode ?? 'scheduled', actor(request))
     return reply.code(201).send(presentKey(key, publishesCertificates(key.keyset)))
   })
@@ -84,6 +92,7 @@ export async function adminRoutes(app: FastifyInstance, options: AdminRoutesOpti
   app.post<{ Params: { name: string }; Body: ImportInput }>('/v1/admin/keysets/:name/import', {
     schema: { params: nameParams, body: importKeyBody, response: { 201: keyAnswer, ...errors(400, 401, 403, 404, 409, 413, 503) } },
   }, async (request, reply) => {
+    requireKeysetAccess(request.principal!, request.params.name)
     const key = await importKey({ keys: signet.keys, software: signet.backends.software }, request.params.name, request.body, actor(request))
     return reply.code(201).send(presentKey(key, publishesCertificates(key.keyset)))
   })
@@ -91,6 +100,8 @@ export async function adminRoutes(app: FastifyInstance, options: AdminRoutesOpti
   app.post<{ Params: { kid: string }; Body: { reason: string } }>('/v1/admin/keys/:kid/revoke', {
     schema: { params: kidParams, body: revokeBody, response: { 200: keyAnswer, ...errors(400, 401, 403, 404, 409, 503) } },
   }, async (request) => {
+    // A key's keyset never changes, so checking before the revocation is enough.
+    if (!isFullAdmin(request.principal!)) requireKeysetAccess(request.principal!, (await signet.keys.getKey(request.params.kid)).keyset)
     const key = await signet.keys.revoke(request.params.kid, request.body.reason, actor(request))
     return presentKey(key, publishesCertificates(key.keyset))
   })
@@ -98,17 +109,21 @@ export async function adminRoutes(app: FastifyInstance, options: AdminRoutesOpti
   app.post<{ Body: ClientInput }>('/v1/admin/clients', {
     schema: { body: createClientBody, response: { 201: clientAnswer, ...errors(400, 401, 403, 503) } },
   }, async (request, reply) => {
-    const { client, token } = await signet.clients.create(request.body, actor(request))
+    const { client, token } = await signet.clients.create(request.body, actor(request), clientGuardFor(request.principal!))
     return reply.code(201).send({ ...presentClient(client), token })
   })
 
-  app.get('/v1/admin/clients', { schema: { response: { 200: clientListAnswer, ...errors(401, 403, 503) } } }, async () => ({
-    clients: (await signet.clients.list()).map(presentClient),
+  app.get('/v1/admin/clients', { schema: { response: { 200: clientListAnswer, ...errors(401, 403, 503) } } }, async (request) => ({
+    clients: (await signet.clients.list()).filter((client) => managesClientKeysets(request.principal!, client.keysets)).map(presentClient),
   }))
+
+  app.patch<{ Params: { id: string }; Body: ClientPatch }>('/v1/admin/clients/:id', {
+    schema: { params: idParams, body: patchClientBody, response: { 200: clientAnswer, ...errors(400, 401, 403, 404, 409, 503) } },
+  }, async (request) => presentClient(await signet.clients.update(request.params.id, request.body, actor(request), clientGuardFor(request.principal!))))
 
   app.delete<{ Params: { id: string } }>('/v1/admin/clients/:id', {
     schema: { params: idParams, response: { 200: clientAnswer, ...errors(401, 403, 404, 409, 503) } },
-  }, async (request) => presentClient(await signet.clients.revoke(request.params.id, actor(request))))
+  }, async (request) => presentClient(await signet.clients.revoke(request.params.id, actor(request), clientGuardFor(request.principal!))))
 
   app.get<{ Querystring: { after: number; limit: number } }>('/v1/admin/audit', {
     schema: { querystring: auditQuery, response: { 200: auditAnswer, ...errors(400, 401, 403, 503) } },

@@ -54,6 +54,8 @@ export function presentClient(client: Client) {
     scopes: client.scopes,
     audiences: client.audiences,
     maxTtl: client.maxTtl,
+    subjects: client.subjects ?? null,
+    requiredClaims: client.requiredClaims ?? null,
     // Only on bound clients, so an unbound client's answer keeps the SPEC's fields.
     ...(client.certificateSubject ? { certificateSubject: client.certificateSubject } : {}),
     createdAt: isoOrNull(client.createdAt),

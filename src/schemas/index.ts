@@ -5,6 +5,7 @@
  */
 import { ALGORITHMS, RSA_BITS } from '../crypto/algorithms.js'
 import { KEY_STATES, SCOPES } from '../keys/model.js'
+import { POLICY_LIMITS } from '../auth/claim-policy.js'
 import { MAX_SUBJECT_LENGTH } from '../tls/subject.js'
 
 const nullable = (schema: Record<string, unknown>) => ({ anyOf: [schema, { type: 'null' }] })
@@ -235,17 +236,47 @@ export const importKeyBody = {
   additionalProperties: false,
 } as const
 
+/** A client's optional policy list with its limits (auth/claim-policy.ts); null: none. */
+const policyList = (field: keyof typeof POLICY_LIMITS, description: string) => ({
+  description,
+  anyOf: [{
+    type: 'array',
+    minItems: 1,
+    maxItems: POLICY_LIMITS[field].items,
+    items: { type: 'string', minLength: 1, maxLength: POLICY_LIMITS[field].length },
+  }, { type: 'null' }],
+})
+
+/** The client fields PATCH may change, as create takes them. */
+const clientPolicyProperties = {
+  // Keyset names and their count are checked in auth/clients.ts, whose message says both.
+  // The list comes first so that a wrong type is answered "must be array".
+  keysets: { anyOf: [{ type: 'array', items: { type: 'string' } }, { type: 'string', const: '*' }] },
+  scopes: { type: 'array', items: { type: 'string', enum: [...SCOPES] } },
+  audiences: policyList('audiences', 'allowed aud values; with them every token needs an aud'),
+  maxTtl: nullable({ type: 'integer' }),
+  subjects: policyList('subjects', 'patterns sub must match (* matches any run of characters, all else is literal); with them every token needs a sub'),
+  requiredClaims: policyList('requiredClaims', 'claim names every token must carry'),
+}
+
 export const createClientBody = {
   type: 'object',
   properties: {
     name: { type: 'string' },
-    keysets: { anyOf: [{ type: 'string', const: '*' }, { type: 'array', items: { type: 'string' } }] },
-    scopes: { type: 'array', items: { type: 'string', enum: [...SCOPES] } },
-    audiences: nullable({ type: 'array', items: { type: 'string' } }),
-    maxTtl: nullable({ type: 'integer' }),
+    ...clientPolicyProperties,
     certificateSubject: nullable({ type: 'string', maxLength: MAX_SUBJECT_LENGTH, description: 'bind the client to the subject of its mutual-TLS client certificate, e.g. CN=billing-api,O=Acme' }),
   },
   required: ['name', 'keysets', 'scopes'],
+  additionalProperties: false,
+} as const
+
+/**
+ * PATCH /v1/admin/clients/{id}: the fields to change (at least one, checked by
+ * ClientService.update with a message naming them); null clears an optional one.
+ */
+export const patchClientBody = {
+  type: 'object',
+  properties: clientPolicyProperties,
   additionalProperties: false,
 } as const
 
@@ -258,6 +289,8 @@ export const clientAnswer = {
     scopes: { type: 'array', items: { type: 'string' } },
     audiences: nullable({ type: 'array', items: { type: 'string' } }),
     maxTtl: nullable({ type: 'integer' }),
+    subjects: nullable({ type: 'array', items: { type: 'string' } }),
+    requiredClaims: nullable({ type: 'array', items: { type: 'string' } }),
     certificateSubject: { type: 'string', description: 'present when the client is bound to a client certificate subject' },
     createdAt: { type: 'string' },
     revokedAt: isoTime,

@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto'
 import { encodeHeader, signCompact, type SigningKey, type TokenHeader } from '../crypto/jws.js'
 import {
-  AudienceNotAllowed, Forbidden, InvalidRequest, IssuerMismatch, PayloadTooLarge, ReservedClaim, Sealed, TtlTooLong,
+  Forbidden, InvalidRequest, IssuerMismatch, PayloadTooLarge, ReservedClaim, Sealed, TtlTooLong,
 } from '../errors.js'
 import type { SignedToken } from '../client/types.js'
 import type { LiveKeyset } from '../keys/keystore.js'
 import type { Client } from '../keys/model.js'
+import { checkClaimPolicy } from '../auth/claim-policy.js'
 
 /** Largest serialised `claims` object accepted (SPEC section 3). */
 export const MAX_CLAIMS_BYTES = 16 * 1024
@@ -127,10 +128,7 @@ export function prepareToken(live: LiveKeyset, client: Client, item: SignItem, n
 
   const issuer = live.keyset.issuer
   if (issuer !== null && claims.iss !== undefined && claims.iss !== issuer) throw new IssuerMismatch('iss must be the keyset issuer or left out')
-  if (client.audiences !== null && claims.aud !== undefined) {
-    const audiences = Array.isArray(claims.aud) ? claims.aud : [claims.aud]
-    if (!audiences.every((aud) => client.audiences!.includes(aud as string))) throw new AudienceNotAllowed('aud holds a value this client may not use')
-  }
+  checkClaimPolicy(client, claims, issuer !== null)
   const ttl = checkTtl(live, client, item.ttl)
   const header = checkHeader(item.header)
 

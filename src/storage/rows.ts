@@ -109,6 +109,9 @@ export function clientFromRow(row: Row): Client {
     revokedAt: numOrNull(row.revoked_at),
     // Present only when bound, so unbound clients look as they did before the column.
     ...(row.certificate_subject === null || row.certificate_subject === undefined ? {} : { certificateSubject: String(row.certificate_subject) }),
+    // Likewise the claim policy: present only when set.
+    ...(row.subjects === null || row.subjects === undefined ? {} : { subjects: JSON.parse(String(row.subjects)) as string[] }),
+    ...(row.required_claims === null || row.required_claims === undefined ? {} : { requiredClaims: JSON.parse(String(row.required_claims)) as string[] }),
   }
 }
 
@@ -121,6 +124,8 @@ export function clientToRow(client: Client): Row {
     audiences: client.audiences === null ? null : JSON.stringify(client.audiences),
     max_ttl: client.maxTtl,
     certificate_subject: client.certificateSubject ?? null,
+    subjects: client.subjects ? JSON.stringify(client.subjects) : null,
+    required_claims: client.requiredClaims ? JSON.stringify(client.requiredClaims) : null,
     token_hash: client.tokenHash,
     created_at: client.createdAt,
     revoked_at: client.revokedAt,

@@ -200,9 +200,10 @@ describe('storage faults during rotations, revocations and client changes', () =
     expect((await keysOf('lonely')).filter((key) => key.state === 'active')).toHaveLength(1)
   })
 
-  it('creating and revoking a client', async () => {
+  it('creating, changing and revoking a client', async () => {
     const { outcome } = await failEverywhere('create client', () => admin('POST', '/v1/admin/clients', { name: 'fault client', keysets: '*', scopes: ['sign'] }))
     const { id } = (outcome as Answer).json()
+    await failEverywhere('change client', () => admin('PATCH', `/v1/admin/clients/${id}`, { audiences: ['api'], subjects: ['user-*'] }))
     await failEverywhere('revoke client', () => admin('DELETE', `/v1/admin/clients/${id}`))
   })
 

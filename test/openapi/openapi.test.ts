@@ -26,6 +26,7 @@ const SPEC_ROUTES: { method: string; path: string; success: string; body: boolea
   { method: 'post', path: '/v1/admin/keysets/{name}/import', success: '201', body: true, auth: true },
   { method: 'post', path: '/v1/admin/clients', success: '201', body: true, auth: true },
   { method: 'get', path: '/v1/admin/clients', success: '200', body: false, auth: true },
+  { method: 'patch', path: '/v1/admin/clients/{id}', success: '200', body: true, auth: true },
   { method: 'delete', path: '/v1/admin/clients/{id}', success: '200', body: false, auth: true },
   { method: 'get', path: '/v1/admin/audit', success: '200', body: false, auth: true },
 ]

@@ -98,6 +98,12 @@ suite('two replicas on one PostgreSQL schema (in process)', () => {
     const token = created.json.token as string
     await within(1000, async () => (await b.request('POST', '/v1/sign', token, { claims: { sub: 'u' } })).status === 200)
 
+    // A policy change (PATCH) reaches b the same way: then b refuses a token without aud.
+    expect((await a.request('PATCH', `/v1/admin/clients/${created.json.id}`, secrets.adminToken, { audiences: ['api'] })).status).toBe(200)
+    await within(1000, async () => (await b.request('POST', '/v1/sign', token, { claims: { sub: 'u' } })).status === 400)
+    expect((await b.request('POST', '/v1/sign', token, { claims: { sub: 'u' } })).json.code).toBe('missing_claim')
+    expect((await b.request('POST', '/v1/sign', token, { claims: { sub: 'u', aud: 'api' } })).status).toBe(200)
+
     expect((await a.request('DELETE', `/v1/admin/clients/${created.json.id}`, secrets.adminToken)).status).toBe(200)
     await within(1000, async () => (await b.request('POST', '/v1/sign', token, { claims: { sub: 'u' } })).status === 401)
 

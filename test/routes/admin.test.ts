@@ -95,7 +95,7 @@ describe('admin API', () => {
     const listed = await h.admin('GET', '/v1/admin/clients')
     expect(listed.body).not.toContain(created.token)
     const client = listed.json().clients.find((c: { id: string }) => c.id === created.id)
-    expect(client).toEqual({ id: created.id, name: 'app one', keysets: ['svc'], scopes: ['sign'], audiences: ['api'], maxTtl: 300, createdAt: expect.any(String), revokedAt: null })
+    expect(client).toEqual({ id: created.id, name: 'app one', keysets: ['svc'], scopes: ['sign'], audiences: ['api'], maxTtl: 300, subjects: null, requiredClaims: null, createdAt: expect.any(String), revokedAt: null })
     expect(client).not.toHaveProperty('token')
     expect(client).not.toHaveProperty('tokenHash')
     const stored = (await h.signet.storage.snapshot()).clients.find((c) => c.id === created.id)!

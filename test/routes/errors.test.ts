@@ -124,8 +124,8 @@ describe('error codes and bad input', () => {
 
     it('caps ttl at the keyset and client maxTtl with ttl_too_long, and defaults to defaultTtl capped the same way', async () => {
       expectProblem(await sign({ keyset: 'issued', claims: {}, ttl: 601 }), 400, 'ttl_too_long')
-      expectProblem(await sign({ keyset: 'issued', claims: {}, ttl: 121 }, restricted), 400, 'ttl_too_long')
-      const capped = (await sign({ keyset: 'issued', claims: {} }, restricted)).json()
+      expectProblem(await sign({ keyset: 'issued', claims: { aud: 'api' }, ttl: 121 }, restricted), 400, 'ttl_too_long')
+      const capped = (await sign({ keyset: 'issued', claims: { aud: 'api' } }, restricted)).json()
       expect(capped.exp - capped.iat).toBe(120)
       const defaulted = (await sign({ keyset: 'issued', claims: {} })).json()
       expect(defaulted.exp - defaulted.iat).toBe(300)

@@ -128,6 +128,8 @@ function hostileSuite(kind: 'sqlite' | 'postgres') {
       const calls: [string, string, unknown][] = [
         ['POST', '/v1/admin/clients', { name: bad, keysets: '*', scopes: ['sign'] }],
         ['POST', '/v1/admin/clients', { name: 'c', keysets: '*', scopes: ['sign'], audiences: [bad] }],
+        ['POST', '/v1/admin/clients', { name: 'c', keysets: '*', scopes: ['sign'], subjects: [bad] }],
+        ['POST', '/v1/admin/clients', { name: 'c', keysets: '*', scopes: ['sign'], requiredClaims: [bad] }],
         ['POST', '/v1/admin/keysets', { name: 'fresh', issuer: bad }],
         ['PATCH', '/v1/admin/keysets/default', { issuer: bad }],
         ['POST', `/v1/admin/keys/${activeKid}/revoke`, { reason: bad }],

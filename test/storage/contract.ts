@@ -257,7 +257,7 @@ export function storageContract(kind: string, setup: () => Promise<ContractFixtu
       })
 
       it('stores clients with list, star and null fields, and updates them', async () => {
-        const star = clientRecord('c-1', { keysets: '*', scopes: ['sign', 'verify', 'admin'], audiences: ['api', 'web'], maxTtl: 120, createdAt: T0 + 1 })
+        const star = clientRecord('c-1', { keysets: '*', scopes: ['sign', 'verify', 'admin'], audiences: ['api', 'web'], maxTtl: 120, subjects: ['user-*', 'a.b(c)'], requiredClaims: ['tenant'], createdAt: T0 + 1 })
         const plain = clientRecord('c-2', { createdAt: T0 + 2 })
         await storage.transaction(async (tx) => {
           await tx.insertClient(plain)
@@ -271,6 +271,12 @@ export function storageContract(kind: string, setup: () => Promise<ContractFixtu
         })
         await storage.transaction((tx) => tx.updateClient({ ...star, revokedAt: T0 + 50 }))
         expect((await second().transaction((tx) => tx.getClient('c-1')))?.revokedAt).toBe(T0 + 50)
+        // The claim policy (migration 3) is changed and cleared like the other fields.
+        await storage.transaction((tx) => tx.updateClient({ ...plain, subjects: ['svc-*'], requiredClaims: ['a', 'b'] }))
+        expect(await second().transaction((tx) => tx.getClient('c-2'))).toEqual({ ...plain, subjects: ['svc-*'], requiredClaims: ['a', 'b'] })
+        await storage.transaction((tx) => tx.updateClient({ ...plain, subjects: null, requiredClaims: null }))
+        expect(await second().transaction((tx) => tx.getClient('c-2'))).toEqual(plain)
+        expect((await storage.snapshot()).clients.find((c) => c.id === 'c-1')).toMatchObject({ subjects: ['user-*', 'a.b(c)'], requiredClaims: ['tenant'] })
       })
 
       it('refuses a second client with the same token hash', async () => {

@@ -1,5 +1,5 @@
 import type { Command } from 'commander'
-import { list, wholeNumber } from '../args.js'
+import { list, repeatable, UsageError, wholeNumber } from '../args.js'
 import { printJson, printLines, printTable, shortTime } from '../output.js'
 import { commandGroup } from '../group.js'
 
@@ -13,6 +13,8 @@ function printClients(clients: Presented[]): void {
     { header: 'scopes', value: (c) => c.scopes.join(',') },
     { header: 'audiences', value: (c) => c.audiences?.join(',') },
     { header: 'max ttl', value: (c) => c.maxTtl },
+    { header: 'subjects', value: (c) => c.subjects?.join(',') },
+    { header: 'required claims', value: (c) => c.requiredClaims?.join(',') },
     { header: 'certificate', value: (c) => c.certificateSubject },
     { header: 'created', value: (c) => shortTime(c.createdAt) },
     { header: 'revoked', value: (c) => shortTime(c.revokedAt) },
@@ -45,10 +47,12 @@ export function registerClients(program: Command): void {
     .option('--scopes <scopes>', 'sign, verify, admin, comma-separated', list, ['sign'])
     .option('--audiences <values>', 'allowed aud values, comma-separated (default: any)', list)
     .option('--max-ttl <seconds>', 'longest token lifetime for this client', wholeNumber(1))
+    .option('--subject <pattern>', 'a pattern sub must match (* = any run of characters); repeat for more; sub becomes required', repeatable)
+    .option('--required-claim <name>', 'a claim every token must carry; repeat for more', repeatable)
     .option('--certificate-subject <dn>', 'bind the client to the subject of its mutual-TLS client certificate, e.g. "CN=billing-api,O=Acme"')
     .option('--token-file <path>', 'write the token to this new file (mode 0600) instead of printing it')
     .option('--json', 'print the client (and its token) as JSON')
-    .action(async (name: string, options: { keysets?: string[]; scopes: string[]; audiences?: string[]; maxTtl?: number; certificateSubject?: string; tokenFile?: string; json?: boolean }) => {
+    .action(async (name: string, options: { keysets?: string[]; scopes: string[]; audiences?: string[]; maxTtl?: number; subject?: string[]; requiredClaim?: string[]; certificateSubject?: string; tokenFile?: string; json?: boolean }) => {
       const { closeSync, openSync, rmSync, writeFileSync } = await import('node:fs')
       const { checkClientInput } = await import('../../auth/clients.js')
       const { presentClient } = await import('../../routes/present.js')
@@ -60,6 +64,8 @@ export function registerClients(program: Command): void {
         scopes: options.scopes,
         ...(options.audiences ? { audiences: options.audiences } : {}),
         ...(options.maxTtl !== undefined ? { maxTtl: options.maxTtl } : {}),
+        ...(options.subject ? { subjects: options.subject } : {}),
+        ...(options.requiredClaim ? { requiredClaims: options.requiredClaim } : {}),
         ...(options.certificateSubject !== undefined ? { certificateSubject: options.certificateSubject } : {}),
       }
       checkClientInput(input) // bad input fails before anything is written
@@ -101,6 +107,32 @@ export function registerClients(program: Command): void {
     })
 
   clients
+    .command('update')
+    .description("change a client's policy (a running server uses it within 2 s); the --no- options clear a limit")
+    .argument('<id>', 'the client id')
+    .option('--keysets <names>', 'keysets it may use, comma-separated, or * for all', list)
+    .option('--scopes <scopes>', 'sign, verify, admin, comma-separated', list)
+    .option('--audiences <values>', 'allowed aud values, comma-separated', list)
+    .option('--no-audiences', 'allow any aud')
+    .option('--max-ttl <seconds>', 'longest token lifetime for this client', wholeNumber(1))
+    .option('--no-max-ttl', "only the keyset's maxTtl applies")
+    .option('--subject <pattern>', 'a pattern sub must match (* = any run of characters); repeat for more; replaces the list', repeatable)
+    .option('--no-subjects', 'allow any sub')
+    .option('--required-claim <name>', 'a claim every token must carry; repeat for more; replaces the list', repeatable)
+    .option('--no-required-claims', 'require no claims')
+    .option('--json', 'print the client as JSON')
+    .action(async (id: string, options: UpdateOptions) => {
+      const { presentClient } = await import('../../routes/present.js')
+      const { cliActor, withStorage } = await import('../context.js')
+      const patch = clientPatch(options)
+      if (Object.keys(patch).length === 0) throw new UsageError('signet clients update: nothing to change (give at least one option, see --help)')
+      const { config, make } = await clientService()
+      const client = presentClient(await withStorage(config, (storage) => make(storage).update(id, patch, cliActor()), { migrate: true }))
+      if (options.json) printJson(client)
+      else printClients([client])
+    })
+
+  clients
     .command('revoke')
     .description('revoke a client: its token stops working (a running server within 2 s)')
     .argument('<id>', 'the client id')
@@ -113,4 +145,33 @@ export function registerClients(program: Command): void {
       if (options.json) printJson(client)
       else printClients([client])
     })
+}
+
+interface UpdateOptions {
+  keysets?: string[]
+  scopes?: string[]
+  /** A list, or false for --no-audiences (true when neither is given); likewise below. */
+  audiences: string[] | boolean
+  maxTtl: number | boolean
+  subject?: string[]
+  subjects: boolean
+  requiredClaim?: string[]
+  requiredClaims: boolean
+  json?: boolean
+}
+
+/** The options given, as ClientService.update takes them: false (a --no- option) is null. */
+function clientPatch(options: UpdateOptions): import('../../auth/clients.js').ClientPatch {
+  const set = (value: unknown) => (value === true ? undefined : value === false ? null : value)
+  const patch = {
+    keysets: options.keysets,
+    scopes: options.scopes,
+    audiences: set(options.audiences),
+    maxTtl: set(options.maxTtl),
+    subjects: options.subject ?? set(options.subjects),
+    requiredClaims: options.requiredClaim ?? set(options.requiredClaims),
+  }
+  if (options.subject && options.subjects === false) throw new UsageError('signet clients update: --subject and --no-subjects contradict each other')
+  if (options.requiredClaim && options.requiredClaims === false) throw new UsageError('signet clients update: --required-claim and --no-required-claims contradict each other')
+  return Object.fromEntries(Object.entries(patch).filter(([, value]) => value !== undefined))
 }

@@ -83,4 +83,12 @@ export const POSTGRES_MIGRATIONS: { version: number; sql: string }[] = [
     version: 2,
     sql: 'ALTER TABLE clients ADD COLUMN certificate_subject TEXT;',
   },
+  {
+    // A client's claim policy: subject patterns and required claim names, JSON lists (docs/clients.md).
+    version: 3,
+    sql: `
+      ALTER TABLE clients ADD COLUMN subjects TEXT;
+      ALTER TABLE clients ADD COLUMN required_claims TEXT;
+    `,
+  },
 ]
