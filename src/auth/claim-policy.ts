@@ -52,7 +52,8 @@ export function checkClaimPolicy(client: Client, claims: Record<string, unknown>
   if (client.audiences === null && !client.subjects && !client.requiredClaims) return // no policy: the common case
   const policy = claimPolicyOf(client)
   if (policy.audiences !== null) {
-    if (claims.aud === undefined) throw new MissingClaim('aud is required: this client may sign only for its audiences')
+    // An empty array is no audience at all (guarantee 12).
+    if (claims.aud === undefined || (Array.isArray(claims.aud) && claims.aud.length === 0)) throw new MissingClaim('aud is required: this client may sign only for its audiences')
     const audiences = Array.isArray(claims.aud) ? claims.aud : [claims.aud]
     if (!audiences.every((aud) => policy.audiences!.has(aud as string))) throw new AudienceNotAllowed('aud holds a value this client may not use')
   }
