@@ -11,7 +11,7 @@ import { openStorage } from './storage/open.js'
 import { httpsOptions, loadTlsMaterial } from './tls/options.js'
 import { createLogger } from './logger.js'
 import { ConfigError } from './errors.js'
-import { isClusterWorker, joinPrimary, signetVariables, startWorkers, WORKER_STOP_MARGIN_MS } from './cluster.js'
+import { isClusterWorker, joinPrimary, signetVariables, startWorkers, WORKER_STOP_MARGIN_MS, type Workers } from './cluster.js'
 
 /** Longest a graceful shutdown may take before the process exits anyway. */
 export const SHUTDOWN_GRACE_MS = 10_000
@@ -195,17 +195,20 @@ export async function runServer(config: Config, logger: Logger, options: RunOpti
  * with one message), then starts the workers and, on SIGTERM or SIGINT, has each
  * finish its requests in flight and waits for them all before it exits.
  */
-async function runWorkers(config: Config, env: NodeJS.ProcessEnv, logger: Logger): Promise<void> {
-  const prepared = await Signet.open({ config, logger, createDefaultKeyset: true, keystore: false, scheduler: false })
-  await prepared.close()
-  const workers = startWorkers({ count: config.workers, env: signetVariables(env), logger })
+async function runWorkers(config: Config, variables: Record<string, string>, logger: Logger): Promise<void> {
+  let workers: Workers | null = null
   // The workers each have SHUTDOWN_GRACE_MS; this process waits a little longer for their exits.
-  const grace = stopGracefully(logger, SHUTDOWN_GRACE_MS + WORKER_STOP_MARGIN_MS, () => workers.stop())
+  const grace = stopGracefully(logger, SHUTDOWN_GRACE_MS + WORKER_STOP_MARGIN_MS, async () => {
+    await workers?.stop()
+  })
   try {
+    const prepared = await Signet.open({ config, logger, createDefaultKeyset: true, keystore: false, scheduler: false })
+    await prepared.close()
+    workers = startWorkers({ count: config.workers, env: variables, logger })
     await workers.listening
   } catch (error) {
     grace.uninstall()
-    await workers.stop().catch(() => {})
+    await workers?.stop().catch(() => {})
     throw error
   }
 }
@@ -225,8 +228,10 @@ async function runAsWorker(): Promise<void> {
 /** `signet serve`: the service from the environment, until SIGTERM or SIGINT; SIGNET_WORKERS processes of it. */
 export async function serve(env: NodeJS.ProcessEnv = process.env): Promise<void> {
   if (isClusterWorker()) return runAsWorker()
+  // Taken before loadConfig, which may remove secrets from the environment it read.
+  const variables = signetVariables(env)
   const config = loadConfig(env)
   const logger = createLogger(config.logLevel)
-  if (config.workers > 1) await runWorkers(config, env, logger)
+  if (config.workers > 1) await runWorkers(config, variables, logger)
   else await runServer(config, logger)
 }
