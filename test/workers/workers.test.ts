@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { Agent, Client } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { advisoryLockKey, advisoryLockRow } from '../../src/storage/postgres/locks.js'
-import { cliJson, fileTempDir, REPO, requireBuild, runCli, spawnCli, startServe, waitReady, type RunningChild } from '../cli/helpers.js'
+import { cliJson, fileTempDir, REPO, requireBuild, runCli, signetStderr, spawnCli, startServe, waitReady, type RunningChild } from '../cli/helpers.js'
 import { newAdminToken, newMasterKey } from '../helpers/temp.js'
 import { within } from '../helpers/wait.js'
 import { createTestSchema, pgBaseUrl, type TestSchema } from '../storage/postgres-fixture.js'
@@ -139,7 +139,7 @@ describe('SIGNET_WORKERS=3 on one SQLite file', () => {
 
   beforeAll(async () => {
     requireBuild()
-    env = { SIGNET_DB: join(dir.path, 'signet.db'), SIGNET_MASTER_KEY: masterKey, SIGNET_ADMIN_TOKEN: adminToken }
+    env = { SIGNET_DB: join(dir.path, 'signet.db'), SIGNET_MASTER_KEY: masterKey, SIGNET_ADMIN_TOKEN: adminToken, SIGNET_PUBLIC_PORT: '0' }
     pool = await startPool(env, 3)
   }, 90_000)
 
@@ -148,10 +148,21 @@ describe('SIGNET_WORKERS=3 on one SQLite file', () => {
     dir.remove()
   })
 
-  it('starts three workers on one listener, on a database the primary prepared once', async () => {
+  it('starts three workers on the same two listeners, on a database the primary prepared once', async () => {
     expect(workerPids(pool)).toHaveLength(3)
     expect(workerPids(pool)).not.toContain(pool.child.pid)
-    expect(new Set(pool.logs.filter((l) => l.msg === 'signet listening').map((l) => l.url))).toEqual(new Set([pool.url]))
+    const listening = pool.logs.filter((l) => l.msg === 'signet listening')
+    expect(new Set(listening.map((l) => l.url))).toEqual(new Set([pool.url]))
+    const publicUrl = pool.logs.find((l) => l.msg === 'workers listening')!.publicUrl as string
+    expect(publicUrl).not.toBe(pool.url)
+    expect(new Set(listening.map((l) => l.publicUrl))).toEqual(new Set([publicUrl]))
+    // The public listener of every worker serves the JWK Set and nothing else.
+    const onPublic = { ...pool, url: publicUrl }
+    const jwks = await Promise.all(Array.from({ length: 6 }, () => call(onPublic, 'GET', '/.well-known/jwks.json')))
+    expect(jwks.map((j) => j.status)).toEqual(Array(6).fill(200))
+    expect((await servedBy(jwks.map((j) => j.pid))).size).toBeGreaterThan(1)
+    expect((await call(onPublic, 'POST', '/v1/sign', 'x', { claims: {} })).status).toBe(404)
+
     const events = (await call(pool, 'GET', '/v1/admin/audit?limit=1000', adminToken)).json.events as { action: string }[]
     expect(events.filter((e) => e.action === 'storage.init')).toHaveLength(1)
     expect(events.filter((e) => e.action === 'keyset.create')).toHaveLength(1)
@@ -186,6 +197,7 @@ describe('SIGNET_WORKERS=3 on one SQLite file', () => {
   it('/metrics answers for the whole instance: counters summed over the workers, key gauges counted once', async () => {
     const series = 'signet_jwks_requests_total{keyset="default",status="200"}'
     const before = sample((await call(pool, 'GET', '/metrics')).text, series)
+    expect(before, 'the public listener\'s JWKS requests of the first test are counted').toBeGreaterThanOrEqual(6)
     const fetched = await Promise.all(Array.from({ length: 12 }, () => call(pool, 'GET', '/.well-known/jwks.json')))
     expect(fetched.map((f) => f.status)).toEqual(Array(12).fill(200))
     expect((await servedBy(fetched.map((f) => f.pid))).size).toBeGreaterThan(1)
@@ -311,8 +323,9 @@ describe('SIGNET_WORKERS: shutdown and start failures', () => {
       const running = spawnCli(['serve'], { env: { ...env, SIGNET_PORT: port, SIGNET_WORKERS: '2' }, command: [process.execPath, BIN, 'serve'] })
       const exit = await running.exited
       expect(exit.code).toBe(1)
-      expect(running.stderr()).toMatch(new RegExp(`^signet: SIGNET_PORT=${port}: the port is already in use`))
-      expect(running.stderr().trimEnd().split('\n')).toHaveLength(1)
+      const stderr = signetStderr(running.stderr())
+      expect(stderr).toHaveLength(1)
+      expect(stderr[0]).toMatch(new RegExp(`^signet: SIGNET_PORT=${port}: the port is already in use`))
       const forked = [...new Set(running.logs.map((l) => l.pid as number))].filter((pid) => pid !== running.child.pid)
       for (const pid of forked) await within(5000, () => !alive(pid))
       expect(running.logs.some((l) => l.msg === 'a worker exited: starting a replacement')).toBe(false)
