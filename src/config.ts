@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { isIP } from 'node:net'
+import { availableParallelism } from 'node:os'
 import envSchema from 'env-schema'
 import { MasterKey } from './crypto/masterKey.js'
 import { ConfigError } from './errors.js'
@@ -54,6 +55,8 @@ const schema = {
     SIGNET_MAX_EVENT_LOOP_DELAY_MS: { type: 'integer', minimum: 0, maximum: 600000, default: 0 },
     SIGNET_HEADERS_TIMEOUT_MS: { type: 'integer', minimum: 100, maximum: 600000, default: 10000 },
     SIGNET_REQUEST_TIMEOUT_MS: { type: 'integer', minimum: 100, maximum: 3600000, default: 30000 },
+    // Serving processes (README, "Workers or replicas"): a count or `auto`, checked by parseWorkers.
+    SIGNET_WORKERS: { type: 'string', default: '1' },
   },
 } as const
 
@@ -101,6 +104,8 @@ export interface Config {
   headersTimeoutMs: number
   /** Milliseconds a client has to send its whole request. */
   requestTimeoutMs: number
+  /** Serving processes of `signet serve` (SIGNET_WORKERS, `auto` resolved to the cores); 1 = no cluster. */
+  workers: number
 }
 
 function readSecretFile(variable: string, path: string): string {
@@ -144,6 +149,19 @@ function checkWholeNumbers(env: Record<string, string>): void {
       throw new ConfigError(`${name} must be a whole number written in digits`)
     }
   }
+}
+
+/** Most serving processes SIGNET_WORKERS may ask for: far more than cores is a typo, not a plan. */
+export const MAX_WORKERS = 256
+
+/** SIGNET_WORKERS: `auto` is one process per core (os.availableParallelism), else a count. */
+function parseWorkers(value: string): number {
+  if (value === 'auto') return Math.min(availableParallelism(), MAX_WORKERS)
+  const count = /^\d+$/.test(value) ? Number(value) : NaN
+  if (!(count >= 1 && count <= MAX_WORKERS)) {
+    throw new ConfigError(`SIGNET_WORKERS must be auto or a whole number from 1 to ${MAX_WORKERS}, not ${JSON.stringify(value.slice(0, 32))}`)
+  }
+  return count
 }
 
 /** RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens. */
@@ -251,5 +269,6 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
     maxEventLoopDelayMs: num('SIGNET_MAX_EVENT_LOOP_DELAY_MS'),
     headersTimeoutMs,
     requestTimeoutMs,
+    workers: parseWorkers(text('SIGNET_WORKERS')),
   }
 }

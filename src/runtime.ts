@@ -30,6 +30,11 @@ export interface SignetOptions {
    * change storage and exit: they never sign, so they never open a key to do so.
    */
   keystore?: boolean
+  /**
+   * false: this process does not run the key schedule until `takeSchedule()`. The
+   * workers of one instance (cluster.ts) share one storage and one of them schedules.
+   */
+  scheduler?: boolean
 }
 
 /** A fatal start-up problem with the master key; nothing was written. */
@@ -77,6 +82,7 @@ export class Signet {
   #notifiedPoll: Promise<void> | null = null
   #notifiedAgain = false
   #leaseHeld = false
+  #scheduler: boolean
   #storageDown = false
 
   private constructor(options: SignetOptions & { storage: Storage; logger: Logger; backends: Backends }) {
@@ -86,6 +92,7 @@ export class Signet {
     this.logger = options.logger
     this.backends = options.backends
     this.#pollIntervalMs = options.pollIntervalMs ?? 500
+    this.#scheduler = options.scheduler ?? true
     this.auditSink = auditSinkFor(options.config.auditFile, this.logger)
     const onError = (error: unknown, context: string) => this.logger.error({ err: error }, `${context} failed`)
     this.keystore = new Keystore({
@@ -156,13 +163,22 @@ export class Signet {
     return this.keys.tick()
   }
 
+  /** From now on this process runs the key schedule (it was opened with `scheduler: false`). */
+  takeSchedule(): void {
+    if (this.#scheduler) return
+    this.#scheduler = true
+    this.logger.info('this worker runs the key schedule')
+  }
+
   /**
-   * Whether this process may run the schedule: always with a storage of its own
+   * Whether this process may run the schedule: never when it was not given it
+   * (another worker of the instance has it); always with a storage of its own
    * (SQLite), only while holding the scheduler lease with a shared one (PostgreSQL).
    * KeyService re-plans inside each serialised transaction, so even two schedulers
    * could not double a change; the lease keeps the work (and key generation) in one place.
    */
   async #maySchedule(): Promise<boolean> {
+    if (!this.#scheduler) return false
     if (!this.storage.schedulerLease) return true
     const held = await this.storage.schedulerLease()
     if (held !== this.#leaseHeld) {

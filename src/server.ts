@@ -11,6 +11,7 @@ import { openStorage } from './storage/open.js'
 import { httpsOptions, loadTlsMaterial } from './tls/options.js'
 import { createLogger } from './logger.js'
 import { ConfigError } from './errors.js'
+import { isClusterWorker, joinPrimary, signetVariables, startWorkers, WORKER_STOP_MARGIN_MS, type Workers } from './cluster.js'
 
 /** Longest a graceful shutdown may take before the process exits anyway. */
 export const SHUTDOWN_GRACE_MS = 10_000
@@ -71,17 +72,24 @@ function boundUrl(app: FastifyInstance, scheme: string): string {
   return `${scheme}://${urlHost(address.address)}:${address.port}`
 }
 
+export interface StartOptions {
+  /** The metrics to count into and serve (a cluster worker's answer for the whole instance); a new registry by default. */
+  metrics?: SignetMetrics
+  /** false: do not run the key schedule until given it (Signet.takeSchedule). */
+  scheduler?: boolean
+}
+
 /**
  * Starts Signet from a configuration: opens storage, loads keys, starts the
  * background loop, and listens: the internal listener (SIGNET_PORT) and, with
  * SIGNET_PUBLIC_PORT, the public one. The only place that listens.
  */
-export async function startServer(config: Config, logger: Logger = createLogger(config.logLevel)): Promise<RunningServer> {
+export async function startServer(config: Config, logger: Logger = createLogger(config.logLevel), options: StartOptions = {}): Promise<RunningServer> {
   // TLS files are read and checked before storage is touched: a bad file changes nothing.
   const tls = config.tls ? loadTlsMaterial(config.tls) : null
   const scheme = tls ? 'https' : 'http'
-  const metrics = new SignetMetrics()
-  const signet = await Signet.open({ config, logger, storage: instrumentStorage(await openStorage(config), metrics), createDefaultKeyset: true })
+  const metrics = options.metrics ?? new SignetMetrics()
+  const signet = await Signet.open({ config, logger, storage: instrumentStorage(await openStorage(config), metrics), createDefaultKeyset: true, scheduler: options.scheduler ?? true })
   metrics.track(signet)
   let app: FastifyInstance | null = null
   let publicApp: FastifyInstance | null = null
@@ -122,29 +130,48 @@ export async function startServer(config: Config, logger: Logger = createLogger(
 }
 
 /**
- * Runs a server until SIGTERM or SIGINT, then stops accepting connections,
- * finishes the requests in flight, closes storage and exits 0; past
- * SHUTDOWN_GRACE_MS it exits 1 anyway (close-with-grace). The handlers are in
- * place before the server starts, so a signal during start-up also stops it
- * cleanly. `onListening` runs once the server listens (`signet dev` prints its
- * banner there); if it fails, the server is closed and the error thrown.
+ * Stops the process gracefully on SIGTERM or SIGINT (or an uncaught error), or when
+ * `stop()` is called: runs `close`, then exits 0; past `graceMs` it exits 1 anyway
+ * (close-with-grace). A second signal during the stop exits at once; `stop()` during
+ * a stop does nothing.
  */
-export async function runServer(
-  config: Config,
-  logger: Logger,
-  onListening?: (server: RunningServer) => Promise<void>,
-): Promise<RunningServer> {
-  const starting = startServer(config, logger)
+function stopGracefully(logger: Logger, graceMs: number, close: () => Promise<void>): { stop(): void; uninstall(): void } {
+  let stopping = false
   const grace = closeWithGrace(
-    { delay: SHUTDOWN_GRACE_MS, logger: { error: (message: unknown) => logger.error(String(message)) } },
+    { delay: graceMs, logger: { error: (message: unknown) => logger.error(String(message)) } },
     async ({ signal, err }) => {
+      stopping = true
       if (err) logger.error({ err }, 'stopping after an uncaught error')
       else logger.info({ signal }, 'stopping: no new connections, finishing the requests in flight')
-      const server = await starting.catch(() => null)
-      await server?.close()
+      await close()
       logger.info('stopped')
     },
   )
+  return {
+    stop: () => {
+      if (!stopping) void grace.close()
+    },
+    uninstall: () => grace.uninstall(),
+  }
+}
+
+export interface RunOptions extends StartOptions {
+  /** Runs once the server listens (`signet dev` prints its banner there); if it fails, the server is closed and the error thrown. */
+  onListening?: (server: RunningServer) => Promise<void>
+}
+
+/**
+ * Runs a server until SIGTERM or SIGINT (or `stop()`), then stops accepting
+ * connections, finishes the requests in flight, closes storage and exits 0; past
+ * SHUTDOWN_GRACE_MS it exits 1 anyway. The handlers are in place before the server
+ * starts, so a signal during start-up also stops it cleanly.
+ */
+export async function runServer(config: Config, logger: Logger, options: RunOptions = {}): Promise<RunningServer & { stop(): void }> {
+  const starting = startServer(config, logger, options)
+  const grace = stopGracefully(logger, SHUTDOWN_GRACE_MS, async () => {
+    const server = await starting.catch(() => null)
+    await server?.close()
+  })
   let server: RunningServer
   try {
     server = await starting
@@ -153,17 +180,58 @@ export async function runServer(
     throw error
   }
   try {
-    await onListening?.(server)
+    await options.onListening?.(server)
   } catch (error) {
     grace.uninstall()
     await server.close()
     throw error
   }
-  return server
+  return Object.assign(server, { stop: grace.stop })
 }
 
-/** `signet serve`: the service from the environment, until SIGTERM or SIGINT. */
+/**
+ * SIGNET_WORKERS > 1: this process serves nothing itself (cluster.ts). It prepares
+ * storage once (a wrong master key or an unreachable database stops the start here,
+ * with one message), then starts the workers and, on SIGTERM or SIGINT, has each
+ * finish its requests in flight and waits for them all before it exits.
+ */
+async function runWorkers(config: Config, variables: Record<string, string>, logger: Logger): Promise<void> {
+  let workers: Workers | null = null
+  // The workers each have SHUTDOWN_GRACE_MS; this process waits a little longer for their exits.
+  const grace = stopGracefully(logger, SHUTDOWN_GRACE_MS + WORKER_STOP_MARGIN_MS, async () => {
+    await workers?.stop()
+  })
+  try {
+    const prepared = await Signet.open({ config, logger, createDefaultKeyset: true, keystore: false, scheduler: false })
+    await prepared.close()
+    workers = startWorkers({ count: config.workers, env: variables, logger })
+    await workers.listening
+  } catch (error) {
+    grace.uninstall()
+    await workers?.stop().catch(() => {})
+    throw error
+  }
+}
+
+/** A cluster worker: its configuration comes from the primary, which also tells it when to schedule and to stop. */
+async function runAsWorker(): Promise<void> {
+  const primary = await joinPrimary()
+  try {
+    const config = loadConfig(primary.env)
+    const server = await runServer(config, createLogger(config.logLevel), { scheduler: false, metrics: primary.instanceMetrics() })
+    primary.serving(server)
+  } catch (error) {
+    await primary.failed(error)
+  }
+}
+
+/** `signet serve`: the service from the environment, until SIGTERM or SIGINT; SIGNET_WORKERS processes of it. */
 export async function serve(env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  if (isClusterWorker()) return runAsWorker()
+  // Taken before loadConfig, which may remove secrets from the environment it read.
+  const variables = signetVariables(env)
   const config = loadConfig(env)
-  await runServer(config, createLogger(config.logLevel))
+  const logger = createLogger(config.logLevel)
+  if (config.workers > 1) await runWorkers(config, variables, logger)
+  else await runServer(config, logger)
 }

@@ -16,6 +16,11 @@ import { effectivePrepublish } from '../keys/policy.js'
  * Counters move on the request path (one increment and, for signing, one
  * histogram observation). Key and keyset gauges are computed from the in-memory
  * keystore when /metrics is scraped, so they add nothing to signing.
+ *
+ * With SIGNET_WORKERS the instance is several processes (cluster.ts): counters and
+ * histograms are summed across them; the gauges below describe the instance's keys,
+ * which every worker sees alike, so they carry an `aggregator` that takes one
+ * worker's value instead of adding N copies.
  */
 
 /** What the scrape-time gauges read: the keystore, the clock and the JWKS max-age. */
@@ -38,8 +43,14 @@ export class SignetMetrics {
   readonly authFailures: Counter<'code'>
   readonly storageErrors: Counter<'operation'>
   #source: MetricsSource | null = null
+  readonly #exposition: (() => Promise<string>) | null
 
-  constructor(options: { defaultMetrics?: boolean } = {}) {
+  /**
+   * `exposition`: what /metrics answers instead of this registry alone (a cluster
+   * worker asks the primary for the whole instance's metrics: cluster.ts).
+   */
+  constructor(options: { defaultMetrics?: boolean; exposition?: () => Promise<string> } = {}) {
+    this.#exposition = options.exposition ?? null
     const registers = [this.registry]
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry })
 
@@ -93,6 +104,7 @@ export class SignetMetrics {
       help: 'Keys per keyset and lifecycle state.',
       labelNames: ['keyset', 'state'],
       registers,
+      aggregator: 'first',
       collect() {
         this.reset()
         for (const live of metrics.#keysets()) {
@@ -105,6 +117,7 @@ export class SignetMetrics {
       help: 'Seconds since the active key of each keyset was activated.',
       labelNames: ['keyset'],
       registers,
+      aggregator: 'first',
       collect() {
         this.reset()
         const now = metrics.#now()
@@ -119,6 +132,7 @@ export class SignetMetrics {
       help: 'Seconds until the next scheduled key change of each keyset: a pending key activating, or the automatic rotation creating the next key. Negative: overdue. Absent: nothing scheduled (manual rotation only).',
       labelNames: ['keyset'],
       registers,
+      aggregator: 'first',
       collect() {
         this.reset()
         const source = metrics.#source
@@ -132,8 +146,9 @@ export class SignetMetrics {
     })
     new Gauge({
       name: 'signet_ready',
-      help: '1 when the service is ready (as /readyz), else 0.',
+      help: '1 when the service is ready (as /readyz), else 0; with several workers, 1 when every one is.',
       registers,
+      aggregator: 'min',
       collect() {
         this.set(metrics.#source?.keystore.readiness().ready ? 1 : 0)
       },
@@ -154,9 +169,9 @@ export class SignetMetrics {
     return this.#source?.clock.now() ?? Date.now()
   }
 
-  /** The Prometheus text exposition of every metric. */
+  /** The Prometheus text exposition of every metric (of the whole instance). */
   async exposition(): Promise<string> {
-    return this.registry.metrics()
+    return this.#exposition ? this.#exposition() : this.registry.metrics()
   }
 
   get contentType(): string {

@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
+import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { loadConfig, urlHost } from '../../src/config.js'
+import { loadConfig, MAX_WORKERS, urlHost } from '../../src/config.js'
 import { ConfigError } from '../../src/errors.js'
 import { tempDir } from '../helpers/harness.js'
 
@@ -14,7 +15,7 @@ describe('configuration', () => {
 
   it('has the defaults of SPEC section 4', () => {
     const config = loadConfig({ SIGNET_MASTER_KEY: masterKey })
-    expect(config).toMatchObject({ dbPath: './data/signet.db', host: '127.0.0.1', port: 8080, defaultKeyset: 'default', jwksMaxAge: 300, logLevel: 'info', publicPort: null, databaseUrl: null, adminToken: null, tls: null })
+    expect(config).toMatchObject({ dbPath: './data/signet.db', host: '127.0.0.1', port: 8080, defaultKeyset: 'default', jwksMaxAge: 300, logLevel: 'info', publicPort: null, databaseUrl: null, adminToken: null, tls: null, workers: 1 })
   })
 
   it('ignores variables that are not SIGNET_*, and SIGNET_TEST_* ones', () => {
@@ -44,6 +45,13 @@ describe('configuration', () => {
     [{ SIGNET_HOST: '127.0.0.1:8080' }, /SIGNET_HOST must be an IP address or a host name/],
     [{ SIGNET_HOST: '-signet' }, /SIGNET_HOST must be an IP address or a host name/],
     [{ SIGNET_HOST: '' }, /SIGNET_HOST/],
+    [{ SIGNET_WORKERS: '0' }, /SIGNET_WORKERS must be auto or a whole number from 1 to/],
+    [{ SIGNET_WORKERS: 'all' }, /SIGNET_WORKERS must be auto or a whole number from 1 to/],
+    [{ SIGNET_WORKERS: 'AUTO' }, /SIGNET_WORKERS must be auto or a whole number from 1 to/],
+    [{ SIGNET_WORKERS: '2.5' }, /SIGNET_WORKERS must be auto or a whole number from 1 to/],
+    [{ SIGNET_WORKERS: '-1' }, /SIGNET_WORKERS must be auto or a whole number from 1 to/],
+    [{ SIGNET_WORKERS: '' }, /SIGNET_WORKERS must be auto or a whole number from 1 to/],
+    [{ SIGNET_WORKERS: String(MAX_WORKERS + 1) }, /SIGNET_WORKERS must be auto or a whole number from 1 to/],
   ])('refuses %j naming the variable', (env, message) => {
     expect(() => loadConfig({ SIGNET_MASTER_KEY: masterKey, ...env })).toThrow(ConfigError)
     expect(() => loadConfig({ SIGNET_MASTER_KEY: masterKey, ...env })).toThrow(message)
@@ -51,6 +59,12 @@ describe('configuration', () => {
 
   it.each(['127.0.0.1', '0.0.0.0', '::', '::1', 'fe80::1', 'localhost', 'signet', 'signet.internal', 'signet-1.svc.cluster.local', 'host.example.'])('takes SIGNET_HOST=%s', (host) => {
     expect(loadConfig({ SIGNET_MASTER_KEY: masterKey, SIGNET_HOST: host }).host).toBe(host)
+  })
+
+  it('takes SIGNET_WORKERS as a count, or auto for one per core', () => {
+    expect(loadConfig({ SIGNET_MASTER_KEY: masterKey, SIGNET_WORKERS: '4' }).workers).toBe(4)
+    expect(loadConfig({ SIGNET_MASTER_KEY: masterKey, SIGNET_WORKERS: String(MAX_WORKERS) }).workers).toBe(MAX_WORKERS)
+    expect(loadConfig({ SIGNET_MASTER_KEY: masterKey, SIGNET_WORKERS: 'auto' }).workers).toBe(availableParallelism())
   })
 
   it('writes an IPv6 SIGNET_HOST in brackets where it goes into a URL', () => {

@@ -29,7 +29,7 @@ export function registerDev(program: Command): void {
       const { env, ignored } = devEnvironment(state, process.env)
       const config = loadConfig(env)
       const logger = createLogger(config.logLevel)
-      await runServer(config, logger, async ({ signet, url }) => {
+      await runServer(config, logger, { onListening: async ({ signet, url }) => {
         // Said once it runs, so a failed start still ends with one line on stderr.
         process.stderr.write(`${WARNING.join('\n')}\n`)
         if (ignored.length > 0) process.stderr.write(`signet dev: ignoring ${ignored.join(', ')}: dev mode uses its own database and secrets in ${state.dataDir}\n`)
@@ -60,6 +60,6 @@ export function registerDev(program: Command): void {
           `Readiness:    curl -s ${url}/readyz`,
           '',
         )
-      })
+      } })
     })
 }
