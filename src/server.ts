@@ -10,6 +10,7 @@ import { Signet } from './runtime.js'
 import { openStorage } from './storage/open.js'
 import { httpsOptions, loadTlsMaterial } from './tls/options.js'
 import { createLogger } from './logger.js'
+import { drainConnections, trackConnections } from './http/connection-drain.js'
 import { ConfigError } from './errors.js'
 
 /** Longest a graceful shutdown may take before the process exits anyway. */
@@ -28,24 +29,15 @@ export interface RunningServer {
   close(): Promise<void>
 }
 
-/** How often, while a listener closes, the connections that went idle are closed. */
-const IDLE_SWEEP_MS = 50
-
 /**
  * Closes a listener: it stops accepting, answers new requests on open connections
- * with a problem+json 503 (plugins/closing.ts) and waits for the requests in flight. Node closes
- * idle keep-alive connections only once, when closing starts; a connection whose
- * request finishes later would stay open until its client drops it (keep-alive pools
- * do not), holding the shutdown until the grace timeout. So connections are closed
- * as they go idle, until the close completes.
+ * with a problem+json 503 (plugins/closing.ts) and waits for the requests in flight.
+ * Their answers are never cut: each connection ends once its answer is flushed, idle
+ * ones at once (http/connection-drain.ts).
  */
 async function closeListener(app: FastifyInstance): Promise<void> {
-  const sweep = setInterval(() => app.server.closeIdleConnections(), IDLE_SWEEP_MS)
-  try {
-    await app.close()
-  } finally {
-    clearInterval(sweep)
-  }
+  drainConnections(app.server)
+  await app.close()
 }
 
 /**
@@ -54,6 +46,7 @@ async function closeListener(app: FastifyInstance): Promise<void> {
  * is not this machine's, a host name that does not resolve.
  */
 async function listenOn(app: FastifyInstance, host: string, port: number, portVariable: string): Promise<void> {
+  trackConnections(app.server)
   try {
     await app.listen({ host, port })
   } catch (error) {
