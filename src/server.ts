@@ -1,3 +1,4 @@
+import type { Server as HttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import closeWithGrace from 'close-with-grace'
 import type { FastifyInstance } from 'fastify'
@@ -9,6 +10,7 @@ import { instrumentStorage } from './metrics/storage.js'
 import { Signet } from './runtime.js'
 import { openStorage } from './storage/open.js'
 import { httpsOptions, loadTlsMaterial } from './tls/options.js'
+import { reloadTlsOnChange } from './tls/reload.js'
 import { createLogger } from './logger.js'
 import { drainConnections, trackConnections } from './http/connection-drain.js'
 import { ConfigError } from './errors.js'
@@ -99,6 +101,10 @@ export async function startServer(config: Config, logger: Logger = createLogger(
   logger.info({ url, publicUrl: publicListenerUrl, tls: tls ? (tls.clientCa ? 'mutual' : 'server') : 'off', storage: signet.storage.kind }, 'signet listening')
   const running = app
   const runningPublic = publicApp
+  const tlsReloader = config.tls && reloadTlsOnChange(config.tls, [
+    { server: running.server as HttpsServer, listener: 'internal' },
+    ...(runningPublic ? [{ server: runningPublic.server as HttpsServer, listener: 'public' as const }] : []),
+  ], logger)
   return {
     signet,
     app: running,
@@ -107,6 +113,7 @@ export async function startServer(config: Config, logger: Logger = createLogger(
     publicUrl: publicListenerUrl,
     metrics,
     close: async () => {
+      if (tlsReloader) tlsReloader.stop()
       // Both stop accepting and wait for requests in flight.
       await Promise.all([closeListener(running), runningPublic && closeListener(runningPublic)])
       await signet.close()
