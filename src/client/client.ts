@@ -194,7 +194,7 @@ export class SignetClient {
     const requestId = randomUUID()
     const deadline = Date.now() + this.#timeout
     const headers = {
-      authorization: `Bearer ${await this.#token(requestId)}`,
+      authorization: `Bearer ${await withinDeadline(this.#token(requestId), deadline, requestId)}`,
       'content-type': 'application/json',
       accept: 'application/json, application/problem+json',
       'x-request-id': requestId,
@@ -243,6 +243,19 @@ async function readBody(body: Dispatcher.ResponseData['body'], status: number, s
   } catch (error) {
     if (signal.aborted || isTimeout(error)) throw timeoutError(requestId, attempts, error)
     throw new SignetClientError({ code: 'connection_error', status, detail: 'the connection broke off during Signet\'s answer', requestId, attempts }, { cause: error })
+  }
+}
+
+/** A token function that does not answer in time ends the call with a timeout, as a slow Signet would. */
+async function withinDeadline<T>(work: Promise<T>, deadline: number, requestId: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(timeoutError(requestId, 0)), Math.max(0, deadline - Date.now()))
+  })
+  try {
+    return await Promise.race([work, late])
+  } finally {
+    clearTimeout(timer)
   }
 }
 

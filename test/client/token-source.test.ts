@@ -144,6 +144,17 @@ describe('SignetClient token sources', () => {
     }
   })
 
+  it('a token function that never answers ends the call at its deadline with a timeout', async () => {
+    const client = new SignetClient({ url: server.url, token: () => new Promise<string>(() => {}), timeout: 300 })
+    try {
+      const startedAt = Date.now()
+      expect(await refusal(client.sign({}))).toMatchObject({ code: 'timeout', attempts: 0 })
+      expect(Date.now() - startedAt).toBeLessThan(300 + 250)
+    } finally {
+      await client.close()
+    }
+  })
+
   it('token function that throws or returns no token: token_unavailable, never echoing what it returned', async () => {
     const before = server.seen.length
     for (const token of [() => { throw new Error('vault down') }, () => 'signet_secret with space', async () => '', () => 42 as unknown as string]) {
