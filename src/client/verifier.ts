@@ -170,11 +170,13 @@ export function cacheControlMaxAge(header: string | null): number | null {
 }
 
 /**
- * A token verifier for app servers, built on jose's remote JWK Set (SPEC section 6).
+ * A token verifier for app servers, built on jose's remote JWK Set (docs/client.md).
  *
  * - The JWK Set is cached: for `cacheMaxAge`, or less when Signet's `Cache-Control:
  *   max-age` says so. A token with an unknown `kid` refetches it, at most once per
  *   `cooldown`, so a flood of made-up kids cannot hammer the JWKS endpoint.
+ * - While the endpoint fails, the last good set stays in use for `staleIfErrorMs`
+ *   past its expiry (RFC 5861 stale-if-error); logged, and counted in `staleVerifications`.
  * - Only allowlisted algorithms verify (see `algorithms`); `none` and HMAC never do.
  * - `exp` is required; `iss` and `aud` are checked when given.
  *
