@@ -20,6 +20,12 @@ import { Server as TlsServer } from 'node:tls'
 
 const drains = new WeakMap<Server, () => void>()
 
+/**
+ * A connection that completes (a TLS handshake in progress) once closing has begun
+ * gets this long to send its request before it is closed as idle.
+ */
+const LATE_CONNECTION_IDLE_MS = 1000
+
 /** Tracks a listener's connections and answers; call before it listens. */
 export function trackConnections(server: Server): void {
   // Per connection, the answers not yet flushed (several with HTTP pipelining).
@@ -27,7 +33,10 @@ export function trackConnections(server: Server): void {
   const unsent = new Set<ServerResponse>()
   let draining = false
 
+  // As Node does after a `Connection: close` answer: end, then destroy once written.
   const closeWhenFlushed = (socket: Duplex) => {
+    if (socket.destroyed) return
+    if (socket.writableFinished) return void socket.destroy()
     socket.end()
     socket.once('finish', () => socket.destroy())
   }
@@ -35,6 +44,9 @@ export function trackConnections(server: Server): void {
   server.on(server instanceof TlsServer ? 'secureConnection' : 'connection', (socket: Duplex) => {
     connections.set(socket, 0)
     socket.once('close', () => connections.delete(socket))
+    if (draining) {
+      setTimeout(() => { if (connections.get(socket) === 0) socket.destroy() }, LATE_CONNECTION_IDLE_MS).unref()
+    }
   })
 
   server.prependListener('request', (request: IncomingMessage, response: ServerResponse) => {
