@@ -1,3 +1,4 @@
+import type { Server as HttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import closeWithGrace from 'close-with-grace'
 import type { FastifyInstance } from 'fastify'
@@ -9,7 +10,9 @@ import { instrumentStorage } from './metrics/storage.js'
 import { Signet } from './runtime.js'
 import { openStorage } from './storage/open.js'
 import { httpsOptions, loadTlsMaterial } from './tls/options.js'
+import { reloadTlsOnChange } from './tls/reload.js'
 import { createLogger } from './logger.js'
+import { drainConnections, trackConnections } from './http/connection-drain.js'
 import { ConfigError } from './errors.js'
 import { isClusterWorker, joinPrimary, signetVariables, startWorkers, WORKER_STOP_MARGIN_MS, type Workers } from './cluster.js'
 
@@ -29,24 +32,15 @@ export interface RunningServer {
   close(): Promise<void>
 }
 
-/** How often, while a listener closes, the connections that went idle are closed. */
-const IDLE_SWEEP_MS = 50
-
 /**
  * Closes a listener: it stops accepting, answers new requests on open connections
- * with a problem+json 503 (plugins/closing.ts) and waits for the requests in flight. Node closes
- * idle keep-alive connections only once, when closing starts; a connection whose
- * request finishes later would stay open until its client drops it (keep-alive pools
- * do not), holding the shutdown until the grace timeout. So connections are closed
- * as they go idle, until the close completes.
+ * with a problem+json 503 (plugins/closing.ts) and waits for the requests in flight.
+ * Their answers are never cut: each connection ends once its answer is flushed, idle
+ * ones at once (http/connection-drain.ts).
  */
 async function closeListener(app: FastifyInstance): Promise<void> {
-  const sweep = setInterval(() => app.server.closeIdleConnections(), IDLE_SWEEP_MS)
-  try {
-    await app.close()
-  } finally {
-    clearInterval(sweep)
-  }
+  drainConnections(app.server)
+  await app.close()
 }
 
 /**
@@ -55,6 +49,7 @@ async function closeListener(app: FastifyInstance): Promise<void> {
  * is not this machine's, a host name that does not resolve.
  */
 async function listenOn(app: FastifyInstance, host: string, port: number, portVariable: string): Promise<void> {
+  trackConnections(app.server)
   try {
     await app.listen({ host, port })
   } catch (error) {
@@ -114,6 +109,10 @@ export async function startServer(config: Config, logger: Logger = createLogger(
   logger.info({ url, publicUrl: publicListenerUrl, tls: tls ? (tls.clientCa ? 'mutual' : 'server') : 'off', storage: signet.storage.kind }, 'signet listening')
   const running = app
   const runningPublic = publicApp
+  const tlsReloader = config.tls && reloadTlsOnChange(config.tls, [
+    { server: running.server as HttpsServer, listener: 'internal' },
+    ...(runningPublic ? [{ server: runningPublic.server as HttpsServer, listener: 'public' as const }] : []),
+  ], logger)
   return {
     signet,
     app: running,
@@ -122,6 +121,7 @@ export async function startServer(config: Config, logger: Logger = createLogger(
     publicUrl: publicListenerUrl,
     metrics,
     close: async () => {
+      if (tlsReloader) tlsReloader.stop()
       // Both stop accepting and wait for requests in flight.
       await Promise.all([closeListener(running), runningPublic && closeListener(runningPublic)])
       await signet.close()

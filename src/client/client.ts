@@ -2,22 +2,32 @@ import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Agent, request, type Dispatcher } from 'undici'
 import { SignetClientError } from './errors.js'
-import { MAX_RETRIES, backoffDelay, isConnectionError, isRetryableStatus, retryAfterMs } from './retry.js'
+import { backoffDelay, isConnectionError, isRetryableStatus, nextDelay, retryAfterMs } from './retry.js'
+import { fileToken, fixedToken, isUsableToken, providedToken, type TokenProvider, type TokenSource } from './token-source.js'
 import type { Claims, SignBatchItem, SignedToken, SignOptions } from './types.js'
 
 /** Options of {@link SignetClient}. */
 export interface SignetClientOptions {
-  /** Signet's base URL, e.g. `http://signet:8080` (a path prefix is kept). */
-  url: string | URL
-  /** The client's bearer token (`signet_...`), made with `POST /v1/admin/clients`. */
-  token: string
+  /** Signet's base URL, e.g. `http://signet:8080` (a path prefix is kept). Default: the `SIGNET_URL` environment variable. */
+  url?: string | URL
+  /**
+   * The client's bearer token (`signet_...`, made with `POST /v1/admin/clients`), or a
+   * function returning the current one (sync or async), called once per call.
+   * Default: the `SIGNET_CLIENT_TOKEN` environment variable. Give `token` or `tokenFile`, not both.
+   */
+  token?: string | TokenProvider
+  /**
+   * A file holding the token (e.g. a Kubernetes projected service-account token),
+   * read again when it changes: its modification time is checked at most once a second.
+   */
+  tokenFile?: string
   /** Keyset to sign with when a call names none; Signet's default keyset when unset. */
   keyset?: string
-  /** Longest a call may take, retries and waits included, in ms. Default 2000. */
+  /** Longest a call may take, retries and waits included, in ms. Default 5000. */
   timeout?: number
-  /** Retries after the first attempt, on connection errors and 503 only: 0 to 3. Default 3. */
+  /** At most this many retries after the first attempt. Default: as many as fit before the deadline. */
   retries?: number
-  /** Base of the exponential backoff between retries, in ms. Default 100 (then 200, 400, jittered). */
+  /** Base of the exponential backoff between retries, in ms. Default 100 (then up to 200, 400, 800, 1000, jittered). */
   retryDelay?: number
   /** TLS settings for an https URL: a private CA, and a client certificate for mutual TLS. */
   tls?: { ca?: string | Buffer; cert?: string | Buffer; key?: string | Buffer }
@@ -25,10 +35,17 @@ export interface SignetClientOptions {
   dispatcher?: Dispatcher
 }
 
-const DEFAULT_TIMEOUT_MS = 2000
+/**
+ * A call's default deadline. It covers a restart of Signet of a few seconds (a new
+ * process opens storage and loads its keys), which a call then rides out; a caller
+ * that would rather fail fast sets `timeout`.
+ */
+const DEFAULT_TIMEOUT_MS = 5000
 const DEFAULT_RETRY_DELAY_MS = 100
 /** No single wait between retries is longer than this. */
 const MAX_RETRY_DELAY_MS = 1000
+/** The last attempt of a call starts at least this long before its deadline. */
+const LAST_ATTEMPT_MS = 100
 /** Idle keep-alive sockets are closed after this; Signet (fastify) keeps them for 72 s. */
 const KEEP_ALIVE_MS = 10_000
 
@@ -36,7 +53,8 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
-function baseUrl(url: string | URL): URL {
+function baseUrl(url: string | URL | undefined): URL {
+  if (url === undefined) throw new TypeError('SignetClient: url is required (or set SIGNET_URL)')
   let parsed: URL
   try {
     parsed = new URL(url)
@@ -58,6 +76,20 @@ function checkMs(name: string, value: number | undefined, fallback: number, min:
   return value
 }
 
+/** The token option: exactly one of `token` and `tokenFile`, else SIGNET_CLIENT_TOKEN. Errors never hold the token. */
+function tokenSource(options: SignetClientOptions): TokenSource {
+  if (options.token !== undefined && options.tokenFile !== undefined) throw new TypeError('SignetClient: give token or tokenFile, not both')
+  if (options.tokenFile !== undefined) {
+    if (typeof options.tokenFile !== 'string' || options.tokenFile.length === 0) throw new TypeError('SignetClient: tokenFile must be a file path')
+    return fileToken(options.tokenFile)
+  }
+  if (typeof options.token === 'function') return providedToken(options.token)
+  const token = options.token ?? process.env.SIGNET_CLIENT_TOKEN
+  if (token === undefined) throw new TypeError('SignetClient: token or tokenFile is required (or set SIGNET_CLIENT_TOKEN)')
+  if (!isUsableToken(token)) throw new TypeError('SignetClient: token must be a non-empty string without spaces, or a function')
+  return fixedToken(token)
+}
+
 function checkSignedToken(value: unknown): value is SignedToken {
   return isPlainObject(value) && typeof value.token === 'string' && typeof value.kid === 'string' && typeof value.exp === 'number'
 }
@@ -67,10 +99,11 @@ function checkBatchAnswer(value: unknown): boolean {
 }
 
 /**
- * A client for application servers that sign through Signet (SPEC section 6).
- * It keeps connections alive (undici), gives each call a deadline (2 s by default,
- * retries included), and retries at most 3 times with jittered backoff on
- * connection errors and 503, never on a 4xx. Failures throw
+ * A client for application servers that sign through Signet (docs/client.md).
+ * It keeps connections alive (undici), gives each call a deadline (5 s by default,
+ * retries included), and until then retries, with capped exponential backoff and
+ * full jitter, connection errors before an answer and 503 (honouring Retry-After),
+ * never a 4xx. Failures throw
  * {@link SignetClientError} with Signet's problem `code`, `status` and `detail`.
  *
  * A retried sign request may have been signed by Signet before the connection
@@ -79,13 +112,13 @@ function checkBatchAnswer(value: unknown): boolean {
  * @example
  * import { SignetClient } from 'signet'
  *
- * const signet = new SignetClient({ url: 'http://signet:8080', token: process.env.SIGNET_CLIENT_TOKEN })
+ * const signet = new SignetClient({ url: 'http://signet:8080', tokenFile: '/var/run/secrets/signet/token' })
  * const { token, exp } = await signet.sign({ sub: 'user-42', aud: 'api' }, { ttl: 600 })
  * await signet.close() // at shutdown
  */
 export class SignetClient {
   readonly #base: URL
-  readonly #authorization: string
+  readonly #token: TokenSource
   readonly #keyset: string | undefined
   readonly #timeout: number
   readonly #retries: number
@@ -93,19 +126,16 @@ export class SignetClient {
   readonly #dispatcher: Dispatcher
   readonly #ownsDispatcher: boolean
 
-  constructor(options: SignetClientOptions) {
-    if (!isPlainObject(options)) throw new TypeError('SignetClient: options are required')
-    this.#base = baseUrl(options.url)
-    if (typeof options.token !== 'string' || options.token.length === 0 || /\s/.test(options.token)) {
-      throw new TypeError('SignetClient: token must be a non-empty string without spaces')
-    }
-    this.#authorization = `Bearer ${options.token}`
+  constructor(options: SignetClientOptions = {}) {
+    if (typeof options !== 'object' || options === null || Array.isArray(options)) throw new TypeError('SignetClient: options must be an object')
+    this.#base = baseUrl(options.url ?? process.env.SIGNET_URL)
+    this.#token = tokenSource(options)
     if (options.keyset !== undefined && (typeof options.keyset !== 'string' || options.keyset.length === 0)) {
       throw new TypeError('SignetClient: keyset must be a keyset name')
     }
     this.#keyset = options.keyset
     this.#timeout = checkMs('timeout', options.timeout, DEFAULT_TIMEOUT_MS, 1, 600_000)
-    this.#retries = checkMs('retries', options.retries, MAX_RETRIES, 0, MAX_RETRIES)
+    this.#retries = checkMs('retries', options.retries, Infinity, 0, 1_000_000)
     this.#retryDelay = checkMs('retryDelay', options.retryDelay, DEFAULT_RETRY_DELAY_MS, 0, 60_000)
     this.#ownsDispatcher = options.dispatcher === undefined
     this.#dispatcher = options.dispatcher ?? new Agent({
@@ -153,18 +183,22 @@ export class SignetClient {
     if (this.#ownsDispatcher) await this.#dispatcher.close()
   }
 
-  /** One call: attempts until an answer that is not retryable, the retries or the deadline run out. */
+  /**
+   * One call: attempts until an answer that is not retryable, the deadline (or the
+   * `retries` limit) is reached. Retried: a connection that failed before any answer
+   * came, and 503. A connection that breaks off during an answer is not retried.
+   */
   async #post(path: string, body: unknown, expected: (answer: unknown) => boolean): Promise<unknown> {
     const url = new URL(path, this.#base)
     const payload = JSON.stringify(body)
     const requestId = randomUUID()
+    const deadline = Date.now() + this.#timeout
     const headers = {
-      authorization: this.#authorization,
+      authorization: `Bearer ${await withinDeadline(this.#token(requestId), deadline, requestId)}`,
       'content-type': 'application/json',
       accept: 'application/json, application/problem+json',
       'x-request-id': requestId,
     }
-    const deadline = Date.now() + this.#timeout
     for (let attempt = 1; ; attempt++) {
       const remaining = deadline - Date.now()
       if (remaining <= 0) throw timeoutError(requestId, attempt - 1)
@@ -176,7 +210,7 @@ export class SignetClient {
           method: 'POST', headers, body: payload, dispatcher: this.#dispatcher, signal,
           headersTimeout: remaining, bodyTimeout: remaining,
         })
-        const text = await response.body.text()
+        const text = await readBody(response.body, response.statusCode, signal, requestId, attempt)
         if (response.statusCode === 200) return parseAnswer(text, expected, requestId, attempt)
         failure = problemError(response.statusCode, response.headers['content-type'], text, requestId, attempt)
         if (!isRetryableStatus(response.statusCode)) throw failure
@@ -191,11 +225,37 @@ export class SignetClient {
         failure = new SignetClientError({ code: 'connection_error', status: null, detail: `cannot reach Signet (${code})`, requestId, attempts: attempt }, { cause: error })
       }
       if (attempt > this.#retries) throw failure
-      const delay = Math.max(backoffDelay(attempt, this.#retryDelay, MAX_RETRY_DELAY_MS), askedDelay ?? 0)
-      // Waiting past the deadline would only turn this failure into a timeout.
-      if (Date.now() + delay >= deadline) throw failure
+      const delay = nextDelay(backoffDelay(attempt, this.#retryDelay, MAX_RETRY_DELAY_MS), askedDelay, deadline - Date.now(), LAST_ATTEMPT_MS)
+      // No time left for another attempt: waiting would only turn this failure into a timeout.
+      if (delay === null) throw failure
       await sleep(delay)
     }
+  }
+}
+
+/**
+ * The body of an answer whose headers came. Once Signet has answered, the request
+ * was handled: a connection that breaks off now is reported, not retried.
+ */
+async function readBody(body: Dispatcher.ResponseData['body'], status: number, signal: AbortSignal, requestId: string, attempts: number): Promise<string> {
+  try {
+    return await body.text()
+  } catch (error) {
+    if (signal.aborted || isTimeout(error)) throw timeoutError(requestId, attempts, error)
+    throw new SignetClientError({ code: 'connection_error', status, detail: 'the connection broke off during Signet\'s answer', requestId, attempts }, { cause: error })
+  }
+}
+
+/** A token function that does not answer in time ends the call with a timeout, as a slow Signet would. */
+async function withinDeadline<T>(work: Promise<T>, deadline: number, requestId: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(timeoutError(requestId, 0)), Math.max(0, deadline - Date.now()))
+  })
+  try {
+    return await Promise.race([work, late])
+  } finally {
+    clearTimeout(timer)
   }
 }
 

@@ -6,7 +6,7 @@
 
 /** What a {@link SignetClientError} holds besides its message. */
 export interface SignetClientErrorFields {
-  /** Signet's stable problem `code` (`ttl_too_long`, `sealed`...), or the client's own: `connection_error`, `timeout`, `http_error`, `invalid_response`. */
+  /** Signet's stable problem `code` (`ttl_too_long`, `sealed`...), or the client's own: `connection_error`, `timeout`, `http_error`, `invalid_response`, `request_failed`, `token_unavailable`. */
   code: string
   /** HTTP status of Signet's answer; null when no answer came (connection error, timeout). */
   status: number | null
@@ -19,7 +19,7 @@ export interface SignetClientErrorFields {
   index?: number
   /** The X-Request-Id sent with every attempt of this call, to find it in Signet's logs. */
   requestId: string
-  /** How many requests were sent (1 + retries). */
+  /** How many requests were sent (1 + retries; 0 when no token could be had). */
   attempts: number
 }
 

@@ -10,6 +10,7 @@
  * const { payload } = await verifier.verify(token)
  */
 export { SignetClient, type SignetClientOptions } from './client.js'
+export type { TokenProvider } from './token-source.js'
 export { createVerifier, type Verifier, type VerifierOptions, type VerifiedToken } from './verifier.js'
 export { SignetClientError, VerificationError, type SignetClientErrorFields, type VerificationErrorCode } from './errors.js'
 export type { Claims, SignBatchItem, SignedToken, SignOptions, TokenHeaderInput } from './types.js'

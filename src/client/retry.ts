@@ -1,12 +1,12 @@
 /**
  * When and how long SignetClient waits before trying again. Only failures where
  * the request surely did not get a verdict from a healthy Signet are retried:
- * connection errors and 503. A 4xx is an answer about the request itself and
- * would fail the same way again.
+ * connection errors before any answer, and 503. A 4xx is an answer about the
+ * request itself and would fail the same way again.
+ *
+ * How many times is not fixed: a call retries until its deadline (the client's
+ * `timeout`), so a restart of Signet shorter than the deadline is ridden out.
  */
-
-/** Most retries a call may make after its first attempt. */
-export const MAX_RETRIES = 3
 
 /** Socket-level failures: the connection was refused, dropped or never made. */
 const CONNECTION_ERROR_CODES = new Set([
@@ -33,18 +33,34 @@ export function isRetryableStatus(status: number): boolean {
 }
 
 /**
- * Delay before retry number `retry` (1-based): exponential from `baseMs`, with
- * "equal jitter" (half fixed, half random) so clients that failed together do not
- * come back together, capped at `maxMs`.
+ * Delay before retry number `retry` (1-based): exponential from `baseMs`, capped
+ * at `maxMs`, with "full jitter" (uniform between 0 and that ceiling) so clients
+ * that failed together do not come back together. See
+ * https://aws.amazon.com/blogs/architecture/exponential-backoff-and-jitter/
  */
 export function backoffDelay(retry: number, baseMs: number, maxMs: number, random: () => number = Math.random): number {
-  const ceiling = Math.min(maxMs, baseMs * 2 ** (retry - 1))
-  return Math.round(ceiling / 2 + random() * (ceiling / 2))
+  const ceiling = Math.min(maxMs, baseMs * 2 ** Math.min(retry - 1, 30))
+  return Math.round(random() * ceiling)
 }
 
-/** Milliseconds asked by a Retry-After header in seconds (dates are ignored), or null. */
+/** Milliseconds asked by a Retry-After header in seconds (RFC 9110 section 10.2.3; dates are ignored), or null. */
 export function retryAfterMs(header: string | string[] | undefined): number | null {
   const value = Array.isArray(header) ? header[0] : header
   if (value === undefined || !/^\d{1,6}$/.test(value.trim())) return null
   return Number(value.trim()) * 1000
+}
+
+/**
+ * How long to wait before the next attempt, or null to give up now. `remainingMs`
+ * is what is left of the call's deadline. A Retry-After from Signet is honoured
+ * (never retried sooner); when it does not fit in the deadline the call gives up at
+ * once. A backoff that would overshoot is shortened so that one last attempt still
+ * starts `lastAttemptMs` before the deadline: the moment a restart ends is never
+ * slept through.
+ */
+export function nextDelay(backoffMs: number, retryAfter: number | null, remainingMs: number, lastAttemptMs: number): number | null {
+  const latest = remainingMs - lastAttemptMs
+  if (latest <= 0) return null
+  if (retryAfter === null) return Math.min(backoffMs, latest)
+  return retryAfter < latest ? Math.min(Math.max(retryAfter, backoffMs), latest) : null
 }

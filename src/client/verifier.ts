@@ -1,6 +1,6 @@
 import {
-  createRemoteJWKSet, customFetch, jwtVerify,
-  type FlattenedJWSInput, type JWSHeaderParameters, type JWTHeaderParameters, type JWTPayload,
+  createLocalJWKSet, createRemoteJWKSet, customFetch, jwtVerify,
+  type FlattenedJWSInput, type JSONWebKeySet, type JWSHeaderParameters, type JWTHeaderParameters, type JWTPayload,
 } from 'jose'
 import { JOSEAlgNotAllowed, JWKSNoMatchingKey } from 'jose/errors'
 import { ALGORITHMS, type Alg } from '../crypto/algorithms.js'
@@ -44,6 +44,26 @@ export interface VerifierOptions {
   timeout?: number
   /** Extra headers for the JWK Set request. */
   headers?: Record<string, string>
+  /**
+   * Stale-if-error (RFC 5861 section 4): how long past its expiry the last good JWK
+   * Set is still used while the JWKS endpoint cannot be fetched, in ms. Default
+   * 43200000 (12 h); 0 turns it off. Tokens are checked in full as always; only a
+   * `kid` the stale set lacks is refused, since finding it needs a successful fetch.
+   */
+  staleIfErrorMs?: number
+  /**
+   * Where the verifier reports a JWKS outage: a warning once when it starts using a
+   * stale JWK Set, an error once when that passes `staleIfErrorMs`, an info line when
+   * the endpoint answers again. A pino logger fits; default `console`; `null` is silent.
+   */
+  logger?: VerifierLogger | null
+}
+
+/** The logging methods the verifier uses, pino-style: `(details, message)`. */
+export interface VerifierLogger {
+  info(details: object, message: string): void
+  warn(details: object, message: string): void
+  error(details: object, message: string): void
 }
 
 /** A token that verified: its claims and protected header. */
@@ -58,12 +78,15 @@ export interface Verifier {
   verify(token: string): Promise<VerifiedToken>
   /** Fetches the JWK Set now, whatever the cache and cooldown say. */
   reload(): Promise<void>
+  /** How many verifications used a stale JWK Set because its endpoint could not be fetched (see `staleIfErrorMs`). */
+  readonly staleVerifications: number
 }
 
 /** Tokens longer than this are refused before any parsing (Signet's /v1/verify uses the same bound). */
 const MAX_TOKEN_LENGTH = 32 * 1024
 /** The server's max-age never makes the verifier fetch more often than this. */
 const MIN_REFRESH_MS = 1000
+const DEFAULT_STALE_IF_ERROR_MS = 12 * 3600_000
 
 const MESSAGES: Record<VerificationErrorCode, string> = {
   token_malformed: 'the token is not a well-formed compact JWS',
@@ -147,11 +170,13 @@ export function cacheControlMaxAge(header: string | null): number | null {
 }
 
 /**
- * A token verifier for app servers, built on jose's remote JWK Set (SPEC section 6).
+ * A token verifier for app servers, built on jose's remote JWK Set (docs/client.md).
  *
  * - The JWK Set is cached: for `cacheMaxAge`, or less when Signet's `Cache-Control:
  *   max-age` says so. A token with an unknown `kid` refetches it, at most once per
  *   `cooldown`, so a flood of made-up kids cannot hammer the JWKS endpoint.
+ * - While the endpoint fails, the last good set stays in use for `staleIfErrorMs`
+ *   past its expiry (RFC 5861 stale-if-error); logged, and counted in `staleVerifications`.
  * - Only allowlisted algorithms verify (see `algorithms`); `none` and HMAC never do.
  * - `exp` is required; `iss` and `aud` are checked when given.
  *
@@ -177,41 +202,43 @@ export function createVerifier(options: VerifierOptions): Verifier {
   const cacheMaxAge = checkDuration('cacheMaxAge', options.cacheMaxAge, 600_000)
   const timeout = checkDuration('timeout', options.timeout, 2000)
 
-  // What the last good fetch said about itself: when, and how long it may be used.
-  let fetchedAt: number | null = null
-  let lifetime = cacheMaxAge
-  let fetches = 0
+  const staleIfError = checkDuration('staleIfErrorMs', options.staleIfErrorMs, DEFAULT_STALE_IF_ERROR_MS)
+  const logger = options.logger === undefined ? console : options.logger
+  if (logger !== null && (typeof logger !== 'object' || ['info', 'warn', 'error'].some((level) => typeof (logger as unknown as Record<string, unknown>)[level] !== 'function'))) {
+    throw new TypeError('createVerifier: logger must have info, warn and error methods, or be null')
+  }
+  // Logged without credentials or query: only where the JWK Set is.
+  const logged = { jwksUrl: `${url.origin}${url.pathname}` }
+
+  // The Cache-Control of the last 200 answer, read by load() once jose has parsed its body.
+  let answeredLifetime = cacheMaxAge
   const fetchJwks = async (resource: string, init: RequestInit): Promise<Response> => {
     const response = await fetch(resource, init)
     if (response.status === 200) {
       const maxAge = cacheControlMaxAge(response.headers.get('cache-control'))
-      lifetime = maxAge === null ? cacheMaxAge : Math.min(cacheMaxAge, Math.max(MIN_REFRESH_MS, maxAge * 1000))
-      fetchedAt = Date.now()
-      fetches++
+      answeredLifetime = maxAge === null ? cacheMaxAge : Math.min(cacheMaxAge, Math.max(MIN_REFRESH_MS, maxAge * 1000))
     }
     return response
   }
 
-  // jose's own refetch on an unknown kid counts its cooldown from any fetch, even the
-  // periodic one; here it is off (an endless cooldown) and unknownKeyRefetch() below
-  // counts only from the last refetch that an unknown kid caused.
+  // jose fetches (timeout, one fetch shared by concurrent callers, JWK Set checks);
+  // keys are chosen from `cached` below, never by jose's own refetching, so that a
+  // stale set can still be used while the endpoint fails.
   const remote = createRemoteJWKSet(url, {
     cooldownDuration: Number.MAX_SAFE_INTEGER,
-    cacheMaxAge,
+    cacheMaxAge: Number.MAX_SAFE_INTEGER,
     timeoutDuration: timeout,
     headers: options.headers,
     [customFetch]: fetchJwks,
   })
 
-  // The derived allowlist, recomputed once per fetch.
-  let derived: { fetch: number; algorithms: Set<string> } = { fetch: -1, algorithms: new Set() }
-  const publishedAlgorithms = (): Set<string> => {
-    if (derived.fetch !== fetches) {
-      const keys = remote.jwks()?.keys ?? []
-      derived = { fetch: fetches, algorithms: new Set(keys.map((key) => key.alg).filter((alg): alg is string => typeof alg === 'string')) }
-    }
-    return derived.algorithms
+  /** The last good JWK Set, what its keys allow, and until when it is fresh. */
+  interface Cached {
+    keys: ReturnType<typeof createLocalJWKSet>
+    algorithms: Set<string>
+    expiresAt: number
   }
+  let cached: Cached | null = null
 
   /** Turns a JWK Set fetch failure into jwks_unavailable; lets key-matching errors through. */
   const fetching = async <T>(work: () => Promise<T>): Promise<T> => {
@@ -224,18 +251,39 @@ export function createVerifier(options: VerifierOptions): Verifier {
     }
   }
 
-  // After a failed fetch, verifications fail fast for a moment instead of each one
-  // fetching again: an unreachable JWKS endpoint is not hammered by every request.
+  // An outage: fetches fail while a stale set is in use. Logged once as it starts,
+  // once if it outlasts staleIfErrorMs, and once when it ends.
+  let outage: { since: number; staleVerifications: number; refusing: boolean } | null = null
+  let staleVerifications = 0
+
+  let loading: Promise<void> | null = null
+  /** Fetches the JWK Set; concurrent callers share one fetch. */
+  const load = (): Promise<void> => (loading ??= fetching(async () => {
+    await remote.reload()
+    const set = remote.jwks() as JSONWebKeySet
+    cached = {
+      keys: createLocalJWKSet(set),
+      algorithms: new Set(set.keys.map((key) => key.alg).filter((alg): alg is string => typeof alg === 'string')),
+      expiresAt: Date.now() + answeredLifetime,
+    }
+    if (outage !== null) {
+      logger?.info({ ...logged, outageMs: Date.now() - outage.since, staleVerifications: outage.staleVerifications }, 'the JWK Set endpoint answers again; using its fresh JWK Set')
+      outage = null
+    }
+  }).finally(() => { loading = null }))
+
+  // After a failed fetch, verifications do not fetch again for a moment: an
+  // unreachable JWKS endpoint is not hammered by every request.
   let failedAt = -Infinity
-  const refresh = () => fetching(async () => {
+  const refresh = async (): Promise<void> => {
     if (Date.now() - failedAt < MIN_REFRESH_MS) throw new VerificationError('jwks_unavailable', MESSAGES.jwks_unavailable)
     try {
-      await remote.reload()
+      await load()
     } catch (error) {
       failedAt = Date.now()
       throw error
     }
-  })
+  }
 
   /** Refetches for a kid or algorithm the cached set lacks, at most once per cooldown. */
   let unknownRefetchAt = -Infinity
@@ -246,21 +294,64 @@ export function createVerifier(options: VerifierOptions): Verifier {
     return true
   }
 
+  /**
+   * The JWK Set to choose a key from: fetched on first use and once expired. When
+   * the fetch of an expired set fails, the set is used stale up to staleIfErrorMs
+   * past its expiry; meanwhile verifications do not wait for the endpoint, and it is
+   * tried again in the background at most once a second.
+   */
+  const currentKeys = async (): Promise<{ set: Cached; stale: boolean }> => {
+    if (cached === null) {
+      await refresh()
+      return { set: cached!, stale: false }
+    }
+    if (Date.now() < cached.expiresAt) return { set: cached, stale: false }
+    const staleUntil = cached.expiresAt + staleIfError
+    if (outage === null || Date.now() > staleUntil) {
+      try {
+        await refresh()
+        return { set: cached, stale: false }
+      } catch (error) {
+        if (!(error instanceof VerificationError) || error.code !== 'jwks_unavailable') throw error
+        if (Date.now() > staleUntil) {
+          if (outage !== null && !outage.refusing) {
+            outage.refusing = true
+            logger?.error({ ...logged, staleIfErrorMs: staleIfError, outageMs: Date.now() - outage.since }, 'the JWK Set endpoint has failed for longer than staleIfErrorMs: refusing every token until it answers')
+          }
+          throw error
+        }
+        if (outage === null) {
+          outage = { since: Date.now(), staleVerifications: 0, refusing: false }
+          logger?.warn({ ...logged, staleIfErrorMs: staleIfError, reason: describe(error.cause) }, 'the JWK Set endpoint cannot be fetched: verifying with the last good JWK Set')
+        }
+      }
+    } else {
+      refresh().catch(() => { /* still failing: the stale set stays in use */ })
+    }
+    return { set: cached, stale: true }
+  }
+
   const getKey = async (header: JWSHeaderParameters, token: FlattenedJWSInput) => {
-    // First use, or older than the server's max-age: fetch before choosing a key.
-    if (fetchedAt === null || Date.now() >= fetchedAt + lifetime) await refresh()
+    let { set, stale } = await currentKeys()
     if (!explicitAlgorithms) {
       const alg = header.alg ?? ''
       // An algorithm the cached set does not publish may be a keyset that just changed alg.
-      if (!publishedAlgorithms().has(alg)) await unknownKeyRefetch()
-      if (!publishedAlgorithms().has(alg)) throw new JOSEAlgNotAllowed('"alg" (Algorithm) Header Parameter value not allowed')
+      if (!set.algorithms.has(alg) && (await unknownKeyRefetch())) ({ set, stale } = { set: cached!, stale: false })
+      if (!set.algorithms.has(alg)) throw new JOSEAlgNotAllowed('"alg" (Algorithm) Header Parameter value not allowed')
     }
+    let key: Awaited<ReturnType<Cached['keys']>>
     try {
-      return await fetching(() => remote(header, token))
+      key = await set.keys(header, token)
     } catch (error) {
       if (!(error instanceof JWKSNoMatchingKey) || !(await unknownKeyRefetch())) throw error
-      return fetching(() => remote(header, token))
+      ;({ set, stale } = { set: cached!, stale: false })
+      key = await set.keys(header, token)
     }
+    if (stale) {
+      staleVerifications++
+      if (outage !== null) outage.staleVerifications++
+    }
+    return key
   }
 
   const verifyOptions = {
@@ -285,7 +376,16 @@ export function createVerifier(options: VerifierOptions): Verifier {
       }
     },
     async reload(): Promise<void> {
-      await fetching(() => remote.reload())
+      await load()
+    },
+    get staleVerifications() {
+      return staleVerifications
     },
   }
+}
+
+/** What went wrong with a fetch, for the outage log line: jose's code and message (they hold no key material). */
+function describe(error: unknown): string {
+  const cause = error as { code?: unknown; message?: unknown } | undefined
+  return [cause?.code, cause?.message].filter((part) => typeof part === 'string').join(': ') || 'unknown'
 }

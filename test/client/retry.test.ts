@@ -3,8 +3,11 @@ import { connect, type AddressInfo } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { SignetClient, SignetClientError } from '../../src/client/index.js'
-import { backoffDelay, isConnectionError, retryAfterMs } from '../../src/client/retry.js'
+import { backoffDelay, isConnectionError, nextDelay, retryAfterMs } from '../../src/client/retry.js'
 import { startLiveSignet, type LiveSignet } from '../interop/live.js'
+
+/** Timers on a busy shared machine fire late; a deadline is checked with this much slack. */
+const DEADLINE_SLACK_MS = 250
 
 type Handler = (request: IncomingMessage, response: ServerResponse, count: number) => void
 
@@ -185,30 +188,103 @@ describe('SignetClient retries', () => {
     }
   })
 
-  it('gives up after 3 retries on a 503 that persists, with the problem\'s code and detail', async () => {
+  it('retries a 503 that persists until the deadline, never past it, and ends with the problem\'s code and detail; `retries` lowers the count', async () => {
     const server = await standIn((_request, response) => problem(response, 503, 'sealed'))
-    const client = new SignetClient({ url: server.url, token, retryDelay: 5 })
+    const client = new SignetClient({ url: server.url, token, retryDelay: 5, timeout: 800 })
+    const limited = new SignetClient({ url: server.url, token, retryDelay: 5, retries: 2 })
+    const none = new SignetClient({ url: server.url, token, retries: 0 })
     try {
-      expect(await refusal(client.sign({}))).toMatchObject({ status: 503, code: 'sealed', detail: 'stand-in sealed', attempts: 4 })
-      expect(server.count()).toBe(4)
-      const none = new SignetClient({ url: server.url, token, retries: 0 })
-      expect(await refusal(none.sign({}))).toMatchObject({ attempts: 1 })
+      const startedAt = Date.now()
+      const error = await refusal(client.sign({}))
+      const elapsed = Date.now() - startedAt
+      expect(error).toMatchObject({ status: 503, code: 'sealed', detail: 'stand-in sealed' })
+      // Bounded by time, not by a count: many more than the old fixed 3 retries.
+      expect(error.attempts).toBeGreaterThan(5)
+      expect(server.count()).toBe(error.attempts)
+      expect(elapsed).toBeLessThan(800 + DEADLINE_SLACK_MS)
+      expect(await refusal(limited.sign({}))).toMatchObject({ code: 'sealed', attempts: 3 })
+      expect(await refusal(none.sign({}))).toMatchObject({ code: 'sealed', attempts: 1 })
+      expect(server.count()).toBe(error.attempts + 4)
+    } finally {
+      await client.close()
+      await limited.close()
       await none.close()
-      expect(server.count()).toBe(5)
+      await server.close()
+    }
+  })
+
+  it('retries connection errors until the deadline and never past it', async () => {
+    const gone = await standIn(() => {})
+    await gone.close() // a port nobody listens on
+    const client = new SignetClient({ url: gone.url, token, timeout: 1000 })
+    try {
+      const startedAt = Date.now()
+      const error = await refusal(client.sign({}))
+      const elapsed = Date.now() - startedAt
+      expect(error).toMatchObject({ code: 'connection_error', status: null })
+      expect(error.attempts).toBeGreaterThan(4)
+      expect(isConnectionError(error.cause)).toBe(true)
+      // The last attempt is made shortly before the deadline, not given up early.
+      expect(elapsed).toBeGreaterThan(800)
+      expect(elapsed).toBeLessThan(1000 + DEADLINE_SLACK_MS)
+    } finally {
+      await client.close()
+    }
+  })
+
+  it('never exceeds its deadline, whatever the server does: drops every connection, answers slowly, or never', async () => {
+    const behaviours: Handler[] = [
+      (request) => request.socket.destroy(),
+      (_request, response) => { setTimeout(() => problem(response, 503, 'not_ready'), 300) },
+      () => { /* never answers */ },
+      (_request, response) => { response.writeHead(200, { 'content-type': 'application/json' }).write('{"token":') }, // a body that never ends
+    ]
+    for (const behaviour of behaviours) {
+      const server = await standIn(behaviour)
+      const client = new SignetClient({ url: server.url, token, timeout: 700 })
+      try {
+        const startedAt = Date.now()
+        const error = await refusal(client.sign({}))
+        expect(Date.now() - startedAt, error.code).toBeLessThan(700 + DEADLINE_SLACK_MS)
+        expect(['connection_error', 'not_ready', 'timeout']).toContain(error.code)
+      } finally {
+        await client.close()
+        await server.close()
+      }
+    }
+  })
+
+  it('does not retry an answer that broke off after its headers came (Signet had handled the request)', async () => {
+    const server = await standIn((_request, response) => {
+      response.writeHead(200, { 'content-type': 'application/json', 'content-length': '500' }).write('{"token":"a.b')
+      setTimeout(() => response.socket?.destroy(), 20)
+    })
+    const client = new SignetClient({ url: server.url, token })
+    try {
+      expect(await refusal(client.sign({}))).toMatchObject({ code: 'connection_error', status: 200, attempts: 1 })
+      expect(server.count()).toBe(1)
     } finally {
       await client.close()
       await server.close()
     }
   })
 
-  it('gives up on connection errors after 3 retries', async () => {
-    const gone = await standIn(() => {})
-    await gone.close() // a port nobody listens on
-    const client = new SignetClient({ url: gone.url, token, retryDelay: 5 })
+  it('with default options, rides out a real restart of Signet of about 1.5 s while a call is in flight', async () => {
+    const client = new SignetClient({ url: signet.url, token })
     try {
-      const error = await refusal(client.sign({}))
-      expect(error).toMatchObject({ code: 'connection_error', status: null, attempts: 4 })
-      expect(isConnectionError(error.cause)).toBe(true)
+      const first = await client.sign({ sub: 'before' })
+      await signet.stop()
+      const stoppedAt = Date.now()
+      let downFor = 0
+      const back = sleep(1500).then(() => signet.start()).then(() => { downFor = Date.now() - stoppedAt })
+      const startedAt = Date.now()
+      const signed = await client.sign({ sub: 'during the restart' })
+      const elapsed = Date.now() - startedAt
+      await back
+      expect(downFor).toBeGreaterThanOrEqual(1500)
+      expect(elapsed).toBeGreaterThanOrEqual(1500)
+      expect(elapsed).toBeLessThan(5000) // the default deadline
+      expect(signed.kid).toBe(first.kid)
     } finally {
       await client.close()
     }
@@ -270,15 +346,24 @@ describe('SignetClient retries', () => {
     }
   })
 
-  it('backoff: exponential from the base, half fixed and half jitter, capped', () => {
-    expect(backoffDelay(1, 100, 1000, () => 0)).toBe(50)
+  it('backoff: exponential from the base, capped, with full jitter', () => {
+    expect(backoffDelay(1, 100, 1000, () => 0)).toBe(0)
     expect(backoffDelay(1, 100, 1000, () => 1)).toBe(100)
-    expect(backoffDelay(3, 100, 1000, () => 0)).toBe(200)
     expect(backoffDelay(3, 100, 1000, () => 1)).toBe(400)
+    expect(backoffDelay(3, 100, 1000, () => 0.5)).toBe(200)
     expect(backoffDelay(8, 100, 1000, () => 1)).toBe(1000)
+    expect(backoffDelay(5000, 100, 1000, () => 1)).toBe(1000)
     const spread = new Set(Array.from({ length: 50 }, () => backoffDelay(2, 100, 1000)))
     expect(spread.size).toBeGreaterThan(1)
-    for (const delay of spread) expect(delay >= 100 && delay <= 200).toBe(true)
+    for (const delay of spread) expect(delay >= 0 && delay <= 200).toBe(true)
+  })
+
+  it('the next delay fits the deadline: a last attempt before it, Retry-After honoured or given up', () => {
+    expect(nextDelay(300, null, 5000, 100)).toBe(300)
+    expect(nextDelay(900, null, 600, 100)).toBe(500) // shortened: one last attempt 100 ms before the deadline
+    expect(nextDelay(50, null, 100, 100)).toBeNull()
+    expect(nextDelay(50, 1000, 5000, 100)).toBe(1000) // never sooner than Signet asked
+    expect(nextDelay(50, 1000, 1000, 100)).toBeNull() // Retry-After past the deadline: give up now
   })
 
   it('Retry-After in seconds is read; dates and junk are ignored', () => {

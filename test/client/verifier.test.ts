@@ -1,7 +1,7 @@
 import { createHmac, createPublicKey, KeyObject, randomBytes, sign } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { exportPKCS8, importPKCS8, SignJWT, UnsecuredJWT } from 'jose'
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
 import { createVerifier, VerificationError, type VerificationErrorCode } from '../../src/client/index.js'
 import { cacheControlMaxAge } from '../../src/client/verifier.js'
 import { makeKey, startJwksServer, type JwksServer, type TestKey } from './jwks-server.js'
@@ -272,6 +272,108 @@ describe('createVerifier', () => {
     })
   })
 
+  describe('stale-if-error: the JWKS endpoint fails after the cached set expired', () => {
+    /** A logger that keeps what it is told. */
+    const recorder = () => {
+      const lines: { level: string; details: object; message: string }[] = []
+      const at = (level: string) => (details: object, message: string) => { lines.push({ level, details, message }) }
+      return { lines, logger: { info: at('info'), warn: at('warn'), error: at('error') } }
+    }
+    /** A verifier whose set (max-age 1 s) has been fetched, then expired while the endpoint went down. */
+    const expiredDuringOutage = async (options: { staleIfErrorMs?: number } = {}) => {
+      jwks.cacheControl = 'public, max-age=1'
+      const log = recorder()
+      const verifier = createVerifier({ jwksUrl: jwks.url, audience: 'api', logger: log.logger, ...options })
+      await verifier.verify(await es256.sign({ aud: 'api' }))
+      expect(jwks.fetches).toBe(1)
+      jwks.status = 503
+      await sleep(1100)
+      return { verifier, log }
+    }
+
+    it('a known kid still verifies, with its payload checked in full; the stale use is counted and logged once', async () => {
+      const { verifier, log } = await expiredDuringOutage()
+      const token = await es256.sign({ aud: 'api', sub: 'user-42' })
+      for (let i = 0; i < 5; i++) expect((await verifier.verify(token)).payload.sub).toBe('user-42')
+      expect((await verifier.verify(await rs256.sign({ aud: 'api' }))).header.kid).toBe('key-rs256')
+      expect(verifier.staleVerifications).toBe(6)
+      // Stale keys, but every claim is still checked.
+      await expectCode(verifier.verify(await es256.sign({ aud: 'other' })), 'claim_invalid')
+      await expectCode(verifier.verify(await es256.sign({ aud: 'api' }, {}, -10)), 'token_expired')
+      const [header, payload] = token.split('.') as [string, string, string]
+      await expectCode(verifier.verify(`${header}.${payload}.${b64url('forged')}`), 'signature_invalid')
+      expect(log.lines.map((line) => [line.level, line.message])).toEqual([
+        ['warn', 'the JWK Set endpoint cannot be fetched: verifying with the last good JWK Set'],
+      ])
+      expect(log.lines[0]!.details).toMatchObject({ jwksUrl: jwks.url, staleIfErrorMs: 43_200_000 })
+      expect(JSON.stringify(log.lines)).not.toContain(token.split('.')[2])
+      // The endpoint is tried again, in the background, at most once a second.
+      expect(jwks.fetches).toBeLessThanOrEqual(3)
+    })
+
+    it('an unknown kid is refused: finding it needs a successful fetch', async () => {
+      const { verifier } = await expiredDuringOutage()
+      const fresh = await makeKey('ES256', 'key-after-outage')
+      jwks.keys = [...jwks.keys, fresh.jwk] // published, but the endpoint is down
+      await expectCode(verifier.verify(await fresh.sign({ aud: 'api' })), 'jwks_unavailable')
+      await expectCode(verifier.verify(await outsider.sign({ aud: 'api' }, { kid: 'made-up' })), 'key_not_found') // cooling down
+      expect(verifier.staleVerifications).toBe(0)
+    })
+
+    it('once the endpoint answers again, its fresh set is used (and a new key found); the recovery is logged', async () => {
+      const { verifier, log } = await expiredDuringOutage()
+      await verifier.verify(await es256.sign({ aud: 'api' }))
+      expect(verifier.staleVerifications).toBe(1)
+      const fresh = await makeKey('ES256', 'key-recovered')
+      jwks.keys = [es256.jwk, fresh.jwk]
+      jwks.status = 200
+      await sleep(1050) // past the one-second pause after a failed fetch
+      await verifier.verify(await es256.sign({ aud: 'api' })) // the background refetch happens here
+      await expect(verifier.verify(await fresh.sign({ aud: 'api' }))).resolves.toBeTruthy()
+      await verifier.verify(await es256.sign({ aud: 'api' }))
+      expect(verifier.staleVerifications).toBeLessThanOrEqual(2)
+      expect(log.lines.map((line) => line.level)).toEqual(['warn', 'info'])
+      expect(log.lines[1]!.details).toMatchObject({ staleVerifications: expect.any(Number), outageMs: expect.any(Number) })
+    })
+
+    it('past staleIfErrorMs every token is refused, and that is logged at error once', async () => {
+      const { verifier, log } = await expiredDuringOutage({ staleIfErrorMs: 400 })
+      const token = await es256.sign({ aud: 'api' })
+      await expect(verifier.verify(token)).resolves.toBeTruthy()
+      await sleep(500)
+      for (let i = 0; i < 3; i++) await expectCode(verifier.verify(token), 'jwks_unavailable')
+      await sleep(1050)
+      await expectCode(verifier.verify(token), 'jwks_unavailable')
+      expect(verifier.staleVerifications).toBe(1)
+      expect(log.lines.map((line) => line.level)).toEqual(['warn', 'error'])
+      expect(log.lines[1]!.message).toMatch(/longer than staleIfErrorMs: refusing every token/)
+    })
+
+    it('staleIfErrorMs 0 refuses as soon as the set expires', async () => {
+      const { verifier, log } = await expiredDuringOutage({ staleIfErrorMs: 0 })
+      await expectCode(verifier.verify(await es256.sign({ aud: 'api' })), 'jwks_unavailable')
+      expect(verifier.staleVerifications).toBe(0)
+      expect(log.lines).toEqual([])
+    })
+
+    it('by default warns through console.warn, once per outage', async () => {
+      jwks.cacheControl = 'public, max-age=1'
+      const warn = vi.spyOn(console, 'warn').mockImplementation(() => {})
+      try {
+        const verifier = createVerifier({ jwksUrl: jwks.url })
+        const token = await es256.sign({})
+        await verifier.verify(token)
+        jwks.status = 503
+        await sleep(1100)
+        for (let i = 0; i < 5; i++) await verifier.verify(token)
+        expect(warn).toHaveBeenCalledTimes(1)
+        expect(String(warn.mock.calls[0]![1])).toMatch(/verifying with the last good JWK Set/)
+      } finally {
+        warn.mockRestore()
+      }
+    })
+  })
+
   it('parses Cache-Control max-age', () => {
     expect(cacheControlMaxAge('public, max-age=300')).toBe(300)
     expect(cacheControlMaxAge('max-age="60", public')).toBe(60)
@@ -296,6 +398,9 @@ describe('createVerifier', () => {
       { jwksUrl: jwks.url, clockTolerance: -1 },
       { jwksUrl: jwks.url, cooldown: -5 },
       { jwksUrl: jwks.url, cacheMaxAge: 1.5 },
+      { jwksUrl: jwks.url, staleIfErrorMs: -1 },
+      { jwksUrl: jwks.url, logger: {} },
+      { jwksUrl: jwks.url, logger: 'console' },
     ]
     for (const options of bad) expect(() => createVerifier(options as never), JSON.stringify(options)).toThrow(TypeError)
   })

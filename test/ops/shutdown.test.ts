@@ -1,8 +1,11 @@
+import { connect, type Socket } from 'node:net'
 import { join } from 'node:path'
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose'
 import { Agent, Client } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { cliJson, fileTempDir, getJson, requireBuild, startServe } from '../cli/helpers.js'
+import { startLiveSignet } from '../interop/live.js'
+import { congested } from '../helpers/congested.js'
 
 /**
  * Acceptance 5 of issue 3: SIGTERM (and SIGINT) during a load of sign requests.
@@ -45,6 +48,29 @@ interface Outcome {
   refused?: string
   /** Anything else: an answer that broke off, or an unexpected error. */
   broken?: string
+}
+
+const BATCH_BODY = JSON.stringify({ items: Array.from({ length: 1000 }, (_, i) => ({ claims: { sub: `user-${i}`, pad: 'p'.repeat(24) } })) })
+
+/** The raw HTTP/1.1 request of a 1000-item batch. */
+const batchRequest = (token: string) => `POST /v1/sign/batch HTTP/1.1\r\nHost: signet\r\nAuthorization: Bearer ${token}\r\n` +
+  `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(BATCH_BODY)}\r\n\r\n${BATCH_BODY}`
+
+/** A raw HTTP answer holding the whole 1000-token batch, every token valid. */
+async function expectWholeBatch(raw: Buffer, jwks: JSONWebKeySet): Promise<void> {
+  const split = raw.indexOf('\r\n\r\n')
+  const head = raw.subarray(0, split).toString('latin1')
+  expect(head).toMatch(/^HTTP\/1\.1 200 /)
+  const length = Number(/\r\ncontent-length: (\d+)/i.exec(head)?.[1])
+  expect(length).toBeGreaterThan(400_000)
+  const answer = raw.subarray(split + 4)
+  expect(answer.length, 'the answer was cut').toBe(length)
+  const results = (JSON.parse(answer.toString('utf8')) as { results: { token: string }[] }).results
+  expect(results).toHaveLength(1000)
+  for (const index of [0, 500, 999]) {
+    const { payload } = await jwtVerify(results[index]!.token, createLocalJWKSet(jwks))
+    expect(payload.sub).toBe(`user-${index}`)
+  }
 }
 
 const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET'])
@@ -180,6 +206,71 @@ describe('graceful shutdown of signet serve', () => {
     } finally {
       await client.destroy()
       await server.stop('SIGKILL')
+    }
+  })
+
+  it('a slow reader receiving a large batch answer when SIGTERM arrives gets the whole, valid body; then the connection is closed', async () => {
+    // On loopback the kernel's socket buffers take a few MB, so here the answer has left
+    // the process before the signal; the next test holds it in the process as a slow
+    // network does.
+    const server = await startServe(env)
+    const jwks = (await getJson(`${server.url}/.well-known/jwks.json`)).body as JSONWebKeySet
+    const { port } = new URL(server.url)
+    const socket = connect(Number(port), '127.0.0.1')
+    try {
+      const chunks: Buffer[] = []
+      const ended = new Promise<void>((resolve) => socket.once('close', () => resolve()))
+      const firstChunk = new Promise<void>((resolve) => socket.once('data', () => resolve()))
+      socket.on('data', (chunk: Buffer) => chunks.push(chunk))
+      socket.write(batchRequest(clientToken))
+      // The answer has begun: Signet has written all of it to the socket. The reader stops taking it.
+      await firstChunk
+      socket.pause()
+      server.child.kill('SIGTERM')
+      await new Promise((later) => setTimeout(later, 600))
+      // Then reads the rest, slowly.
+      const slowly = setInterval(() => { socket.resume(); setTimeout(() => socket.pause(), 5) }, 20)
+      await ended
+      clearInterval(slowly)
+      await expectWholeBatch(Buffer.concat(chunks), jwks)
+      expect(await server.exited).toEqual({ code: 0, signal: null })
+    } finally {
+      socket.destroy()
+      await server.stop('SIGKILL')
+    }
+  })
+
+  it('an answer still held in the process for a slow network when the shutdown starts is delivered whole (in process)', async () => {
+    // Before the fix, closeIdleConnections() (when closing starts, and every 50 ms
+    // after) counted a connection whose answer was ended as idle although the answer
+    // still sat in the socket's buffer, and destroyed it. On loopback the kernel takes
+    // a few MB at once, so the slow network is made here: the server's socket holds
+    // what it writes until the test lets it through.
+    const live = await startLiveSignet()
+    const token = await live.createClient({ scopes: ['sign'] })
+    const jwks = (await getJson(`${live.url}/.well-known/jwks.json`)).body as JSONWebKeySet
+    let link: ReturnType<typeof congested> | null = null
+    live.server.app.server.prependOnceListener('connection', (socket: Socket) => { link = congested(socket) })
+    let ended!: () => void
+    const answerEnded = new Promise<void>((resolve) => { ended = resolve })
+    live.server.app.server.prependListener('request', (_request, response) => response.once('prefinish', () => ended()))
+    const client = connect(live.port, '127.0.0.1')
+    try {
+      const chunks: Buffer[] = []
+      client.on('data', (chunk: Buffer) => chunks.push(chunk))
+      const closed = new Promise<void>((resolve) => client.once('close', () => resolve()))
+      client.write(batchRequest(token))
+      await answerEnded
+      expect(link!.socket.writableLength).toBeGreaterThan(400_000) // all of it still in the process
+      const stopping = live.stop()
+      await new Promise((later) => setTimeout(later, 300))
+      link!.open()
+      await stopping
+      await closed // the server ends the connection after its answer
+      await expectWholeBatch(Buffer.concat(chunks), jwks)
+    } finally {
+      client.destroy()
+      await live.close()
     }
   })
 })
