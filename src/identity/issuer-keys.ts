@@ -137,6 +137,9 @@ export class IssuerKeys {
       headers: { accept: 'application/jwk-set+json, application/json' },
       signal: AbortSignal.timeout(FETCH_TIMEOUT_MS),
     })
+    // A body left unread or cut short is destroyed, which undici reports as an 'error'
+    // event; the failure is already reported by the read below, so that event is not an error of its own.
+    response.body.on('error', () => {})
     try {
       if (response.statusCode !== 200) throw new Error(`the JWK Set endpoint answered HTTP ${response.statusCode}`)
       const declared = Number(response.headers['content-length'])
