@@ -88,11 +88,16 @@ export function usableJwk(value: unknown): { jwk: IssuerJwk } | { reason: string
   if (jwk.use !== undefined && jwk.use !== 'sig') return { reason: 'is not a signature key (use)' }
   if (jwk.kid !== undefined && typeof jwk.kid !== 'string') return { reason: 'has a kid that is not a string' }
   if (jwk.alg !== undefined && !(ALGORITHMS as readonly unknown[]).includes(jwk.alg)) return { reason: 'names an algorithm that is not an asymmetric signature algorithm' }
+  let details
   try {
-    createPublicKey({ key: jwk as never, format: 'jwk' })
+    const key = createPublicKey({ key: jwk as never, format: 'jwk' })
+    details = { type: key.asymmetricKeyType, ...key.asymmetricKeyDetails }
   } catch {
     return { reason: 'is not a valid public key' }
   }
+  // The sizes Signet itself signs with: RSA from 2048 bits (RFC 7518 section 3.3), the JOSE curves.
+  if (details.type === 'rsa' && (details.modulusLength ?? 0) < 2048) return { reason: 'is an RSA key under 2048 bits' }
+  if (details.type !== 'rsa' && details.type !== 'ec' && details.type !== 'ed25519') return { reason: 'is of an unsupported key type' }
   return { jwk: jwk as IssuerJwk }
 }
 
