@@ -70,7 +70,7 @@ export class Authenticator {
     const hash = hashToken(token)
     if (this.#adminHash && sameHash(hash, this.#adminHash)) return { principal: { kind: 'admin', actor: 'admin' } }
     if (this.#workload && JWT_SHAPE.test(token)) {
-      const outcome = this.#workload.authenticate(token)
+      const outcome = this.#workload.authenticate(token, hash)
       return outcome instanceof Promise ? outcome.then((settled) => workloadResolution(settled, socket)) : workloadResolution(outcome, socket)
     }
     const client = this.#clientByTokenHash(hash)

@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto'
 import { decodeJwt, jwtVerify, errors as joseErrors } from 'jose'
+import { hashToken } from '../auth/tokens.js'
 import type { Clock } from '../clock.js'
 import type { Client, Issuer } from '../keys/model.js'
 import { LruMap } from '../util/lru.js'
@@ -103,10 +103,10 @@ export class WorkloadAuthenticator {
    * answered synchronously from memory, after checking that its issuer is unchanged
    * and that exactly one live client is still bound to its subject (so a revoked
    * client or a deleted issuer is refused at once); any other goes through
-   * signature and claim checks.
+   * signature and claim checks. `hash` is the token's hashToken(), when the
+   * caller has it already.
    */
-  authenticate(token: string): WorkloadOutcome | Promise<WorkloadOutcome> {
-    const hash = createHash('sha256').update(token).digest('base64url')
+  authenticate(token: string, hash: string = hashToken(token)): WorkloadOutcome | Promise<WorkloadOutcome> {
     const known = this.#verified.get(hash)
     if (known) {
       const directory = this.#directory()
