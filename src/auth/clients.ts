@@ -95,7 +95,7 @@ export function checkClientInput(input: ClientInput): Pick<Client, 'name' | 'key
  * An identity names a registered issuer (404 otherwise), and no other live client
  * has the very same binding (409): two would make that subject match none.
  */
-async function checkBinding(tx: Tx, identity: WorkloadIdentity): Promise<void> {
+export async function checkBinding(tx: Tx, identity: WorkloadIdentity): Promise<void> {
   if (!(await tx.getIssuer(identity.issuer))) throw new IssuerNotFound(`no issuer ${identity.issuer}`)
   const twin = (await tx.listClients()).find((other) => other.revokedAt === null && other.identity?.issuer === identity.issuer && other.identity.subject === identity.subject)
   if (twin) throw new Conflict(`client ${twin.id} is already bound to this issuer and subject`)

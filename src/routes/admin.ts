@@ -114,7 +114,8 @@ export async function adminRoutes(app: FastifyInstance, options: AdminRoutesOpti
   }, async (request) => presentClient(await signet.clients.revoke(request.params.id, actor(request))))
 
   // Issuers are trusted for every keyset's clients: only the admin token or a `*` admin manages them.
-  const issuerAdmin = { preHandler: async (request: FastifyRequest) => requireAllKeysets(request.principal!) }
+  // A route onRequest hook runs after the authentication hook, and before the body is read.
+  const issuerAdmin = { onRequest: async (request: FastifyRequest) => requireAllKeysets(request.principal!) }
 
   app.get('/v1/admin/issuers', { ...issuerAdmin, schema: { response: { 200: issuerListAnswer, ...errors(401, 403, 503) } } }, async () => ({
     issuers: (await signet.issuers.list()).map(presentIssuer),
