@@ -59,8 +59,8 @@ export class Authenticator {
 
   /**
    * What a header names: a principal, or why not; a promise of that for a workload
-   * token that must be verified. Pure: counting a refusal is #refuse's job. Each
-   * token is hashed and looked up once.
+   * token that must be verified. Counting a refusal toward the failure limit is
+   * #refuse's job. Each token is hashed and looked up once.
    */
   #resolve(header: string | undefined, socket: Socket | undefined): Resolution | Promise<Resolution> {
     if (!header) return { refused: 'a bearer token is required' }

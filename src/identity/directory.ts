@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import type { Client, Issuer } from '../keys/model.js'
 import { isPattern, matchesSubject } from './subject-pattern.js'
 
@@ -19,11 +20,13 @@ export class IdentityDirectory {
   readonly #byIss: Map<string, Issuer>
   readonly #byName: Map<string, Issuer>
   readonly #bindings: Map<string, IssuerBindings>
+  readonly #versions: Map<string, string>
 
   private constructor(issuers: Issuer[], bindings: Map<string, IssuerBindings>) {
     this.#byIss = new Map(issuers.map((issuer) => [issuer.issuer, issuer]))
     this.#byName = new Map(issuers.map((issuer) => [issuer.name, issuer]))
     this.#bindings = bindings
+    this.#versions = new Map(issuers.map((issuer) => [issuer.name, createHash('sha256').update(JSON.stringify(issuer)).digest('base64url')]))
   }
 
   static readonly empty = new IdentityDirectory([], new Map())
@@ -53,6 +56,11 @@ export class IdentityDirectory {
 
   issuerByName(name: string): Issuer | undefined {
     return this.#byName.get(name)
+  }
+
+  /** Changes whenever anything of the issuer changes; undefined once it is deleted. */
+  issuerVersion(name: string): string | undefined {
+    return this.#versions.get(name)
   }
 
   /**

@@ -34,8 +34,8 @@ export type WorkloadOutcome =
 
 interface Verified {
   issuer: string
-  /** The issuer row the token was verified under; a changed issuer verifies again. */
-  issuerUpdatedAt: number
+  /** The issuer as the token was verified under it; a changed issuer verifies again. */
+  issuerVersion: string
   subject: string
   /** Accepted until then (ms): exp plus the skew. */
   until: number
@@ -84,7 +84,7 @@ export class WorkloadAuthenticator {
   }
 
   /** The issuer's key fetcher, made anew when its key source changed. */
-  keysOf(issuer: Issuer): IssuerKeys {
+  #keysOf(issuer: Issuer): IssuerKeys {
     const source = keySourceOf(issuer)
     const known = this.#keys.get(issuer.name)
     if (known?.source === source) return known.keys
@@ -110,8 +110,7 @@ export class WorkloadAuthenticator {
     const known = this.#verified.get(hash)
     if (known) {
       const directory = this.#directory()
-      const issuer = directory.issuerByName(known.issuer)
-      if (known.until > this.#clock.now() && issuer?.updatedAt === known.issuerUpdatedAt) {
+      if (known.until > this.#clock.now() && directory.issuerVersion(known.issuer) === known.issuerVersion) {
         return this.#report(this.#bind(directory, known.issuer, known.subject))
       }
       this.#verified.delete(hash)
@@ -144,7 +143,7 @@ export class WorkloadAuthenticator {
     const now = this.#clock.now()
     let payload
     try {
-      ;({ payload } = await jwtVerify(token, this.keysOf(issuer).getKey, {
+      ;({ payload } = await jwtVerify(token, this.#keysOf(issuer).getKey, {
         issuer: issuer.issuer,
         audience: issuer.audiences,
         // Asymmetric algorithms only: never none, never HMAC (an HS256 token keyed with a public key fails here).
@@ -166,7 +165,7 @@ export class WorkloadAuthenticator {
 
     const outcome = this.#bind(directory, issuer.name, sub)
     if ('client' in outcome) {
-      this.#verified.set(hash, { issuer: issuer.name, issuerUpdatedAt: issuer.updatedAt, subject: sub, until: (exp! + SKEW_SECONDS) * 1000 })
+      this.#verified.set(hash, { issuer: issuer.name, issuerVersion: directory.issuerVersion(issuer.name)!, subject: sub, until: (exp! + SKEW_SECONDS) * 1000 })
     }
     return outcome
   }
