@@ -8,6 +8,7 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import { Authenticator } from './auth/authenticate.js'
 import { urlHost, type Config } from './config.js'
 import { InvalidRequest, NotFound } from './errors.js'
+import { WorkloadAuthenticator } from './identity/workload-auth.js'
 import { clientErrorHandler } from './http/client-error.js'
 import { installJsonParser } from './http/json.js'
 import { RequestLog } from './http/request-log.js'
@@ -183,10 +184,18 @@ export async function buildApp(signet: Signet, options: BuildAppOptions = {}): P
   await app.register(openapiPlugin)
   await app.register(metricsRoute, { metrics })
 
+  const workload = new WorkloadAuthenticator({
+    directory: () => signet.keystore.identity(),
+    clock: signet.clock,
+    onResult: (issuer, result) => metrics.workloadAuth.inc({ issuer, result }),
+    onFetchError: (issuer, error) => signet.logger.warn({ issuer, err: { message: error.message } }, 'cannot fetch the JWK Set of a workload-token issuer; its last good keys stay in use'),
+  })
+  app.addHook('onClose', () => workload.close())
   const auth = new Authenticator({
     adminToken: signet.config.adminToken,
     clientByTokenHash: (hash) => signet.keystore.clientByTokenHash(hash),
     failureLimit: signet.config.authFailureLimit,
+    workload,
   })
 
   await app.register(publicRoutes, { signet, publicUrl })

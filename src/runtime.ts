@@ -5,6 +5,7 @@ import { systemClock, type Clock } from './clock.js'
 import type { Config } from './config.js'
 import type { MasterKey } from './crypto/masterKey.js'
 import { ConfigError } from './errors.js'
+import { IssuerService } from './identity/issuers.js'
 import { SoftwareBackend, UnavailableBackend, type Backends } from './keys/backend.js'
 import { createPkcs11Backend } from './keys/pkcs11/index.js'
 import { Keystore, MASTER_KEY_CHECK } from './keys/keystore.js'
@@ -70,6 +71,7 @@ export class Signet {
   readonly keystore: Keystore
   readonly keys: KeyService
   readonly clients: ClientService
+  readonly issuers: IssuerService
   readonly backends: Backends
   readonly auditSink: AuditSink | null
   readonly #pollIntervalMs: number
@@ -111,6 +113,7 @@ export class Signet {
       : () => this.keystore.refresh().catch((error) => onError(error, 'reloading keys after a change'))
     this.keys = new KeyService({ storage: this.storage, backends: this.backends, clock: this.clock, jwksMaxAge: options.config.jwksMaxAge, auditSink: this.auditSink, onCommit, masterKey: options.config.masterKey })
     this.clients = new ClientService({ storage: this.storage, clock: this.clock, auditSink: this.auditSink, onCommit })
+    this.issuers = new IssuerService({ storage: this.storage, clock: this.clock, auditSink: this.auditSink, onCommit })
   }
 
   /** Opens storage, checks the master key, migrates, and loads the keystore. */

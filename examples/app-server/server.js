@@ -1,5 +1,7 @@
 // An application server that signs through Signet and verifies with its JWKS.
-// It holds no private key: only a Signet client token (scope `sign`).
+// It holds no private key: only a Signet client token (scope `sign`), or, with
+// SIGNET_WORKLOAD_TOKEN_FILE, no Signet secret at all: the short-lived token its
+// platform writes to a file (docs/workload-identity.md).
 //
 //   POST /login  { "username", "password" }  -> { token, tokenType, expiresAt }
 //   GET  /me     Authorization: Bearer <token> -> { sub, iat, exp, jti }
@@ -33,7 +35,9 @@ function problem(reply, status, code, detail) {
  *
  * @param {object} options
  * @param {string} options.signetUrl     Signet's base URL, e.g. http://signet:8080
- * @param {string} options.clientToken   a Signet client token with scope `sign`
+ * @param {string} [options.clientToken] a Signet client token with scope `sign`
+ * @param {string} [options.tokenFile]   instead of clientToken: a file holding a workload token
+ *                                       (Kubernetes projected token, JWT-SVID), re-read when it changes
  * @param {string} options.demoPassword  the password every demo user logs in with
  * @param {string} [options.jwksUrl]     defaults to `${signetUrl}/.well-known/jwks.json`
  * @param {string} [options.keyset]      keyset to sign with; Signet's default keyset when unset
@@ -45,14 +49,18 @@ function problem(reply, status, code, detail) {
  * @param {boolean|object} [options.logger] fastify logger option (default false)
  */
 export async function buildAppServer(options) {
-  const { signetUrl, clientToken, demoPassword } = options
+  const { signetUrl, clientToken, tokenFile, demoPassword } = options
   if (typeof signetUrl !== 'string' || signetUrl.length === 0) throw new TypeError('signetUrl is required')
-  if (typeof clientToken !== 'string' || clientToken.length === 0) throw new TypeError('clientToken is required')
+  if ((clientToken === undefined) === (tokenFile === undefined)) throw new TypeError('give exactly one of clientToken and tokenFile')
+  if (clientToken !== undefined && (typeof clientToken !== 'string' || clientToken.length === 0)) throw new TypeError('clientToken must be a Signet client token')
+  if (tokenFile !== undefined && (typeof tokenFile !== 'string' || tokenFile.length === 0)) throw new TypeError('tokenFile must be a file path')
   if (typeof demoPassword !== 'string' || demoPassword.length === 0) throw new TypeError('demoPassword is required')
   const base = signetUrl.replace(/\/+$/, '')
   const jwksUrl = options.jwksUrl ?? `${base}/.well-known/jwks.json`
 
-  const signet = new SignetClient({ url: base, token: clientToken, keyset: options.keyset })
+  // With a token file the client re-reads it as the platform rotates it.
+  const credential = tokenFile === undefined ? { token: clientToken } : { tokenFile }
+  const signet = new SignetClient({ url: base, ...credential, keyset: options.keyset })
   const verifier = createVerifier({
     jwksUrl,
     audience: options.audience,
@@ -124,7 +132,10 @@ export function configFromEnv(env = process.env) {
   const signetUrl = env.SIGNET_URL
   if (!signetUrl || !/^https?:\/\/\S+$/.test(signetUrl)) throw new Error('SIGNET_URL must be Signet\'s base URL, e.g. http://signet:8080')
   const clientToken = secret(env, 'SIGNET_CLIENT_TOKEN')
-  if (!clientToken) throw new Error('SIGNET_CLIENT_TOKEN (or SIGNET_CLIENT_TOKEN_FILE) is required: a Signet client token with scope sign')
+  // A path, not a secret: the platform writes a short-lived workload token there.
+  const tokenFile = env.SIGNET_WORKLOAD_TOKEN_FILE || undefined
+  if (clientToken && tokenFile) throw new Error('SIGNET_CLIENT_TOKEN and SIGNET_WORKLOAD_TOKEN_FILE are both set: keep one')
+  if (!clientToken && !tokenFile) throw new Error('SIGNET_CLIENT_TOKEN (or SIGNET_CLIENT_TOKEN_FILE) is required: a Signet client token with scope sign; or SIGNET_WORKLOAD_TOKEN_FILE: a workload token file')
   const demoPassword = secret(env, 'DEMO_PASSWORD')
   if (!demoPassword) throw new Error('DEMO_PASSWORD (or DEMO_PASSWORD_FILE) is required')
   const port = env.PORT === undefined ? 3000 : Number(env.PORT)
@@ -133,7 +144,7 @@ export function configFromEnv(env = process.env) {
     port,
     host: env.HOST ?? '0.0.0.0',
     signetUrl,
-    clientToken,
+    ...(tokenFile ? { tokenFile } : { clientToken }),
     demoPassword,
     jwksUrl: env.SIGNET_JWKS_URL || undefined,
     audience: env.APP_AUDIENCE || undefined,

@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto'
 import { auditedTransaction, type AuditSink } from '../audit/recorder.js'
 import type { Clock } from '../clock.js'
 import { KEYSET_NAME } from '../config.js'
-import { ClientNotFound, Conflict, InvalidRequest } from '../errors.js'
-import { SCOPES, type Client, type Scope } from '../keys/model.js'
+import { ClientNotFound, Conflict, InvalidRequest, IssuerNotFound } from '../errors.js'
+import { SCOPES, type Client, type Scope, type WorkloadIdentity } from '../keys/model.js'
 import { MAX_SECONDS } from '../keys/policy.js'
 import type { Storage, Tx } from '../storage/types.js'
 import { normaliseSubject } from '../tls/subject.js'
@@ -20,14 +20,36 @@ export interface ClientInput {
   certificateSubject?: unknown
   subjects?: unknown
   requiredClaims?: unknown
+  /** The workload identity it is bound to: `{ issuer, subject }` (docs/workload-identity.md). */
+  identity?: unknown
+  /** With an identity: also issue a bearer token (none by default). */
+  token?: unknown
+}
+
+/** Longest identity subject pattern. */
+export const MAX_IDENTITY_SUBJECT = 1024
+
+/** A workload identity binding: a registered issuer's name and a subject pattern with at least one literal character. */
+function checkIdentity(value: unknown): WorkloadIdentity {
+  const { issuer, subject } = (value ?? {}) as { issuer?: unknown; subject?: unknown }
+  if (value === null || typeof value !== 'object' || Array.isArray(value) || Object.keys(value).some((key) => key !== 'issuer' && key !== 'subject')) {
+    throw new InvalidRequest('identity must be { "issuer": "<issuer name>", "subject": "<subject or pattern>" }')
+  }
+  if (typeof issuer !== 'string' || !KEYSET_NAME.test(issuer)) throw new InvalidRequest('identity.issuer must be the name of a registered issuer')
+  if (typeof subject !== 'string' || subject.length === 0 || subject.length > MAX_IDENTITY_SUBJECT || /[\u0000-\u001f\u007f]/.test(subject)) {
+    throw new InvalidRequest(`identity.subject must be a subject of 1 to ${MAX_IDENTITY_SUBJECT} characters, where * matches any run of characters`)
+  }
+  // A bare * would accept every workload of the issuer (on a shared issuer such as GitHub's, anyone's).
+  if (/^\*+$/.test(subject)) throw new InvalidRequest('identity.subject must name a workload: a pattern needs at least one literal character')
+  return { issuer, subject }
 }
 
 /** What PATCH /v1/admin/clients/{id} and `signet clients update` may change; null clears an optional field. */
-export const PATCHABLE_FIELDS = ['keysets', 'scopes', 'audiences', 'maxTtl', 'subjects', 'requiredClaims'] as const
+export const PATCHABLE_FIELDS = ['keysets', 'scopes', 'audiences', 'maxTtl', 'subjects', 'requiredClaims', 'identity'] as const
 export type ClientPatch = Pick<ClientInput, (typeof PATCHABLE_FIELDS)[number]>
 
 /** The stored fields of a client that input sets. */
-export type ClientFields = Pick<Client, 'name' | 'keysets' | 'scopes' | 'audiences' | 'maxTtl' | 'certificateSubject'> & {
+export type ClientFields = Pick<Client, 'name' | 'keysets' | 'scopes' | 'audiences' | 'maxTtl' | 'certificateSubject' | 'identity'> & {
   subjects: string[] | null
   requiredClaims: string[] | null
 }
@@ -83,6 +105,8 @@ export function checkClientInput(input: ClientInput): ClientFields {
       throw new InvalidRequest(`certificateSubject must be a distinguished name such as CN=billing-api,O=Acme: ${(error as Error).message}`)
     }
   }
+  const identity = input.identity === undefined || input.identity === null ? null : checkIdentity(input.identity)
+  if (input.token !== undefined && typeof input.token !== 'boolean') throw new InvalidRequest('token must be true or false')
   return {
     name: name.trim(),
     keysets: allowed,
@@ -93,7 +117,18 @@ export function checkClientInput(input: ClientInput): ClientFields {
     requiredClaims,
     // Absent when not bound (see clientFromRow).
     ...(subject === null ? {} : { certificateSubject: subject }),
+    ...(identity === null ? {} : { identity }),
   }
+}
+
+/**
+ * An identity names a registered issuer (404 otherwise), and no other live client
+ * has the very same binding (409): two would make that subject match none.
+ */
+export async function checkBinding(tx: Tx, identity: WorkloadIdentity): Promise<void> {
+  if (!(await tx.getIssuer(identity.issuer))) throw new IssuerNotFound(`no issuer ${identity.issuer}`)
+  const twin = (await tx.listClients()).find((other) => other.revokedAt === null && other.identity?.issuer === identity.issuer && other.identity.subject === identity.subject)
+  if (twin) throw new Conflict(`client ${twin.id} is already bound to this issuer and subject`)
 }
 
 export interface ClientServiceOptions {
@@ -117,15 +152,22 @@ export class ClientService {
     this.#onCommit = options.onCommit ?? (async () => {})
   }
 
-  /** Creates a client; its token is returned here once and never again. */
-  async create(input: ClientInput, actor: string, guard?: ClientGuard): Promise<{ client: Client; token: string }> {
+  /**
+   * Creates a client; its token is returned here once and never again. A client
+   * bound to a workload identity gets a token only when `token: true` asks for one;
+   * otherwise the stored hash is that of a random value nobody ever sees, so no
+   * bearer token opens it.
+   */
+  async create(input: ClientInput, actor: string, guard?: ClientGuard): Promise<{ client: Client; token: string | null }> {
     const fields = checkClientInput(input)
     guard?.(null, fields)
-    const token = generateToken()
-    const client: Client = { id: randomUUID(), ...fields, tokenHash: hashToken(token), createdAt: this.#clock.now(), revokedAt: null }
+    const generated = generateToken()
+    const token = fields.identity && input.token !== true ? null : generated
+    const client: Client = { id: randomUUID(), ...fields, tokenHash: hashToken(generated), createdAt: this.#clock.now(), revokedAt: null }
     await auditedTransaction(this.#storage, this.#auditSink, () => this.#clock.now(), async (tx, audit) => {
+      if (client.identity) await checkBinding(tx, client.identity)
       await tx.insertClient(client)
-      await audit({ actor, action: 'client.create', target: client.id, details: { name: client.name, ...policyOf(client), ...(client.certificateSubject ? { certificateSubject: client.certificateSubject } : {}) } })
+      await audit({ actor, action: 'client.create', target: client.id, details: { name: client.name, ...policyOf(client), ...(client.certificateSubject ? { certificateSubject: client.certificateSubject } : {}), ...(client.identity ? { identity: client.identity, token: token !== null } : {}) } })
     })
     await this.#onCommit()
     return { client, token }
@@ -150,7 +192,10 @@ export class ClientService {
       const current = await liveClient(tx, id)
       const fields = checkClientInput({ ...current, ...patch })
       guard?.(current, fields)
-      const next: Client = { ...current, ...fields }
+      // identity is absent from fields when cleared, so it is dropped from current first.
+      const { identity: _previous, ...unbound } = current
+      const next: Client = { ...unbound, ...fields }
+      if (next.identity && JSON.stringify(next.identity) !== JSON.stringify(current.identity ?? null)) await checkBinding(tx, next.identity)
       await tx.updateClient(next)
       const before = policyOf(current)
       const after = policyOf(next)
@@ -196,5 +241,6 @@ function policyOf(client: Client) {
     maxTtl: client.maxTtl,
     subjects: client.subjects ?? null,
     requiredClaims: client.requiredClaims ?? null,
+    identity: client.identity ?? null,
   }
 }

@@ -5,6 +5,7 @@ import { registerBackup } from './commands/backup.js'
 import { registerClients } from './commands/clients.js'
 import { registerDev } from './commands/dev.js'
 import { registerInit } from './commands/init.js'
+import { registerIssuers } from './commands/issuers.js'
 import { registerJwks } from './commands/jwks.js'
 import { registerKeys } from './commands/keys.js'
 import { registerKeysets } from './commands/keysets.js'
@@ -22,6 +23,7 @@ const COMMANDS: ((program: Command) => void)[] = [
   registerKeysets,
   registerKeys,
   registerClients,
+  registerIssuers,
   registerRewrap,
   registerBackup,
   registerAudit,

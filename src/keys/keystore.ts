@@ -8,6 +8,7 @@ import { systemClock, type Clock } from '../clock.js'
 import { HsmUnavailable, Sealed, SignetError, StorageUnavailable } from '../errors.js'
 import type { Snapshot, Storage } from '../storage/types.js'
 import { Mutex } from '../util/mutex.js'
+import { IdentityDirectory } from '../identity/directory.js'
 import type { Backends } from './backend.js'
 import { KEY_STATES, PUBLISHED_STATES, type Client, type KeyRecord, type KeyState, type Keyset } from './model.js'
 import { effectivePrepublish } from './policy.js'
@@ -72,8 +73,8 @@ export interface StorageOutage {
 
 /**
  * The in-memory view the request path reads: keysets with their active key
- * decrypted once into a KeyObject, JWK Sets as precomputed bytes, and clients by
- * token hash. Signing never touches storage.
+ * decrypted once into a KeyObject, JWK Sets as precomputed bytes, clients by
+ * token hash, and the workload-identity bindings. Signing never touches storage.
  *
  * The view is rebuilt from a storage snapshot after each change this process makes
  * and whenever the storage generation moves (a change by the CLI or another
@@ -94,6 +95,7 @@ export class Keystore {
   #keysets = new Map<string, LiveKeyset>()
   #fingerprints = new Map<string, string>()
   #clientsByHash = new Map<string, Client>()
+  #identity = IdentityDirectory.empty
   #sealed: string | null = null
   #storageError: string | null = null
   /** When storage last answered a poll or a refresh. */
@@ -141,6 +143,11 @@ export class Keystore {
   /** The live (not revoked) client whose token hashes to `tokenHash`. */
   clientByTokenHash(tokenHash: string): Client | undefined {
     return this.#clientsByHash.get(tokenHash)
+  }
+
+  /** Trusted workload-token issuers and the live clients bound to their subjects. */
+  identity(): IdentityDirectory {
+    return this.#identity
   }
 
   /** Why the master key cannot open this database's keys, or null. */
@@ -286,6 +293,7 @@ export class Keystore {
     this.#keysets = next
     this.#fingerprints = fingerprints
     this.#clientsByHash = clients
+    this.#identity = IdentityDirectory.from(snapshot.issuers, snapshot.clients)
     this.#generation = snapshot.generation
   }
 

@@ -74,10 +74,49 @@ export interface Client {
    */
   subjects?: string[] | null
   requiredClaims?: string[] | null
+  /**
+   * The workload identity this client is bound to (docs/workload-identity.md): an
+   * issuer's name and a subject pattern; null or absent: not bound.
+   */
+  identity?: WorkloadIdentity | null
   /** SHA-256 of the bearer token, hex. The token itself is never stored. */
   tokenHash: string
   createdAt: number
   revokedAt: number | null
+}
+
+/** A client's binding to workload tokens: issuer name, and a subject where `*` matches any run of characters. */
+export interface WorkloadIdentity {
+  issuer: string
+  subject: string
+}
+
+/** A public JWK of an issuer's key set, as stored or fetched (never private members). */
+export type IssuerJwk = Record<string, unknown> & { kty: string; kid?: string }
+
+/**
+ * An external workload-token issuer Signet trusts (docs/workload-identity.md):
+ * Kubernetes, SPIRE, GitHub Actions or any OIDC provider.
+ */
+export interface Issuer {
+  /** Identifier (keyset name rules). */
+  name: string
+  /** The exact `iss` of its tokens; unique. */
+  issuer: string
+  /** Where its JWK Set is fetched; null when `jwks` is given. */
+  jwksUri: string | null
+  /** A static JWK Set (public keys only); null when `jwksUri` is given. */
+  jwks: { keys: IssuerJwk[] } | null
+  /** Accepted `aud` values; a token must hold at least one. */
+  audiences: string[]
+  /** Accepted JWS algorithms, asymmetric only. */
+  algorithms: Alg[]
+  /** Longest accepted lifetime in seconds, from `iat` (or `nbf`) to `exp`. */
+  maxTokenLifetime: number
+  /** PEM of the CA that signs the JWKS endpoint's certificate, when it is private. */
+  caCertificate: string | null
+  createdAt: number
+  updatedAt: number
 }
 
 /** One audit event before it is chained. */

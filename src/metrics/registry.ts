@@ -8,8 +8,8 @@ import { effectivePrepublish } from '../keys/policy.js'
  * Signet's Prometheus metrics (prom-client), one registry per service instance so
  * tests and several instances in one process never share counters.
  *
- * Label values are bounded: keyset names, algorithms and client names are set by
- * an admin; outcomes are the stable problem codes; a kid, a token or a claim is
+ * Label values are bounded: keyset, issuer and client names and algorithms are
+ * set by an admin; outcomes are the stable problem codes; a kid, a token or a claim is
  * never a label. A keyset name a caller asked for that does not exist is counted
  * under the empty keyset label, so a caller cannot grow the label set.
  *
@@ -41,6 +41,7 @@ export class SignetMetrics {
   readonly verifications: Counter<'outcome'>
   readonly jwksRequests: Counter<'keyset' | 'status'>
   readonly authFailures: Counter<'code'>
+  readonly workloadAuth: Counter<'issuer' | 'result'>
   readonly storageErrors: Counter<'operation'>
   #source: MetricsSource | null = null
   readonly #exposition: (() => Promise<string>) | null
@@ -89,6 +90,12 @@ export class SignetMetrics {
       name: 'signet_auth_failures_total',
       help: 'Refused authentications: unauthorized (no or bad token), forbidden (scope, keyset or certificate binding), rate_limited (too many failures from an address).',
       labelNames: ['code'],
+      registers,
+    })
+    this.workloadAuth = new Counter({
+      name: 'signet_workload_auth_total',
+      help: 'Workload tokens presented, by issuer name (empty: no registered issuer) and result: accepted, or why refused (malformed, unknown_issuer, invalid_signature, jwks_unavailable, audience, expired, not_yet_valid, lifetime, missing_claim, no_client, ambiguous_client).',
+      labelNames: ['issuer', 'result'],
       registers,
     })
     this.storageErrors = new Counter({

@@ -73,7 +73,7 @@ async function openapi(app: FastifyInstance): Promise<void> {
       tags: TAGS,
       components: {
         securitySchemes: {
-          bearer: { type: 'http', scheme: 'bearer', description: 'A client token (signet_...) or the admin token (SIGNET_ADMIN_TOKEN)' },
+          bearer: { type: 'http', scheme: 'bearer', description: 'A client token (signet_...), a workload token (a JWT of a registered issuer) or the admin token (SIGNET_ADMIN_TOKEN)' },
         },
       },
     },

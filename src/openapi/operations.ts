@@ -18,7 +18,7 @@ export interface OperationText {
 export const TAGS = [
   { name: 'public', description: 'JWK Sets, OpenID discovery and health: no authentication. The only routes of the public listener (SIGNET_PUBLIC_PORT).' },
   { name: 'signing', description: 'Sign and verify tokens: a client bearer token with scope sign or verify.' },
-  { name: 'admin', description: 'Keysets, keys, clients and the audit log: the admin token or a client with scope admin.' },
+  { name: 'admin', description: 'Keysets, keys, clients, workload-token issuers and the audit log: the admin token or a client with scope admin.' },
   { name: 'operations', description: 'Metrics and this document: internal listener only.' },
 ]
 
@@ -42,10 +42,15 @@ export const OPERATIONS: Record<string, OperationText> = {
   'POST /v1/admin/keysets/{name}/rotate': { tag: 'admin', auth: 'admin', optionalBody: true, summary: 'Rotate: scheduled (after prepublish) or immediate', description: 'Without a body: scheduled.' },
   'POST /v1/admin/keysets/{name}/import': { tag: 'admin', auth: 'admin', summary: 'Import a key (PEM, PKCS#12 or JWK)', description: '409 when its kid exists.' },
   'POST /v1/admin/keys/{kid}/revoke': { tag: 'admin', auth: 'admin', summary: 'Revoke a key; an active key is replaced at once', description: 'The body names the reason, kept in the audit log.' },
-  'POST /v1/admin/clients': { tag: 'admin', auth: 'admin', summary: 'Create a client; its token is shown once', description: 'certificateSubject binds the client to the subject of its mutual-TLS client certificate. An admin client with a list of keysets may create only clients within that list.' },
+  'POST /v1/admin/clients': { tag: 'admin', auth: 'admin', summary: 'Create a client; its token is shown once', description: 'certificateSubject binds the client to the subject of its mutual-TLS client certificate; identity binds it to a workload identity, and then it gets a token only with token: true. An admin client with a list of keysets may create only clients within that list.' },
   'GET /v1/admin/clients': { tag: 'admin', auth: 'admin', summary: 'List clients (never their tokens)' },
-  'PATCH /v1/admin/clients/{id}': { tag: 'admin', auth: 'admin', summary: "Change a client's policy", description: 'keysets, scopes, audiences, maxTtl, subjects, requiredClaims; null clears an optional field. Audited with each change before and after; the running service uses it from the next request. 409 for a revoked client.' },
+  'PATCH /v1/admin/clients/{id}': { tag: 'admin', auth: 'admin', summary: "Change a client's policy", description: 'keysets, scopes, audiences, maxTtl, subjects, requiredClaims, identity; null clears an optional field. Audited with each change before and after; the running service uses it from the next request. 409 for a revoked client.' },
   'DELETE /v1/admin/clients/{id}': { tag: 'admin', auth: 'admin', summary: 'Revoke a client: its token stops working at once' },
+  'GET /v1/admin/issuers': { tag: 'admin', auth: 'admin', summary: 'List trusted workload-token issuers', description: 'The admin token or an admin client with keysets *.' },
+  'POST /v1/admin/issuers': { tag: 'admin', auth: 'admin', summary: 'Trust a workload-token issuer (Kubernetes, SPIRE, GitHub Actions, OIDC)', description: 'Exactly one of jwksUri and jwks. 409 when the name or the iss is taken.' },
+  'GET /v1/admin/issuers/{name}': { tag: 'admin', auth: 'admin', summary: 'One issuer' },
+  'PATCH /v1/admin/issuers/{name}': { tag: 'admin', auth: 'admin', summary: 'Change an issuer', description: 'Giving jwks drops jwksUri, and the reverse.' },
+  'DELETE /v1/admin/issuers/{name}': { tag: 'admin', auth: 'admin', summary: 'Stop trusting an issuer', description: '409 while live clients are bound to it.' },
   'GET /v1/admin/audit': { tag: 'admin', auth: 'admin', summary: 'Audit events, oldest first' },
 
   'GET /metrics': { tag: 'operations', summary: 'Prometheus metrics' },

@@ -1,17 +1,19 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Authenticator } from '../auth/authenticate.js'
 import { authenticationHook, requireScope } from '../auth/authenticate.js'
-import { clientGuardFor, isFullAdmin, managesClientKeysets, managesKeyset, requireKeysetAccess } from '../auth/admin-access.js'
+import { clientGuardFor, isFullAdmin, managesClientKeysets, managesKeyset, requireFullAdmin, requireKeysetAccess } from '../auth/admin-access.js'
 import type { ClientInput, ClientPatch } from '../auth/clients.js'
+import type { IssuerInput } from '../identity/issuer-policy.js'
 import type { KeysetInput, KeysetPolicyInput } from '../keys/policy.js'
 import type { RotationMode } from '../keys/service.js'
 import { importKey, type ImportInput } from '../keys/import.js'
 import type { Signet } from '../runtime.js'
 import {
-  auditAnswer, auditQuery, clientAnswer, clientListAnswer, createClientBody, createKeysetBody, errors, idParams, keyAnswer,
-  importKeyBody, keyListAnswer, keysetAnswer, keysetListAnswer, kidParams, nameParams, patchClientBody, patchKeysetBody, revokeBody, rotateBody,
+  auditAnswer, auditQuery, clientAnswer, clientListAnswer, createClientBody, createIssuerBody, createKeysetBody, errors, idParams, issuerAnswer,
+  issuerListAnswer, keyAnswer, importKeyBody, keyListAnswer, keysetAnswer, keysetListAnswer, kidParams, nameParams, patchClientBody, patchIssuerBody,
+  patchKeysetBody, revokeBody, rotateBody,
 } from '../schemas/index.js'
-import { presentAuditEvent, presentClient, presentKey, presentKeyset } from './present.js'
+import { presentAuditEvent, presentClient, presentIssuer, presentKey, presentKeyset } from './present.js'
 
 export interface AdminRoutesOptions {
   signet: Signet
@@ -19,7 +21,8 @@ export interface AdminRoutesOptions {
 }
 
 /**
- * The admin API (SPEC section 3): keysets, keys, clients and the audit log. Every
+ * The admin API (SPEC section 3): keysets, keys, clients, workload-token issuers
+ * and the audit log. Every
  * change is audited in the same transaction that makes it, before the answer.
  * An admin client with a list of keysets sees and changes only those keysets and
  * the clients within them (auth/admin-access.ts); a refusal changes nothing.
@@ -107,10 +110,10 @@ export async function adminRoutes(app: FastifyInstance, options: AdminRoutesOpti
   })
 
   app.post<{ Body: ClientInput }>('/v1/admin/clients', {
-    schema: { body: createClientBody, response: { 201: clientAnswer, ...errors(400, 401, 403, 503) } },
+    schema: { body: createClientBody, response: { 201: clientAnswer, ...errors(400, 401, 403, 404, 409, 503) } },
   }, async (request, reply) => {
     const { client, token } = await signet.clients.create(request.body, actor(request), clientGuardFor(request.principal!))
-    return reply.code(201).send({ ...presentClient(client), token })
+    return reply.code(201).send({ ...presentClient(client), ...(token === null ? {} : { token }) })
   })
 
   app.get('/v1/admin/clients', { schema: { response: { 200: clientListAnswer, ...errors(401, 403, 503) } } }, async (request) => ({
@@ -124,6 +127,34 @@ export async function adminRoutes(app: FastifyInstance, options: AdminRoutesOpti
   app.delete<{ Params: { id: string } }>('/v1/admin/clients/:id', {
     schema: { params: idParams, response: { 200: clientAnswer, ...errors(401, 403, 404, 409, 503) } },
   }, async (request) => presentClient(await signet.clients.revoke(request.params.id, actor(request), clientGuardFor(request.principal!))))
+
+  // Issuers are trusted for every keyset's clients: only the admin token or a `*` admin manages them.
+  // A route onRequest hook runs after the authentication hook, and before the body is read.
+  const issuerAdmin = { onRequest: async (request: FastifyRequest) => requireFullAdmin(request.principal!, 'manage issuers') }
+
+  app.get('/v1/admin/issuers', { ...issuerAdmin, schema: { response: { 200: issuerListAnswer, ...errors(401, 403, 503) } } }, async () => ({
+    issuers: (await signet.issuers.list()).map(presentIssuer),
+  }))
+
+  app.post<{ Body: IssuerInput }>('/v1/admin/issuers', {
+    ...issuerAdmin,
+    schema: { body: createIssuerBody, response: { 201: issuerAnswer, ...errors(400, 401, 403, 409, 503) } },
+  }, async (request, reply) => reply.code(201).send(presentIssuer(await signet.issuers.create(request.body, actor(request)))))
+
+  app.get<{ Params: { name: string } }>('/v1/admin/issuers/:name', {
+    ...issuerAdmin,
+    schema: { params: nameParams, response: { 200: issuerAnswer, ...errors(401, 403, 404, 503) } },
+  }, async (request) => presentIssuer(await signet.issuers.get(request.params.name)))
+
+  app.patch<{ Params: { name: string }; Body: IssuerInput }>('/v1/admin/issuers/:name', {
+    ...issuerAdmin,
+    schema: { params: nameParams, body: patchIssuerBody, response: { 200: issuerAnswer, ...errors(400, 401, 403, 404, 409, 503) } },
+  }, async (request) => presentIssuer(await signet.issuers.update(request.params.name, request.body, actor(request))))
+
+  app.delete<{ Params: { name: string } }>('/v1/admin/issuers/:name', {
+    ...issuerAdmin,
+    schema: { params: nameParams, response: { 200: issuerAnswer, ...errors(401, 403, 404, 409, 503) } },
+  }, async (request) => presentIssuer(await signet.issuers.remove(request.params.name, actor(request))))
 
   app.get<{ Querystring: { after: number; limit: number } }>('/v1/admin/audit', {
     schema: { querystring: auditQuery, response: { 200: auditAnswer, ...errors(400, 401, 403, 503) } },

@@ -1,7 +1,7 @@
 import { isoOrNull } from '../clock.js'
 import { isRsa } from '../crypto/algorithms.js'
 import { publishedJwk } from '../keys/keystore.js'
-import type { AuditEvent, Client, KeyRecord, Keyset } from '../keys/model.js'
+import type { AuditEvent, Client, Issuer, KeyRecord, Keyset } from '../keys/model.js'
 
 /** How keysets, keys, clients and audit events look in API answers (ISO 8601 UTC times). */
 
@@ -58,8 +58,24 @@ export function presentClient(client: Client) {
     requiredClaims: client.requiredClaims ?? null,
     // Only on bound clients, so an unbound client's answer keeps the SPEC's fields.
     ...(client.certificateSubject ? { certificateSubject: client.certificateSubject } : {}),
+    ...(client.identity ? { identity: client.identity } : {}),
     createdAt: isoOrNull(client.createdAt),
     revokedAt: isoOrNull(client.revokedAt),
+  }
+}
+
+export function presentIssuer(issuer: Issuer) {
+  return {
+    name: issuer.name,
+    issuer: issuer.issuer,
+    jwksUri: issuer.jwksUri,
+    jwks: issuer.jwks,
+    audiences: issuer.audiences,
+    algorithms: issuer.algorithms,
+    maxTokenLifetime: issuer.maxTokenLifetime,
+    caCertificate: issuer.caCertificate,
+    createdAt: isoOrNull(issuer.createdAt),
+    updatedAt: isoOrNull(issuer.updatedAt),
   }
 }
 

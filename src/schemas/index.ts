@@ -6,6 +6,8 @@
 import { ALGORITHMS, RSA_BITS } from '../crypto/algorithms.js'
 import { KEY_STATES, SCOPES } from '../keys/model.js'
 import { POLICY_LIMITS } from '../auth/claim-policy.js'
+import { MAX_IDENTITY_SUBJECT } from '../auth/clients.js'
+import { ISSUER_DEFAULTS, ISSUER_LIMITS } from '../identity/issuer-policy.js'
 import { MAX_SUBJECT_LENGTH } from '../tls/subject.js'
 
 const nullable = (schema: Record<string, unknown>) => ({ anyOf: [schema, { type: 'null' }] })
@@ -236,6 +238,17 @@ export const importKeyBody = {
   additionalProperties: false,
 } as const
 
+const workloadIdentity = {
+  type: 'object',
+  description: 'authenticate this client by a workload token of `issuer` whose sub matches `subject` (* matches any run of characters)',
+  properties: {
+    issuer: { ...keysetName, description: 'name of a registered issuer' },
+    subject: { type: 'string', minLength: 1, maxLength: MAX_IDENTITY_SUBJECT, description: 'e.g. system:serviceaccount:billing:api or spiffe://example.org/ns/billing/*' },
+  },
+  required: ['issuer', 'subject'],
+  additionalProperties: false,
+} as const
+
 /** A client's optional policy list with its limits (auth/claim-policy.ts); null: none. */
 const policyList = (field: keyof typeof POLICY_LIMITS, description: string) => ({
   description,
@@ -257,6 +270,7 @@ const clientPolicyProperties = {
   maxTtl: nullable({ type: 'integer' }),
   subjects: policyList('subjects', 'patterns sub must match (* matches any run of characters, all else is literal); with them every token needs a sub'),
   requiredClaims: policyList('requiredClaims', 'claim names every token must carry'),
+  identity: nullable(workloadIdentity),
 }
 
 export const createClientBody = {
@@ -265,6 +279,7 @@ export const createClientBody = {
     name: { type: 'string' },
     ...clientPolicyProperties,
     certificateSubject: nullable({ type: 'string', maxLength: MAX_SUBJECT_LENGTH, description: 'bind the client to the subject of its mutual-TLS client certificate, e.g. CN=billing-api,O=Acme' }),
+    token: { type: 'boolean', description: 'with an identity: also issue a bearer token (default false)' },
   },
   required: ['name', 'keysets', 'scopes'],
   additionalProperties: false,
@@ -292,6 +307,7 @@ export const clientAnswer = {
     subjects: nullable({ type: 'array', items: { type: 'string' } }),
     requiredClaims: nullable({ type: 'array', items: { type: 'string' } }),
     certificateSubject: { type: 'string', description: 'present when the client is bound to a client certificate subject' },
+    identity: { ...workloadIdentity, description: 'present when the client is bound to a workload identity' },
     createdAt: { type: 'string' },
     revokedAt: isoTime,
     token: { type: 'string', description: 'shown once, at creation' },
@@ -301,6 +317,60 @@ export const clientAnswer = {
 export const clientListAnswer = {
   type: 'object',
   properties: { clients: { type: 'array', items: clientAnswer } },
+} as const
+
+// ---- admin: workload-identity issuers (docs/workload-identity.md)
+
+const issuerText = { type: 'string', minLength: 1, maxLength: ISSUER_LIMITS.text }
+const issuerJwks = {
+  type: 'object',
+  description: 'a static JWK Set: public RSA, EC or OKP keys only',
+  properties: { keys: { type: 'array', minItems: 1, maxItems: ISSUER_LIMITS.keys, items: { type: 'object', required: ['kty'] } } },
+  required: ['keys'],
+}
+
+const issuerPolicyProperties = {
+  issuer: { ...issuerText, description: 'the exact iss of its tokens; unique' },
+  jwksUri: nullable({ ...issuerText, format: 'uri', description: 'https, or http to a loopback address only' }),
+  jwks: nullable(issuerJwks),
+  audiences: { type: 'array', minItems: 1, maxItems: ISSUER_LIMITS.audiences, items: issuerText, description: 'accepted aud values, e.g. ["signet"]' },
+  algorithms: { type: 'array', minItems: 1, maxItems: ALGORITHMS.length, items: { type: 'string', enum: [...ALGORITHMS] }, description: `asymmetric only; default ${ISSUER_DEFAULTS.algorithms.join(', ')}` },
+  maxTokenLifetime: { type: 'integer', minimum: 1, maximum: ISSUER_LIMITS.maxTokenLifetime, description: `seconds from iat (or nbf) to exp; default ${ISSUER_DEFAULTS.maxTokenLifetime}` },
+  caCertificate: nullable({ type: 'string', maxLength: ISSUER_LIMITS.caCertificateBytes, description: 'PEM of the CA of an https jwksUri' }),
+}
+
+export const createIssuerBody = {
+  type: 'object',
+  properties: { name: keysetName, ...issuerPolicyProperties },
+  required: ['name', 'issuer', 'audiences'],
+  additionalProperties: false,
+} as const
+
+export const patchIssuerBody = {
+  type: 'object',
+  properties: { name: { type: 'string' }, ...issuerPolicyProperties },
+  additionalProperties: false,
+} as const
+
+export const issuerAnswer = {
+  type: 'object',
+  properties: {
+    name: { type: 'string' },
+    issuer: { type: 'string' },
+    jwksUri: nullable({ type: 'string' }),
+    jwks: nullable({ type: 'object', properties: { keys: { type: 'array', items: { type: 'object', additionalProperties: true } } } }),
+    audiences: { type: 'array', items: { type: 'string' } },
+    algorithms: { type: 'array', items: { type: 'string' } },
+    maxTokenLifetime: { type: 'integer' },
+    caCertificate: nullable({ type: 'string' }),
+    createdAt: { type: 'string' },
+    updatedAt: { type: 'string' },
+  },
+} as const
+
+export const issuerListAnswer = {
+  type: 'object',
+  properties: { issuers: { type: 'array', items: issuerAnswer } },
 } as const
 
 export const auditQuery = {

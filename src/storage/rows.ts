@@ -1,5 +1,5 @@
 import type { Alg, RsaBits } from '../crypto/algorithms.js'
-import type { AuditEvent, Backend, Client, KeyRecord, KeyState, Keyset, Scope } from '../keys/model.js'
+import type { AuditEvent, Backend, Client, Issuer, KeyRecord, KeyState, Keyset, Scope } from '../keys/model.js'
 
 /**
  * Mapping between the domain objects and the column layout that every SQL storage
@@ -112,6 +112,7 @@ export function clientFromRow(row: Row): Client {
     // Likewise the claim policy: present only when set.
     ...(row.subjects === null || row.subjects === undefined ? {} : { subjects: JSON.parse(String(row.subjects)) as string[] }),
     ...(row.required_claims === null || row.required_claims === undefined ? {} : { requiredClaims: JSON.parse(String(row.required_claims)) as string[] }),
+    ...(row.identity_issuer === null || row.identity_issuer === undefined ? {} : { identity: { issuer: String(row.identity_issuer), subject: String(row.identity_subject) } }),
   }
 }
 
@@ -126,6 +127,8 @@ export function clientToRow(client: Client): Row {
     certificate_subject: client.certificateSubject ?? null,
     subjects: client.subjects ? JSON.stringify(client.subjects) : null,
     required_claims: client.requiredClaims ? JSON.stringify(client.requiredClaims) : null,
+    identity_issuer: client.identity?.issuer ?? null,
+    identity_subject: client.identity?.subject ?? null,
     token_hash: client.tokenHash,
     created_at: client.createdAt,
     revoked_at: client.revokedAt,
@@ -133,6 +136,38 @@ export function clientToRow(client: Client): Row {
 }
 
 export const CLIENT_COLUMNS = Object.keys(clientToRow({ audiences: null } as Client))
+
+export function issuerFromRow(row: Row): Issuer {
+  return {
+    name: String(row.name),
+    issuer: String(row.issuer),
+    jwksUri: strOrNull(row.jwks_uri),
+    jwks: row.jwks === null || row.jwks === undefined ? null : JSON.parse(String(row.jwks)),
+    audiences: JSON.parse(String(row.audiences)) as string[],
+    algorithms: JSON.parse(String(row.algorithms)) as Alg[],
+    maxTokenLifetime: num(row.max_token_lifetime),
+    caCertificate: strOrNull(row.ca_certificate),
+    createdAt: num(row.created_at),
+    updatedAt: num(row.updated_at),
+  }
+}
+
+export function issuerToRow(issuer: Issuer): Row {
+  return {
+    name: issuer.name,
+    issuer: issuer.issuer,
+    jwks_uri: issuer.jwksUri,
+    jwks: issuer.jwks === null ? null : JSON.stringify(issuer.jwks),
+    audiences: JSON.stringify(issuer.audiences),
+    algorithms: JSON.stringify(issuer.algorithms),
+    max_token_lifetime: issuer.maxTokenLifetime,
+    ca_certificate: issuer.caCertificate,
+    created_at: issuer.createdAt,
+    updated_at: issuer.updatedAt,
+  }
+}
+
+export const ISSUER_COLUMNS = Object.keys(issuerToRow({ jwks: null } as Issuer))
 
 export function auditFromRow(row: Row): AuditEvent {
   return {

@@ -1,4 +1,4 @@
-import type { AuditEvent, AuditInput, Client, KeyRecord, Keyset } from '../keys/model.js'
+import type { AuditEvent, AuditInput, Client, Issuer, KeyRecord, Keyset } from '../keys/model.js'
 
 /**
  * Everything the running service keeps in memory, read in one go. `generation`
@@ -10,6 +10,7 @@ export interface Snapshot {
   keysets: Keyset[]
   keys: KeyRecord[]
   clients: Client[]
+  issuers: Issuer[]
   meta: Record<string, string>
 }
 
@@ -33,6 +34,12 @@ export interface Tx {
   listClients(): Promise<Client[]>
   insertClient(client: Client): Promise<void>
   updateClient(client: Client): Promise<void>
+
+  getIssuer(name: string): Promise<Issuer | null>
+  listIssuers(): Promise<Issuer[]>
+  insertIssuer(issuer: Issuer): Promise<void>
+  updateIssuer(issuer: Issuer): Promise<void>
+  deleteIssuer(name: string): Promise<void>
 
   /** Appends to the hash-chained audit log; the chain is extended inside the transaction. */
   appendAudit(event: AuditInput): Promise<AuditEvent>

@@ -335,7 +335,7 @@ describe('help and version', () => {
   const commands = [
     ['serve'], ['dev'], ['init'], ['keysets'], ['keysets', 'list'], ['keysets', 'create'], ['keysets', 'update'],
     ['keys'], ['keys', 'list'], ['keys', 'rotate'], ['keys', 'revoke'], ['keys', 'import'], ['clients'], ['clients', 'create'], ['clients', 'list'],
-    ['clients', 'revoke'], ['rewrap'], ['backup'], ['audit'], ['audit', 'verify'], ['jwks'],
+    ['clients', 'revoke'], ['issuers'], ['issuers', 'add'], ['issuers', 'list'], ['issuers', 'remove'], ['rewrap'], ['backup'], ['audit'], ['audit', 'verify'], ['jwks'],
   ]
 
   it('answers --help on every command with its usage, on stdout, exit 0', async () => {
@@ -346,7 +346,7 @@ describe('help and version', () => {
       expect(result.stderr).toBe('')
     })
     const top = await runCli(['--help'])
-    for (const name of ['serve', 'dev', 'init', 'keysets', 'keys', 'clients', 'rewrap', 'backup', 'audit', 'jwks']) expect(top.stdout).toContain(`  ${name}`)
+    for (const name of ['serve', 'dev', 'init', 'keysets', 'keys', 'clients', 'issuers', 'rewrap', 'backup', 'audit', 'jwks']) expect(top.stdout).toContain(`  ${name}`)
   })
 
   it('prints the package version', async () => {

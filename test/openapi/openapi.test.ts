@@ -29,6 +29,11 @@ const SPEC_ROUTES: { method: string; path: string; success: string; body: boolea
   { method: 'patch', path: '/v1/admin/clients/{id}', success: '200', body: true, auth: true },
   { method: 'delete', path: '/v1/admin/clients/{id}', success: '200', body: false, auth: true },
   { method: 'get', path: '/v1/admin/audit', success: '200', body: false, auth: true },
+  { method: 'get', path: '/v1/admin/issuers', success: '200', body: false, auth: true },
+  { method: 'post', path: '/v1/admin/issuers', success: '201', body: true, auth: true },
+  { method: 'get', path: '/v1/admin/issuers/{name}', success: '200', body: false, auth: true },
+  { method: 'patch', path: '/v1/admin/issuers/{name}', success: '200', body: true, auth: true },
+  { method: 'delete', path: '/v1/admin/issuers/{name}', success: '200', body: false, auth: true },
 ]
 
 const PROBLEM_REF = '#/components/schemas/Problem'

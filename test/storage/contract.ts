@@ -4,7 +4,7 @@ import { promisify } from 'node:util'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { GENESIS_HASH, verifyChain } from '../../src/audit/chain.js'
 import { Conflict, SignetError } from '../../src/errors.js'
-import type { Client, KeyRecord, KeyState, Keyset } from '../../src/keys/model.js'
+import type { Client, Issuer, KeyRecord, KeyState, Keyset } from '../../src/keys/model.js'
 import type { StorageConfig } from '../../src/storage/open.js'
 import type { Storage, Tx } from '../../src/storage/types.js'
 import { increment } from './increment.js'
@@ -133,7 +133,7 @@ export function storageContract(kind: string, setup: () => Promise<ContractFixtu
         await second().migrate()
         expect(await storage.generation()).toBe(0)
         const snapshot = await storage.snapshot()
-        expect(snapshot).toMatchObject({ generation: 0, keysets: [], keys: [], clients: [] })
+        expect(snapshot).toMatchObject({ generation: 0, keysets: [], keys: [], clients: [], issuers: [] })
         expect(await storage.listAudit(0, 10)).toEqual([])
         expect(await fixture.tables()).toEqual(expect.arrayContaining(['meta', 'keysets', 'keys', 'clients', 'audit']))
       })
@@ -277,6 +277,32 @@ export function storageContract(kind: string, setup: () => Promise<ContractFixtu
         await storage.transaction((tx) => tx.updateClient({ ...plain, subjects: null, requiredClaims: null }))
         expect(await second().transaction((tx) => tx.getClient('c-2'))).toEqual(plain)
         expect((await storage.snapshot()).clients.find((c) => c.id === 'c-1')).toMatchObject({ subjects: ['user-*', 'a.b(c)'], requiredClaims: ['tenant'] })
+      })
+
+      it('stores issuers field for field (a static set, a URL with its CA), updates, lists and deletes them', async () => {
+        const byUri: Issuer = {
+          name: 'cluster', issuer: 'https://kubernetes.default.svc', jwksUri: 'https://k8s.example/jwks', jwks: null, audiences: ['signet', 'api'],
+          algorithms: ['RS256', 'ES256'], maxTokenLifetime: 3600, caCertificate: '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n', createdAt: T0, updatedAt: T0,
+        }
+        const fixed: Issuer = { ...byUri, name: 'another', issuer: 'https://other', jwksUri: null, jwks: { keys: [{ kty: 'EC', crv: 'P-256', x: 'x', y: 'y', kid: 'k' }] }, caCertificate: null }
+        const bound = clientRecord('bound', { identity: { issuer: 'cluster', subject: 'system:serviceaccount:billing:*' } })
+        await storage.transaction(async (tx) => {
+          await tx.insertIssuer(byUri)
+          await tx.insertIssuer(fixed)
+          await tx.insertClient(bound)
+        })
+        await storage.transaction(async (tx) => {
+          expect(await tx.getIssuer('cluster')).toEqual(byUri)
+          expect(await tx.getIssuer('another')).toEqual(fixed)
+          expect(await tx.getIssuer('nobody')).toBeNull()
+          expect(await tx.getClient('bound')).toEqual(bound)
+        })
+        await storage.transaction((tx) => tx.updateIssuer({ ...byUri, audiences: ['signet'], updatedAt: T0 + 5 }))
+        const snapshot = await second().snapshot()
+        expect(snapshot.issuers.map((i) => [i.name, i.audiences])).toEqual([['another', ['signet', 'api']], ['cluster', ['signet']]])
+        await expect(storage.transaction((tx) => tx.insertIssuer({ ...fixed, name: 'third' }))).rejects.toBeInstanceOf(SignetError) // iss is unique
+        await storage.transaction((tx) => tx.deleteIssuer('another'))
+        expect((await storage.transaction((tx) => tx.listIssuers())).map((i) => i.name)).toEqual(['cluster'])
       })
 
       it('refuses a second client with the same token hash', async () => {

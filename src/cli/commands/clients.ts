@@ -1,4 +1,4 @@
-import type { Command } from 'commander'
+import { InvalidArgumentError, type Command } from 'commander'
 import { list, repeatable, UsageError, wholeNumber } from '../args.js'
 import { printJson, printLines, printTable, shortTime } from '../output.js'
 import { commandGroup } from '../group.js'
@@ -16,9 +16,17 @@ function printClients(clients: Presented[]): void {
     { header: 'subjects', value: (c) => c.subjects?.join(',') },
     { header: 'required claims', value: (c) => c.requiredClaims?.join(',') },
     { header: 'certificate', value: (c) => c.certificateSubject },
+    { header: 'identity', value: (c) => (c.identity ? `${c.identity.issuer}:${c.identity.subject}` : null) },
     { header: 'created', value: (c) => shortTime(c.createdAt) },
     { header: 'revoked', value: (c) => shortTime(c.revokedAt) },
   ])
+}
+
+/** `--identity ISSUER:SUBJECT`: the issuer name has no colon, the subject may (system:serviceaccount:ns:name). */
+function identityArgument(value: string): { issuer: string; subject: string } {
+  const colon = value.indexOf(':')
+  if (colon <= 0 || colon === value.length - 1) throw new InvalidArgumentError('must be ISSUER:SUBJECT, e.g. prod-cluster:system:serviceaccount:billing:api')
+  return { issuer: value.slice(0, colon), subject: value.slice(colon + 1) }
 }
 
 /**
@@ -41,7 +49,7 @@ export function registerClients(program: Command): void {
 
   clients
     .command('create')
-    .description('create a client and print its bearer token, once')
+    .description('create a client and print its bearer token, once (none with --identity unless --token)')
     .argument('<name>', 'what the client is, e.g. "billing api"')
     .option('--keysets <names>', 'keysets it may use, comma-separated, or * for all (default: SIGNET_DEFAULT_KEYSET)', list)
     .option('--scopes <scopes>', 'sign, verify, admin, comma-separated', list, ['sign'])
@@ -50,9 +58,13 @@ export function registerClients(program: Command): void {
     .option('--subject <pattern>', 'a pattern sub must match (* = any run of characters); repeat for more; sub becomes required', repeatable)
     .option('--required-claim <name>', 'a claim every token must carry; repeat for more', repeatable)
     .option('--certificate-subject <dn>', 'bind the client to the subject of its mutual-TLS client certificate, e.g. "CN=billing-api,O=Acme"')
+    .option('--identity <issuer:subject>', 'authenticate it by a workload token of that issuer whose sub matches subject (* matches any run), e.g. prod-cluster:system:serviceaccount:billing:api; no bearer token then', identityArgument)
+    .option('--token', 'with --identity: also issue a bearer token')
     .option('--token-file <path>', 'write the token to this new file (mode 0600) instead of printing it')
     .option('--json', 'print the client (and its token) as JSON')
-    .action(async (name: string, options: { keysets?: string[]; scopes: string[]; audiences?: string[]; maxTtl?: number; subject?: string[]; requiredClaim?: string[]; certificateSubject?: string; tokenFile?: string; json?: boolean }) => {
+    .action(async (name: string, options: { keysets?: string[]; scopes: string[]; audiences?: string[]; maxTtl?: number; subject?: string[]; requiredClaim?: string[]; certificateSubject?: string; identity?: { issuer: string; subject: string }; token?: boolean; tokenFile?: string; json?: boolean }) => {
+      if (options.token && !options.identity) throw new UsageError('--token only applies with --identity (a client without one always gets a token)')
+      if (options.tokenFile && options.identity && !options.token) throw new UsageError('--token-file: a client with --identity gets no token unless --token asks for one')
       const { closeSync, openSync, rmSync, writeFileSync } = await import('node:fs')
       const { checkClientInput } = await import('../../auth/clients.js')
       const { presentClient } = await import('../../routes/present.js')
@@ -67,6 +79,7 @@ export function registerClients(program: Command): void {
         ...(options.subject ? { subjects: options.subject } : {}),
         ...(options.requiredClaim ? { requiredClaims: options.requiredClaim } : {}),
         ...(options.certificateSubject !== undefined ? { certificateSubject: options.certificateSubject } : {}),
+        ...(options.identity ? { identity: options.identity, token: options.token === true } : {}),
       }
       checkClientInput(input) // bad input fails before anything is written
       // The token file is claimed first, so a client is never made whose token cannot be kept.
@@ -79,6 +92,11 @@ export function registerClients(program: Command): void {
         throw error
       }
       const client = presentClient(created.client)
+      if (created.token === null) {
+        if (options.json) printJson(client)
+        else printClients([client])
+        return
+      }
       if (options.tokenFile) {
         writeFileSync(options.tokenFile, `${created.token}\n`, { mode: 0o600 })
         if (options.json) printJson({ ...client, tokenFile: options.tokenFile })

@@ -37,7 +37,7 @@ export function registerDev(program: Command): void {
         let clientToken = readDevClientToken(state)
         if (clientToken === null || !signet.keystore.clientByTokenHash(hashToken(clientToken))) {
           const created = await signet.clients.create({ name: 'dev client', keysets: '*', scopes: ['sign', 'verify'] }, 'dev')
-          clientToken = created.token
+          clientToken = created.token! // a client without an identity always gets one
           saveDevClientToken(state, clientToken)
         }
         const curl = curlLine(url, clientToken)

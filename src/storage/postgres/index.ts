@@ -1,11 +1,11 @@
 import pg from 'pg'
 import { chainEvent } from '../../audit/chain.js'
 import { ConfigError, Conflict, SignetError, StorageUnavailable } from '../../errors.js'
-import type { AuditEvent, AuditInput, Client, KeyRecord, Keyset } from '../../keys/model.js'
+import type { AuditEvent, AuditInput, Client, Issuer, KeyRecord, Keyset } from '../../keys/model.js'
 import { Mutex } from '../../util/mutex.js'
 import {
-  AUDIT_COLUMNS, CLIENT_COLUMNS, KEY_COLUMNS, KEYSET_COLUMNS,
-  auditFromRow, auditToRow, clientFromRow, clientToRow, keyFromRow, keysetFromRow, keysetToRow, keyToRow,
+  AUDIT_COLUMNS, CLIENT_COLUMNS, ISSUER_COLUMNS, KEY_COLUMNS, KEYSET_COLUMNS,
+  auditFromRow, auditToRow, clientFromRow, clientToRow, issuerFromRow, issuerToRow, keyFromRow, keysetFromRow, keysetToRow, keyToRow,
 } from '../rows.js'
 import type { Snapshot, Storage, Tx } from '../types.js'
 import { advisoryLockKey, CHANGE_CHANNEL } from './locks.js'
@@ -212,14 +212,15 @@ export class PostgresStorage implements Storage {
   }
 
   async snapshot(): Promise<Snapshot> {
-    // One snapshot for all four reads, so the parts agree with each other.
+    // One snapshot for all the reads, so the parts agree with each other.
     return this.#inTransaction('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY', async (client) => {
       const metaRows = (await client.query<{ name: string; value: string }>('SELECT name, value FROM meta')).rows
       const keysets = (await client.query('SELECT * FROM keysets ORDER BY created_at, name')).rows.map(keysetFromRow)
       const keys = (await client.query('SELECT * FROM keys ORDER BY created_at, kid')).rows.map(keyFromRow)
       const clients = (await client.query('SELECT * FROM clients ORDER BY created_at, id')).rows.map(clientFromRow)
+      const issuers = (await client.query('SELECT * FROM issuers ORDER BY name')).rows.map(issuerFromRow)
       const meta = Object.fromEntries(metaRows.map((r) => [r.name, r.value]))
-      return { generation: Number(meta.generation ?? 0), keysets, keys, clients, meta }
+      return { generation: Number(meta.generation ?? 0), keysets, keys, clients, issuers, meta }
     })
   }
 
@@ -378,6 +379,27 @@ class PostgresTx implements Tx {
 
   async updateClient(client: Client): Promise<void> {
     await this.#write(updateSql('clients', CLIENT_COLUMNS, 'id'), updateValues(clientToRow(client), CLIENT_COLUMNS, 'id'))
+  }
+
+  async getIssuer(name: string): Promise<Issuer | null> {
+    const [row] = await this.#rows('SELECT * FROM issuers WHERE name = $1', [name])
+    return row ? issuerFromRow(row) : null
+  }
+
+  async listIssuers(): Promise<Issuer[]> {
+    return (await this.#rows('SELECT * FROM issuers ORDER BY name')).map(issuerFromRow)
+  }
+
+  async insertIssuer(issuer: Issuer): Promise<void> {
+    await this.#write(insertSql('issuers', ISSUER_COLUMNS), valuesOf(issuerToRow(issuer), ISSUER_COLUMNS))
+  }
+
+  async updateIssuer(issuer: Issuer): Promise<void> {
+    await this.#write(updateSql('issuers', ISSUER_COLUMNS, 'name'), updateValues(issuerToRow(issuer), ISSUER_COLUMNS, 'name'))
+  }
+
+  async deleteIssuer(name: string): Promise<void> {
+    await this.#write('DELETE FROM issuers WHERE name = $1', [name])
   }
 
   async appendAudit(input: AuditInput): Promise<AuditEvent> {

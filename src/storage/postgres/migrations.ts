@@ -91,4 +91,25 @@ export const POSTGRES_MIGRATIONS: { version: number; sql: string }[] = [
       ALTER TABLE clients ADD COLUMN required_claims TEXT;
     `,
   },
+  {
+    // Workload identity (docs/workload-identity.md): trusted token issuers, and the
+    // identity a client may be bound to instead of (or beside) its bearer token.
+    version: 4,
+    sql: `
+      CREATE TABLE issuers (
+        name               TEXT PRIMARY KEY,
+        issuer             TEXT NOT NULL UNIQUE,
+        jwks_uri           TEXT,
+        jwks               TEXT,
+        audiences          TEXT NOT NULL,
+        algorithms         TEXT NOT NULL,
+        max_token_lifetime BIGINT NOT NULL,
+        ca_certificate     TEXT,
+        created_at         BIGINT NOT NULL,
+        updated_at         BIGINT NOT NULL
+      );
+      ALTER TABLE clients ADD COLUMN identity_issuer TEXT;
+      ALTER TABLE clients ADD COLUMN identity_subject TEXT;
+    `,
+  },
 ]

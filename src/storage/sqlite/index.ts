@@ -3,11 +3,11 @@ import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
 import { chainEvent } from '../../audit/chain.js'
 import { Conflict, SignetError, StorageUnavailable } from '../../errors.js'
-import type { AuditEvent, AuditInput, Client, KeyRecord, Keyset } from '../../keys/model.js'
+import type { AuditEvent, AuditInput, Client, Issuer, KeyRecord, Keyset } from '../../keys/model.js'
 import { Mutex } from '../../util/mutex.js'
 import {
-  AUDIT_COLUMNS, CLIENT_COLUMNS, KEY_COLUMNS, KEYSET_COLUMNS,
-  auditFromRow, auditToRow, clientFromRow, clientToRow, keyFromRow, keysetFromRow, keysetToRow, keyToRow,
+  AUDIT_COLUMNS, CLIENT_COLUMNS, ISSUER_COLUMNS, KEY_COLUMNS, KEYSET_COLUMNS,
+  auditFromRow, auditToRow, clientFromRow, clientToRow, issuerFromRow, issuerToRow, keyFromRow, keysetFromRow, keysetToRow, keyToRow,
 } from '../rows.js'
 import type { Snapshot, Storage, Tx } from '../types.js'
 import { SQLITE_MIGRATIONS } from './migrations.js'
@@ -177,6 +177,7 @@ export class SqliteStorage implements Storage {
             keysets: (this.#statement('SELECT * FROM keysets ORDER BY created_at, name').all() as Row[]).map(keysetFromRow),
             keys: (this.#statement('SELECT * FROM keys ORDER BY created_at, kid').all() as Row[]).map(keyFromRow),
             clients: (this.#statement('SELECT * FROM clients ORDER BY created_at, id').all() as Row[]).map(clientFromRow),
+            issuers: (this.#statement('SELECT * FROM issuers ORDER BY name').all() as Row[]).map(issuerFromRow),
             meta,
           }
         }).deferred()
@@ -333,6 +334,27 @@ class SqliteTx implements Tx {
 
   async updateClient(client: Client): Promise<void> {
     this.#write(updateSql('clients', CLIENT_COLUMNS, 'id'), clientToRow(client))
+  }
+
+  async getIssuer(name: string): Promise<Issuer | null> {
+    const row = this.#statement('SELECT * FROM issuers WHERE name = ?').get(name) as Row | undefined
+    return row ? issuerFromRow(row) : null
+  }
+
+  async listIssuers(): Promise<Issuer[]> {
+    return (this.#statement('SELECT * FROM issuers ORDER BY name').all() as Row[]).map(issuerFromRow)
+  }
+
+  async insertIssuer(issuer: Issuer): Promise<void> {
+    this.#write(insertSql('issuers', ISSUER_COLUMNS), issuerToRow(issuer))
+  }
+
+  async updateIssuer(issuer: Issuer): Promise<void> {
+    this.#write(updateSql('issuers', ISSUER_COLUMNS, 'name'), issuerToRow(issuer))
+  }
+
+  async deleteIssuer(name: string): Promise<void> {
+    this.#write('DELETE FROM issuers WHERE name = @name', { name })
   }
 
   async appendAudit(input: AuditInput): Promise<AuditEvent> {

@@ -1,0 +1,104 @@
+import { auditedTransaction, type AuditSink } from '../audit/recorder.js'
+import type { Clock } from '../clock.js'
+import { Conflict, IssuerNotFound } from '../errors.js'
+import type { Issuer } from '../keys/model.js'
+import type { Storage, Tx } from '../storage/types.js'
+import { applyIssuerChange, checkNewIssuer, type IssuerInput } from './issuer-policy.js'
+
+export interface IssuerServiceOptions {
+  storage: Storage
+  clock: Clock
+  auditSink?: AuditSink | null
+  onCommit?: () => Promise<void>
+}
+
+/** What the audit log keeps of an issuer: its policy, not a whole key set or certificate. */
+function auditDetails(issuer: Issuer): Record<string, unknown> {
+  return {
+    issuer: issuer.issuer,
+    jwksUri: issuer.jwksUri,
+    staticKeys: issuer.jwks?.keys.map((key) => key.kid ?? null) ?? null,
+    audiences: issuer.audiences,
+    algorithms: issuer.algorithms,
+    maxTokenLifetime: issuer.maxTokenLifetime,
+    caCertificate: issuer.caCertificate !== null,
+  }
+}
+
+/** The `iss` of a registered issuer is unique: two issuers for one `iss` would make a token's issuer ambiguous. */
+async function refuseTakenIss(tx: Tx, iss: string, except: string | null): Promise<void> {
+  const holder = (await tx.listIssuers()).find((issuer) => issuer.issuer === iss && issuer.name !== except)
+  if (holder) throw new Conflict(`issuer ${holder.name} already has this iss`)
+}
+
+/** Trusted workload-token issuers (docs/workload-identity.md); every change is audited. */
+export class IssuerService {
+  readonly #storage: Storage
+  readonly #clock: Clock
+  readonly #auditSink: AuditSink | null
+  readonly #onCommit: () => Promise<void>
+
+  constructor(options: IssuerServiceOptions) {
+    this.#storage = options.storage
+    this.#clock = options.clock
+    this.#auditSink = options.auditSink ?? null
+    this.#onCommit = options.onCommit ?? (async () => {})
+  }
+
+  #audited<T>(work: Parameters<typeof auditedTransaction<T>>[3]): Promise<T> {
+    return auditedTransaction(this.#storage, this.#auditSink, () => this.#clock.now(), work)
+  }
+
+  async create(input: IssuerInput, actor: string): Promise<Issuer> {
+    const fields = checkNewIssuer(input)
+    const now = this.#clock.now()
+    const issuer: Issuer = { ...fields, createdAt: now, updatedAt: now }
+    await this.#audited(async (tx, audit) => {
+      if (await tx.getIssuer(issuer.name)) throw new Conflict(`issuer ${issuer.name} exists`)
+      await refuseTakenIss(tx, issuer.issuer, null)
+      await tx.insertIssuer(issuer)
+      await audit({ actor, action: 'issuer.create', target: issuer.name, details: auditDetails(issuer) })
+    })
+    await this.#onCommit()
+    return issuer
+  }
+
+  async list(): Promise<Issuer[]> {
+    return this.#storage.transaction((tx) => tx.listIssuers())
+  }
+
+  async get(name: string): Promise<Issuer> {
+    const issuer = await this.#storage.transaction((tx) => tx.getIssuer(name))
+    if (!issuer) throw new IssuerNotFound(`no issuer ${name}`)
+    return issuer
+  }
+
+  async update(name: string, change: IssuerInput, actor: string): Promise<Issuer> {
+    const issuer = await this.#audited(async (tx, audit) => {
+      const current = await tx.getIssuer(name)
+      if (!current) throw new IssuerNotFound(`no issuer ${name}`)
+      const next: Issuer = { ...current, ...applyIssuerChange(current, change), updatedAt: this.#clock.now() }
+      await refuseTakenIss(tx, next.issuer, name)
+      await tx.updateIssuer(next)
+      await audit({ actor, action: 'issuer.update', target: name, details: auditDetails(next) })
+      return next
+    })
+    await this.#onCommit()
+    return issuer
+  }
+
+  /** Deletes an issuer; refused (409) while a live client is bound to it. */
+  async remove(name: string, actor: string): Promise<Issuer> {
+    const issuer = await this.#audited(async (tx, audit) => {
+      const current = await tx.getIssuer(name)
+      if (!current) throw new IssuerNotFound(`no issuer ${name}`)
+      const bound = (await tx.listClients()).filter((client) => client.revokedAt === null && client.identity?.issuer === name)
+      if (bound.length > 0) throw new Conflict(`${bound.length} live client(s) are bound to issuer ${name} (${bound.slice(0, 5).map((client) => client.id).join(', ')}); revoke them first`)
+      await tx.deleteIssuer(name)
+      await audit({ actor, action: 'issuer.delete', target: name, details: auditDetails(current) })
+      return current
+    })
+    await this.#onCommit()
+    return issuer
+  }
+}
