@@ -46,6 +46,7 @@ export const OPERATIONS: Record<string, OperationText> = {
   'GET /v1/admin/clients': { tag: 'admin', auth: 'admin', summary: 'List clients (never their tokens)' },
   'DELETE /v1/admin/clients/{id}': { tag: 'admin', auth: 'admin', summary: 'Revoke a client: its token stops working at once' },
   'GET /v1/admin/audit': { tag: 'admin', auth: 'admin', summary: 'Audit events, oldest first' },
+  'GET /v1/admin/audit/verify': { tag: 'admin', auth: 'admin', summary: 'Check the audit log\'s hash chain', description: 'intact is false when a row was changed, dropped or moved, or rows were removed from its end; problems names the first broken event.' },
 
   'GET /metrics': { tag: 'operations', summary: 'Prometheus metrics' },
 }
