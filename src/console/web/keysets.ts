@@ -19,7 +19,10 @@ export async function keysetsPanel(api: AdminApi, panel: HTMLElement): Promise<v
   replace(panel,
     h('h2', { tabindex: -1 }, 'Keysets'),
     h('ul', { class: 'legend', 'aria-label': 'Timeline legend' },
-      (['pending', 'active', 'retired', 'revoked', 'destroyed'] as const).map((state) => h('li', {}, h('span', { class: `swatch swatch-${state}`, 'aria-hidden': 'true' }), STATE_LABEL[state]))),
+      (['pending', 'active', 'retired', 'revoked', 'destroyed'] as const).map((state) => h('li', {}, h('span', { class: `swatch swatch-${state}`, 'aria-hidden': 'true' }), STATE_LABEL[state])),
+      h('li', {}, h('span', { class: 'swatch swatch-now', 'aria-hidden': 'true' }), 'now'),
+      h('li', {}, h('span', { class: 'swatch swatch-next', 'aria-hidden': 'true' }), 'next rotation'),
+      h('li', {}, h('span', { class: 'swatch swatch-planned', 'aria-hidden': 'true' }), 'planned')),
     withKeys.length === 0 ? h('p', {}, 'No keysets yet.') : withKeys.map(({ keyset, keys }) => keysetCard(api, keyset, keys, reload)),
   )
 }

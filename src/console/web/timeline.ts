@@ -12,6 +12,12 @@ const BOTTOM = 22
 /** Older keys that left the JWK Set still drawn, besides every published one. */
 const PAST_KEYS = 3
 
+/** A marker's label above the lanes, on the side of its line that has room. */
+function label(at: number, text: string): SVGTextElement {
+  const right = at > WIDTH * 0.6
+  return s('text', { x: right ? at - 4 : at + 4, y: 12, class: `marker-label${right ? ' end' : ''}` }, text)
+}
+
 /** The keys the strip shows: every published key, then the most recent others. */
 export function keysToDraw(keys: Key[]): Key[] {
   const published = keys.filter((key) => key.state === 'pending' || key.state === 'active' || key.state === 'retired')
@@ -86,12 +92,12 @@ export function timeline(keyset: Keyset, keys: Key[], next: NextRotation | null,
   s('text', { x: LABEL, y: height - 6, class: 'axis-label' }, absolute(start).slice(0, 16).replace('T', ' ')),
   s('text', { x: WIDTH - 10, y: height - 6, class: 'axis-label end' }, absolute(end).slice(0, 16).replace('T', ' ')),
   next ? s('g', { class: 'next-rotation' },
-    s('line', { x1: x(next.activatesAt), x2: x(next.activatesAt), y1: 12, y2: bottom }),
-    s('text', { x: x(next.activatesAt), y: 10, class: 'marker-label' }, `next rotation ${relative(next.activatesAt, now)}`),
+    s('line', { x1: x(next.activatesAt), x2: x(next.activatesAt), y1: 14, y2: bottom }),
+    s('title', {}, `next rotation ${absolute(next.activatesAt)} (${relative(next.activatesAt, now)})`),
   ) : null,
   s('g', { class: 'now' },
-    s('line', { x1: x(now), x2: x(now), y1: 12, y2: bottom }),
-    s('text', { x: x(now), y: height - 6, class: 'marker-label' }, 'now'),
+    s('line', { x1: x(now), x2: x(now), y1: 14, y2: bottom }),
+    label(x(now), 'now'),
   ),
   )
 }

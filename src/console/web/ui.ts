@@ -40,7 +40,9 @@ export const dialogAlert = (): HTMLElement => h('p', { role: 'alert', class: 'er
 export function when(iso: string | number | null, now: number = Date.now()): Child {
   const ms = typeof iso === 'number' ? iso : epoch(iso)
   if (ms === null) return h('span', { class: 'none', 'aria-label': 'none' }, '—')
-  return h('time', { datetime: new Date(ms).toISOString() }, absolute(ms), ' ', h('span', { class: 'relative' }, `(${relative(ms, now)})`))
+  // The date and the time of day wrap apart, never inside either.
+  const [day, clock] = absolute(ms).split('T') as [string, string]
+  return h('time', { datetime: new Date(ms).toISOString() }, h('span', { class: 'day' }, day), h('wbr'), h('span', { class: 'clock' }, `T${clock}`), ' ', h('span', { class: 'relative' }, `(${relative(ms, now)})`))
 }
 
 /** A labelled input; returns the wrapper and the input. */
