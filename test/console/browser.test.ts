@@ -40,6 +40,8 @@ describe('the admin console in Chromium', () => {
   afterAll(async () => {
     if (missing) return
     await browser?.close()
+    // No token or key reached a log line.
+    h?.watch.assertClean()
     await h?.close()
   })
 
@@ -116,6 +118,19 @@ describe('the admin console in Chromium', () => {
     expect(await page.evaluate(() => sessionStorage.length)).toBe(0)
   })
 
+  it('accepts the token of a client with scope admin, and refuses one without it', async () => {
+    expected.push({ url: /\/v1\/admin\/keysets$/, status: 403 })
+    const signer = await h.createClient({ name: 'signer-only', scopes: ['sign'] })
+    await signIn(signer.token)
+    await expect.poll(() => page.locator('#sign-in-error').textContent()).toContain('without the admin scope (403)')
+    expect(await page.locator('#console').isHidden()).toBe(true)
+    const admin = await h.createClient({ name: 'ops-admin', scopes: ['admin'] })
+    await page.getByLabel('Admin token').fill(admin.token)
+    await page.getByRole('button', { name: 'Sign in' }).click()
+    await expect.poll(() => keyset('default').count()).toBe(1)
+    await assertTokenNotKept(admin.token)
+  })
+
   it('signs in with the keyboard alone', async () => {
     await page.goto(`${base}/console`)
     // The token field has focus on load; Enter submits.
@@ -140,6 +155,17 @@ describe('the admin console in Chromium', () => {
     expect(await keyset('default').locator(`svg.timeline rect[data-kid="${pending.kid}"][data-state="pending"]`).count()).toBe(1)
     // The next rotation is now that key's activation.
     expect(await keyset('default').locator('dd.next-rotation').textContent()).toContain(pending.kid)
+  })
+
+  it('rotates immediately only after a confirmation', async () => {
+    await signIn()
+    const before = (await keysOf('payments')).find((k) => k.state === 'active')!
+    await keyset('payments').getByRole('button', { name: 'Rotate now…' }).click()
+    await page.getByRole('dialog').getByRole('button', { name: 'Rotate now' }).click()
+    await expect.poll(async () => (await keysOf('payments')).find((k) => k.kid === before.kid)!.state).toBe('retired')
+    const active = (await keysOf('payments')).find((k) => k.state === 'active')!
+    await expect.poll(() => keyset('payments').locator('.active-kid').textContent()).toBe(active.kid)
+    expect(await keyset('payments').locator(`tr[data-kid="${before.kid}"]`).getAttribute('data-state')).toBe('retired')
   })
 
   it('revokes a key only once its kid is typed, with a reason', async () => {
@@ -220,6 +246,28 @@ describe('the admin console in Chromium', () => {
     expect(await page.content()).not.toContain(token)
   })
 
+  it('changes a client through PATCH /v1/admin/clients/{id}, or says this Signet cannot', async () => {
+    const { id } = await h.createClient({ name: 'to-change', scopes: ['sign'] })
+    const probe = await h.admin('PATCH', `/v1/admin/clients/${id}`, { scopes: ['sign'] })
+    const routeMissing = probe.statusCode === 404 || probe.statusCode === 405
+    if (routeMissing) expected.push({ url: new RegExp(`/v1/admin/clients/${id}$`), status: probe.statusCode })
+    await signIn()
+    await page.getByRole('button', { name: 'Clients' }).click()
+    await page.getByRole('button', { name: 'Change client to-change' }).click()
+    const dialog = page.getByRole('dialog')
+    await dialog.getByLabel('verify').check()
+    await dialog.getByLabel(/Allowed audiences/).fill('api, billing')
+    await dialog.getByRole('button', { name: 'Save' }).click()
+    if (routeMissing) {
+      // Until the route exists (another branch adds it), the page says so and changes nothing.
+      await expect.poll(() => dialog.getByRole('alert').textContent()).toContain('cannot change clients')
+      return
+    }
+    await expect.poll(async () => ((await h.admin('GET', '/v1/admin/clients')).json().clients as { id: string; scopes: string[]; audiences: string[] | null }[])
+      .find((c) => c.id === id)).toMatchObject({ scopes: ['sign', 'verify'], audiences: ['api', 'billing'] })
+    expect(await page.getByRole('dialog').count()).toBe(0)
+  })
+
   it('revokes a client', async () => {
     const { id } = await h.createClient({ name: 'to-revoke' })
     await signIn()
@@ -231,16 +279,41 @@ describe('the admin console in Chromium', () => {
     expect(clients.find((c) => c.id === id)!.revokedAt).not.toBeNull()
   })
 
-  it('shows the audit log with the chain\'s state, and issuers (or that this Signet has none)', async () => {
-    expected.push({ url: /\/v1\/admin\/issuers$/, status: 404 })
+  it('shows the audit log, a page at a time, with the chain\'s state', async () => {
+    // More events than a page (50) holds.
+    for (let i = 0; i < 50; i++) await h.createClient({ name: `batch-${i}` })
     await signIn()
     await page.getByRole('button', { name: 'Audit log' }).click()
+    const { events } = (await h.admin('GET', '/v1/admin/audit/verify')).json() as { events: number }
     await expect.poll(() => page.locator('.chain').textContent()).toMatch(/Hash chain intact: \d+ events/)
-    expect(await page.locator('table.audit tbody tr').count()).toBeGreaterThan(0)
+    // It opens on the newest page, which holds the last event.
+    await expect.poll(() => page.locator(`table.audit tr[data-event="${events}"]`).count()).toBe(1)
+    expect(await page.locator('table.audit').textContent()).toContain('"name":"batch-49"')
+    await page.getByRole('button', { name: 'Oldest' }).click()
+    await expect.poll(() => page.locator('table.audit tr[data-event="1"]').count()).toBe(1)
     expect(await page.locator('table.audit').textContent()).toContain('keyset.create')
+    await page.getByRole('button', { name: 'Newer' }).click()
+    await expect.poll(() => page.locator('table.audit tr[data-event="51"]').count()).toBe(1)
+  })
+
+  it('adds and removes a workload-identity issuer, or says this Signet has none', async () => {
+    const probe = await h.admin('GET', '/v1/admin/issuers')
+    if (probe.statusCode === 404) expected.push({ url: /\/v1\/admin\/issuers$/, status: 404 })
+    await signIn()
     await page.getByRole('button', { name: 'Issuers' }).click()
-    await expect.poll(() => page.locator('#panel').textContent()).toMatch(/Issuers/)
-    expect(await page.locator('#panel .notice, #panel table, #panel form').count()).toBeGreaterThan(0)
+    if (probe.statusCode === 404) {
+      // Until the identity work lands (another branch), the panel says so.
+      await expect.poll(() => page.locator('#panel .notice').textContent()).toContain('no workload-identity issuers')
+      return
+    }
+    await page.getByLabel('Name').fill('cluster')
+    await page.getByLabel('Issuer (the exact iss)').fill('https://kubernetes.default.svc')
+    await page.getByLabel('JWK Set URL').fill(`${base}/.well-known/jwks.json`)
+    await page.getByRole('button', { name: 'Add issuer' }).click()
+    await expect.poll(() => page.locator('tr[data-issuer="cluster"]').count()).toBe(1)
+    await page.getByRole('button', { name: 'Remove issuer cluster' }).click()
+    await page.getByRole('dialog').getByRole('button', { name: 'Remove issuer' }).click()
+    await expect.poll(() => page.locator('tr[data-issuer="cluster"]').count()).toBe(0)
   })
 
   it('fits a laptop screen (1366 x 768) with no sideways scrolling, keys in every state drawn', async () => {

@@ -51,7 +51,7 @@ export async function auditPanel(api: AdminApi, panel: HTMLElement, after?: numb
         h('td', {}, String(event.id)),
         h('td', {}, when(event.at, now)),
         h('td', {}, event.actor),
-        h('td', {}, h('code', {}, event.action)),
+        h('td', {}, h('code', { class: 'action' }, event.action)),
         h('td', {}, h('code', { class: 'kid' }, event.target)),
         h('td', {}, h('code', { class: 'details' }, JSON.stringify(event.details))),
       ))),

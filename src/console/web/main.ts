@@ -41,6 +41,8 @@ async function show(section: Section): Promise<void> {
     else button.removeAttribute('aria-current')
   }
   panel.setAttribute('aria-busy', 'true')
+  // What was said about the last panel does not belong to this one.
+  announce('')
   try {
     await PANELS[section](api, panel)
     panel.querySelector<HTMLElement>('h2')?.focus()
