@@ -216,6 +216,24 @@ describe('the admin console in Chromium', () => {
     await h.admin('PATCH', '/v1/admin/keysets/default', { prepublish: null })
   })
 
+  it('says why a policy is refused, in the dialog, and changes nothing', async () => {
+    expected.push({ url: /\/v1\/admin\/keysets\/default$/, status: 400 })
+    const before = (await h.admin('GET', '/v1/admin/keysets/default')).json()
+    await signIn()
+    await keyset('default').getByRole('button', { name: 'Edit policy…' }).click()
+    const dialog = page.getByRole('dialog')
+    // Text that is no duration never reaches the API.
+    await dialog.getByLabel('Longest token ttl (maxTtl)').fill('an hour')
+    await dialog.getByRole('button', { name: 'Save' }).click()
+    await expect.poll(() => dialog.locator('ul.warnings').textContent()).toContain('maxTtl must be a duration')
+    // A default ttl above the longest one: the API refuses, the dialog says why.
+    await dialog.getByLabel('Longest token ttl (maxTtl)').fill('10m')
+    await dialog.getByLabel('Default token ttl').fill('1h')
+    await dialog.getByRole('button', { name: 'Save' }).click()
+    await expect.poll(() => dialog.getByRole('alert').textContent()).toContain('defaultTtl must not exceed maxTtl (400 invalid_request)')
+    expect((await h.admin('GET', '/v1/admin/keysets/default')).json()).toEqual(before)
+  })
+
   it('creates a client and shows its token once, with a copy button', async () => {
     await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: base })
     await signIn()
