@@ -53,8 +53,7 @@ export class AdminApi {
     } catch {
       throw new ApiError(0, 'network', 'Signet did not answer: is the server up?')
     }
-    const text = await response.text()
-    const json = text ? (JSON.parse(text) as Record<string, unknown>) : {}
+    const json = parseJson(await response.text())
     if (!response.ok) {
       throw new ApiError(response.status, String(json.code ?? 'error'), String(json.detail ?? json.title ?? `HTTP ${response.status}`))
     }
@@ -78,6 +77,16 @@ export async function jwksMaxAge(keyset: string): Promise<number | null> {
     return match ? Number(match[1]) : null
   } catch {
     return null
+  }
+}
+
+/** An answer's JSON object; {} for an empty body or one that is not JSON (a proxy's error page). */
+function parseJson(text: string): Record<string, unknown> {
+  try {
+    const value: unknown = JSON.parse(text)
+    return value !== null && typeof value === 'object' ? (value as Record<string, unknown>) : {}
+  } catch {
+    return {}
   }
 }
 

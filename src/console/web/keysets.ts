@@ -2,7 +2,7 @@ import { jwksMaxAge, seg, type AdminApi } from './api.js'
 import { h, replace } from './dom.js'
 import { ALGORITHMS, type Key, type Keyset } from './model.js'
 import { nextRotation } from './schedule.js'
-import { duration, parseDuration } from './time.js'
+import { absolute, duration, parseDuration } from './time.js'
 import { timeline } from './timeline.js'
 import { announce, busy, choice, dialogAlert, fail, field, openDialog, when } from './ui.js'
 import { policyWarnings, type PolicyChange } from './warnings.js'
@@ -38,7 +38,7 @@ function keysetCard(api: AdminApi, keyset: Keyset, keys: Key[], reload: () => Pr
       const key = await api.post<Key>(`/v1/admin/keysets/${seg(keyset.name)}/rotate`, { mode })
       await reload()
       announce(mode === 'scheduled'
-        ? `Keyset ${keyset.name}: key ${key.kid} is pending; it signs from ${new Date(Date.parse(key.activatesAt!)).toISOString()}.`
+        ? `Keyset ${keyset.name}: key ${key.kid} is pending; it signs from ${absolute(Date.parse(key.activatesAt!))}.`
         : `Keyset ${keyset.name}: key ${key.kid} signs now; the previous key is retired and stays published.`)
     } catch (error) {
       fail(error, `rotate keyset ${keyset.name}`)
@@ -49,7 +49,7 @@ function keysetCard(api: AdminApi, keyset: Keyset, keys: Key[], reload: () => Pr
     const go = h('button', { type: 'button', class: 'danger' }, 'Rotate now')
     go.addEventListener('click', () => void rotate(go, 'immediate').then(close))
     return [
-      h('p', {}, 'The new key signs at once. Verifiers that cached the JWK Set in the last ', duration(keyset.prepublish), ' may not know it yet and will reject its tokens until they refetch. A scheduled rotation avoids this.'),
+      h('p', {}, 'The new key signs at once. A verifier holding a cached JWK Set does not know it until its cache expires (the JWK Set\'s max-age) and rejects its tokens meanwhile. A scheduled rotation, published ', duration(keyset.prepublish), ' ahead, avoids this.'),
       h('div', { class: 'actions' }, go, h('button', { type: 'button', onclick: close }, 'Cancel')),
     ]
   })
