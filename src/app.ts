@@ -7,6 +7,7 @@ import addFormats from 'ajv-formats'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { Authenticator } from './auth/authenticate.js'
 import { urlHost, type Config } from './config.js'
+import { consoleRoutes } from './console/serve.js'
 import { InvalidRequest, NotFound } from './errors.js'
 import { WorkloadAuthenticator } from './identity/workload-auth.js'
 import { clientErrorHandler } from './http/client-error.js'
@@ -201,5 +202,6 @@ export async function buildApp(signet: Signet, options: BuildAppOptions = {}): P
   await app.register(publicRoutes, { signet, publicUrl })
   await app.register(internalRoutes, { signet, auth })
   await app.register(adminRoutes, { signet, auth })
+  await app.register(consoleRoutes, {})
   return app
 }

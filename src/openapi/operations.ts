@@ -52,6 +52,7 @@ export const OPERATIONS: Record<string, OperationText> = {
   'PATCH /v1/admin/issuers/{name}': { tag: 'admin', auth: 'admin', summary: 'Change an issuer', description: 'Giving jwks drops jwksUri, and the reverse.' },
   'DELETE /v1/admin/issuers/{name}': { tag: 'admin', auth: 'admin', summary: 'Stop trusting an issuer', description: '409 while live clients are bound to it.' },
   'GET /v1/admin/audit': { tag: 'admin', auth: 'admin', summary: 'Audit events, oldest first' },
+  'GET /v1/admin/audit/verify': { tag: 'admin', auth: 'admin', summary: 'Check the audit log\'s hash chain', description: 'intact is false when a row was changed, dropped or moved, or rows were removed from its end; problems names the first broken event.' },
 
   'GET /metrics': { tag: 'operations', summary: 'Prometheus metrics' },
 }

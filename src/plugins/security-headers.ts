@@ -17,6 +17,26 @@ export const HELMET_OPTIONS: Readonly<HelmetOptions> = {
 }
 
 /**
+ * The admin console's policy (docs/console.md): its own scripts, styles and API
+ * only, no inline script or style, no framing, no plugins, no <base> or form
+ * posts, and Trusted Types so no string ever becomes markup. The favicon is an
+ * empty data: URL (no request, no 404 in the console).
+ */
+export const CONSOLE_CONTENT_SECURITY_POLICY = [
+  "default-src 'self'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self' data:",
+  "connect-src 'self'",
+  "object-src 'none'",
+  "frame-ancestors 'none'",
+  "base-uri 'none'",
+  "form-action 'none'",
+  "require-trusted-types-for 'script'",
+  "trusted-types 'none'",
+].join('; ')
+
+/**
  * The headers helmet sets with these options. They do not depend on the request,
  * so helmet runs once, here, and every answer gets the same precomputed set instead
  * of helmet re-reading its options per request (a measurable share of an answer).

@@ -6,10 +6,11 @@ import type { ClientInput, ClientPatch } from '../auth/clients.js'
 import type { IssuerInput } from '../identity/issuer-policy.js'
 import type { KeysetInput, KeysetPolicyInput } from '../keys/policy.js'
 import type { RotationMode } from '../keys/service.js'
+import { verifyAuditLog } from '../audit/verify-log.js'
 import { importKey, type ImportInput } from '../keys/import.js'
 import type { Signet } from '../runtime.js'
 import {
-  auditAnswer, auditQuery, clientAnswer, clientListAnswer, createClientBody, createIssuerBody, createKeysetBody, errors, idParams, issuerAnswer,
+  auditAnswer, auditQuery, auditVerifyAnswer, clientAnswer, clientListAnswer, createClientBody, createIssuerBody, createKeysetBody, errors, idParams, issuerAnswer,
   issuerListAnswer, keyAnswer, importKeyBody, keyListAnswer, keysetAnswer, keysetListAnswer, kidParams, nameParams, patchClientBody, patchIssuerBody,
   patchKeysetBody, revokeBody, rotateBody,
 } from '../schemas/index.js'
@@ -162,5 +163,10 @@ export async function adminRoutes(app: FastifyInstance, options: AdminRoutesOpti
     const { after, limit } = request.query
     const events = await signet.storage.listAudit(after, limit)
     return { events: events.map(presentAuditEvent), next: events.length === limit ? events[events.length - 1]!.id : null }
+  })
+
+  app.get('/v1/admin/audit/verify', { schema: { response: { 200: auditVerifyAnswer, ...errors(401, 403, 503) } } }, async () => {
+    const check = await verifyAuditLog(signet.storage)
+    return { intact: check.ok, events: check.events, problems: check.ok ? [] : [{ id: check.brokenId, reason: check.reason }] }
   })
 }

@@ -382,6 +382,20 @@ export const auditQuery = {
   additionalProperties: false,
 } as const
 
+/** GET /v1/admin/audit/verify: the hash chain's state, as `signet audit verify` checks it. */
+export const auditVerifyAnswer = {
+  type: 'object',
+  properties: {
+    intact: { type: 'boolean' },
+    events: { type: 'integer' },
+    problems: {
+      type: 'array',
+      items: { type: 'object', properties: { id: { type: 'integer' }, reason: { type: 'string' } }, required: ['id', 'reason'] },
+    },
+  },
+  required: ['intact', 'events', 'problems'],
+} as const
+
 export const auditAnswer = {
   type: 'object',
   properties: {

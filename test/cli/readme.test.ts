@@ -56,8 +56,8 @@ describe('README', () => {
     const apt = lines.find((line) => line.startsWith('apt-get install'))!
     expect(lines.indexOf('apt-get update')).toBeLessThan(lines.indexOf(apt))
     const packages = apt.replace('apt-get install -y', '').trim().split(/\s+/)
-    expect(packages.sort()).toEqual(['openssl', 'python3-jwt', 'softhsm2'])
-    expect(readme).toContain(`apt-get install -y ${['python3-jwt', 'softhsm2', 'openssl'].join(' ')}`)
+    expect(packages.sort()).toEqual(['chromium', 'openssl', 'python3-jwt', 'softhsm2'])
+    expect(readme).toContain(`apt-get install -y ${['python3-jwt', 'softhsm2', 'openssl', 'chromium'].join(' ')}`)
     expect(lines).toContain('npm ci')
     expect(lines).toContain('export SIGNET_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test')
     expect(lines.at(-1)).toBe('npm test')

@@ -28,6 +28,10 @@ const INTERNAL_ROUTES: [method: string, path: string, body?: unknown][] = [
   ['GET', '/docs/'],
   ['GET', '/docs/json'],
   ['GET', '/docs/static/swagger-ui.css'],
+  ['GET', '/console'],
+  ['GET', '/console/'],
+  ['GET', '/console/main.js'],
+  ['GET', '/v1/admin/audit/verify'],
 ]
 
 describe('the public listener (SIGNET_PUBLIC_PORT)', () => {

@@ -34,6 +34,7 @@ const SPEC_ROUTES: { method: string; path: string; success: string; body: boolea
   { method: 'get', path: '/v1/admin/issuers/{name}', success: '200', body: false, auth: true },
   { method: 'patch', path: '/v1/admin/issuers/{name}', success: '200', body: true, auth: true },
   { method: 'delete', path: '/v1/admin/issuers/{name}', success: '200', body: false, auth: true },
+  { method: 'get', path: '/v1/admin/audit/verify', success: '200', body: false, auth: true },
 ]
 
 const PROBLEM_REF = '#/components/schemas/Problem'
