@@ -17,7 +17,7 @@ export const KEYSET_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/
 
 /** Variables that may be given directly or as a file path (`NAME_FILE`). */
 // SIGNET_DATABASE_URL may hold a PostgreSQL password, so it has a _FILE form too.
-const SECRETS = ['SIGNET_MASTER_KEY', 'SIGNET_ADMIN_TOKEN', 'SIGNET_PKCS11_PIN', 'SIGNET_NEW_MASTER_KEY', 'SIGNET_DATABASE_URL'] as const
+const SECRETS = ['SIGNET_MASTER_KEY', 'SIGNET_ADMIN_TOKEN', 'SIGNET_PKCS11_PIN', 'SIGNET_NEW_MASTER_KEY', 'SIGNET_DATABASE_URL', 'SIGNET_CLIENT_TOKEN'] as const
 
 const schema = {
   type: 'object',
@@ -54,6 +54,9 @@ const schema = {
     SIGNET_MAX_EVENT_LOOP_DELAY_MS: { type: 'integer', minimum: 0, maximum: 600000, default: 0 },
     SIGNET_HEADERS_TIMEOUT_MS: { type: 'integer', minimum: 100, maximum: 600000, default: 10000 },
     SIGNET_REQUEST_TIMEOUT_MS: { type: 'integer', minimum: 100, maximum: 3600000, default: 30000 },
+    // Where the CLI's remote mode and the client library find Signet; `serve` ignores both.
+    SIGNET_URL: { type: 'string', pattern: '^https?://[^\\s]+$' },
+    SIGNET_CLIENT_TOKEN: { type: 'string', minLength: 1 },
   },
 } as const
 
@@ -101,6 +104,10 @@ export interface Config {
   headersTimeoutMs: number
   /** Milliseconds a client has to send its whole request. */
   requestTimeoutMs: number
+  /** SIGNET_URL: the Signet the CLI administers through its admin API (remote mode); unused by `serve`. */
+  url: string | null
+  /** SIGNET_CLIENT_TOKEN: an application's client token, for the client library; unused by `serve`. */
+  clientToken: string | null
 }
 
 function readSecretFile(variable: string, path: string): string {
@@ -251,5 +258,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
     maxEventLoopDelayMs: num('SIGNET_MAX_EVENT_LOOP_DELAY_MS'),
     headersTimeoutMs,
     requestTimeoutMs,
+    url: str('SIGNET_URL')?.replace(/\/+$/, '') ?? null,
+    clientToken: str('SIGNET_CLIENT_TOKEN'),
   }
 }

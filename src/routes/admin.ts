@@ -10,7 +10,7 @@ import {
   auditAnswer, auditQuery, clientAnswer, clientListAnswer, createClientBody, createKeysetBody, errors, idParams, keyAnswer,
   importKeyBody, keyListAnswer, keysetAnswer, keysetListAnswer, kidParams, nameParams, patchKeysetBody, revokeBody, rotateBody,
 } from '../schemas/index.js'
-import { presentAuditEvent, presentClient, presentKey, presentKeyset } from './present.js'
+import { presentAuditPage, presentClient, presentKey, presentKeyset } from './present.js'
 
 export interface AdminRoutesOptions {
   signet: Signet
@@ -114,7 +114,6 @@ export async function adminRoutes(app: FastifyInstance, options: AdminRoutesOpti
     schema: { querystring: auditQuery, response: { 200: auditAnswer, ...errors(400, 401, 403, 503) } },
   }, async (request) => {
     const { after, limit } = request.query
-    const events = await signet.storage.listAudit(after, limit)
-    return { events: events.map(presentAuditEvent), next: events.length === limit ? events[events.length - 1]!.id : null }
+    return presentAuditPage(await signet.storage.listAudit(after, limit), limit)
   })
 }

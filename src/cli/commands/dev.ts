@@ -19,7 +19,9 @@ export function registerDev(program: Command): void {
     .description('development mode: a working service in one command, data and dev secrets under ./data/dev (not for production)')
     .option('--data-dir <dir>', 'where the dev database and dev secrets live', './data/dev')
     .option('--json', 'print the dev details as one JSON line before the logs')
-    .action(async (options: { dataDir: string; json?: boolean }) => {
+    .action(async (options: { dataDir: string; json?: boolean }, command: Command) => {
+      const { refuseUrl } = await import('../admin-api.js')
+      refuseUrl(command, 'dev', 'it runs a server on its own data')
       const { loadConfig } = await import('../../config.js')
       const { hashToken } = await import('../../auth/tokens.js')
       const { runServer } = await import('../../server.js')

@@ -6,7 +6,9 @@ export function registerRewrap(program: Command): void {
     .command('rewrap')
     .description('re-encrypt every private key under SIGNET_NEW_MASTER_KEY, in one transaction (stop the server first)')
     .option('--json', 'print the result as JSON')
-    .action(async (options: { json?: boolean }) => {
+    .action(async (options: { json?: boolean; force?: boolean }, command: Command) => {
+      const { refuseUrl } = await import('../admin-api.js')
+      refuseUrl(command, 'rewrap', 'it re-encrypts the stored keys')
       const { auditSinkFor } = await import('../../audit/recorder.js')
       const { systemClock } = await import('../../clock.js')
       const { ConfigError } = await import('../../errors.js')
