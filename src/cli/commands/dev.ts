@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
 import { printJson, printLines } from '../output.js'
-import { createLogger } from '../../logger.js'
+import { createHeldLogger } from '../../logger.js'
 
 const WARNING = [
   '!!! DEVELOPMENT MODE - NOT FOR PRODUCTION !!!',
@@ -30,8 +30,10 @@ export function registerDev(program: Command): void {
       const state = loadDevState(options.dataDir)
       const { env, ignored } = devEnvironment(state, process.env)
       const config = loadConfig(env)
-      const logger = createLogger(config.logLevel)
-      await runServer(config, logger, async ({ signet, url }) => {
+      // With --json, the JSON line comes first on stdout: logs wait until it is out.
+      const { logger, release } = createHeldLogger(config.logLevel)
+      if (!options.json) release()
+      const started = runServer(config, logger, async ({ signet, url }) => {
         // Said once it runs, so a failed start still ends with one line on stderr.
         process.stderr.write(`${WARNING.join('\n')}\n`)
         if (ignored.length > 0) process.stderr.write(`signet dev: ignoring ${ignored.join(', ')}: dev mode uses its own database and secrets in ${state.dataDir}\n`)
@@ -43,10 +45,17 @@ export function registerDev(program: Command): void {
           saveDevClientToken(state, clientToken)
         }
         const curl = curlLine(url, clientToken)
+        // What points other signet commands at this data, on the database or through the API.
+        const cliEnv = {
+          database: { SIGNET_DB: state.dbPath, SIGNET_MASTER_KEY_FILE: state.masterKeyFile },
+          api: { SIGNET_URL: url, SIGNET_ADMIN_TOKEN_FILE: state.adminTokenFile },
+        }
         if (options.json) {
-          printJson({ url, dataDir: state.dataDir, masterKey: state.masterKey, adminToken: state.adminToken, clientToken, curl, production: false })
+          printJson({ url, dataDir: state.dataDir, masterKey: state.masterKey, adminToken: state.adminToken, clientToken, curl, cliEnv, production: false })
+          release()
           return
         }
+        const exports = (vars: Record<string, string>) => `  export ${Object.entries(vars).map(([name, value]) => `${name}=${value}`).join(' ')}`
         printLines(
           '',
           ...WARNING,
@@ -61,7 +70,17 @@ export function registerDev(program: Command): void {
           `Public keys:  curl -s ${url}/.well-known/jwks.json`,
           `Readiness:    curl -s ${url}/readyz`,
           '',
+          'Point other signet commands (keys list, status, ...) at this server:',
+          exports(cliEnv.api),
+          'or at its database, with the server stopped or running:',
+          exports(cliEnv.database),
+          '',
         )
+      })
+      // A failed start: its log lines matter more than the order.
+      await started.catch((error: unknown) => {
+        release()
+        throw error
       })
     })
 }
