@@ -6,8 +6,10 @@ import { UsageError } from './args.js'
  * name, it fails with one line listing what it has.
  */
 export function commandGroup(parent: Command, name: string, description: string): Command {
-  const group = parent.command(name).description(description).usage('<command> [options]').argument('[command]')
-  group.action(function (this: Command, given: string | undefined) {
+  // Whatever follows an unknown command is not checked: the unknown command is the error.
+  const group = parent.command(name).description(description).usage('<command> [options]').argument('[command...]').allowUnknownOption()
+  group.action(function (this: Command, words: string[]) {
+    const given = words[0]
     const names = this.commands.map((command) => command.name())
     const guess = given === undefined ? undefined : closest(given, names)
     throw new UsageError(given
