@@ -95,10 +95,14 @@ describe('help, typos and values', () => {
   })
 
   it('says when a new algorithm takes effect: at the next rotation, and when that is', async () => {
-    const result = await run(['keysets', 'update', 'default', '--alg', 'ES384'])
+    const result = await run(['keysets', 'update', 'durations', '--alg', 'ES384'])
     expect(result.code, result.stderr).toBe(0)
-    // keys rotate above left a pending key: the next rotation is its activation, about an hour away.
-    expect(result.stdout).toMatch(/The new algorithm takes effect at the next rotation: \d{4}-\d\d-\d\dT\S+Z \(in (59m|1h)[^)]*\), when the pending key activates\./)
+    // No key pending: the automatic rotation, a period (30d) after the active key's activation.
+    expect(result.stdout).toMatch(/The new algorithm takes effect at the next rotation: \d{4}-\d\d-\d\dT\S+Z \(in (29d 23h|30d)\), automatic, every 30d\./)
+    // keys rotate above left an ES256 key pending in default: it keeps its algorithm, and says so.
+    const pending = await run(['keysets', 'update', 'default', '--alg', 'es384'])
+    expect(pending.code, pending.stderr).toBe(0)
+    expect(pending.stdout).toMatch(/Key \S+ is already pending with ES256 and activates \S+ \(in (59m|1h)[^)]*\); ES384 takes effect at the rotation after it\./)
   })
 
   it('gives an existing --token-file the same friendly message as backup, and makes no client', async () => {
@@ -111,6 +115,12 @@ describe('help, typos and values', () => {
     expect((await cliJson(['clients', 'list'], env)).clients).toHaveLength(before)
     const backup = await refused(['backup', taken], `${taken} exists: choose another name`)
     expect(backup).toMatch(/exists: choose another name/)
+  })
+
+  it('checks clients update before asking anything of Signet', async () => {
+    await refused(['clients', 'update', 'app'], 'signet clients update: nothing to change')
+    await refused(['clients', 'update', 'app', '--audiences', 'a', '--any-audience'], '--audiences and --any-audience exclude each other')
+    await refused(['clients', 'update', 'app', '--max-ttl', '1w'], "option '--max-ttl <duration>' argument '1w' is invalid")
   })
 
   it('points at the data of signet dev, never at a second signet init, when run next to it', async () => {
@@ -137,7 +147,7 @@ describe('status', () => {
     const activated = Date.parse(byName.durations.active.activatedAt)
     expect(Date.parse(byName.durations.nextRotation.at)).toBe(activated + 2_592_000_000)
     const text = (await run(['status', 'durations'])).stdout
-    expect(text).toMatch(/^keyset durations \(ES256\)\n/)
+    expect(text).toMatch(/^keyset durations \(ES384\)\n/)
     expect(text).toMatch(/active\s+\S+ \(RS256\), activated \S+ \((now|\d+s ago)\)/)
     expect(text).toMatch(/next rotation\s+\S+ \(in (29d 23h|30d)\), automatic, every 30d/)
     await refused(['status', 'nope'], 'keyset_not_found')

@@ -115,9 +115,14 @@ export function registerKeysets(program: Command): void {
     if (patch.alg !== undefined || patch.rsaBits !== undefined) {
       // The active key keeps signing with its own algorithm until it is replaced.
       const { keysetStatus, nextRotationWords } = await import('../status.js')
+      const { timeAndDistance } = await import('../output.js')
       const now = Date.now()
       const status = keysetStatus(presented, await api.listKeys(name), now)
-      printLines('', `The new algorithm takes effect at the next rotation: ${nextRotationWords(status, now)}.`, `To switch sooner: signet keys rotate ${name} (or --immediate).`)
+      // A key made before the change keeps its algorithm: the new one comes with the key after it.
+      const older = patch.alg === undefined ? undefined : status.pending.find((key) => key.alg !== presented.alg)
+      printLines('', older
+        ? `Key ${older.kid} is already pending with ${older.alg} and activates ${older.activatesAt ? timeAndDistance(older.activatesAt, now) : '-'}; ${presented.alg} takes effect at the rotation after it.`
+        : `The new algorithm takes effect at the next rotation: ${nextRotationWords(status, now)}.`, `To switch sooner: signet keys rotate ${name} (or --immediate).`)
     }
   })
 }
