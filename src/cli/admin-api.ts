@@ -7,8 +7,8 @@ import type { RotationMode } from '../keys/service.js'
 import type { presentAuditEvent, presentClient, presentKey, presentKeyset } from '../routes/present.js'
 
 /**
- * What the admin commands do, in the shapes of the admin API's answers (README,
- * section Admin API). Two implementations: on the database directly (admin-local.ts:
+ * What the admin commands do, in the shapes of the admin API's answers (the
+ * routes of routes/admin.ts). Two implementations: on the database directly (admin-local.ts:
  * the services the server uses) and over HTTP (admin-remote.ts: SIGNET_URL or
  * --url with an admin token). Each command is written once, against this seam.
  */

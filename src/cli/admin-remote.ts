@@ -13,7 +13,7 @@ const OVERLOAD_RETRIES = 5
 
 /**
  * The admin commands through the admin API of a running Signet (README, section
- * Admin API): no database and no master key here, only the admin token. A problem
+ * Command line, remote mode): no database and no master key here, only the admin token. A problem
  * answer (RFC 9457) becomes a SignetError with its detail and code, so a command
  * fails with the same line as it does locally. The token is sent, never shown.
  */

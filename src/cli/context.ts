@@ -6,6 +6,7 @@ import { loadConfig, type Config } from '../config.js'
 import { ConfigError, KeysetNotFound } from '../errors.js'
 import type { KeyRecord, Keyset } from '../keys/model.js'
 import { MASTER_KEY_CHECK } from '../keys/keystore.js'
+import { DEV_DATA_DIR } from '../ops/devState.js'
 import type { Signet } from '../runtime.js'
 import { openStorage } from '../storage/open.js'
 import type { Storage } from '../storage/types.js'
@@ -42,9 +43,6 @@ export function cliActor(): string {
 export function describeDatabase(config: Pick<Config, 'dbPath' | 'databaseUrl'>): string {
   return config.databaseUrl ? 'the PostgreSQL database of SIGNET_DATABASE_URL' : config.dbPath
 }
-
-/** Where `signet dev` keeps its data unless --data-dir says otherwise (commands/dev.ts). */
-export const DEV_DATA_DIR = './data/dev'
 
 /**
  * Why there is no database, and what to do. Next to the data of `signet dev` the

@@ -41,6 +41,8 @@ export function buildProgram(): Command {
     .exitOverride()
     .configureOutput({ outputError: () => {}, writeErr: () => {} })
     .showSuggestionAfterError(true)
+    // Each command's help also lists --url (inherited by the commands registered below).
+    .configureHelp({ showGlobalOptions: true })
     // Admin commands use this Signet's admin API instead of the database (admin-api.ts).
     .option('--url <url>', 'administer the Signet at this URL through its admin API, with SIGNET_ADMIN_TOKEN (default: SIGNET_URL); no database or master key needed')
   for (const register of COMMANDS) register(program)

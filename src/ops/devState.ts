@@ -12,6 +12,9 @@ import { ConfigError } from '../errors.js'
  * This is a convenience for a developer's machine, never a way to run production:
  * the master key sits on disk next to the database it protects.
  */
+/** Where `signet dev` keeps its data unless --data-dir says otherwise. */
+export const DEV_DATA_DIR = './data/dev'
+
 export interface DevState {
   dataDir: string
   dbPath: string

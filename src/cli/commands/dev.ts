@@ -1,6 +1,7 @@
 import type { Command } from 'commander'
 import { printJson, printLines } from '../output.js'
 import { createHeldLogger } from '../../logger.js'
+import { DEV_DATA_DIR } from '../../ops/devState.js'
 
 const WARNING = [
   '!!! DEVELOPMENT MODE - NOT FOR PRODUCTION !!!',
@@ -17,7 +18,7 @@ export function registerDev(program: Command): void {
   program
     .command('dev')
     .description('development mode: a working service in one command, data and dev secrets under ./data/dev (not for production)')
-    .option('--data-dir <dir>', 'where the dev database and dev secrets live', './data/dev')
+    .option('--data-dir <dir>', 'where the dev database and dev secrets live', DEV_DATA_DIR)
     .option('--json', 'print the dev details as one JSON line before the logs')
     .action(async (options: { dataDir: string; json?: boolean }, command: Command) => {
       const { refuseUrl } = await import('../admin-api.js')
