@@ -1,4 +1,5 @@
-import { existsSync } from 'node:fs'
+import { generateKeyPairSync } from 'node:crypto'
+import { existsSync, writeFileSync } from 'node:fs'
 import { createServer, type AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { createLocalJWKSet, jwtVerify } from 'jose'
@@ -21,7 +22,12 @@ let server: RunningChild & { url: string }
 let remote: Record<string, string>
 let clientToken: string
 
-const run = (args: string[], env: Record<string, string | undefined> = remote): Promise<CliResult> => runCli(args, { env, cwd: elsewhere.path })
+const outputs: CliResult[] = []
+async function run(args: string[], env: Record<string, string | undefined> = remote): Promise<CliResult> {
+  const result = await runCli(args, { env, cwd: elsewhere.path })
+  outputs.push(result)
+  return result
+}
 async function json<T = any>(args: string[], env: Record<string, string | undefined> = remote): Promise<T> {
   const result = await run([...args, '--json'], env)
   expect(result.code, `signet ${args.join(' ')}: ${result.stderr}`).toBe(0)
@@ -184,11 +190,28 @@ describe('signet --url: admin commands through the admin API, with no database o
     expect(all.events.some((e) => e.action === 'key.revoke' && e.actor === 'admin')).toBe(true)
   })
 
+  it('imports a key from a file through the API', async () => {
+    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+    const file = join(elsewhere.path, 'imported.pem')
+    writeFileSync(file, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 })
+    const imported = await json(['keys', 'import', file, '--immediate'])
+    expect(imported).toMatchObject({ keyset: 'default', state: 'active', alg: 'ES256' })
+    await until(async () => ((await sign()).body.kid === imported.kid ? true : undefined))
+  })
+
   it('refuses --url on the commands that need the database, naming it', async () => {
     for (const command of [['rewrap'], ['backup', 'x.db'], ['audit', 'verify'], ['init'], ['serve'], ['dev']]) {
       const result = await run(['--url', server.url, ...command])
       expect(result.code, command.join(' ')).toBe(2)
       expect(result.stderr).toMatch(new RegExp(`^signet: ${command[0]}.* needs the database \\(SIGNET_DB or SIGNET_DATABASE_URL\\) on this machine`))
+    }
+  })
+
+  it('never printed the admin token, in any output above', () => {
+    expect(outputs.length).toBeGreaterThan(20)
+    for (const output of outputs) {
+      expect(output.stdout).not.toContain(adminToken)
+      expect(output.stderr).not.toContain(adminToken)
     }
   })
 })
