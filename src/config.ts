@@ -18,7 +18,7 @@ export const KEYSET_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/
 
 /** Variables that may be given directly or as a file path (`NAME_FILE`). */
 // SIGNET_DATABASE_URL may hold a PostgreSQL password, so it has a _FILE form too.
-const SECRETS = ['SIGNET_MASTER_KEY', 'SIGNET_ADMIN_TOKEN', 'SIGNET_PKCS11_PIN', 'SIGNET_NEW_MASTER_KEY', 'SIGNET_DATABASE_URL'] as const
+const SECRETS = ['SIGNET_MASTER_KEY', 'SIGNET_ADMIN_TOKEN', 'SIGNET_PKCS11_PIN', 'SIGNET_NEW_MASTER_KEY', 'SIGNET_DATABASE_URL', 'SIGNET_CLIENT_TOKEN'] as const
 
 const schema = {
   type: 'object',
@@ -57,6 +57,9 @@ const schema = {
     SIGNET_REQUEST_TIMEOUT_MS: { type: 'integer', minimum: 100, maximum: 3600000, default: 30000 },
     // Serving processes (README, "Workers or replicas"): a count or `auto`, checked by parseWorkers.
     SIGNET_WORKERS: { type: 'string', default: '1' },
+    // Where the CLI's remote mode and the client library find Signet; `serve` ignores both.
+    SIGNET_URL: { type: 'string', pattern: '^https?://[^\\s]+$' },
+    SIGNET_CLIENT_TOKEN: { type: 'string', minLength: 1 },
   },
 } as const
 
@@ -106,6 +109,10 @@ export interface Config {
   requestTimeoutMs: number
   /** Serving processes of `signet serve` (SIGNET_WORKERS, `auto` resolved to the cores); 1 = no cluster. */
   workers: number
+  /** SIGNET_URL: the Signet the CLI administers through its admin API (remote mode); unused by `serve`. */
+  url: string | null
+  /** SIGNET_CLIENT_TOKEN: an application's client token, for the client library; unused by `serve`. */
+  clientToken: string | null
 }
 
 function readSecretFile(variable: string, path: string): string {
@@ -270,5 +277,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
     headersTimeoutMs,
     requestTimeoutMs,
     workers: parseWorkers(text('SIGNET_WORKERS')),
+    url: str('SIGNET_URL')?.replace(/\/+$/, '') ?? null,
+    clientToken: str('SIGNET_CLIENT_TOKEN'),
   }
 }

@@ -27,6 +27,28 @@ export const EXIT_FLUSH_MS = 1000
  * logger too, so both pay the same for logging.
  */
 export function createLogger(level: string, fd: number = process.stdout.fd): Logger {
+  return pino({ level }, logDestination(fd))
+}
+
+/**
+ * A logger whose lines wait in memory until `release()`: `signet dev --json` prints
+ * its JSON line first, so a script reads it as the first line of stdout.
+ */
+export function createHeldLogger(level: string, fd: number = process.stdout.fd): { logger: Logger; release(): void } {
+  const destination = logDestination(fd)
+  let held: string[] | null = []
+  const gate = { write: (line: string) => (held ? held.push(line) > 0 : destination.write(line)) }
+  return {
+    logger: pino({ level }, gate),
+    release() {
+      const lines = held ?? []
+      held = null
+      for (const line of lines) destination.write(line)
+    },
+  }
+}
+
+function logDestination(fd: number): SonicBoomClass {
   let exitDeadline: number | null = null
   const destination = new SonicBoom({
     fd,
@@ -52,5 +74,5 @@ export function createLogger(level: string, fd: number = process.stdout.fd): Log
     process.removeListener('exit', flushAtExit)
     if (error.code !== 'EPIPE') process.stderr.write(`signet: logging stopped: ${error.code ?? error.message}\n`)
   })
-  return pino({ level }, destination)
+  return destination
 }

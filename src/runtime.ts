@@ -86,6 +86,8 @@ export class Signet {
   #leaseHeld = false
   #scheduler: boolean
   #storageDown = false
+  /** The sealed reason last logged; null while the master key opens the keys. */
+  #sealedReason: string | null = null
 
   private constructor(options: SignetOptions & { storage: Storage; logger: Logger; backends: Backends }) {
     this.config = options.config
@@ -209,6 +211,19 @@ export class Signet {
     })
   }
 
+  /**
+   * Logs at error when the keystore becomes sealed (the master key no longer opens
+   * the keys, e.g. after `signet rewrap` by another process), and when it is not any
+   * more: a sealed server answers 503, and its operator must hear why.
+   */
+  #noteSealedState(): void {
+    const reason = this.keystore.sealedReason
+    if (reason === this.#sealedReason) return
+    this.#sealedReason = reason
+    if (reason) this.logger.error({ reason }, 'sealed: signing stopped until Signet restarts with the right master key')
+    else this.logger.info('unsealed: the master key opens the keys again')
+  }
+
   /** Logs when storage stops and starts answering (the keystore tracks the outage). */
   #noteStorageState(): void {
     const outage = this.keystore.storageOutage()
@@ -229,6 +244,7 @@ export class Signet {
     const step = async () => {
       await this.keystore.poll()
       this.#noteStorageState()
+      this.#noteSealedState()
       const maySchedule = await this.#maySchedule()
       const due = this.keystore.nextDueAt()
       if (maySchedule && due !== null && due <= this.clock.now()) {

@@ -8,6 +8,7 @@ import { loadConfig, urlHost, type Config } from './config.js'
 import { SignetMetrics } from './metrics/registry.js'
 import { instrumentStorage } from './metrics/storage.js'
 import { Signet } from './runtime.js'
+import { markPresence } from './ops/presence.js'
 import { openStorage } from './storage/open.js'
 import { httpsOptions, loadTlsMaterial } from './tls/options.js'
 import { reloadTlsOnChange } from './tls/reload.js'
@@ -104,6 +105,8 @@ export async function startServer(config: Config, logger: Logger = createLogger(
     throw error
   }
   signet.start()
+  // Tells `signet rewrap` that a server runs on this database (ops/presence.ts).
+  const stopPresence = markPresence(config, logger)
   const url = boundUrl(app, scheme)
   const publicListenerUrl = publicApp ? boundUrl(publicApp, scheme) : null
   logger.info({ url, publicUrl: publicListenerUrl, tls: tls ? (tls.clientCa ? 'mutual' : 'server') : 'off', storage: signet.storage.kind }, 'signet listening')
@@ -124,6 +127,7 @@ export async function startServer(config: Config, logger: Logger = createLogger(
       if (tlsReloader) tlsReloader.stop()
       // Both stop accepting and wait for requests in flight.
       await Promise.all([closeListener(running), runningPublic && closeListener(runningPublic)])
+      stopPresence()
       await signet.close()
     },
   }

@@ -1,4 +1,6 @@
 import { InvalidArgumentError } from 'commander'
+import { ALGORITHMS } from '../crypto/algorithms.js'
+import { InvalidRequest, SignetError } from '../errors.js'
 
 /**
  * Parsers for option values. Each throws commander's InvalidArgumentError, so a bad
@@ -35,7 +37,43 @@ export function repeatable(value: string, previous: string[] | undefined): strin
   return [...(previous ?? []), value]
 }
 
-/** Seconds, or the word `default` (the keyset's computed default; the caller maps it to null). */
-export function secondsOrDefault(value: string): number | 'default' {
-  return value === 'default' ? 'default' : wholeNumber(0)(value)
+const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400 }
+
+/** A duration in seconds: plain seconds, or a whole number with s, m, h or d (`90s`, `15m`, `12h`, `30d`). */
+export function duration(min = 0): (value: string) => number {
+  const rule = `must be a duration from ${min}s: seconds, or a whole number with s, m, h or d (90s, 15m, 12h, 30d)`
+  return (value) => {
+    const match = /^(\d+)([smhd]?)$/.exec(value.trim())
+    if (!match) throw new InvalidArgumentError(rule)
+    const seconds = Number(match[1]) * (UNIT_SECONDS[match[2] || 's'] ?? 1)
+    if (!Number.isSafeInteger(seconds) || seconds < min) throw new InvalidArgumentError(rule)
+    return seconds
+  }
+}
+
+/** A duration, or the word `default` (the keyset's computed default; the caller maps it to null). */
+export function durationOrDefault(value: string): number | 'default' {
+  return value === 'default' ? 'default' : duration(0)(value)
+}
+
+/** An algorithm name in any case (`es256` is ES256). */
+export function algorithm(value: string): string {
+  const found = ALGORITHMS.find((alg) => alg.toLowerCase() === value.toLowerCase())
+  if (!found) throw new InvalidArgumentError(`must be one of ${ALGORITHMS.join(', ')}`)
+  return found
+}
+
+/**
+ * Runs a command's work and words a refused input in the command's flags, not the
+ * API's field names: `defaultTtl must not exceed maxTtl` becomes
+ * `--default-ttl must not exceed --max-ttl`.
+ */
+export async function inFlagTerms<T>(flags: Record<string, string>, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work()
+  } catch (error) {
+    if (!(error instanceof SignetError) || error.code !== 'invalid_request') throw error
+    const fields = Object.keys(flags).sort((a, b) => b.length - a.length).join('|')
+    throw new InvalidRequest(error.message.replace(new RegExp(`\\b(${fields})\\b`, 'g'), (field) => flags[field]!))
+  }
 }

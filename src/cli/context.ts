@@ -1,9 +1,12 @@
+import { existsSync } from 'node:fs'
 import { userInfo } from 'node:os'
+import { join } from 'node:path'
 import pino, { type Logger } from 'pino'
 import { loadConfig, type Config } from '../config.js'
 import { ConfigError, KeysetNotFound } from '../errors.js'
 import type { KeyRecord, Keyset } from '../keys/model.js'
 import { MASTER_KEY_CHECK } from '../keys/keystore.js'
+import { DEV_DATA_DIR } from '../ops/devState.js'
 import type { Signet } from '../runtime.js'
 import { openStorage } from '../storage/open.js'
 import type { Storage } from '../storage/types.js'
@@ -41,6 +44,19 @@ export function describeDatabase(config: Pick<Config, 'dbPath' | 'databaseUrl'>)
   return config.databaseUrl ? 'the PostgreSQL database of SIGNET_DATABASE_URL' : config.dbPath
 }
 
+/**
+ * Why there is no database, and what to do. Next to the data of `signet dev` the
+ * answer is that data (or the dev server's API), never a second `signet init`.
+ */
+function missingDatabase(config: Pick<Config, 'dbPath' | 'databaseUrl'>): string {
+  const where = `no Signet database at ${describeDatabase(config)}`
+  const dev = join(DEV_DATA_DIR, 'signet.db')
+  if (!config.databaseUrl && existsSync(dev)) {
+    return `${where}. The data of signet dev is in ${DEV_DATA_DIR}: use it with SIGNET_DB=${dev} SIGNET_MASTER_KEY_FILE=${join(DEV_DATA_DIR, 'master.key')}, or its running server with --url <its url> and SIGNET_ADMIN_TOKEN_FILE=${join(DEV_DATA_DIR, 'admin.token')}`
+  }
+  return `${where}: create one with signet init, or administer a running Signet with --url (SIGNET_URL) and SIGNET_ADMIN_TOKEN`
+}
+
 export interface OpenOptions {
   /** Apply pending schema migrations (commands that write). */
   migrate: boolean
@@ -56,7 +72,7 @@ export async function openExisting(config: Config, options: OpenOptions): Promis
   const storage = await openStorage(config)
   try {
     const check = await storage.getMeta(MASTER_KEY_CHECK)
-    if (check === null) throw new ConfigError(`no Signet database at ${describeDatabase(config)}: create one with signet init`)
+    if (check === null) throw new ConfigError(missingDatabase(config))
     if ((options.checkMasterKey ?? true) && config.masterKey && !config.masterKey.matches(check)) {
       throw new ConfigError('SIGNET_MASTER_KEY is not the master key of this database: nothing was changed')
     }

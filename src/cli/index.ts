@@ -30,4 +30,10 @@ function fail(error: unknown): never {
   process.exit(error instanceof CommanderError || error instanceof UsageError ? USAGE_EXIT : 1)
 }
 
-buildProgram().parseAsync(process.argv).catch(fail)
+const program = buildProgram()
+if (process.argv.length <= 2) {
+  // Bare `signet`: the help, on stdout, as a successful answer.
+  program.outputHelp()
+} else {
+  program.parseAsync(process.argv).catch(fail)
+}

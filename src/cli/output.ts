@@ -33,3 +33,24 @@ export function printTable<T>(rows: readonly T[], columns: readonly Column<T>[])
 export function shortTime(iso: string | null): string | null {
   return iso === null ? null : iso.replace(/\.\d{3}Z$/, 'Z')
 }
+
+/** A number of seconds as its two largest units: `29d 23h`, `15m`, `45s`. */
+export function inWords(seconds: number): string {
+  let rest = Math.max(0, Math.round(seconds))
+  const parts: string[] = []
+  for (const [unit, size] of [['d', 86_400], ['h', 3600], ['m', 60], ['s', 1]] as const) {
+    if (rest >= size || (unit === 's' && parts.length === 0)) {
+      parts.push(`${Math.floor(rest / size)}${unit}`)
+      rest %= size
+    }
+    if (parts.length === 2) break
+  }
+  return parts.join(' ')
+}
+
+/** An ISO time and how far it is from `now` (ms): `2026-12-03T10:00:00Z (in 1h 5m)` or `(... ago)`. */
+export function timeAndDistance(iso: string, now: number): string {
+  const seconds = (Date.parse(iso) - now) / 1000
+  const distance = Math.abs(seconds) < 1 ? 'now' : seconds > 0 ? `in ${inWords(seconds)}` : `${inWords(-seconds)} ago`
+  return `${shortTime(iso)} (${distance})`
+}

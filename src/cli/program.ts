@@ -11,6 +11,7 @@ import { registerKeys } from './commands/keys.js'
 import { registerKeysets } from './commands/keysets.js'
 import { registerRewrap } from './commands/rewrap.js'
 import { registerServe } from './commands/serve.js'
+import { registerStatus } from './commands/status.js'
 
 /**
  * Every command of SPEC section 5. Adding one is a file in commands/ that exports
@@ -28,6 +29,7 @@ const COMMANDS: ((program: Command) => void)[] = [
   registerBackup,
   registerAudit,
   registerJwks,
+  registerStatus,
 ]
 
 /** The `signet` program; commander reports errors by throwing, and fail() prints them. */
@@ -41,6 +43,10 @@ export function buildProgram(): Command {
     .exitOverride()
     .configureOutput({ outputError: () => {}, writeErr: () => {} })
     .showSuggestionAfterError(true)
+    // Each command's help also lists --url (inherited by the commands registered below).
+    .configureHelp({ showGlobalOptions: true })
+    // Admin commands use this Signet's admin API instead of the database (admin-api.ts).
+    .option('--url <url>', 'administer the Signet at this URL through its admin API, with SIGNET_ADMIN_TOKEN (default: SIGNET_URL); no database or master key needed')
   for (const register of COMMANDS) register(program)
   return program
 }

@@ -77,7 +77,7 @@ export function revoke(keys: KeyRecord[], kid: string, reason: string, now: numb
 }
 
 /** The pending key to promote when the active key is revoked: the one due first. */
-export function nextPending(keys: KeyRecord[]): KeyRecord | undefined {
+export function nextPending<K extends Pick<KeyRecord, 'state' | 'activatesAt' | 'createdAt'>>(keys: K[]): K | undefined {
   return keys
     .filter((key) => key.state === 'pending')
     .sort((a, b) => (a.activatesAt ?? 0) - (b.activatesAt ?? 0) || a.createdAt - b.createdAt)[0]
@@ -91,6 +91,34 @@ export interface DuePlan extends Changes {
   newKeyActivatesAt: number | null
   /** The keyset has no active key and nothing pending: make one and activate it now. */
   needsActiveKey: boolean
+}
+
+/** When the active key's rotation period runs out; null for a keyset rotated by hand only (period 0). */
+export function rotationDueAt(keyset: Pick<Keyset, 'rotationPeriod'>, active: Pick<KeyRecord, 'activatedAt'>, now: number): number | null {
+  return keyset.rotationPeriod > 0 ? (active.activatedAt ?? now) + keyset.rotationPeriod * SECOND : null
+}
+
+/** When an automatic rotation due at `rotationDue` activates its key: never sooner than prepublish from now, so a key is seen before it signs. */
+function scheduledActivation(rotationDue: number, now: number, prepublishSeconds: number): number {
+  return Math.max(rotationDue, now + prepublishSeconds * SECOND)
+}
+
+/**
+ * When the keyset's next key starts signing, as the scheduler will do it: the
+ * first pending key's activation, else the automatic rotation of the active key;
+ * null when neither will happen (manual rotation only, nothing pending).
+ */
+export function nextRotationAt(
+  keyset: Pick<Keyset, 'rotationPeriod'>,
+  keys: Pick<KeyRecord, 'state' | 'activatedAt' | 'activatesAt' | 'createdAt'>[],
+  now: number,
+  prepublishSeconds: number,
+): number | null {
+  const pending = nextPending(keys)
+  if (pending) return pending.activatesAt ?? now
+  const active = keys.find((key) => key.state === 'active')
+  const rotationDue = active ? rotationDueAt(keyset, active, now) : null
+  return rotationDue === null ? null : scheduledActivation(rotationDue, now, prepublishSeconds)
 }
 
 /**
@@ -121,11 +149,8 @@ export function planDue(keyset: Keyset, keys: KeyRecord[], now: number, prepubli
   const hasPending = live.some((key) => key.state === 'pending')
   let newKeyActivatesAt: number | null = null
   if (active && !hasPending && keyset.rotationPeriod > 0) {
-    const rotationDue = (active.activatedAt ?? now) + keyset.rotationPeriod * SECOND
-    if (now >= rotationDue - prepublishSeconds * SECOND) {
-      // Never sooner than prepublish from now: a key must be seen before it signs.
-      newKeyActivatesAt = Math.max(rotationDue, now + prepublishSeconds * SECOND)
-    }
+    const rotationDue = rotationDueAt(keyset, active, now)!
+    if (now >= rotationDue - prepublishSeconds * SECOND) newKeyActivatesAt = scheduledActivation(rotationDue, now, prepublishSeconds)
   }
   return { ...changes, newKeyActivatesAt, needsActiveKey: !active && !hasPending }
 }

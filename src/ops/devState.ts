@@ -12,11 +12,17 @@ import { ConfigError } from '../errors.js'
  * This is a convenience for a developer's machine, never a way to run production:
  * the master key sits on disk next to the database it protects.
  */
+/** Where `signet dev` keeps its data unless --data-dir says otherwise. */
+export const DEV_DATA_DIR = './data/dev'
+
 export interface DevState {
   dataDir: string
   dbPath: string
   masterKey: string
   adminToken: string
+  /** The files holding them, for SIGNET_MASTER_KEY_FILE and SIGNET_ADMIN_TOKEN_FILE. */
+  masterKeyFile: string
+  adminTokenFile: string
   /** Path of the saved dev client token (the token itself is read with readDevClientToken). */
   clientTokenFile: string
 }
@@ -42,8 +48,10 @@ export function loadDevState(dataDir: string): DevState {
   const dir = resolve(dataDir)
   mkdirSync(dir, { recursive: true, mode: 0o700 })
   chmodSync(dir, 0o700)
-  const masterKey = keptSecret(join(dir, 'master.key'), () => randomBytes(32).toString('base64'), (value) => MasterKey.fromBase64(value))
-  const adminToken = keptSecret(join(dir, 'admin.token'), generateToken, (value) => {
+  const masterKeyFile = join(dir, 'master.key')
+  const adminTokenFile = join(dir, 'admin.token')
+  const masterKey = keptSecret(masterKeyFile, () => randomBytes(32).toString('base64'), (value) => MasterKey.fromBase64(value))
+  const adminToken = keptSecret(adminTokenFile, generateToken, (value) => {
     if (value.length < 32) throw new TypeError('too short')
   })
   return {
@@ -51,6 +59,8 @@ export function loadDevState(dataDir: string): DevState {
     dbPath: join(dir, 'signet.db'),
     masterKey,
     adminToken,
+    masterKeyFile,
+    adminTokenFile,
     clientTokenFile: join(dir, 'client.token'),
   }
 }

@@ -14,7 +14,7 @@ import {
   issuerListAnswer, keyAnswer, importKeyBody, keyListAnswer, keysetAnswer, keysetListAnswer, kidParams, nameParams, patchClientBody, patchIssuerBody,
   patchKeysetBody, revokeBody, rotateBody,
 } from '../schemas/index.js'
-import { presentAuditEvent, presentClient, presentIssuer, presentKey, presentKeyset } from './present.js'
+import { presentAuditPage, presentClient, presentIssuer, presentKey, presentKeyset } from './present.js'
 
 export interface AdminRoutesOptions {
   signet: Signet
@@ -161,8 +161,7 @@ export async function adminRoutes(app: FastifyInstance, options: AdminRoutesOpti
     schema: { querystring: auditQuery, response: { 200: auditAnswer, ...errors(400, 401, 403, 503) } },
   }, async (request) => {
     const { after, limit } = request.query
-    const events = await signet.storage.listAudit(after, limit)
-    return { events: events.map(presentAuditEvent), next: events.length === limit ? events[events.length - 1]!.id : null }
+    return presentAuditPage(await signet.storage.listAudit(after, limit), limit)
   })
 
   app.get('/v1/admin/audit/verify', { schema: { response: { 200: auditVerifyAnswer, ...errors(401, 403, 503) } } }, async () => {

@@ -82,3 +82,8 @@ export function presentIssuer(issuer: Issuer) {
 export function presentAuditEvent(event: AuditEvent) {
   return { ...event, at: isoOrNull(event.at) }
 }
+
+/** One page of the audit log; `next` is the `after` of the next page, null on the last one. */
+export function presentAuditPage(events: AuditEvent[], limit: number) {
+  return { events: events.map(presentAuditEvent), next: events.length === limit ? events[events.length - 1]!.id : null }
+}

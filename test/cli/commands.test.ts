@@ -131,7 +131,7 @@ describe('keysets', () => {
     await refused(['keysets', 'create', 'x1', '--alg', 'HS256'], '--alg')
     await refused(['keysets', 'create', 'x1', '--max-ttl', 'abc'], '--max-ttl')
     await refused(['keysets', 'create', 'x1', '--rsa-bits', '1024'], '--rsa-bits')
-    await refused(['keysets', 'create', 'x1', '--default-ttl', '900', '--max-ttl', '60'], 'defaultTtl')
+    await refused(['keysets', 'create', 'x1', '--default-ttl', '900', '--max-ttl', '60'], '--default-ttl must not exceed --max-ttl')
     await refused(['keysets', 'create', 'sessions'], 'sessions exists')
     await refused(['keysets', 'update', 'nope', '--max-ttl', '60'], 'nope')
     await refused(['keysets', 'update', 'sessions'], 'nothing to change')
@@ -335,7 +335,7 @@ describe('help and version', () => {
   const commands = [
     ['serve'], ['dev'], ['init'], ['keysets'], ['keysets', 'list'], ['keysets', 'create'], ['keysets', 'update'],
     ['keys'], ['keys', 'list'], ['keys', 'rotate'], ['keys', 'revoke'], ['keys', 'import'], ['clients'], ['clients', 'create'], ['clients', 'list'],
-    ['clients', 'revoke'], ['issuers'], ['issuers', 'add'], ['issuers', 'list'], ['issuers', 'remove'], ['rewrap'], ['backup'], ['audit'], ['audit', 'verify'], ['jwks'],
+    ['clients', 'revoke'], ['clients', 'update'], ['issuers'], ['issuers', 'add'], ['issuers', 'list'], ['issuers', 'remove'], ['rewrap'], ['backup'], ['audit'], ['audit', 'verify'], ['audit', 'list'], ['jwks'], ['status'],
   ]
 
   it('answers --help on every command with its usage, on stdout, exit 0', async () => {
@@ -346,7 +346,7 @@ describe('help and version', () => {
       expect(result.stderr).toBe('')
     })
     const top = await runCli(['--help'])
-    for (const name of ['serve', 'dev', 'init', 'keysets', 'keys', 'clients', 'issuers', 'rewrap', 'backup', 'audit', 'jwks']) expect(top.stdout).toContain(`  ${name}`)
+    for (const name of ['serve', 'dev', 'init', 'keysets', 'keys', 'clients', 'issuers', 'rewrap', 'backup', 'audit', 'jwks', 'status']) expect(top.stdout).toContain(`  ${name}`)
   })
 
   it('prints the package version', async () => {

@@ -5,7 +5,7 @@ import { promisify } from 'node:util'
 import { createLocalJWKSet, jwtVerify } from 'jose'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { tempDir } from '../helpers/harness.js'
-import { getJson, postJson, requireBuild, signetStderr, spawnCli, waitReady, type RunningChild } from './helpers.js'
+import { cliJson, getJson, postJson, requireBuild, signetStderr, spawnCli, waitReady, type RunningChild } from './helpers.js'
 
 /**
  * `signet dev`: a working service in one command, data and dev secrets under
@@ -106,6 +106,30 @@ describe('signet dev', () => {
     const answer = JSON.parse(stdout)
     expect(answer).toMatchObject({ alg: 'ES256', keyset: 'default' })
     expect(answer.token.split('.')).toHaveLength(3)
+  })
+
+  it('prints its JSON line first, with the variables that point other commands at its server or its database', async () => {
+    const cwd = workDir()
+    const { dev, info } = await startDev(cwd, { SIGNET_LOG_LEVEL: 'info' })
+    expect(dev.lines[0]).toBe(JSON.stringify(info)) // before any log line
+    expect(dev.lines.slice(1).some((line) => line.includes('signet listening'))).toBe(true)
+    const { cliEnv } = info as DevInfo & { cliEnv: { api: Record<string, string>; database: Record<string, string> } }
+    expect(cliEnv.api).toEqual({ SIGNET_URL: info.url, SIGNET_ADMIN_TOKEN_FILE: join(cwd, 'data/dev/admin.token') })
+    expect(cliEnv.database).toEqual({ SIGNET_DB: join(cwd, 'data/dev/signet.db'), SIGNET_MASTER_KEY_FILE: join(cwd, 'data/dev/master.key') })
+    // Both sets work as printed, from another directory, while the dev server runs.
+    const elsewhere = workDir()
+    const remote = await cliJson<{ keys: { kid: string }[] }>(['keys', 'list'], cliEnv.api, elsewhere)
+    const local = await cliJson<{ keys: { kid: string }[] }>(['keys', 'list'], cliEnv.database, elsewhere)
+    expect(remote.keys.map((k) => k.kid)).toEqual(local.keys.map((k) => k.kid))
+    expect((await cliJson(['keys', 'rotate'], cliEnv.database, elsewhere)).state).toBe('pending')
+    await dev.stop('SIGTERM')
+
+    // Without --json, the same variables as export lines.
+    const text = spawnCli(['dev'], { cwd, env: { SIGNET_PORT: '0' } })
+    running = text
+    const line = await text.waitFor((l) => (l.includes('export SIGNET_URL=') ? l.trim() : undefined))
+    expect(line).toMatch(new RegExp(`^export SIGNET_URL=http://127\\.0\\.0\\.1:\\d+ SIGNET_ADMIN_TOKEN_FILE=${join(cwd, 'data/dev/admin.token')}$`))
+    await text.waitFor((l) => (l.trim() === `export SIGNET_DB=${join(cwd, 'data/dev/signet.db')} SIGNET_MASTER_KEY_FILE=${join(cwd, 'data/dev/master.key')}` ? true : undefined))
   })
 
   it('binds where SIGNET_HOST and SIGNET_PORT say, and fails with one line when it cannot', async () => {

@@ -67,6 +67,9 @@ function ignored(path: string): boolean {
 }
 
 let harness: Harness
+let listening: Promise<string> | null = null
+/** The harness listens once for the whole file; health-check scripts fetch from it. */
+const listenOnce = () => (listening ??= harness.listen())
 beforeAll(async () => {
   harness = await createHarness()
 })
@@ -146,7 +149,7 @@ describe('Dockerfile', () => {
     expect((await harness.request('GET', '/healthz')).statusCode).toBe(200)
 
     // The script itself, run with node against a listening Signet: exit 0; against nothing: exit 1.
-    const url = new URL(await harness.listen())
+    const url = new URL(await listenOnce())
     // Asynchronously: the service answering is in this process.
     const run = (port: string) => new Promise<number | null>((done) => {
       execFile(process.execPath, ['-e', script], { env: { PATH: process.env.PATH, SIGNET_PORT: port }, timeout: 10_000 }, (error) => {
@@ -247,7 +250,7 @@ describe('docker-compose.yml', () => {
     const target = new URL(env.SIGNET_URL!)
     expect(target.hostname).toBe('signet')
     expect(target.port).toBe(signet.environment.SIGNET_PORT)
-    expect(app.ports).toEqual([`${env.PORT}:${env.PORT}`])
+    expect(app.ports).toEqual([`127.0.0.1:${env.PORT}:${env.PORT}`])
     expect(app.secrets).toContain('demo_password')
     expect(env.DEMO_PASSWORD_FILE).toBe('/run/secrets/demo_password')
     const tokenMount = (app.volumes as string[]).find((v) => env.SIGNET_CLIENT_TOKEN_FILE!.startsWith(`${v.split(':')[1]}/`))
@@ -268,5 +271,95 @@ describe('docker-compose.yml', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }
+  })
+
+  /** The services that run Signet itself (the image's default command, serve). */
+  const signetServices = () => Object.entries(compose.services as Record<string, any>).filter(([, service]) => service.image === signet.image && !service.entrypoint)
+
+  it('runs every service with a read-only root file system, no capabilities and no privilege escalation', () => {
+    for (const [name, service] of Object.entries(compose.services as Record<string, any>)) {
+      expect(service.read_only, name).toBe(true)
+      expect(service.tmpfs, name).toContain('/tmp')
+      expect(service.cap_drop, name).toEqual(['ALL'])
+      expect(service.security_opt, name).toContain('no-new-privileges:true')
+    }
+    // With everything else read-only, a Signet service writes only where its data lives.
+    for (const [name, service] of signetServices()) {
+      const env = service.environment as Record<string, string>
+      if (env.SIGNET_DB) expect((service.volumes as string[]).some((v) => env.SIGNET_DB!.startsWith(`${v.split(':')[1]}/`)), name).toBe(true)
+      else expect(env.SIGNET_DATABASE_URL_FILE, name).toBeDefined()
+    }
+  })
+
+  it('never pulls the local images from a registry: each service using one builds it or says pull_policy never', () => {
+    for (const [name, service] of Object.entries(compose.services as Record<string, any>)) {
+      if (!/:local$/.test(service.image ?? '')) continue
+      expect(service.build !== undefined || service.pull_policy === 'never', name).toBe(true)
+    }
+    // Each local image is built by at least one service.
+    for (const image of new Set(Object.values(compose.services as Record<string, any>).map((s) => s.image).filter((i) => /:local$/.test(i ?? '')))) {
+      expect(Object.values(compose.services as Record<string, any>).some((s) => s.image === image && s.build), image).toBe(true)
+    }
+  })
+
+  it('publishes only the app server, and only on 127.0.0.1', () => {
+    for (const [name, service] of Object.entries(compose.services as Record<string, any>)) {
+      for (const port of (service.ports ?? []) as string[]) expect(port, name).toMatch(/^127\.0\.0\.1:/)
+      if (name !== 'app-server') expect(service.ports, name).toBeUndefined()
+    }
+  })
+
+  it('checks every Signet service on /readyz with node -e (no curl), a script that tells ready from not', async () => {
+    const services = signetServices()
+    expect(services.map(([name]) => name).sort()).toEqual(['signet', 'signet-pg-1', 'signet-pg-2'])
+    const url = new URL(await listenOnce())
+    for (const [name, service] of services) {
+      const test = service.healthcheck.test as string[]
+      expect(test.slice(0, 3), name).toEqual(['CMD', 'node', '-e'])
+      const script = test[3]!
+      expect(script).toContain('/readyz')
+      expect(script).not.toMatch(/\b(curl|wget)\b/)
+      const run = (port: string) => new Promise<number | null>((done) => {
+        execFile(process.execPath, ['-e', script], { env: { PATH: process.env.PATH, SIGNET_PORT: port }, timeout: 10_000 }, (error) => {
+          done(error ? ((error as { code?: number }).code ?? null) : 0)
+        })
+      })
+      expect(await run(url.port), name).toBe(0)
+      expect(await run('1'), name).toBe(1)
+    }
+  })
+
+  it('has a postgres profile: PostgreSQL and two Signet replicas whose database URL secret points at it', () => {
+    const postgres = compose.services.postgres
+    expect(postgres.profiles).toEqual(['postgres'])
+    expect(postgres.healthcheck.test).toContain('pg_isready')
+    const replicas = signetServices().filter(([name]) => name !== 'signet')
+    expect(replicas).toHaveLength(2)
+    const dir = mkdtempSync(join(tmpdir(), 'signet-compose-pg-'))
+    try {
+      for (const [name, replica] of replicas) {
+        expect(replica.profiles, name).toEqual(['postgres'])
+        expect(replica.depends_on.postgres.condition, name).toBe('service_healthy')
+        const env = replica.environment as Record<string, string>
+        for (const variable of ['SIGNET_DATABASE_URL_FILE', 'SIGNET_MASTER_KEY_FILE', 'SIGNET_ADMIN_TOKEN_FILE']) {
+          const [, secret] = /^\/run\/secrets\/(\w+)$/.exec(env[variable]!) ?? []
+          expect(replica.secrets, `${name} ${variable}`).toContain(secret)
+          expect(compose.secrets[secret!].file).toMatch(/^\.\/secrets\//)
+        }
+        // The URL the README's line writes, with the replica's environment, is a valid configuration for PostgreSQL.
+        const urlFile = join(dir, 'url')
+        writeFileSync(urlFile, `postgres://${postgres.environment.POSTGRES_USER}:pw@postgres:5432/${postgres.environment.POSTGRES_DB}`)
+        const keyFile = join(dir, 'key')
+        writeFileSync(keyFile, `${newMasterKey()}\n`)
+        const config = loadConfig({ ...env, SIGNET_DATABASE_URL_FILE: urlFile, SIGNET_MASTER_KEY_FILE: keyFile, SIGNET_ADMIN_TOKEN_FILE: keyFile })
+        expect(new URL(config.databaseUrl!).hostname).toBe('postgres')
+        expect(config.host).toBe('0.0.0.0')
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+    // The two replicas start one after the other: the first makes the schema and keyset default.
+    expect(compose.services['signet-pg-2'].depends_on['signet-pg-1'].condition).toBe('service_healthy')
+    expect(readFileSync(join(REPO, 'README.md'), 'utf8')).toContain('--profile postgres')
   })
 })

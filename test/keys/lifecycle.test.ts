@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { activate, planDue, revoke, writeOrder } from '../../src/keys/lifecycle.js'
+import { activate, nextRotationAt, planDue, revoke, writeOrder } from '../../src/keys/lifecycle.js'
 import type { KeyRecord, Keyset } from '../../src/keys/model.js'
 
 const S = 1000
@@ -67,5 +67,24 @@ describe('key lifecycle planning', () => {
   it('revokes with reason and time, dropping private material', () => {
     const changes = revoke([key('a', 'active')], 'a', 'compromise', 5 * S)
     expect(changes.updated.get('a')).toMatchObject({ state: 'revoked', revokedAt: 5 * S, revokeReason: 'compromise', privateKey: null })
+  })
+})
+
+describe('the next rotation (signet status), by the scheduler\'s rule', () => {
+  it('is the first pending key\'s activation when one is pending', () => {
+    const keys = [key('a', 'active', { activatedAt: 0 }), key('p2', 'pending', { activatesAt: 300 * S, createdAt: 2 }), key('p1', 'pending', { activatesAt: 200 * S, createdAt: 1 })]
+    expect(nextRotationAt(keyset, keys, 10 * S, 100)).toBe(200 * S)
+  })
+
+  it('is when the active key\'s period runs out, and the activation planDue will ask for', () => {
+    const active = key('a', 'active', { activatedAt: 0 })
+    expect(nextRotationAt(keyset, [active], 10 * S, 100)).toBe(1000 * S)
+    expect(nextRotationAt(keyset, [active], 900 * S, 100)).toBe(planDue(keyset, [active], 900 * S, 100).newKeyActivatesAt)
+    // Overdue (no scheduler ran): never sooner than prepublish from now, as planDue does.
+    expect(nextRotationAt(keyset, [active], 5000 * S, 100)).toBe(planDue(keyset, [active], 5000 * S, 100).newKeyActivatesAt)
+  })
+
+  it('is none for a keyset rotated by hand only, with nothing pending', () => {
+    expect(nextRotationAt({ rotationPeriod: 0 }, [key('a', 'active', { activatedAt: 0 })], 10 * S, 100)).toBeNull()
   })
 })

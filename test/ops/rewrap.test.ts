@@ -199,7 +199,7 @@ describe('signet rewrap (the command)', () => {
     }
   })
 
-  it('seals a server still running with the old key (its readiness says why)', async () => {
+  it('seals a server still running with the old key when forced (its readiness says why)', async () => {
     requireBuild()
     const dir = tempDir('signet-rewrap-live-')
     const db = join(dir.path, 'signet.db')
@@ -207,7 +207,8 @@ describe('signet rewrap (the command)', () => {
     const env = { SIGNET_DB: db, SIGNET_MASTER_KEY: init.masterKey }
     const server = await startServe(env)
     try {
-      await cliJson(['rewrap'], { ...env, SIGNET_NEW_MASTER_KEY: newMasterKey() })
+      // Without --force, rewrap refuses beside a running server (test/cli/friction.test.ts).
+      await cliJson(['rewrap', '--force'], { ...env, SIGNET_NEW_MASTER_KEY: newMasterKey() })
       const { value } = await until(async () => {
         const ready = await getJson(`${server.url}/readyz`)
         return ready.status === 503 ? ready.body : undefined

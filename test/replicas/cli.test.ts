@@ -131,6 +131,11 @@ suite('signet CLI on PostgreSQL', () => {
   }, 60_000)
 
   it('rewraps every private key under a new master key in one transaction', async () => {
+    // While a replica runs it holds the scheduler lease: rewrap would seal it, and refuses.
+    expect(replica).not.toBeNull()
+    const refused = await runCli(['rewrap'], { env: { ...env, SIGNET_NEW_MASTER_KEY: randomBytes(32).toString('base64') } })
+    expect(refused.code).toBe(1)
+    expect(refused.stderr).toContain('a Signet replica holds the scheduler lease of this PostgreSQL database')
     await replica?.stop()
     replica = null
     const newKey = randomBytes(32).toString('base64')

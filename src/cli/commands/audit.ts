@@ -1,15 +1,43 @@
 import type { Command } from 'commander'
-import { printJson, printLines } from '../output.js'
+import { wholeNumber } from '../args.js'
+import { printJson, printLines, printTable, shortTime } from '../output.js'
 import { commandGroup } from '../group.js'
 
 export function registerAudit(program: Command): void {
-  const audit = commandGroup(program, 'audit', 'check the audit log')
+  const audit = commandGroup(program, 'audit', 'read and check the audit log')
+
+  audit
+    .command('list')
+    .description('print audit events, oldest first, one page at a time')
+    .option('--after <id>', 'start after this event id (the "next" of the previous page)', wholeNumber(0), 0)
+    .option('--limit <n>', 'events per page, 1 to 1000', wholeNumber(1), 100)
+    .option('--json', 'print the page as JSON: { events, next }')
+    .action(async (options: { after: number; limit: number; json?: boolean }, command: Command) => {
+      const { UsageError } = await import('../args.js')
+      const { adminApi } = await import('../admin-api.js')
+      if (options.limit > 1000) throw new UsageError('--limit must be a whole number from 1 to 1000')
+      const page = await (await adminApi(command)).listAudit(options.after, options.limit)
+      if (options.json) {
+        printJson(page)
+        return
+      }
+      printTable(page.events, [
+        { header: 'id', value: (e) => e.id },
+        { header: 'at', value: (e) => shortTime(e.at) },
+        { header: 'actor', value: (e) => e.actor },
+        { header: 'action', value: (e) => e.action },
+        { header: 'target', value: (e) => e.target },
+      ])
+      if (page.next !== null) printLines('', `More: signet audit list --after ${page.next}${options.limit === 100 ? '' : ` --limit ${options.limit}`}`)
+    })
 
   audit
     .command('verify')
     .description('check the audit log\'s hash chain; exits 1 and names the first broken event')
     .option('--json', 'print the result as JSON')
-    .action(async (options: { json?: boolean }) => {
+    .action(async (options: { json?: boolean }, command: Command) => {
+      const { refuseUrl } = await import('../admin-api.js')
+      refuseUrl(command, 'audit verify', 'it checks the hash chain of the stored rows')
       const { verifyAuditLog } = await import('../../audit/verify-log.js')
       const { readConfig, withStorage } = await import('../context.js')
       const result = await withStorage(readConfig(), verifyAuditLog)

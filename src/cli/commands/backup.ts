@@ -8,7 +8,9 @@ export function registerBackup(program: Command): void {
     .argument('<file>', 'where to write the copy (a new file)')
     .option('--force', 'replace FILE if it exists')
     .option('--json', 'print the result as JSON')
-    .action(async (file: string, options: { force?: boolean; json?: boolean }) => {
+    .action(async (file: string, options: { force?: boolean; json?: boolean }, command: Command) => {
+      const { refuseUrl } = await import('../admin-api.js')
+      refuseUrl(command, 'backup', 'it copies the database file')
       const { backupDatabase } = await import('../../ops/backup.js')
       const { readConfig, withStorage } = await import('../context.js')
       const config = readConfig()

@@ -1,11 +1,16 @@
 import { InvalidArgumentError, type Command } from 'commander'
-import { list, repeatable, UsageError, wholeNumber } from '../args.js'
+import type { AdminApi, ClientView } from '../admin-api.js'
+import { UsageError, duration, inFlagTerms, list, repeatable } from '../args.js'
 import { printJson, printLines, printTable, shortTime } from '../output.js'
 import { commandGroup } from '../group.js'
 
-type Presented = ReturnType<typeof import('../../routes/present.js').presentClient>
+/** The API's field names as the flags that set them, for error messages. */
+const CLIENT_FLAGS: Record<string, string> = {
+  keysets: '--keysets', scopes: '--scopes', audiences: '--audiences', maxTtl: '--max-ttl', certificateSubject: '--certificate-subject',
+  subjects: '--subject', requiredClaims: '--required-claim', identity: '--identity',
+}
 
-function printClients(clients: Presented[]): void {
+function printClients(clients: ClientView[]): void {
   printTable(clients, [
     { header: 'id', value: (c) => c.id },
     { header: 'name', value: (c) => c.name },
@@ -30,22 +35,22 @@ function identityArgument(value: string): { issuer: string; subject: string } {
 }
 
 /**
- * Clients need no master key: creating or revoking one touches no private key.
- * The database must exist (signet init, dev or serve made it).
+ * The client a command names: by id, or by a name only one live client has. A name
+ * several live clients share is refused with their ids, so nothing is guessed.
  */
-async function clientService() {
-  const { auditSinkFor } = await import('../../audit/recorder.js')
-  const { ClientService } = await import('../../auth/clients.js')
-  const { systemClock } = await import('../../clock.js')
-  const { commandLogger, readConfig } = await import('../context.js')
-  const config = readConfig()
-  const logger = commandLogger()
-  const auditSink = auditSinkFor(config.auditFile, logger)
-  return { config, make: (storage: import('../../storage/types.js').Storage) => new ClientService({ storage, clock: systemClock, auditSink }) }
+async function findClient(api: AdminApi, idOrName: string): Promise<ClientView> {
+  const clients = await api.listClients()
+  const byId = clients.find((client) => client.id === idOrName)
+  if (byId) return byId
+  const named = clients.filter((client) => client.name === idOrName && client.revokedAt === null)
+  if (named.length === 1) return named[0]!
+  if (named.length > 1) throw new UsageError(`${named.length} live clients are named ${JSON.stringify(idOrName)}: give one of their ids: ${named.map((client) => client.id).join(', ')}`)
+  const { ClientNotFound } = await import('../../errors.js')
+  throw new ClientNotFound(`no client with id or live client named ${JSON.stringify(idOrName)} (see signet clients list)`)
 }
 
 export function registerClients(program: Command): void {
-  const clients = commandGroup(program, 'clients', 'create, list and revoke clients (app servers allowed to sign)')
+  const clients = commandGroup(program, 'clients', 'create, list, change and revoke clients (app servers allowed to sign)')
 
   clients
     .command('create')
@@ -54,7 +59,7 @@ export function registerClients(program: Command): void {
     .option('--keysets <names>', 'keysets it may use, comma-separated, or * for all (default: SIGNET_DEFAULT_KEYSET)', list)
     .option('--scopes <scopes>', 'sign, verify, admin, comma-separated', list, ['sign'])
     .option('--audiences <values>', 'allowed aud values, comma-separated (default: any)', list)
-    .option('--max-ttl <seconds>', 'longest token lifetime for this client', wholeNumber(1))
+    .option('--max-ttl <duration>', 'longest token lifetime for this client (seconds, or 90s, 15m, 12h, 30d)', duration(1))
     .option('--subject <pattern>', 'a pattern sub must match (* = any run of characters); repeat for more; sub becomes required', repeatable)
     .option('--required-claim <name>', 'a claim every token must carry; repeat for more', repeatable)
     .option('--certificate-subject <dn>', 'bind the client to the subject of its mutual-TLS client certificate, e.g. "CN=billing-api,O=Acme"')
@@ -62,17 +67,17 @@ export function registerClients(program: Command): void {
     .option('--token', 'with --identity: also issue a bearer token')
     .option('--token-file <path>', 'write the token to this new file (mode 0600) instead of printing it')
     .option('--json', 'print the client (and its token) as JSON')
-    .action(async (name: string, options: { keysets?: string[]; scopes: string[]; audiences?: string[]; maxTtl?: number; subject?: string[]; requiredClaim?: string[]; certificateSubject?: string; identity?: { issuer: string; subject: string }; token?: boolean; tokenFile?: string; json?: boolean }) => {
+    .action(async (name: string, options: { keysets?: string[]; scopes: string[]; audiences?: string[]; maxTtl?: number; subject?: string[]; requiredClaim?: string[]; certificateSubject?: string; identity?: { issuer: string; subject: string }; token?: boolean; tokenFile?: string; json?: boolean }, command: Command) => {
       if (options.token && !options.identity) throw new UsageError('--token only applies with --identity (a client without one always gets a token)')
       if (options.tokenFile && options.identity && !options.token) throw new UsageError('--token-file: a client with --identity gets no token unless --token asks for one')
-      const { closeSync, openSync, rmSync, writeFileSync } = await import('node:fs')
+      const { rmSync } = await import('node:fs')
       const { checkClientInput } = await import('../../auth/clients.js')
-      const { presentClient } = await import('../../routes/present.js')
-      const { cliActor, withStorage } = await import('../context.js')
-      const { config, make } = await clientService()
+      const { adminApi } = await import('../admin-api.js')
+      const { claimSecretFile, writeSecretFile } = await import('../files.js')
+      const api = await adminApi(command)
       const input = {
         name,
-        keysets: options.keysets ?? [config.defaultKeyset],
+        keysets: options.keysets ?? [api.defaultKeyset],
         scopes: options.scopes,
         ...(options.audiences ? { audiences: options.audiences } : {}),
         ...(options.maxTtl !== undefined ? { maxTtl: options.maxTtl } : {}),
@@ -81,71 +86,72 @@ export function registerClients(program: Command): void {
         ...(options.certificateSubject !== undefined ? { certificateSubject: options.certificateSubject } : {}),
         ...(options.identity ? { identity: options.identity, token: options.token === true } : {}),
       }
-      checkClientInput(input) // bad input fails before anything is written
+      await inFlagTerms(CLIENT_FLAGS, async () => checkClientInput(input)) // bad input fails before anything is written
       // The token file is claimed first, so a client is never made whose token cannot be kept.
-      if (options.tokenFile) closeSync(openSync(options.tokenFile, 'wx', 0o600))
+      if (options.tokenFile) claimSecretFile(options.tokenFile, '--token-file')
       let created
       try {
-        created = await withStorage(config, (storage) => make(storage).create(input, cliActor()), { migrate: true })
+        created = await inFlagTerms(CLIENT_FLAGS, () => api.createClient(input))
       } catch (error) {
         if (options.tokenFile) rmSync(options.tokenFile, { force: true })
         throw error
       }
-      const client = presentClient(created.client)
-      if (created.token === null) {
+      const { token, ...client } = created
+      if (token === undefined) {
+        // An identity-bound client without --token: nothing secret to show.
         if (options.json) printJson(client)
         else printClients([client])
         return
       }
       if (options.tokenFile) {
-        writeFileSync(options.tokenFile, `${created.token}\n`, { mode: 0o600 })
+        writeSecretFile(options.tokenFile, token)
         if (options.json) printJson({ ...client, tokenFile: options.tokenFile })
         else printLines(`Created client ${client.id} (${client.name}); its token is in ${options.tokenFile}.`)
         return
       }
       if (options.json) {
-        printJson({ ...client, token: created.token })
+        printJson({ ...client, token })
         return
       }
       printClients([client])
-      printLines('', 'Token (shown this once; only its hash is stored):', `  ${created.token}`)
+      printLines('', 'Token (shown this once; only its hash is stored):', `  ${token}`)
     })
 
   clients
     .command('list')
     .description('list clients (never their tokens)')
     .option('--json', 'print the list as JSON')
-    .action(async (options: { json?: boolean }) => {
-      const { presentClient } = await import('../../routes/present.js')
-      const { readConfig, withStorage } = await import('../context.js')
-      const snapshot = await withStorage(readConfig(), (storage) => storage.snapshot())
-      const list = snapshot.clients.map(presentClient)
+    .action(async (options: { json?: boolean }, command: Command) => {
+      const { adminApi } = await import('../admin-api.js')
+      const list = await (await adminApi(command)).listClients()
       if (options.json) printJson({ clients: list })
       else printClients(list)
     })
 
   clients
     .command('update')
-    .description("change a client's policy (a running server uses it within 2 s); the --no- options clear a limit")
-    .argument('<id>', 'the client id')
+    .description("change a client's policy (a running server uses it within 2 s); its token stays the same; the --no- options clear a limit")
+    .argument('<client>', 'the client id, or the name of exactly one live client')
     .option('--keysets <names>', 'keysets it may use, comma-separated, or * for all', list)
     .option('--scopes <scopes>', 'sign, verify, admin, comma-separated', list)
     .option('--audiences <values>', 'allowed aud values, comma-separated', list)
     .option('--no-audiences', 'allow any aud')
-    .option('--max-ttl <seconds>', 'longest token lifetime for this client', wholeNumber(1))
+    .option('--max-ttl <duration>', 'longest token lifetime for this client (seconds, or 90s, 15m, 12h, 30d)', duration(1))
     .option('--no-max-ttl', "only the keyset's maxTtl applies")
     .option('--subject <pattern>', 'a pattern sub must match (* = any run of characters); repeat for more; replaces the list', repeatable)
     .option('--no-subjects', 'allow any sub')
     .option('--required-claim <name>', 'a claim every token must carry; repeat for more; replaces the list', repeatable)
     .option('--no-required-claims', 'require no claims')
-    .option('--json', 'print the client as JSON')
-    .action(async (id: string, options: UpdateOptions) => {
-      const { presentClient } = await import('../../routes/present.js')
-      const { cliActor, withStorage } = await import('../context.js')
+    .option('--identity <issuer:subject>', 'bind it to this workload identity instead', identityArgument)
+    .option('--no-identity', 'unbind it from its workload identity')
+    .option('--json', 'print the changed client as JSON')
+    .action(async (idOrName: string, options: UpdateOptions, command: Command) => {
+      const { adminApi } = await import('../admin-api.js')
       const patch = clientPatch(options)
       if (Object.keys(patch).length === 0) throw new UsageError('signet clients update: nothing to change (give at least one option, see --help)')
-      const { config, make } = await clientService()
-      const client = presentClient(await withStorage(config, (storage) => make(storage).update(id, patch, cliActor()), { migrate: true }))
+      const api = await adminApi(command)
+      const target = await findClient(api, idOrName)
+      const client = await inFlagTerms(CLIENT_FLAGS, () => api.updateClient(target.id, patch))
       if (options.json) printJson(client)
       else printClients([client])
     })
@@ -153,13 +159,12 @@ export function registerClients(program: Command): void {
   clients
     .command('revoke')
     .description('revoke a client: its token stops working (a running server within 2 s)')
-    .argument('<id>', 'the client id')
+    .argument('<client>', 'the client id, or the name of exactly one live client')
     .option('--json', 'print the revoked client as JSON')
-    .action(async (id: string, options: { json?: boolean }) => {
-      const { presentClient } = await import('../../routes/present.js')
-      const { cliActor, withStorage } = await import('../context.js')
-      const { config, make } = await clientService()
-      const client = presentClient(await withStorage(config, (storage) => make(storage).revoke(id, cliActor()), { migrate: true }))
+    .action(async (idOrName: string, options: { json?: boolean }, command: Command) => {
+      const { adminApi } = await import('../admin-api.js')
+      const api = await adminApi(command)
+      const client = await api.revokeClient((await findClient(api, idOrName)).id)
       if (options.json) printJson(client)
       else printClients([client])
     })
@@ -175,6 +180,8 @@ interface UpdateOptions {
   subjects: boolean
   requiredClaim?: string[]
   requiredClaims: boolean
+  /** The binding, or false for --no-identity (true when neither is given). */
+  identity: { issuer: string; subject: string } | boolean
   json?: boolean
 }
 
@@ -188,6 +195,7 @@ function clientPatch(options: UpdateOptions): import('../../auth/clients.js').Cl
     maxTtl: set(options.maxTtl),
     subjects: options.subject ?? set(options.subjects),
     requiredClaims: options.requiredClaim ?? set(options.requiredClaims),
+    identity: set(options.identity),
   }
   if (options.subject && options.subjects === false) throw new UsageError('signet clients update: --subject and --no-subjects contradict each other')
   if (options.requiredClaim && options.requiredClaims === false) throw new UsageError('signet clients update: --required-claim and --no-required-claims contradict each other')

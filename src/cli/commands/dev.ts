@@ -1,6 +1,7 @@
 import type { Command } from 'commander'
 import { printJson, printLines } from '../output.js'
-import { createLogger } from '../../logger.js'
+import { createHeldLogger } from '../../logger.js'
+import { DEV_DATA_DIR } from '../../ops/devState.js'
 
 const WARNING = [
   '!!! DEVELOPMENT MODE - NOT FOR PRODUCTION !!!',
@@ -17,9 +18,11 @@ export function registerDev(program: Command): void {
   program
     .command('dev')
     .description('development mode: a working service in one command, data and dev secrets under ./data/dev (not for production)')
-    .option('--data-dir <dir>', 'where the dev database and dev secrets live', './data/dev')
+    .option('--data-dir <dir>', 'where the dev database and dev secrets live', DEV_DATA_DIR)
     .option('--json', 'print the dev details as one JSON line before the logs')
-    .action(async (options: { dataDir: string; json?: boolean }) => {
+    .action(async (options: { dataDir: string; json?: boolean }, command: Command) => {
+      const { refuseUrl } = await import('../admin-api.js')
+      refuseUrl(command, 'dev', 'it runs a server on its own data')
       const { loadConfig } = await import('../../config.js')
       const { hashToken } = await import('../../auth/tokens.js')
       const { runServer } = await import('../../server.js')
@@ -28,8 +31,10 @@ export function registerDev(program: Command): void {
       const state = loadDevState(options.dataDir)
       const { env, ignored } = devEnvironment(state, process.env)
       const config = loadConfig(env)
-      const logger = createLogger(config.logLevel)
-      await runServer(config, logger, { onListening: async ({ signet, url }) => {
+      // With --json, the JSON line comes first on stdout: logs wait until it is out.
+      const { logger, release } = createHeldLogger(config.logLevel)
+      if (!options.json) release()
+      const started = runServer(config, logger, { onListening: async ({ signet, url }) => {
         // Said once it runs, so a failed start still ends with one line on stderr.
         process.stderr.write(`${WARNING.join('\n')}\n`)
         if (ignored.length > 0) process.stderr.write(`signet dev: ignoring ${ignored.join(', ')}: dev mode uses its own database and secrets in ${state.dataDir}\n`)
@@ -41,10 +46,17 @@ export function registerDev(program: Command): void {
           saveDevClientToken(state, clientToken)
         }
         const curl = curlLine(url, clientToken)
+        // What points other signet commands at this data, on the database or through the API.
+        const cliEnv = {
+          database: { SIGNET_DB: state.dbPath, SIGNET_MASTER_KEY_FILE: state.masterKeyFile },
+          api: { SIGNET_URL: url, SIGNET_ADMIN_TOKEN_FILE: state.adminTokenFile },
+        }
         if (options.json) {
-          printJson({ url, dataDir: state.dataDir, masterKey: state.masterKey, adminToken: state.adminToken, clientToken, curl, production: false })
+          printJson({ url, dataDir: state.dataDir, masterKey: state.masterKey, adminToken: state.adminToken, clientToken, curl, cliEnv, production: false })
+          release()
           return
         }
+        const exports = (vars: Record<string, string>) => `  export ${Object.entries(vars).map(([name, value]) => `${name}=${value}`).join(' ')}`
         printLines(
           '',
           ...WARNING,
@@ -59,7 +71,17 @@ export function registerDev(program: Command): void {
           `Public keys:  curl -s ${url}/.well-known/jwks.json`,
           `Readiness:    curl -s ${url}/readyz`,
           '',
+          'Point other signet commands (keys list, status, ...) at this server:',
+          exports(cliEnv.api),
+          'or at its database, with the server stopped or running:',
+          exports(cliEnv.database),
+          '',
         )
       } })
+      // A failed start: its log lines matter more than the order.
+      await started.catch((error: unknown) => {
+        release()
+        throw error
+      })
     })
 }

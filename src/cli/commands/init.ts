@@ -1,15 +1,18 @@
 import { randomBytes } from 'node:crypto'
-import { Option, type Command } from 'commander'
-import { ALGORITHMS } from '../../crypto/algorithms.js'
+import type { Command } from 'commander'
+import { algorithm } from '../args.js'
 import { printJson, printLines } from '../output.js'
 
 export function registerInit(program: Command): void {
   program
     .command('init')
     .description('create the database and keyset default; print a new master key and admin token, once')
-    .addOption(new Option('--alg <alg>', 'algorithm of keyset default').choices(ALGORITHMS).default('ES256'))
+    .option('--alg <alg>', 'algorithm of keyset default, any case', algorithm, 'ES256')
+    .option('--master-key-file <path>', 'write the new master key to this new file (mode 0600) instead of printing it; give it to Signet as SIGNET_MASTER_KEY_FILE')
     .option('--json', 'print the result as JSON')
-    .action(async (options: { alg: string; json?: boolean }) => {
+    .action(async (options: { alg: string; masterKeyFile?: string; json?: boolean }, command: Command) => {
+      const { refuseUrl } = await import('../admin-api.js')
+      refuseUrl(command, 'init', 'it creates the database')
       const { generateToken } = await import('../../auth/tokens.js')
       const { MasterKey } = await import('../../crypto/masterKey.js')
       const { ConfigError } = await import('../../errors.js')
@@ -22,22 +25,40 @@ export function registerInit(program: Command): void {
       // A key or token already configured is used, and not printed; otherwise one is made.
       const newMasterKey = configured.masterKey ? null : randomBytes(32).toString('base64')
       const newAdminToken = configured.adminToken ? null : generateToken()
+      if (options.masterKeyFile !== undefined && !newMasterKey) {
+        const { UsageError } = await import('../args.js')
+        throw new UsageError('--master-key-file writes a new master key, but SIGNET_MASTER_KEY is set: this database will use that one')
+      }
       const config = {
         ...configured,
         masterKey: configured.masterKey ?? MasterKey.fromBase64(newMasterKey!),
         adminToken: configured.adminToken ?? newAdminToken,
       }
 
-      const storage = await openStorage(config)
+      const { rmSync } = await import('node:fs')
+      const { claimSecretFile, writeSecretFile } = await import('../files.js')
+      // Written before the database is made, so nothing is ever encrypted under a key that was not kept;
+      // removed again if the database is not made.
+      if (options.masterKeyFile !== undefined) {
+        claimSecretFile(options.masterKeyFile, '--master-key-file')
+        writeSecretFile(options.masterKeyFile, newMasterKey!)
+      }
+      const dropKeyFile = () => options.masterKeyFile !== undefined && rmSync(options.masterKeyFile, { force: true })
+      const storage = await openStorage(config).catch((error: unknown) => {
+        dropKeyFile()
+        throw error
+      })
       let initialised: boolean
       try {
         initialised = (await storage.getMeta(MASTER_KEY_CHECK)) !== null
       } catch (error) {
         await storage.close()
+        dropKeyFile()
         throw error
       }
       if (initialised) {
         await storage.close()
+        dropKeyFile()
         throw new ConfigError(`${describeDatabase(config)} is already initialised: signet init never touches an existing database`)
       }
       const signet = await Signet.open({ config, storage, logger: commandLogger(), keystore: false })
@@ -48,6 +69,7 @@ export function registerInit(program: Command): void {
       } finally {
         await signet.close()
       }
+      const shownKey = options.masterKeyFile === undefined ? newMasterKey : null
 
       if (options.json) {
         printJson({
@@ -55,7 +77,8 @@ export function registerInit(program: Command): void {
           keyset: config.defaultKeyset,
           alg: options.alg,
           kid,
-          ...(newMasterKey ? { masterKey: newMasterKey } : {}),
+          ...(shownKey ? { masterKey: shownKey } : {}),
+          ...(options.masterKeyFile !== undefined ? { masterKeyFile: options.masterKeyFile } : {}),
           ...(newAdminToken ? { adminToken: newAdminToken } : {}),
         })
         return
@@ -63,7 +86,9 @@ export function registerInit(program: Command): void {
       printLines(
         `Created ${describeDatabase(config)} with keyset ${config.defaultKeyset} (${options.alg}), active key ${kid}.`,
         '',
-        ...(newMasterKey
+        ...(options.masterKeyFile !== undefined
+          ? [`Master key: written to ${options.masterKeyFile} (mode 0600); give it to Signet as SIGNET_MASTER_KEY_FILE and keep a copy in your secret manager.`, '']
+          : newMasterKey
           ? ['Master key (SIGNET_MASTER_KEY). Shown this once and written nowhere: store it in your secret manager now.', `  ${newMasterKey}`, '']
           : ['Master key: the one in SIGNET_MASTER_KEY.', '']),
         ...(newAdminToken

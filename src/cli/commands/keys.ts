@@ -1,10 +1,9 @@
 import type { Command } from 'commander'
-import { printJson, printTable, shortTime } from '../output.js'
+import type { KeyView } from '../admin-api.js'
+import { inWords, printJson, printLines, printTable, shortTime, timeAndDistance } from '../output.js'
 import { commandGroup } from '../group.js'
 
-type Presented = ReturnType<typeof import('../../routes/present.js').presentKey>
-
-function printKeys(keys: Presented[]): void {
+function printKeys(keys: KeyView[]): void {
   printTable(keys, [
     { header: 'kid', value: (k) => k.kid },
     { header: 'keyset', value: (k) => k.keyset },
@@ -26,11 +25,10 @@ export function registerKeys(program: Command): void {
     .description('list the keys of a keyset (default: SIGNET_DEFAULT_KEYSET), every state')
     .argument('[keyset]', 'keyset name')
     .option('--json', 'print the list as JSON')
-    .action(async (name: string | undefined, options: { json?: boolean }) => {
-      const { presentKey } = await import('../../routes/present.js')
-      const { readConfig, readKeyset } = await import('../context.js')
-      const { keyset, keys } = await readKeyset(readConfig(), name)
-      const list = keys.map((key) => presentKey(key, keyset.x5c))
+    .action(async (name: string | undefined, options: { json?: boolean }, command: Command) => {
+      const { adminApi } = await import('../admin-api.js')
+      const api = await adminApi(command)
+      const list = await api.listKeys(name ?? api.defaultKeyset)
       if (options.json) printJson({ keys: list })
       else printKeys(list)
     })
@@ -41,14 +39,20 @@ export function registerKeys(program: Command): void {
     .argument('[keyset]', 'keyset name (default: SIGNET_DEFAULT_KEYSET)')
     .option('--immediate', 'activate the new key now and retire the active one (skips prepublish: verifiers with a cached JWKS may miss the key until they refetch)')
     .option('--json', 'print the new key as JSON')
-    .action(async (name: string | undefined, options: { immediate?: boolean; json?: boolean }) => {
-      const { presentKey } = await import('../../routes/present.js')
-      const { cliActor, readConfig, withSignet } = await import('../context.js')
-      const config = readConfig()
-      const key = await withSignet(config, 'keys rotate', (signet) =>
-        signet.keys.rotate(name ?? config.defaultKeyset, options.immediate ? 'immediate' : 'scheduled', cliActor()))
-      if (options.json) printJson(presentKey(key))
-      else printKeys([presentKey(key)])
+    .action(async (name: string | undefined, options: { immediate?: boolean; json?: boolean }, command: Command) => {
+      const { adminApi } = await import('../admin-api.js')
+      const api = await adminApi(command)
+      const keyset = name ?? api.defaultKeyset
+      const pendingBefore = (await api.listKeys(keyset)).filter((key) => key.state === 'pending')
+      const key = await api.rotate(keyset, options.immediate ? 'immediate' : 'scheduled')
+      if (pendingBefore.length > 0 && !options.immediate) {
+        // Not refused: two pending keys are valid, but rarely what was meant.
+        const now = Date.now()
+        const earlier = pendingBefore.map((k) => `${k.kid} (activates ${k.activatesAt ? timeAndDistance(k.activatesAt, now) : '-'})`).join(', ')
+        process.stderr.write(`signet: warning: keyset ${keyset} already had a pending key: ${earlier}; now ${pendingBefore.length + 1} keys are pending and each will activate in turn (revoke the one you did not mean with signet keys revoke)\n`)
+      }
+      if (options.json) printJson(key)
+      else printKeys([key])
     })
 
   keys
@@ -58,13 +62,23 @@ export function registerKeys(program: Command): void {
     // A kid is base64url and may start with "-": take it as the argument, not as an option.
     .allowUnknownOption()
     .option('--reason <text>', 'why, for the audit log', 'unspecified')
-    .option('--json', 'print the revoked key as JSON')
-    .action(async (kid: string, options: { reason: string; json?: boolean }) => {
-      const { presentKey } = await import('../../routes/present.js')
-      const { cliActor, readConfig, withSignet } = await import('../context.js')
-      const key = await withSignet(readConfig(), 'keys revoke', (signet) => signet.keys.revoke(kid, options.reason, cliActor()))
-      if (options.json) printJson(presentKey(key))
-      else printKeys([presentKey(key)])
+    .option('--json', 'print the revoked key, the replacement kid and the JWKS max-age as JSON')
+    .action(async (kid: string, options: { reason: string; json?: boolean }, command: Command) => {
+      const { adminApi } = await import('../admin-api.js')
+      const api = await adminApi(command)
+      const key = await api.revoke(kid, options.reason)
+      const replacementKid = (await api.listKeys(key.keyset)).find((k) => k.state === 'active')?.kid ?? null
+      const { maxAge } = await api.jwks(key.keyset)
+      if (options.json) {
+        printJson({ ...key, replacementKid, jwksMaxAge: maxAge })
+        return
+      }
+      printKeys([key])
+      printLines(
+        '',
+        replacementKid ? `Keyset ${key.keyset} now signs with ${replacementKid}.` : `Keyset ${key.keyset} has no active key now: it cannot sign until one is made (signet keys rotate ${key.keyset} --immediate).`,
+        `Verifiers may hold the old JWK Set, with ${kid} in it, for up to ${inWords(maxAge)} (its Cache-Control max-age); tell them to refetch it to stop accepting the key sooner.`,
+      )
     })
 
   keys
@@ -76,12 +90,11 @@ export function registerKeys(program: Command): void {
     .option('--format <format>', 'pem, pkcs12 or jwk (default: guessed from the file)')
     .option('--immediate', 'activate the key now and retire the active one (skips prepublish)')
     .option('--json', 'print the new key as JSON')
-    .action(async (file: string, name: string | undefined, options: { passphraseFile?: string; format?: string; immediate?: boolean; json?: boolean }) => {
+    .action(async (file: string, name: string | undefined, options: { passphraseFile?: string; format?: string; immediate?: boolean; json?: boolean }, command: Command) => {
       const { readFileSync } = await import('node:fs')
       const { UsageError } = await import('../args.js')
-      const { importInputFromFile, importKey } = await import('../../keys/import.js')
-      const { presentKey } = await import('../../routes/present.js')
-      const { cliActor, readConfig, withSignet } = await import('../context.js')
+      const { importInputFromFile } = await import('../../keys/import.js')
+      const { adminApi } = await import('../admin-api.js')
       if (options.format !== undefined && !['pem', 'pkcs12', 'jwk'].includes(options.format)) throw new UsageError('--format must be pem, pkcs12 or jwk')
       if (file === '-' && options.passphraseFile === '-') throw new UsageError('the key and --passphrase-file cannot both come from stdin')
       const read = (path: string, what: string): Buffer => {
@@ -93,10 +106,9 @@ export function registerKeys(program: Command): void {
       }
       const secret = options.passphraseFile === undefined ? undefined : read(options.passphraseFile, '--passphrase-file').toString('utf8').replace(/\r?\n$/, '')
       const input = importInputFromFile(read(file, 'the key file'), secret, options.format as 'pem' | 'pkcs12' | 'jwk' | undefined)
-      const config = readConfig()
-      const key = await withSignet(config, 'keys import', (signet) =>
-        importKey({ keys: signet.keys, software: signet.backends.software }, name ?? config.defaultKeyset, { ...input, activate: options.immediate ? 'immediate' : 'scheduled' }, cliActor()))
-      if (options.json) printJson(presentKey(key))
-      else printKeys([presentKey(key)])
+      const api = await adminApi(command)
+      const key = await api.importKey(name ?? api.defaultKeyset, { ...input, activate: options.immediate ? 'immediate' : 'scheduled' })
+      if (options.json) printJson(key)
+      else printKeys([key])
     })
 }

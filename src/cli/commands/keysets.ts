@@ -1,9 +1,9 @@
 import { Option, type Command } from 'commander'
-import { ALGORITHMS, RSA_BITS } from '../../crypto/algorithms.js'
-import type { Keyset } from '../../keys/model.js'
+import { RSA_BITS } from '../../crypto/algorithms.js'
 import type { KeysetPolicyInput } from '../../keys/policy.js'
-import { UsageError, secondsOrDefault, wholeNumber } from '../args.js'
-import { printJson, printTable } from '../output.js'
+import type { KeysetView } from '../admin-api.js'
+import { UsageError, algorithm, duration, durationOrDefault, inFlagTerms } from '../args.js'
+import { printJson, printLines, printTable } from '../output.js'
 import { commandGroup } from '../group.js'
 
 interface PolicyOptions {
@@ -22,13 +22,13 @@ interface PolicyOptions {
 /** The policy options shared by create and update; each maps to a field of the admin API. */
 function policyOptions(command: Command, forUpdate: boolean): Command {
   command
-    .addOption(new Option('--alg <alg>', forUpdate ? 'algorithm (takes effect at the next rotation)' : 'algorithm (default ES256)').choices(ALGORITHMS))
+    .option('--alg <alg>', forUpdate ? 'algorithm, any case (takes effect at the next rotation)' : 'algorithm, any case (default ES256)', algorithm)
     .addOption(new Option('--rsa-bits <bits>', 'RSA modulus size (RSA algorithms only)').choices(RSA_BITS.map(String)))
     .option('--issuer <iss>', 'stamp this iss into every token')
-    .option('--default-ttl <seconds>', 'token lifetime when a request gives none', wholeNumber(1))
-    .option('--max-ttl <seconds>', 'longest token lifetime', wholeNumber(1))
-    .option('--rotation-period <seconds>', 'seconds between automatic rotations; 0 = manual only', wholeNumber(0))
-    .option('--prepublish <seconds>', 'seconds a new key is published before it signs, or "default"', secondsOrDefault)
+    .option('--default-ttl <duration>', 'token lifetime when a request gives none (seconds, or 90s, 15m, 12h, 30d)', duration(1))
+    .option('--max-ttl <duration>', 'longest token lifetime', duration(1))
+    .option('--rotation-period <duration>', 'time between automatic rotations; 0 = manual only', duration(0))
+    .option('--prepublish <duration>', 'how long a new key is published before it signs, or "default"', durationOrDefault)
     .option('--x5c', 'also publish a self-signed X.509 certificate per key')
     .option('--json', 'print the result as JSON')
   if (forUpdate) {
@@ -53,9 +53,13 @@ function policyInput(options: PolicyOptions): KeysetPolicyInput {
   return input
 }
 
-type Presented = ReturnType<typeof import('../../routes/present.js').presentKeyset>
+/** The API's field names as the flags that set them, for error messages. */
+const POLICY_FLAGS: Record<string, string> = {
+  alg: '--alg', rsaBits: '--rsa-bits', issuer: '--issuer', defaultTtl: '--default-ttl', maxTtl: '--max-ttl',
+  rotationPeriod: '--rotation-period', prepublish: '--prepublish', x5c: '--x5c', backend: '--backend',
+}
 
-function printKeysets(keysets: Presented[]): void {
+function printKeysets(keysets: KeysetView[]): void {
   printTable(keysets, [
     { header: 'name', value: (k) => k.name },
     { header: 'alg', value: (k) => k.alg },
@@ -76,17 +80,9 @@ export function registerKeysets(program: Command): void {
     .command('list')
     .description('list keysets with their policy and active kid')
     .option('--json', 'print the list as JSON')
-    .action(async (options: { json?: boolean }) => {
-      const { effectivePrepublish } = await import('../../keys/policy.js')
-      const { presentKeyset } = await import('../../routes/present.js')
-      const { readConfig, withStorage } = await import('../context.js')
-      const config = readConfig()
-      const snapshot = await withStorage(config, (storage) => storage.snapshot())
-      const list = snapshot.keysets.map((keyset: Keyset) => presentKeyset(
-        keyset,
-        snapshot.keys.find((key) => key.keyset === keyset.name && key.state === 'active')?.kid ?? null,
-        effectivePrepublish(keyset, config.jwksMaxAge),
-      ))
+    .action(async (options: { json?: boolean }, command: Command) => {
+      const { adminApi } = await import('../admin-api.js')
+      const list = await (await adminApi(command)).listKeysets()
       if (options.json) printJson({ keysets: list })
       else printKeysets(list)
     })
@@ -94,13 +90,10 @@ export function registerKeysets(program: Command): void {
   policyOptions(
     keysets.command('create').description('create a keyset; its first key is active at once').argument('<name>', 'keyset name, ^[a-z0-9][a-z0-9_-]{0,62}$'),
     false,
-  ).action(async (name: string, options: PolicyOptions) => {
-    const { presentKeyset } = await import('../../routes/present.js')
-    const { cliActor, readConfig, withSignet } = await import('../context.js')
-    const presented = await withSignet(readConfig(), 'keysets create', async (signet) => {
-      const { keyset, key } = await signet.keys.createKeyset({ name, ...policyInput(options) }, cliActor())
-      return presentKeyset(keyset, key.kid, signet.keys.prepublishOf(keyset))
-    })
+  ).action(async (name: string, options: PolicyOptions, command: Command) => {
+    const { adminApi } = await import('../admin-api.js')
+    const api = await adminApi(command)
+    const presented = await inFlagTerms(POLICY_FLAGS, () => api.createKeyset({ name, ...policyInput(options) }))
     if (options.json) printJson(presented)
     else printKeysets([presented])
   })
@@ -108,17 +101,28 @@ export function registerKeysets(program: Command): void {
   policyOptions(
     keysets.command('update').description('change a keyset\'s policy; a new alg or rsa-bits takes effect at the next rotation').argument('<name>', 'keyset name'),
     true,
-  ).action(async (name: string, options: PolicyOptions) => {
-    const { presentKeyset } = await import('../../routes/present.js')
-    const { cliActor, readConfig, withSignet } = await import('../context.js')
+  ).action(async (name: string, options: PolicyOptions, command: Command) => {
+    const { adminApi } = await import('../admin-api.js')
     const patch = policyInput(options)
     if (Object.keys(patch).length === 0) throw new UsageError('signet keysets update: nothing to change (give at least one option, see --help)')
-    const presented = await withSignet(readConfig(), 'keysets update', async (signet) => {
-      await signet.keys.updateKeyset(name, patch, cliActor())
-      const { keyset, activeKid } = await signet.keys.getKeyset(name)
-      return presentKeyset(keyset, activeKid, signet.keys.prepublishOf(keyset))
-    })
-    if (options.json) printJson(presented)
-    else printKeysets([presented])
+    const api = await adminApi(command)
+    const presented = await inFlagTerms(POLICY_FLAGS, () => api.updateKeyset(name, patch))
+    if (options.json) {
+      printJson(presented)
+      return
+    }
+    printKeysets([presented])
+    if (patch.alg !== undefined || patch.rsaBits !== undefined) {
+      // The active key keeps signing with its own algorithm until it is replaced.
+      const { keysetStatus, nextRotationWords } = await import('../status.js')
+      const { timeAndDistance } = await import('../output.js')
+      const now = Date.now()
+      const status = keysetStatus(presented, await api.listKeys(name), now)
+      // A key made before the change keeps its algorithm: the new one comes with the key after it.
+      const older = patch.alg === undefined ? undefined : status.pending.find((key) => key.alg !== presented.alg)
+      printLines('', older
+        ? `Key ${older.kid} is already pending with ${older.alg} and activates ${older.activatesAt ? timeAndDistance(older.activatesAt, now) : '-'}; ${presented.alg} takes effect at the rotation after it.`
+        : `The new algorithm takes effect at the next rotation: ${nextRotationWords(status, now)}.`, `To switch sooner: signet keys rotate ${name} (or --immediate).`)
+    }
   })
 }

@@ -5,8 +5,11 @@ export function registerRewrap(program: Command): void {
   program
     .command('rewrap')
     .description('re-encrypt every private key under SIGNET_NEW_MASTER_KEY, in one transaction (stop the server first)')
+    .option('--force', 'run even though a server is running on the database (it is sealed until restarted with the new key)')
     .option('--json', 'print the result as JSON')
-    .action(async (options: { json?: boolean }) => {
+    .action(async (options: { json?: boolean; force?: boolean }, command: Command) => {
+      const { refuseUrl } = await import('../admin-api.js')
+      refuseUrl(command, 'rewrap', 'it re-encrypts the stored keys')
       const { auditSinkFor } = await import('../../audit/recorder.js')
       const { systemClock } = await import('../../clock.js')
       const { ConfigError } = await import('../../errors.js')
@@ -27,6 +30,10 @@ export function registerRewrap(program: Command): void {
         if (!from.matches(check) && !to.matches(check)) {
           throw new ConfigError('neither SIGNET_MASTER_KEY nor SIGNET_NEW_MASTER_KEY is the master key of this database: nothing was changed')
         }
+        // A server running on the old key would be sealed by the rewrap, silently for its callers.
+        const { runningServer } = await import('../../ops/presence.js')
+        const server = options.force ? null : await runningServer(storage, config)
+        if (server) throw new ConfigError(`a server is running on this database (${server}): stop it first, or pass --force to rewrap anyway and seal it until it restarts with the new key; nothing was changed`)
         await storage.migrate()
         const logger = commandLogger()
         const auditSink = auditSinkFor(config.auditFile, logger)
