@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { Option, type Command } from 'commander'
 import { ALGORITHMS } from '../../crypto/algorithms.js'
+import type { Config } from '../../config.js'
 import { printJson, printLines } from '../output.js'
 
 export function registerInit(program: Command): void {
@@ -8,8 +9,9 @@ export function registerInit(program: Command): void {
     .command('init')
     .description('create the database and keyset default; print a new master key and admin token, once')
     .addOption(new Option('--alg <alg>', 'algorithm of keyset default').choices(ALGORITHMS).default('ES256'))
+    .option('--master-key-pkcs11 <label>', 'generate the master key inside the PKCS#11 token (SIGNET_PKCS11_*) under this label, instead of printing one')
     .option('--json', 'print the result as JSON')
-    .action(async (options: { alg: string; json?: boolean }) => {
+    .action(async (options: { alg: string; masterKeyPkcs11?: string; json?: boolean }) => {
       const { generateToken } = await import('../../auth/tokens.js')
       const { MasterKey } = await import('../../crypto/masterKey.js')
       const { ConfigError } = await import('../../errors.js')
@@ -19,12 +21,16 @@ export function registerInit(program: Command): void {
       const { cliActor, commandLogger, describeDatabase, readConfig } = await import('../context.js')
 
       const configured = readConfig()
+      const hsmLabel = options.masterKeyPkcs11 ?? null
+      const hsmProblem = hsmLabel !== null ? hsmInitProblem(configured, hsmLabel) : null
+      if (hsmProblem) throw new ConfigError(hsmProblem)
       // A key or token already configured is used, and not printed; otherwise one is made.
-      const newMasterKey = configured.masterKey ? null : randomBytes(32).toString('base64')
+      const newMasterKey = configured.masterKey || hsmLabel !== null || configured.masterKeyPkcs11 !== null ? null : randomBytes(32).toString('base64')
       const newAdminToken = configured.adminToken ? null : generateToken()
       const config = {
         ...configured,
-        masterKey: configured.masterKey ?? MasterKey.fromBase64(newMasterKey!),
+        masterKey: configured.masterKey ?? (newMasterKey ? MasterKey.fromBase64(newMasterKey) : null),
+        masterKeyPkcs11: hsmLabel ?? configured.masterKeyPkcs11,
         adminToken: configured.adminToken ?? newAdminToken,
       }
 
@@ -39,6 +45,16 @@ export function registerInit(program: Command): void {
       if (initialised) {
         await storage.close()
         throw new ConfigError(`${describeDatabase(config)} is already initialised: signet init never touches an existing database`)
+      }
+      if (hsmLabel !== null) {
+        const { Pkcs11MasterKey } = await import('../../keys/pkcs11/master-key.js')
+        const { pkcs11MasterKeyOptions } = await import('../../keys/master-key-source.js')
+        try {
+          await Pkcs11MasterKey.generate(pkcs11MasterKeyOptions(config.pkcs11!, hsmLabel))
+        } catch (error) {
+          await storage.close()
+          throw error
+        }
       }
       const signet = await Signet.open({ config, storage, logger: commandLogger(), keystore: false })
       let kid: string
@@ -56,6 +72,7 @@ export function registerInit(program: Command): void {
           alg: options.alg,
           kid,
           ...(newMasterKey ? { masterKey: newMasterKey } : {}),
+          ...(config.masterKeyPkcs11 !== null ? { masterKeyPkcs11: config.masterKeyPkcs11 } : {}),
           ...(newAdminToken ? { adminToken: newAdminToken } : {}),
         })
         return
@@ -65,11 +82,23 @@ export function registerInit(program: Command): void {
         '',
         ...(newMasterKey
           ? ['Master key (SIGNET_MASTER_KEY). Shown this once and written nowhere: store it in your secret manager now.', `  ${newMasterKey}`, '']
-          : ['Master key: the one in SIGNET_MASTER_KEY.', '']),
+          : hsmLabel !== null
+            ? [`Master key: generated inside the PKCS#11 token as ${hsmLabel} (sensitive, never extractable). Start the service with SIGNET_MASTER_KEY_PKCS11=${hsmLabel}.`, '']
+            : [config.masterKeyPkcs11 !== null ? `Master key: ${config.masterKeyPkcs11} in the PKCS#11 token.` : 'Master key: the one in SIGNET_MASTER_KEY.', '']),
         ...(newAdminToken
           ? ['Admin token (SIGNET_ADMIN_TOKEN). Shown this once and written nowhere:', `  ${newAdminToken}`, '']
           : ['Admin token: the one in SIGNET_ADMIN_TOKEN.', '']),
         'Then give both to the service (or use the *_FILE forms) and run: signet serve',
       )
     })
+}
+
+/** Why --master-key-pkcs11 cannot be used with this configuration: it needs the token's settings, and no other master key. */
+function hsmInitProblem(config: Config, label: string): string | null {
+  if (config.masterKey) return '--master-key-pkcs11 and SIGNET_MASTER_KEY (or SIGNET_MASTER_KEY_FILE) are both given: keep one'
+  if (config.masterKeyPkcs11 !== null && config.masterKeyPkcs11 !== label) {
+    return `--master-key-pkcs11 ${label} and SIGNET_MASTER_KEY_PKCS11=${config.masterKeyPkcs11} name different keys: keep one`
+  }
+  if (config.pkcs11 === null) return '--master-key-pkcs11 needs SIGNET_PKCS11_MODULE (and SIGNET_PKCS11_TOKEN_LABEL or SIGNET_PKCS11_SLOT, SIGNET_PKCS11_PIN)'
+  return null
 }
