@@ -4,7 +4,9 @@ import { open as openEnvelope, seal } from '../../src/crypto/envelope.js'
 import { MasterKey } from '../../src/crypto/masterKey.js'
 import { ConfigError, DecryptionError } from '../../src/errors.js'
 import { Pkcs11MasterKey, type Pkcs11MasterKeyOptions } from '../../src/keys/pkcs11/master-key.js'
-import { cliJson, postJson, requireBuild, runCli, startServe } from '../cli/helpers.js'
+import { renameSync } from 'node:fs'
+import { cliJson, postJson, requireBuild, runCli, startServe, until } from '../cli/helpers.js'
+import { createHarness } from '../helpers/harness.js'
 import { newMasterKey, tempDir } from '../helpers/temp.js'
 import { HSM_SKIP, inspectToken, setupSoftHsm, type SoftHsm } from './softhsm.js'
 
@@ -167,6 +169,47 @@ if (HSM_SKIP) {
       expect(rewrap.code).toBe(1)
       expect(rewrap.stderr).toMatch(/no secret key with this label/)
       expect(await state()).toEqual(before)
+    })
+
+    it('a token gone while running: loaded keys sign on, what needs the master key answers 503 and changes nothing, and it heals when the token returns', async () => {
+      await Pkcs11MasterKey.generate(options('running'))
+      const h = await createHarness({ env: { ...token.env, SIGNET_MASTER_KEY_PKCS11: 'running' } })
+      try {
+        const client = (await h.createClient({ scopes: ['sign'] })).token
+        const sign = () => h.request('POST', '/v1/sign', { token: client, body: { claims: { sub: 'u' } } })
+        expect((await sign()).statusCode).toBe(200)
+        const keys = async () => (await h.admin('GET', '/v1/admin/keysets/default/keys')).json().keys.length as number
+        const before = await keys()
+        const away = `${softhsm.tokenDir}.away`
+        renameSync(softhsm.tokenDir, away)
+        try {
+          // A new key must be wrapped inside the token: refused (once the module notices) until it is back.
+          const { value: refused } = await until(async () => {
+            const answer = await h.admin('POST', '/v1/admin/keysets/default/rotate', { mode: 'immediate' })
+            return answer.statusCode === 201 ? undefined : answer
+          })
+          expect(refused.statusCode, refused.body).toBe(503)
+          expect(refused.json()).toMatchObject({ code: 'hsm_unavailable' })
+          expect(refused.json().detail).toMatch(/^the HSM master key could not/)
+          // Refused again, and nothing was written.
+          const count = await keys()
+          expect(count).toBeGreaterThanOrEqual(before)
+          expect((await h.admin('POST', '/v1/admin/keysets/default/rotate', { mode: 'immediate' })).statusCode).toBe(503)
+          expect(await keys()).toBe(count)
+          // The key loaded before keeps signing from memory.
+          expect((await sign()).statusCode).toBe(200)
+        } finally {
+          renameSync(away, softhsm.tokenDir)
+        }
+        const { value: rotated } = await until(async () => {
+          const answer = await h.admin('POST', '/v1/admin/keysets/default/rotate', { mode: 'immediate' })
+          return answer.statusCode === 201 ? answer : undefined
+        })
+        expect(rotated.json().kid).toBeTruthy()
+        expect((await sign()).json().kid).toBe(rotated.json().kid)
+      } finally {
+        await h.close()
+      }
     })
   })
 }

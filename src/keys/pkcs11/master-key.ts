@@ -55,9 +55,20 @@ const CONNECTION_LOST = new Set([
 
 interface Connection {
   generation: number
+  slot: Handle
   session: Handle
   key: Handle
+  /** When the token was last seen in its slot (Date.now()). */
+  checkedAt: number
 }
+
+/**
+ * Least time between two checks that the token is still in its slot. Some modules
+ * (SoftHSM2) go on using cached keys after the token is gone; the check makes
+ * them fail as a real device would. Master-key operations are rare (a key loaded
+ * or made), so one C_GetTokenInfo a second costs nothing.
+ */
+const PRESENCE_CHECK_MS = 1000
 
 const u32 = (value: number) => {
   const buffer = Buffer.alloc(4)
@@ -66,9 +77,8 @@ const u32 = (value: number) => {
 }
 
 /** Opens a session on the configured token and logs in. A refused PIN is a settings problem. */
-function openSession(api: Api, options: Pkcs11MasterKeyOptions): Handle {
+function openSession(api: Api, options: Pkcs11MasterKeyOptions, slot = findTokenSlot(api, options.tokenLabel, options.slot)): Handle {
   const pkcs11 = pkcs11Binding()
-  const slot = findTokenSlot(api, options.tokenLabel, options.slot)
   const loginRequired = (api.C_GetTokenInfo(slot).flags & pkcs11.CKF_LOGIN_REQUIRED) !== 0
   const session = api.C_OpenSession(slot, pkcs11.CKF_SERIAL_SESSION | pkcs11.CKF_RW_SESSION)
   if (!loginRequired) return session
@@ -299,6 +309,7 @@ export class Pkcs11MasterKey implements MasterKey {
         seen = generation
         for (let attempt = 0; ; attempt++) {
           const connection = this.#connected(api, generation)
+          this.#checkPresent(api, connection)
           try {
             return work(api, connection)
           } catch (error) {
@@ -321,18 +332,37 @@ export class Pkcs11MasterKey implements MasterKey {
     const current = this.#connection
     if (current && current.generation === generation) return current
     this.#connection = null
-    const session = openSession(api, this.#options)
+    const slot = findTokenSlot(api, this.#options.tokenLabel, this.#options.slot)
+    const session = openSession(api, this.#options, slot)
     try {
       const keys = findSecretKeys(api, session, this.#options.label)
       if (keys.length === 0) throw new ConfigError(`SIGNET_MASTER_KEY_PKCS11=${this.#options.label}: the token holds no secret key with this label; nothing was changed`)
       if (keys.length > 1) throw new ConfigError(`SIGNET_MASTER_KEY_PKCS11=${this.#options.label}: the token holds several secret keys with this label`)
       checkKeyAttributes(api, session, keys[0]!, this.#options.label)
-      this.#connection = { generation, session, key: keys[0]! }
+      this.#connection = { generation, slot, session, key: keys[0]!, checkedAt: Date.now() }
       return this.#connection
     } catch (error) {
       closeQuietly(api, session)
       throw error
     }
+  }
+
+  /** Throws (and forgets the connection) when the slot no longer holds the token; at most every PRESENCE_CHECK_MS. */
+  #checkPresent(api: Api, connection: Connection): void {
+    if (Date.now() - connection.checkedAt < PRESENCE_CHECK_MS) return
+    let present: boolean
+    try {
+      const info = api.C_GetTokenInfo(connection.slot)
+      const label = this.#options.tokenLabel
+      present = (info.flags & pkcs11Binding().CKF_TOKEN_INITIALIZED) !== 0 && (label === null || info.label.trim() === label)
+    } catch {
+      present = false
+    }
+    if (!present) {
+      this.#drop(api)
+      throw new Pkcs11Fault('the token is not present', 'C_GetTokenInfo no longer shows the token in its slot')
+    }
+    connection.checkedAt = Date.now()
   }
 
   /** Forgets the connection after a failure; the next operation opens a fresh session. */
