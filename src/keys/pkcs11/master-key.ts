@@ -245,7 +245,7 @@ export class Pkcs11MasterKey implements MasterKey {
   }
 
   unwrapDataKey(wrapped: Buffer, aad: Buffer, what: string): Buffer {
-    const lost = Symbol('refused')
+    const refused = Symbol('refused')
     const result = this.#call('unwrap a data key', (api, { session, key }) => {
       api.C_DecryptInit(session, gcm(wrapped.subarray(0, WRAP_NONCE), aad), key)
       try {
@@ -253,10 +253,10 @@ export class Pkcs11MasterKey implements MasterKey {
       } catch (error) {
         // A tag that does not verify is refused by a token that still answers.
         if (CONNECTION_LOST.has(pkcs11Code(error) ?? -1)) throw error
-        return lost
+        return refused
       }
     })
-    if (result === lost) throw new DecryptionError(what)
+    if (result === refused) throw new DecryptionError(what)
     return result
   }
 
