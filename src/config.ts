@@ -42,6 +42,9 @@ const schema = {
     SIGNET_PKCS11_SLOT: { type: 'integer', minimum: 0 },
     SIGNET_PKCS11_PIN: { type: 'string', minLength: 1 },
     SIGNET_NEW_MASTER_KEY: { type: 'string' },
+    // Labels of AES-256 master keys inside the PKCS#11 token (docs/hsm.md).
+    SIGNET_MASTER_KEY_PKCS11: { type: 'string', minLength: 1, maxLength: 128 },
+    SIGNET_NEW_MASTER_KEY_PKCS11: { type: 'string', minLength: 1, maxLength: 128 },
     SIGNET_AUDIT_FILE: { type: 'string', minLength: 1 },
     // Signet's own additions, documented in the README.
     SIGNET_AUTH_FAILURE_LIMIT: { type: 'integer', minimum: 0, default: 300 },
@@ -73,8 +76,13 @@ const KNOWN = new Set<string>([
 const IGNORED_PREFIX = 'SIGNET_TEST_'
 
 export interface Config {
+  /** SIGNET_MASTER_KEY; with masterKeyPkcs11, Signet.open fills it in from the token. */
   masterKey: MasterKey | null
   newMasterKey: MasterKey | null
+  /** SIGNET_MASTER_KEY_PKCS11: label of the master key inside the PKCS#11 token. */
+  masterKeyPkcs11: string | null
+  /** SIGNET_NEW_MASTER_KEY_PKCS11: label of the new master key, read by signet rewrap only. */
+  newMasterKeyPkcs11: string | null
   adminToken: string | null
   dbPath: string
   databaseUrl: string | null
@@ -200,10 +208,39 @@ function schemaError(error: Error): ConfigError {
 }
 
 /**
+ * Removes the secret values just read from the process environment, so child
+ * processes and environment dumps never see them (docs/security.md). Only from
+ * process.env itself: an env object a caller passes is its own. /proc/PID/environ
+ * keeps what the process was started with, which is why the *_FILE forms are preferred.
+ */
+function forgetSecrets(environment: NodeJS.ProcessEnv): void {
+  if (environment !== process.env) return
+  for (const name of SECRETS) delete process.env[name]
+}
+
+/** Two sources for one master key is a mistake, never a choice to make silently. */
+function checkOneSource(env: Record<string, string>, software: string, pkcs11: string): void {
+  if (env[software] !== undefined && env[pkcs11] !== undefined) {
+    throw new ConfigError(`${software} (or ${software}_FILE) and ${pkcs11} are both set: keep one`)
+  }
+  if (env[pkcs11] !== undefined && env.SIGNET_PKCS11_MODULE === undefined) {
+    throw new ConfigError(`${pkcs11} needs SIGNET_PKCS11_MODULE (and the token's SIGNET_PKCS11_TOKEN_LABEL or SIGNET_PKCS11_SLOT, SIGNET_PKCS11_PIN)`)
+  }
+}
+
+/**
  * Reads and checks the configuration. Throws ConfigError with a message naming
- * the first bad variable.
+ * the first bad variable. Read from process.env, the secrets leave it (forgetSecrets).
  */
 export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config {
+  try {
+    return readConfig(environment)
+  } finally {
+    forgetSecrets(environment)
+  }
+}
+
+function readConfig(environment: NodeJS.ProcessEnv): Config {
   const env: Record<string, string> = {}
   for (const [name, value] of Object.entries(environment)) {
     if (!name.startsWith('SIGNET_') || name.startsWith(IGNORED_PREFIX) || value === undefined) continue
@@ -212,6 +249,8 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
   }
   const pkcs11PinFile = env.SIGNET_PKCS11_PIN_FILE ?? null
   resolveSecrets(env)
+  checkOneSource(env, 'SIGNET_MASTER_KEY', 'SIGNET_MASTER_KEY_PKCS11')
+  checkOneSource(env, 'SIGNET_NEW_MASTER_KEY', 'SIGNET_NEW_MASTER_KEY_PKCS11')
   checkWholeNumbers(env)
   checkHost(env.SIGNET_HOST)
 
@@ -252,6 +291,8 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Config
   return {
     masterKey: parseMasterKey('SIGNET_MASTER_KEY', env.SIGNET_MASTER_KEY),
     newMasterKey: parseMasterKey('SIGNET_NEW_MASTER_KEY', env.SIGNET_NEW_MASTER_KEY),
+    masterKeyPkcs11: str('SIGNET_MASTER_KEY_PKCS11'),
+    newMasterKeyPkcs11: str('SIGNET_NEW_MASTER_KEY_PKCS11'),
     adminToken: str('SIGNET_ADMIN_TOKEN'),
     dbPath: text('SIGNET_DB'),
     databaseUrl: str('SIGNET_DATABASE_URL'),

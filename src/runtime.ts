@@ -9,6 +9,7 @@ import { IssuerService } from './identity/issuers.js'
 import { SoftwareBackend, UnavailableBackend, type Backends } from './keys/backend.js'
 import { createPkcs11Backend } from './keys/pkcs11/index.js'
 import { Keystore, MASTER_KEY_CHECK } from './keys/keystore.js'
+import { masterKeyVariable, openMasterKey } from './keys/master-key-source.js'
 import { KeyService } from './keys/service.js'
 import { openStorage } from './storage/open.js'
 import type { Storage } from './storage/types.js'
@@ -45,16 +46,16 @@ export class MasterKeyMismatch extends ConfigError {}
  * Checks the master key against the database before anything is written: a wrong
  * key stops here and leaves storage as it was (SPEC section 2, point 3).
  */
-async function unlock(storage: Storage, masterKey: MasterKey | null): Promise<{ initialised: boolean }> {
+async function unlock(storage: Storage, masterKey: MasterKey | null, variable: string): Promise<{ initialised: boolean }> {
   const check = await storage.getMeta(MASTER_KEY_CHECK)
   if (check !== null) {
-    if (!masterKey) throw new ConfigError('SIGNET_MASTER_KEY (or SIGNET_MASTER_KEY_FILE) is required: this database holds encrypted keys')
+    if (!masterKey) throw new ConfigError('SIGNET_MASTER_KEY (or SIGNET_MASTER_KEY_FILE, or SIGNET_MASTER_KEY_PKCS11) is required: this database holds encrypted keys')
     if (!masterKey.matches(check)) {
-      throw new MasterKeyMismatch('SIGNET_MASTER_KEY is not the master key of this database: refusing to start; nothing was changed')
+      throw new MasterKeyMismatch(`${variable} is not the master key of this database: refusing to start; nothing was changed`)
     }
     return { initialised: true }
   }
-  if (!masterKey) throw new ConfigError('SIGNET_MASTER_KEY (or SIGNET_MASTER_KEY_FILE) is required; make one with: openssl rand -base64 32')
+  if (!masterKey) throw new ConfigError('SIGNET_MASTER_KEY (or SIGNET_MASTER_KEY_FILE) is required; make one with: openssl rand -base64 32, or keep it in an HSM with signet init --master-key-pkcs11')
   return { initialised: false }
 }
 
@@ -88,6 +89,8 @@ export class Signet {
   #storageDown = false
   /** The sealed reason last logged; null while the master key opens the keys. */
   #sealedReason: string | null = null
+  /** Releases a master key this instance opened (in a PKCS#11 token). */
+  #closeMasterKey: () => Promise<void> = async () => {}
 
   private constructor(options: SignetOptions & { storage: Storage; logger: Logger; backends: Backends }) {
     this.config = options.config
@@ -120,11 +123,19 @@ export class Signet {
 
   /** Opens storage, checks the master key, migrates, and loads the keystore. */
   static async open(options: SignetOptions): Promise<Signet> {
-    const { config } = options
+    // An HSM master key that cannot be opened stops here, before storage is touched.
+    const opened = await openMasterKey(options.config)
+    const config: Config = { ...options.config, masterKey: opened.masterKey }
     const logger = options.logger ?? createLogger(config.logLevel)
-    const storage = options.storage ?? (await openStorage(config))
+    let storage: Storage
     try {
-      const { initialised } = await unlock(storage, config.masterKey)
+      storage = options.storage ?? (await openStorage(config))
+    } catch (error) {
+      await opened.close()
+      throw error
+    }
+    try {
+      const { initialised } = await unlock(storage, config.masterKey, masterKeyVariable(config))
       await storage.migrate()
       const backends: Backends = {
         software: new SoftwareBackend(config.masterKey),
@@ -134,13 +145,15 @@ export class Signet {
           : new UnavailableBackend('pkcs11', 'no PKCS#11 module is configured (SIGNET_PKCS11_MODULE)')),
         ...options.backends,
       }
-      const signet = new Signet({ ...options, storage, logger, backends })
+      const signet = new Signet({ ...options, config, storage, logger, backends })
+      signet.#closeMasterKey = opened.close
       if (!initialised) await signet.#initialise()
       if (options.createDefaultKeyset) await signet.#createDefaultKeyset()
       if (options.keystore !== false) await signet.keystore.refresh()
       return signet
     } catch (error) {
       await storage.close().catch(() => {})
+      await opened.close()
       throw error
     }
   }
@@ -274,6 +287,7 @@ export class Signet {
     await this.#loop?.catch(() => {})
     await this.#notifiedPoll?.catch(() => {})
     for (const backend of new Set(Object.values(this.backends))) await backend.close?.().catch(() => {})
+    await this.#closeMasterKey().catch(() => {})
     await this.storage.close()
   }
 }

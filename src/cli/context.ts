@@ -60,7 +60,7 @@ function missingDatabase(config: Pick<Config, 'dbPath' | 'databaseUrl'>): string
 export interface OpenOptions {
   /** Apply pending schema migrations (commands that write). */
   migrate: boolean
-  /** When SIGNET_MASTER_KEY is set, refuse a database it does not belong to. */
+  /** When SIGNET_MASTER_KEY is set, refuse a database it does not belong to (an HSM key is checked by Signet.open). */
   checkMasterKey?: boolean
 }
 
@@ -108,8 +108,8 @@ export async function readKeyset(config: Config, name: string | undefined): Prom
  * change keys: they need the master key. No keystore is loaded (nothing signs here).
  */
 export async function withSignet<T>(config: Config, command: string, work: (signet: Signet) => Promise<T>): Promise<T> {
-  if (!config.masterKey) {
-    throw new ConfigError(`SIGNET_MASTER_KEY (or SIGNET_MASTER_KEY_FILE) is required by signet ${command}`)
+  if (!config.masterKey && config.masterKeyPkcs11 === null) {
+    throw new ConfigError(`SIGNET_MASTER_KEY (or SIGNET_MASTER_KEY_FILE, or SIGNET_MASTER_KEY_PKCS11) is required by signet ${command}`)
   }
   const { Signet } = await import('../runtime.js') // loaded only by commands that change keys
   const storage = await openExisting(config, { migrate: false, checkMasterKey: false })

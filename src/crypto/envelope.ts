@@ -57,9 +57,9 @@ function gcmOpen(key: Buffer, nonce: Buffer, ciphertext: Buffer, tag: Buffer, ad
   }
 }
 
+/** The data key's wrap happens wherever the master key lives: in memory or inside an HSM. */
 function wrap(masterKey: MasterKey, dataKey: Buffer, binding: Binding): Buffer {
-  const wrapped = gcmSeal(masterKey.bytes, dataKey, aad('dek', binding))
-  return Buffer.concat([Buffer.from([FORMAT_VERSION]), masterKey.id, wrapped.nonce, wrapped.ciphertext, wrapped.tag])
+  return Buffer.concat([Buffer.from([FORMAT_VERSION]), masterKey.id, masterKey.wrapDataKey(dataKey, aad('dek', binding))])
 }
 
 /** Encrypts `plaintext` (a PKCS#8 DER private key) for storage. */
@@ -76,9 +76,8 @@ export function seal(masterKey: MasterKey, plaintext: Buffer, binding: Binding):
 
 interface Parsed {
   masterKeyId: Buffer
-  wrapNonce: Buffer
-  wrappedKey: Buffer
-  wrapTag: Buffer
+  /** Nonce, wrapped data key and tag, as MasterKey.wrapDataKey made them. */
+  wrapped: Buffer
   rest: Buffer
 }
 
@@ -86,16 +85,14 @@ function parse(blob: Buffer, what: string): Parsed {
   if (blob.length <= HEADER || blob[0] !== FORMAT_VERSION) throw new DecryptionError(what)
   return {
     masterKeyId: blob.subarray(1, 9),
-    wrapNonce: blob.subarray(9, 21),
-    wrappedKey: blob.subarray(21, 53),
-    wrapTag: blob.subarray(53, 69),
+    wrapped: blob.subarray(9, 69),
     rest: blob.subarray(69),
   }
 }
 
 function unwrap(masterKey: MasterKey, parsed: Parsed, binding: Binding, what: string): Buffer {
   if (!parsed.masterKeyId.equals(masterKey.id)) throw new DecryptionError(what)
-  return gcmOpen(masterKey.bytes, parsed.wrapNonce, parsed.wrappedKey, parsed.wrapTag, aad('dek', binding), what)
+  return masterKey.unwrapDataKey(parsed.wrapped, aad('dek', binding), what)
 }
 
 /** Decrypts a blob made by `seal`; throws DecryptionError on any mismatch. */

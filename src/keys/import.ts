@@ -3,6 +3,7 @@ import forge from 'node-forge'
 import { algSpec, hashLength, type Alg } from '../crypto/algorithms.js'
 import { InvalidRequest } from '../errors.js'
 import { SoftwareBackend, type KeyBackend } from './backend.js'
+import { checkKdfCost, MAX_KDF_ITERATIONS } from './kdf-cost.js'
 import type { KeyRecord, Keyset } from './model.js'
 import type { KeyService, RotationMode } from './service.js'
 
@@ -74,12 +75,18 @@ function fromPem(pem: unknown, passphrase: unknown): KeyObject {
   const block = blocks[0]![0]
   const encrypted = blocks[0]![1] === 'ENCRYPTED PRIVATE KEY' || /Proc-Type:\s*4,ENCRYPTED/.test(block)
   if (encrypted && (passphrase === undefined || passphrase === '')) throw new InvalidRequest('the PEM key is encrypted: send its passphrase')
+  if (blocks[0]![1] === 'ENCRYPTED PRIVATE KEY') checkKdfCost(pemBody(block), MAX_KDF_ITERATIONS.pem, 'the encrypted PEM key')
   try {
     return createPrivateKey(encrypted ? { key: block, format: 'pem', passphrase: passphrase as string } : { key: block, format: 'pem' })
   } catch {
     if (encrypted) throw new InvalidRequest('cannot decrypt the PEM key: wrong passphrase')
     throw new InvalidRequest('pem could not be read as a private key')
   }
+}
+
+/** The DER inside one PEM block (RFC 7468 section 2). */
+function pemBody(block: string): Buffer {
+  return Buffer.from(block.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64')
 }
 
 function fromPkcs12(pkcs12: unknown, password: unknown): KeyObject {
@@ -90,9 +97,11 @@ function fromPkcs12(pkcs12: unknown, password: unknown): KeyObject {
   const der = Buffer.from(compact.replace(/-/g, '+').replace(/_/g, '/'), 'base64')
   let pfx: forge.pkcs12.Pkcs12Pfx
   try {
+    checkKdfCost(der, MAX_KDF_ITERATIONS.pkcs12, 'the PKCS#12 file')
     const asn1 = forge.asn1.fromDer(forge.util.createBuffer(der.toString('binary')))
     pfx = forge.pkcs12.pkcs12FromAsn1(asn1, true, password)
   } catch (error) {
+    if (error instanceof InvalidRequest) throw error
     const message = error instanceof Error ? error.message : ''
     if (/password|MAC could not be verified|decrypt/i.test(message)) throw new InvalidRequest('cannot open the PKCS#12 file: wrong password')
     throw new InvalidRequest('pkcs12 could not be read as a PKCS#12 file')

@@ -79,7 +79,7 @@ export function saveDevClientToken(state: DevState, token: string): void {
  * secrets in place of any configured ones (named in `ignored`, so dev can say so).
  */
 export function devEnvironment(state: DevState, env: NodeJS.ProcessEnv): { env: NodeJS.ProcessEnv; ignored: string[] } {
-  const replaced = ['SIGNET_DB', 'SIGNET_DATABASE_URL', 'SIGNET_MASTER_KEY', 'SIGNET_MASTER_KEY_FILE', 'SIGNET_ADMIN_TOKEN', 'SIGNET_ADMIN_TOKEN_FILE']
+  const replaced = ['SIGNET_DB', 'SIGNET_DATABASE_URL', 'SIGNET_MASTER_KEY', 'SIGNET_MASTER_KEY_FILE', 'SIGNET_MASTER_KEY_PKCS11', 'SIGNET_ADMIN_TOKEN', 'SIGNET_ADMIN_TOKEN_FILE']
   const next: NodeJS.ProcessEnv = { ...env }
   const ignored = replaced.filter((name) => next[name] !== undefined)
   for (const name of replaced) delete next[name]

@@ -43,10 +43,11 @@ export async function internalRoutes(app: FastifyInstance, options: InternalRout
     return { client, live }
   }
 
-  const checkRate = async (client: Client): Promise<void> => {
+  /** The limit counts tokens: a batch of n uses n points. */
+  const checkRate = async (client: Client, tokens: number): Promise<void> => {
     if (!signLimiter) return
     try {
-      await signLimiter.consume(client.id)
+      await signLimiter.consume(client.id, tokens)
     } catch (error) {
       if (!(error instanceof RateLimiterRes)) throw error
       throw new RateLimited('sign rate limit reached for this client', { retryAfter: Math.max(1, Math.ceil(error.msBeforeNext / 1000)) })
@@ -57,7 +58,7 @@ export async function internalRoutes(app: FastifyInstance, options: InternalRout
     schema: { body: signBody, response: { 200: signedToken, ...errors(400, 401, 403, 404, 413, 415, 429, 503) } },
   }, async (request) => {
     const { client, live } = clientFor(request, 'sign', request.body.keyset)
-    await checkRate(client)
+    await checkRate(client, 1)
     const prepared = prepareToken(live, client, request.body, signet.clock.now())
     return signPrepared(live, prepared)
   })
@@ -66,7 +67,7 @@ export async function internalRoutes(app: FastifyInstance, options: InternalRout
     schema: { body: signBatchBody, response: { 200: signBatchAnswer, ...errors(400, 401, 403, 404, 413, 415, 429, 503) } },
   }, async (request) => {
     const { client, live } = clientFor(request, 'sign', request.body.keyset)
-    await checkRate(client)
+    await checkRate(client, request.body.items.length)
     const now = signet.clock.now()
     // Every item is checked before any is signed: one bad item refuses the batch.
     const prepared: PreparedToken[] = request.body.items.map((item, index) => {

@@ -95,6 +95,30 @@ function checkHeader(header: unknown): TokenHeader {
   return result
 }
 
+/**
+ * A token must say exactly what the caller sent. JSON.parse has already rounded an
+ * integer beyond +/-(2^53-1) (RFC 8259 section 6, RFC 7493 section 2.2), so the
+ * token would carry another number: refused, naming where it is. The serialised
+ * claims are scanned first: such a number prints as 16 or more digits or with an
+ * exponent, so most requests skip the walk.
+ */
+function checkExactNumbers(claims: Record<string, unknown>, serialised: string): void {
+  if (!/\d{16}|e\+/.test(serialised)) return
+  const pending: [unknown, string][] = [[claims, 'claims']]
+  while (pending.length > 0) {
+    const [value, path] = pending.pop()!
+    if (typeof value === 'number') {
+      if (Number.isInteger(value) && !Number.isSafeInteger(value)) {
+        throw new InvalidRequest(`${path} is an integer beyond +/-(2^53-1), which a JSON number cannot carry exactly: send it as a string`)
+      }
+    } else if (Array.isArray(value)) {
+      value.forEach((item, index) => pending.push([item, `${path}[${index}]`]))
+    } else if (value !== null && typeof value === 'object') {
+      for (const [name, item] of Object.entries(value)) pending.push([item, `${path}.${name.slice(0, 64)}`])
+    }
+  }
+}
+
 function checkRegisteredClaims(claims: Record<string, unknown>): void {
   for (const name of RESERVED) {
     if (name in claims) throw new ReservedClaim(`${name} is set by Signet and may not be sent`)
@@ -124,6 +148,7 @@ export function prepareToken(live: LiveKeyset, client: Client, item: SignItem, n
     throw new InvalidRequest('claims cannot be serialised')
   }
   if (Buffer.byteLength(serialised) > MAX_CLAIMS_BYTES) throw new PayloadTooLarge(`claims must be at most ${MAX_CLAIMS_BYTES} bytes serialised`)
+  checkExactNumbers(claims, serialised)
   checkRegisteredClaims(claims)
 
   const issuer = live.keyset.issuer

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
@@ -90,5 +91,66 @@ describe('configuration', () => {
     } catch (error) {
       expect((error as Error).message).not.toContain(masterKey.slice(0, 20))
     }
+  })
+})
+
+describe('secrets leave process.env once read', () => {
+  const SECRET_VARIABLES = ['SIGNET_MASTER_KEY', 'SIGNET_ADMIN_TOKEN', 'SIGNET_PKCS11_PIN', 'SIGNET_NEW_MASTER_KEY', 'SIGNET_DATABASE_URL']
+  const dir = tempDir()
+  const saved = { ...process.env }
+  afterAll(() => {
+    for (const name of Object.keys(process.env)) if (name.startsWith('SIGNET_') && !(name in saved)) delete process.env[name]
+    Object.assign(process.env, saved)
+    dir.remove()
+  })
+
+  it('deletes each secret value from process.env, so a child process started afterwards never sees it; *_FILE paths stay', () => {
+    const adminFile = join(dir.path, 'admin-token')
+    const adminToken = randomBytes(24).toString('hex')
+    writeFileSync(adminFile, adminToken)
+    const secrets = {
+      SIGNET_MASTER_KEY: masterKey,
+      SIGNET_NEW_MASTER_KEY: randomBytes(32).toString('base64'),
+      SIGNET_PKCS11_PIN: 'pin-1234-5678',
+      SIGNET_DATABASE_URL: 'postgres://signet:db-password@127.0.0.1/signet',
+    }
+    Object.assign(process.env, secrets, { SIGNET_ADMIN_TOKEN_FILE: adminFile, SIGNET_PKCS11_MODULE: '/nonexistent/module.so' })
+    const config = loadConfig()
+    expect(config.masterKey).not.toBeNull()
+    expect(config.adminToken).toBe(adminToken)
+    expect(config.pkcs11?.pin).toBe(secrets.SIGNET_PKCS11_PIN)
+    expect(config.databaseUrl).toBe(secrets.SIGNET_DATABASE_URL)
+    for (const name of SECRET_VARIABLES) expect(process.env[name], name).toBeUndefined()
+    expect(process.env.SIGNET_ADMIN_TOKEN_FILE).toBe(adminFile)
+    expect(process.env.SIGNET_PKCS11_MODULE).toBe('/nonexistent/module.so')
+
+    const childEnvironment = execFileSync(process.execPath, ['-e', 'process.stdout.write(JSON.stringify(process.env))'], { encoding: 'utf8' })
+    for (const value of [...Object.values(secrets), adminToken]) expect(childEnvironment).not.toContain(value)
+    delete process.env.SIGNET_ADMIN_TOKEN_FILE
+    delete process.env.SIGNET_PKCS11_MODULE
+  })
+
+  it('deletes them even when the configuration is refused', () => {
+    Object.assign(process.env, { SIGNET_MASTER_KEY: masterKey, SIGNET_PORT: 'eighty' })
+    expect(() => loadConfig()).toThrow(/SIGNET_PORT/)
+    expect(process.env.SIGNET_MASTER_KEY).toBeUndefined()
+    delete process.env.SIGNET_PORT
+  })
+
+  it('leaves an environment object the caller passes as it is, so it can be read again', () => {
+    const env = { SIGNET_MASTER_KEY: masterKey, SIGNET_ADMIN_TOKEN: randomBytes(24).toString('hex') }
+    process.env.SIGNET_MASTER_KEY = masterKey
+    expect(loadConfig(env).adminToken).toBe(env.SIGNET_ADMIN_TOKEN)
+    expect(loadConfig(env).masterKey?.idHex).toBe(loadConfig(env).masterKey?.idHex)
+    expect(env.SIGNET_MASTER_KEY).toBe(masterKey)
+    expect(process.env.SIGNET_MASTER_KEY).toBe(masterKey)
+    delete process.env.SIGNET_MASTER_KEY
+  })
+
+  it('refuses a software and an HSM master key at once, naming both, and an HSM key without a module', () => {
+    expect(() => loadConfig({ SIGNET_MASTER_KEY: masterKey, SIGNET_MASTER_KEY_PKCS11: 'mk', SIGNET_PKCS11_MODULE: '/m.so' })).toThrow('SIGNET_MASTER_KEY (or SIGNET_MASTER_KEY_FILE) and SIGNET_MASTER_KEY_PKCS11 are both set: keep one')
+    expect(() => loadConfig({ SIGNET_NEW_MASTER_KEY: masterKey, SIGNET_NEW_MASTER_KEY_PKCS11: 'mk', SIGNET_PKCS11_MODULE: '/m.so' })).toThrow(/SIGNET_NEW_MASTER_KEY .* and SIGNET_NEW_MASTER_KEY_PKCS11 are both set/)
+    expect(() => loadConfig({ SIGNET_MASTER_KEY_PKCS11: 'mk' })).toThrow(/SIGNET_MASTER_KEY_PKCS11 needs SIGNET_PKCS11_MODULE/)
+    expect(loadConfig({ SIGNET_MASTER_KEY_PKCS11: 'mk', SIGNET_PKCS11_MODULE: '/m.so' })).toMatchObject({ masterKey: null, masterKeyPkcs11: 'mk', newMasterKeyPkcs11: null })
   })
 })

@@ -62,7 +62,8 @@ export async function createHarness(options: HarnessOptions = {}) {
   const clock = options.clock ?? new ManualClock()
   const logs = captureLogs(watch)
   const config: Config = loadConfig({
-    SIGNET_MASTER_KEY: masterKey,
+    // An HSM master key (SIGNET_MASTER_KEY_PKCS11 in options.env) replaces the software one.
+    ...(options.env?.SIGNET_MASTER_KEY_PKCS11 === undefined ? { SIGNET_MASTER_KEY: masterKey } : {}),
     SIGNET_ADMIN_TOKEN: adminToken,
     SIGNET_DB: join(dir.path, 'signet.db'),
     SIGNET_PORT: '0',

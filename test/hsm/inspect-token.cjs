@@ -28,12 +28,12 @@ try {
   const objects = handles.map((handle) => {
     const cls = read(handle, pkcs11js.CKA_CLASS).readUInt32LE(0)
     const object = {
-      class: cls === pkcs11js.CKO_PRIVATE_KEY ? 'private' : cls === pkcs11js.CKO_PUBLIC_KEY ? 'public' : 'other',
+      class: cls === pkcs11js.CKO_PRIVATE_KEY ? 'private' : cls === pkcs11js.CKO_PUBLIC_KEY ? 'public' : cls === pkcs11js.CKO_SECRET_KEY ? 'secret' : 'other',
       id: read(handle, pkcs11js.CKA_ID).toString('hex'),
       label: read(handle, pkcs11js.CKA_LABEL).toString('utf8'),
       keyType: read(handle, pkcs11js.CKA_KEY_TYPE).readUInt32LE(0),
     }
-    if (object.class === 'private') {
+    if (object.class === 'private' || object.class === 'secret') {
       object.sensitive = bool(read(handle, pkcs11js.CKA_SENSITIVE))
       object.extractable = bool(read(handle, pkcs11js.CKA_EXTRACTABLE))
       object.alwaysSensitive = bool(read(handle, pkcs11js.CKA_ALWAYS_SENSITIVE))

@@ -85,7 +85,7 @@ export function softHsmSlotId(label: string): number {
 }
 
 export interface TokenObject {
-  class: 'private' | 'public' | 'other'
+  class: 'private' | 'public' | 'secret' | 'other'
   /** CKA_ID, hex. */
   id: string
   label: string
@@ -95,7 +95,7 @@ export interface TokenObject {
   alwaysSensitive?: boolean
   neverExtractable?: boolean
   sign?: boolean
-  /** The CKR_ code the token gave when asked for the private value (CKA_VALUE or CKA_PRIVATE_EXPONENT). */
+  /** The CKR_ code the token gave when asked for the private or secret value (CKA_VALUE or CKA_PRIVATE_EXPONENT). */
   privateValueRead?: string
 }
 

@@ -179,6 +179,29 @@ describe('failed-authentication rate limit', () => {
 })
 
 describe('per-client sign rate limit', () => {
+  it('counts tokens, not requests: a batch of n uses n points', async () => {
+    const limited = await createHarness({ env: { SIGNET_SIGN_RATE_LIMIT: '999' } })
+    try {
+      const token = (await limited.createClient({ scopes: ['sign'] })).token
+      const batch = (size: number) => limited.request('POST', '/v1/sign/batch', { token, body: { items: Array.from({ length: size }, () => ({ claims: {} })) } })
+      // 1,000 tokens in one request are over a limit of 999 per second, whatever the timing.
+      const refused = await batch(1000)
+      expectProblem(refused, 429, 'rate_limited')
+      expect(Number(refused.headers['retry-after'])).toBeGreaterThanOrEqual(1)
+      const other = await createHarness({ env: { SIGNET_SIGN_RATE_LIMIT: '1000' } })
+      try {
+        const own = (await other.createClient({ scopes: ['sign'] })).token
+        const accepted = await other.request('POST', '/v1/sign/batch', { token: own, body: { items: Array.from({ length: 1000 }, () => ({ claims: {} })) } })
+        expect(accepted.statusCode).toBe(200)
+        expect(accepted.json().results).toHaveLength(1000)
+      } finally {
+        await other.close()
+      }
+    } finally {
+      await limited.close()
+    }
+  })
+
   it('SIGNET_SIGN_RATE_LIMIT caps each client on its own; 0 turns it off', async () => {
     const limited = await createHarness({ env: { SIGNET_SIGN_RATE_LIMIT: '5' } })
     try {

@@ -104,10 +104,29 @@ describe('hostile input to /v1/sign', () => {
     expectProblem(await signRaw(payload), 400, 'invalid_request')
   })
 
-  it('keeps large but finite numbers exactly as a double holds them', async () => {
-    const response = await signRaw('{"claims":{"big":1e308,"small":-1e-300,"n":12.5}}')
+  it('keeps fractions and integers up to +/-(2^53-1) exactly as sent', async () => {
+    const response = await signRaw('{"claims":{"max":9007199254740991,"min":-9007199254740991,"small":-1e-300,"n":12.5,"id":"12345678901234567890"}}')
     expect(response.statusCode, response.body).toBe(200)
-    expect(decodeToken(response.json().token).payload).toMatchObject({ big: 1e308, small: -1e-300, n: 12.5 })
+    expect(decodeToken(response.json().token).payload).toMatchObject({ max: 9007199254740991, min: -9007199254740991, small: -1e-300, n: 12.5, id: '12345678901234567890' })
+  })
+
+  // JSON.parse turns 9007199254740993 into ...992: signing it would put another number in the token.
+  it.each([
+    ['2^53 + 1', '{"claims":{"id":9007199254740993}}', 'claims.id'],
+    ['-2^53', '{"claims":{"a":[1,{"b":-9007199254740992}]}}', 'claims.a[1].b'],
+    ['a 20-digit id', '{"claims":{"org":{"ids":[12345678901234567890]}}}', 'claims.org.ids[0]'],
+    ['1e21', '{"claims":{"x":1e21}}', 'claims.x'],
+    ['1e308', '{"claims":{"big":1e308}}', 'claims.big'],
+  ])('refuses an integer beyond +/-(2^53-1) in claims (%s), naming where it is', async (_label, payload, path) => {
+    const body = expectProblem(await signRaw(payload), 400, 'invalid_request')
+    expect(body.detail).toBe(`${path} is an integer beyond +/-(2^53-1), which a JSON number cannot carry exactly: send it as a string`)
+  })
+
+  it('refuses such an integer in any item of a batch, naming the item, and signs none', async () => {
+    const payload = '{"items":[{"claims":{"n":1}},{"claims":{"deep":{"n":[9007199254740993]}}}]}'
+    const response = await h.request('POST', '/v1/sign/batch', { token: signer, payload, headers: { 'content-type': 'application/json' } })
+    const body = expectProblem(response, 400, 'invalid_request')
+    expect(body).toMatchObject({ index: 1, detail: 'item 1: claims.deep.n[0] is an integer beyond +/-(2^53-1), which a JSON number cannot carry exactly: send it as a string' })
   })
 
   it.each([

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import type { Command } from 'commander'
+import type { Config } from '../../config.js'
 import { algorithm } from '../args.js'
 import { printJson, printLines } from '../output.js'
 
@@ -9,8 +10,9 @@ export function registerInit(program: Command): void {
     .description('create the database and keyset default; print a new master key and admin token, once')
     .option('--alg <alg>', 'algorithm of keyset default, any case', algorithm, 'ES256')
     .option('--master-key-file <path>', 'write the new master key to this new file (mode 0600) instead of printing it; give it to Signet as SIGNET_MASTER_KEY_FILE')
+    .option('--master-key-pkcs11 <label>', 'generate the master key inside the PKCS#11 token (SIGNET_PKCS11_*) under this label, instead of printing one')
     .option('--json', 'print the result as JSON')
-    .action(async (options: { alg: string; masterKeyFile?: string; json?: boolean }, command: Command) => {
+    .action(async (options: { alg: string; masterKeyFile?: string; masterKeyPkcs11?: string; json?: boolean }, command: Command) => {
       const { refuseUrl } = await import('../admin-api.js')
       refuseUrl(command, 'init', 'it creates the database')
       const { generateToken } = await import('../../auth/tokens.js')
@@ -22,8 +24,11 @@ export function registerInit(program: Command): void {
       const { cliActor, commandLogger, describeDatabase, readConfig } = await import('../context.js')
 
       const configured = readConfig()
+      const hsmLabel = options.masterKeyPkcs11 ?? null
+      const hsmProblem = hsmLabel !== null ? hsmInitProblem(configured, hsmLabel) : null
+      if (hsmProblem) throw new ConfigError(hsmProblem)
       // A key or token already configured is used, and not printed; otherwise one is made.
-      const newMasterKey = configured.masterKey ? null : randomBytes(32).toString('base64')
+      const newMasterKey = configured.masterKey || hsmLabel !== null || configured.masterKeyPkcs11 !== null ? null : randomBytes(32).toString('base64')
       const newAdminToken = configured.adminToken ? null : generateToken()
       if (options.masterKeyFile !== undefined && !newMasterKey) {
         const { UsageError } = await import('../args.js')
@@ -31,7 +36,8 @@ export function registerInit(program: Command): void {
       }
       const config = {
         ...configured,
-        masterKey: configured.masterKey ?? MasterKey.fromBase64(newMasterKey!),
+        masterKey: configured.masterKey ?? (newMasterKey ? MasterKey.fromBase64(newMasterKey) : null),
+        masterKeyPkcs11: hsmLabel ?? configured.masterKeyPkcs11,
         adminToken: configured.adminToken ?? newAdminToken,
       }
 
@@ -61,6 +67,16 @@ export function registerInit(program: Command): void {
         dropKeyFile()
         throw new ConfigError(`${describeDatabase(config)} is already initialised: signet init never touches an existing database`)
       }
+      if (hsmLabel !== null) {
+        const { Pkcs11MasterKey } = await import('../../keys/pkcs11/master-key.js')
+        const { pkcs11MasterKeyOptions } = await import('../../keys/master-key-source.js')
+        try {
+          await Pkcs11MasterKey.generate(pkcs11MasterKeyOptions(config.pkcs11!, hsmLabel))
+        } catch (error) {
+          await storage.close()
+          throw error
+        }
+      }
       const signet = await Signet.open({ config, storage, logger: commandLogger(), keystore: false })
       let kid: string
       try {
@@ -79,6 +95,7 @@ export function registerInit(program: Command): void {
           kid,
           ...(shownKey ? { masterKey: shownKey } : {}),
           ...(options.masterKeyFile !== undefined ? { masterKeyFile: options.masterKeyFile } : {}),
+          ...(config.masterKeyPkcs11 !== null ? { masterKeyPkcs11: config.masterKeyPkcs11 } : {}),
           ...(newAdminToken ? { adminToken: newAdminToken } : {}),
         })
         return
@@ -90,11 +107,23 @@ export function registerInit(program: Command): void {
           ? [`Master key: written to ${options.masterKeyFile} (mode 0600); give it to Signet as SIGNET_MASTER_KEY_FILE and keep a copy in your secret manager.`, '']
           : newMasterKey
           ? ['Master key (SIGNET_MASTER_KEY). Shown this once and written nowhere: store it in your secret manager now.', `  ${newMasterKey}`, '']
-          : ['Master key: the one in SIGNET_MASTER_KEY.', '']),
+          : hsmLabel !== null
+            ? [`Master key: generated inside the PKCS#11 token as ${hsmLabel} (sensitive, never extractable). Start the service with SIGNET_MASTER_KEY_PKCS11=${hsmLabel}.`, '']
+            : [config.masterKeyPkcs11 !== null ? `Master key: ${config.masterKeyPkcs11} in the PKCS#11 token.` : 'Master key: the one in SIGNET_MASTER_KEY.', '']),
         ...(newAdminToken
           ? ['Admin token (SIGNET_ADMIN_TOKEN). Shown this once and written nowhere:', `  ${newAdminToken}`, '']
           : ['Admin token: the one in SIGNET_ADMIN_TOKEN.', '']),
         'Then give both to the service (or use the *_FILE forms) and run: signet serve',
       )
     })
+}
+
+/** Why --master-key-pkcs11 cannot be used with this configuration: it needs the token's settings, and no other master key. */
+function hsmInitProblem(config: Config, label: string): string | null {
+  if (config.masterKey) return '--master-key-pkcs11 and SIGNET_MASTER_KEY (or SIGNET_MASTER_KEY_FILE) are both given: keep one'
+  if (config.masterKeyPkcs11 !== null && config.masterKeyPkcs11 !== label) {
+    return `--master-key-pkcs11 ${label} and SIGNET_MASTER_KEY_PKCS11=${config.masterKeyPkcs11} name different keys: keep one`
+  }
+  if (config.pkcs11 === null) return '--master-key-pkcs11 needs SIGNET_PKCS11_MODULE (and SIGNET_PKCS11_TOKEN_LABEL or SIGNET_PKCS11_SLOT, SIGNET_PKCS11_PIN)'
+  return null
 }

@@ -129,6 +129,21 @@ export class Pkcs11Library {
   }
 
   /**
+   * `run` for callers that cannot wait: pkcs11js calls are synchronous, and the
+   * master key (master-key.ts) answers synchronously. Fails while a reset is under way.
+   */
+  runNow<T>(work: (api: Api, generation: number) => T): T {
+    if (this.#resetting) throw new Pkcs11Fault('the PKCS#11 module is reconnecting', 'a reset of the module is under way')
+    const api = this.#ready()
+    this.#inFlight++
+    try {
+      return work(api, this.#generation)
+    } finally {
+      if (--this.#inFlight === 0) for (const done of this.#drained.splice(0)) done()
+    }
+  }
+
+  /**
    * Finalises the library if it is still at generation `seen`, so the next run
    * initialises it again and re-reads its slots. Must not be called from inside run.
    */

@@ -256,19 +256,7 @@ export class Pkcs11Token {
   }
 
   #findSlot(api: Api): Handle {
-    const { tokenLabel, slot } = this.#options
-    const initialised = pkcs11Binding().CKF_TOKEN_INITIALIZED
-    const candidates = api.C_GetSlotList(true).filter((handle) => {
-      if (slot !== null && slotId(handle) !== BigInt(slot)) return false
-      const info = api.C_GetTokenInfo(handle)
-      return (info.flags & initialised) !== 0 && (tokenLabel === null || info.label.trim() === tokenLabel)
-    })
-    const wanted = [tokenLabel !== null ? `labelled "${tokenLabel}"` : null, slot !== null ? `in slot ${slot}` : null].filter(Boolean).join(' ')
-    if (candidates.length === 0) throw new Pkcs11Fault('the token is not present', `no initialised token ${wanted || 'at all'} is present`)
-    if (candidates.length > 1) {
-      throw new SettingsProblem('the token is ambiguous', `${candidates.length} initialised tokens match; set SIGNET_PKCS11_TOKEN_LABEL or SIGNET_PKCS11_SLOT`)
-    }
-    return candidates[0]!
+    return findTokenSlot(api, this.#options.tokenLabel, this.#options.slot)
   }
 
   /** True while the slot still holds the token. Must not run inside library.run. */
@@ -335,7 +323,23 @@ export class Pkcs11Token {
 }
 
 /** A problem of the settings (PIN, token choice): resetting the module would not help. */
-class SettingsProblem extends Pkcs11Fault {}
+export class SettingsProblem extends Pkcs11Fault {}
+
+/** The slot of the one initialised token that `tokenLabel` and `slot` (either may be null) name. */
+export function findTokenSlot(api: Api, tokenLabel: string | null, slot: number | null): Handle {
+  const initialised = pkcs11Binding().CKF_TOKEN_INITIALIZED
+  const candidates = api.C_GetSlotList(true).filter((handle) => {
+    if (slot !== null && slotId(handle) !== BigInt(slot)) return false
+    const info = api.C_GetTokenInfo(handle)
+    return (info.flags & initialised) !== 0 && (tokenLabel === null || info.label.trim() === tokenLabel)
+  })
+  const wanted = [tokenLabel !== null ? `labelled "${tokenLabel}"` : null, slot !== null ? `in slot ${slot}` : null].filter(Boolean).join(' ')
+  if (candidates.length === 0) throw new Pkcs11Fault('the token is not present', `no initialised token ${wanted || 'at all'} is present`)
+  if (candidates.length > 1) {
+    throw new SettingsProblem('the token is ambiguous', `${candidates.length} initialised tokens match; set SIGNET_PKCS11_TOKEN_LABEL or SIGNET_PKCS11_SLOT`)
+  }
+  return candidates[0]!
+}
 
 /** The CK_SLOT_ID inside a pkcs11js slot handle (a native CK_ULONG). */
 function slotId(handle: Handle): bigint {
