@@ -64,9 +64,10 @@ describe('signet clients create with a claim policy', () => {
 
   it('refuses an empty pattern or one over 256 characters, and writes nothing', async () => {
     const before = await auditEvents()
-    await refused(['clients', 'create', 'x', '--subject', ''], 'subjects')
-    await refused(['clients', 'create', 'x', '--subject', 'x'.repeat(257)], 'subjects')
-    await refused(['clients', 'create', 'x', '--required-claim', ''], 'requiredClaims')
+    // The refusal names the flag, not the API field.
+    await refused(['clients', 'create', 'x', '--subject', ''], '--subject must be')
+    await refused(['clients', 'create', 'x', '--subject', 'x'.repeat(257)], '--subject must be')
+    await refused(['clients', 'create', 'x', '--required-claim', ''], '--required-claim must be')
     expect(await auditEvents()).toBe(before)
   })
 })

@@ -119,7 +119,7 @@ describe('help, typos and values', () => {
 
   it('checks clients update before asking anything of Signet', async () => {
     await refused(['clients', 'update', 'app'], 'signet clients update: nothing to change')
-    await refused(['clients', 'update', 'app', '--audiences', 'a', '--any-audience'], '--audiences and --any-audience exclude each other')
+    await refused(['clients', 'update', 'app', '--subject', 'a', '--no-subjects'], '--subject and --no-subjects contradict each other')
     await refused(['clients', 'update', 'app', '--max-ttl', '1w'], "option '--max-ttl <duration>' argument '1w' is invalid")
   })
 
