@@ -9,7 +9,10 @@ import { SoftwareBackend, UnavailableBackend, type Backends } from './keys/backe
 import { createPkcs11Backend } from './keys/pkcs11/index.js'
 import { Keystore, MASTER_KEY_CHECK } from './keys/keystore.js'
 import { KeyService } from './keys/service.js'
+import { sealExistingRows } from './storage/integrity-upgrade.js'
 import { openStorage } from './storage/open.js'
+import { INTEGRITY_META, IntegrityKeys } from './storage/row-integrity.js'
+import { IntegrityFailures, sealStorage } from './storage/sealed-storage.js'
 import type { Storage } from './storage/types.js'
 import { createLogger } from './logger.js'
 
@@ -67,6 +70,9 @@ export class Signet {
   readonly clients: ClientService
   readonly backends: Backends
   readonly auditSink: AuditSink | null
+  /** Rows that failed their integrity check, each logged and counted once. */
+  readonly integrityFailures: IntegrityFailures
+  readonly #integrityKeys: IntegrityKeys
   readonly #pollIntervalMs: number
   #timer: NodeJS.Timeout | null = null
   #loop: Promise<void> | null = null
@@ -79,11 +85,15 @@ export class Signet {
   #leaseHeld = false
   #storageDown = false
 
-  private constructor(options: SignetOptions & { storage: Storage; logger: Logger; backends: Backends }) {
+  private constructor(options: SignetOptions & { storage: Storage; logger: Logger; backends: Backends; integrityKeys: IntegrityKeys }) {
     this.config = options.config
     this.clock = options.clock ?? systemClock
-    this.storage = options.storage
     this.logger = options.logger
+    this.#integrityKeys = options.integrityKeys
+    this.integrityFailures = new IntegrityFailures((failure) =>
+      this.logger.error({ integrity: failure }, `integrity check failed: ${failure.table} row ${failure.id} is ignored: ${failure.reason}`))
+    // Everything above storage reads only rows that pass their check, and writes sealed ones.
+    this.storage = sealStorage(options.storage, options.integrityKeys, this.integrityFailures)
     this.backends = options.backends
     this.#pollIntervalMs = options.pollIntervalMs ?? 500
     this.auditSink = auditSinkFor(options.config.auditFile, this.logger)
@@ -122,8 +132,10 @@ export class Signet {
           : new UnavailableBackend('pkcs11', 'no PKCS#11 module is configured (SIGNET_PKCS11_MODULE)')),
         ...options.backends,
       }
-      const signet = new Signet({ ...options, storage, logger, backends })
+      // unlock() has made sure there is a master key.
+      const signet = new Signet({ ...options, storage, logger, backends, integrityKeys: new IntegrityKeys(config.masterKey!) })
       if (!initialised) await signet.#initialise()
+      else await signet.#sealExistingRows(storage)
       if (options.createDefaultKeyset) await signet.#createDefaultKeyset()
       if (options.keystore !== false) await signet.keystore.refresh()
       return signet
@@ -138,8 +150,17 @@ export class Signet {
     await auditedTransaction(this.storage, this.auditSink, () => this.clock.now(), async (tx, audit) => {
       if ((await tx.getMeta(MASTER_KEY_CHECK)) !== null) return // another process got there first
       await tx.setMeta(MASTER_KEY_CHECK, masterKey.checkValue())
-      await audit({ actor: 'system', action: 'storage.init', target: 'master_key', details: { masterKeyId: masterKey.idHex } })
+      const event = await audit({ actor: 'system', action: 'storage.init', target: 'master_key', details: { masterKeyId: masterKey.idHex } })
+      await tx.setMeta(INTEGRITY_META, this.#integrityKeys.sealMarker({ version: 1, keyedFrom: event.id }))
     })
+  }
+
+  /** A database written before rows were authenticated is upgraded here, once (storage/integrity-upgrade.ts). */
+  async #sealExistingRows(storage: Storage): Promise<void> {
+    const event = await storage.transaction((tx) => sealExistingRows(tx, this.#integrityKeys, this.clock.now()))
+    if (!event) return
+    this.auditSink?.write([event])
+    this.logger.warn({ ...event.details, auditEvent: event.id }, 'upgraded the database: existing rows are authenticated as they are now (trust on first use) and the audit log is keyed from here on')
   }
 
   /** On a database without keysets, creates the default keyset (ES256). */

@@ -6,6 +6,7 @@ import type { KeyRecord, Keyset } from '../keys/model.js'
 import { MASTER_KEY_CHECK } from '../keys/keystore.js'
 import type { Signet } from '../runtime.js'
 import { openStorage } from '../storage/open.js'
+import type { IntegrityKeys } from '../storage/row-integrity.js'
 import type { Storage } from '../storage/types.js'
 
 /**
@@ -76,6 +77,19 @@ export async function withStorage<T>(config: Config, work: (storage: Storage) =>
   } finally {
     await storage.close()
   }
+}
+
+/**
+ * Runs `work` on an existing database, read-only, with the keys that authenticate
+ * its rows and audit log: commands that check them need SIGNET_MASTER_KEY.
+ */
+export async function withIntegrityKeys<T>(config: Config, command: string, work: (storage: Storage, keys: IntegrityKeys) => Promise<T>): Promise<T> {
+  const masterKey = config.masterKey
+  if (!masterKey) {
+    throw new ConfigError(`SIGNET_MASTER_KEY (or SIGNET_MASTER_KEY_FILE) is required by signet ${command}: rows and the audit log are authenticated under it`)
+  }
+  const { IntegrityKeys } = await import('../storage/row-integrity.js')
+  return withStorage(config, (storage) => work(storage, new IntegrityKeys(masterKey)))
 }
 
 /** A keyset (default: SIGNET_DEFAULT_KEYSET) and its keys, read from the database; 404 if there is none. */

@@ -1,4 +1,4 @@
-import { createHmac, timingSafeEqual } from 'node:crypto'
+import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto'
 
 /**
  * The key-encryption key (KEK) that wraps every data key. It is held only in
@@ -47,6 +47,15 @@ export class MasterKey {
     const expected = Buffer.from(this.checkValue(), 'base64')
     const given = Buffer.from(checkValue, 'base64')
     return given.length === expected.length && timingSafeEqual(given, expected)
+  }
+
+  /**
+   * A 32-byte key for one purpose ('signet row integrity v1', 'signet audit chain
+   * v1'), derived with HKDF-SHA256 (RFC 5869), the purpose as `info`: keys for
+   * different purposes are independent of each other and of the KEK itself.
+   */
+  deriveKey(purpose: string): Buffer {
+    return Buffer.from(hkdfSync('sha256', this.#bytes, Buffer.alloc(0), purpose, 32))
   }
 
   #derive(label: string): Buffer {

@@ -1,5 +1,6 @@
 import type { Alg, RsaBits } from '../crypto/algorithms.js'
 import type { AuditEvent, Backend, Client, KeyRecord, KeyState, Keyset, Scope } from '../keys/model.js'
+import type { Stored } from './types.js'
 
 /**
  * Mapping between the domain objects and the column layout that every SQL storage
@@ -13,7 +14,7 @@ const numOrNull = (value: unknown): number | null => (value === null || value ==
 const strOrNull = (value: unknown): string | null => (value === null || value === undefined ? null : String(value))
 const bufOrNull = (value: unknown): Buffer | null => (value === null || value === undefined ? null : Buffer.from(value as Uint8Array))
 
-export function keysetFromRow(row: Row): Keyset {
+export function keysetFromRow(row: Row): Stored<Keyset> {
   return {
     name: String(row.name),
     alg: row.alg as Alg,
@@ -27,11 +28,13 @@ export function keysetFromRow(row: Row): Keyset {
     backend: row.backend as Backend,
     createdAt: num(row.created_at),
     updatedAt: num(row.updated_at),
+    mac: strOrNull(row.mac),
   }
 }
 
-export function keysetToRow(keyset: Keyset): Row {
+export function keysetToRow(keyset: Stored<Keyset>): Row {
   return {
+    mac: keyset.mac ?? null,
     name: keyset.name,
     alg: keyset.alg,
     rsa_bits: keyset.rsaBits,
@@ -49,7 +52,7 @@ export function keysetToRow(keyset: Keyset): Row {
 
 export const KEYSET_COLUMNS = Object.keys(keysetToRow({} as Keyset))
 
-export function keyFromRow(row: Row): KeyRecord {
+export function keyFromRow(row: Row): Stored<KeyRecord> {
   return {
     kid: String(row.kid),
     keyset: String(row.keyset),
@@ -68,11 +71,13 @@ export function keyFromRow(row: Row): KeyRecord {
     revokedAt: numOrNull(row.revoked_at),
     revokeReason: strOrNull(row.revoke_reason),
     maxTtlSeen: num(row.max_ttl_seen),
+    mac: strOrNull(row.mac),
   }
 }
 
-export function keyToRow(key: KeyRecord): Row {
+export function keyToRow(key: Stored<KeyRecord>): Row {
   return {
+    mac: key.mac ?? null,
     kid: key.kid,
     keyset: key.keyset,
     alg: key.alg,
@@ -95,7 +100,7 @@ export function keyToRow(key: KeyRecord): Row {
 
 export const KEY_COLUMNS = Object.keys(keyToRow({ publicJwk: {} } as KeyRecord))
 
-export function clientFromRow(row: Row): Client {
+export function clientFromRow(row: Row): Stored<Client> {
   const keysets = JSON.parse(String(row.keysets)) as string[] | '*'
   return {
     id: String(row.id),
@@ -107,13 +112,15 @@ export function clientFromRow(row: Row): Client {
     tokenHash: String(row.token_hash),
     createdAt: num(row.created_at),
     revokedAt: numOrNull(row.revoked_at),
+    mac: strOrNull(row.mac),
     // Present only when bound, so unbound clients look as they did before the column.
     ...(row.certificate_subject === null || row.certificate_subject === undefined ? {} : { certificateSubject: String(row.certificate_subject) }),
   }
 }
 
-export function clientToRow(client: Client): Row {
+export function clientToRow(client: Stored<Client>): Row {
   return {
+    mac: client.mac ?? null,
     id: client.id,
     name: client.name,
     keysets: JSON.stringify(client.keysets),

@@ -2,46 +2,39 @@ import type { Command } from 'commander'
 import { printJson, printLines } from '../output.js'
 import { commandGroup } from '../group.js'
 
-/** Audit rows read per page while checking the chain. */
-const PAGE = 1000
-
 export function registerAudit(program: Command): void {
   const audit = commandGroup(program, 'audit', 'check the audit log')
 
   audit
     .command('verify')
-    .description('check the audit log\'s hash chain; exits 1 and names the first broken event')
+    .description('check the audit log\'s keyed hash chain and its head (needs SIGNET_MASTER_KEY); exits 1 and names the first broken event')
     .option('--json', 'print the result as JSON')
     .action(async (options: { json?: boolean }) => {
-      const { AUDIT_HEAD, auditHead, verifyChain } = await import('../../audit/chain.js')
-      const { readConfig, withStorage } = await import('../context.js')
-      const result = await withStorage(readConfig(), async (storage) => {
-        const head = await storage.getMeta(AUDIT_HEAD)
-        let prev: { id: number; hash: string } | null = null
-        let events = 0
-        for (;;) {
-          const page = await storage.listAudit(prev?.id ?? 0, PAGE)
-          if (page.length === 0) {
-            // The chain holds, but does it end where the last write said it ends?
-            if (head !== null && (prev === null || auditHead(prev) !== head)) {
-              const expected = Number(head.split(':')[0])
-              return { ok: false as const, events, brokenId: expected, reason: `the log ends at event ${prev?.id ?? 0}, but event ${expected} was written: events were removed from its end` }
-            }
-            return { ok: true as const, events, lastId: prev?.id ?? null, lastHash: prev?.hash ?? null }
-          }
-          const check = verifyChain(page, prev)
-          if (!check.ok) return { ok: false as const, events: events + check.rows - 1, brokenId: check.brokenId, reason: check.reason }
-          events += page.length
-          const last = page[page.length - 1]!
-          prev = { id: last.id, hash: last.hash }
+      const { AUDIT_HEAD } = await import('../../audit/chain.js')
+      const { checkAuditLog } = await import('../../storage/integrity-check.js')
+      const { INTEGRITY_META } = await import('../../storage/row-integrity.js')
+      const { readConfig, withIntegrityKeys } = await import('../context.js')
+      const check = await withIntegrityKeys(readConfig(), 'audit verify', async (storage, keys) =>
+        checkAuditLog((after, limit) => storage.listAudit(after, limit), { head: await storage.getMeta(AUDIT_HEAD), marker: await storage.getMeta(INTEGRITY_META) }, keys))
+      const [first] = check.failures
+      if (first) {
+        if (options.json) printJson({ ok: false, brokenId: Number(first.id) || null, reason: first.reason, ...check })
+        for (const failure of check.failures) {
+          const where = failure.table === 'audit' ? `event ${failure.id}` : failure.id
+          process.stderr.write(`signet: audit log broken at ${where}: ${failure.reason}\n`)
         }
-      })
-      if (options.json) printJson(result)
-      if (!result.ok) {
-        process.stderr.write(`signet: audit log broken at event ${result.brokenId}: ${result.reason}\n`)
         process.exitCode = 1
         return
       }
-      if (!options.json) printLines(`audit log intact: ${result.events} events${result.lastHash ? `, last hash ${result.lastHash}` : ''}`)
+      if (options.json) {
+        printJson({ ok: true, ...check })
+        return
+      }
+      printLines(`audit log intact: ${check.events} events${legacyNote(check)}`)
     })
+}
+
+/** Events chained before the upgrade to a keyed log: reported, not failed (docs/security.md). */
+export function legacyNote(check: { legacy: number; keyedFrom: number | null }): string {
+  return check.legacy > 0 ? `; events 1 to ${check.legacy} are legacy, not keyed (plain SHA-256 from before the upgrade, sealed by event ${check.keyedFrom})` : ''
 }
