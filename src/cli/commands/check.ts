@@ -14,7 +14,10 @@ export function registerCheck(program: Command): void {
       const ok = report.failures.length === 0
       if (options.json) printJson({ ok, ...report })
       if (!ok) {
-        for (const failure of report.failures) process.stderr.write(`signet: integrity failure: ${failure.table} ${failure.id}: ${failure.reason}\n`)
+        for (const failure of report.failures) {
+          const where = failure.table === 'audit' ? `audit event ${failure.id}` : `${failure.table} ${failure.id}`
+          process.stderr.write(`signet: integrity failure: ${where}: ${failure.reason}\n`)
+        }
         process.exitCode = 1
         return
       }

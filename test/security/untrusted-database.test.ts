@@ -1,0 +1,273 @@
+import { generateKeyPairSync } from 'node:crypto'
+import { join } from 'node:path'
+import type Database from 'better-sqlite3'
+import { SignJWT } from 'jose'
+import { afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { auditHash, GENESIS_HASH } from '../../src/audit/chain.js'
+import { generateToken, hashToken } from '../../src/auth/tokens.js'
+import { toPublicJwk } from '../../src/crypto/jwk.js'
+import { PostgresStorage } from '../../src/storage/postgres/index.js'
+import { createHarness, type Harness } from '../helpers/harness.js'
+import { requireBuild, runCli } from '../cli/helpers.js'
+import { createTestSchema, pgBaseUrl, PG_SKIP } from '../storage/postgres-fixture.js'
+
+/**
+ * "The database is not trusted" (docs/security.md): an attacker who can read and
+ * write the database, but holds no master key, tries each attack of issue 15
+ * against a running service, on SQLite and on PostgreSQL. Each must be refused or
+ * detected, while the genuine keys and clients go on working.
+ */
+
+type Rows = Record<string, unknown>[]
+
+interface Target {
+  h: Harness
+  /** SQL as the attacker runs it, with $1-style parameters. */
+  sql(query: string, params?: unknown[]): Promise<Rows>
+  /** The environment of a `signet` command on this database. */
+  env: Record<string, string>
+  close(): Promise<void>
+}
+
+async function sqliteTarget(): Promise<Target> {
+  const h = await createHarness()
+  const db = (h.signet.storage as unknown as { database: Database.Database }).database
+  return {
+    h,
+    sql: async (query, params = []) => {
+      const statement = db.prepare(query.replace(/\$\d+/g, '?'))
+      if (statement.reader) return statement.all(...params) as Rows
+      statement.run(...params)
+      return []
+    },
+    env: { SIGNET_DB: join(h.dir, 'signet.db'), SIGNET_MASTER_KEY: h.masterKey },
+    close: () => h.close(),
+  }
+}
+
+async function postgresTarget(): Promise<Target> {
+  const schema = await createTestSchema('signet_untrusted')
+  const h = await createHarness({ storage: new PostgresStorage({ url: schema.url }), env: { SIGNET_DATABASE_URL: schema.url } })
+  return {
+    h,
+    sql: async (query, params) => (await schema.query(query, params)).rows,
+    env: { SIGNET_DATABASE_URL: schema.url, SIGNET_MASTER_KEY: h.masterKey },
+    close: async () => {
+      await h.close()
+      await schema.drop()
+    },
+  }
+}
+
+const TARGETS: [string, () => Promise<Target>][] = [['SQLite', sqliteTarget]]
+if (pgBaseUrl) TARGETS.push(['PostgreSQL', postgresTarget])
+else it.skip(PG_SKIP, () => {})
+
+/** What the attacker does after each write: bump the generation so every replica reloads at once. */
+async function reload(t: Target): Promise<void> {
+  await t.sql("UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE name = 'generation'")
+  await t.h.signet.keystore.poll()
+}
+
+async function sign(h: Harness, token: string, body: Record<string, unknown> = {}) {
+  return h.request('POST', '/v1/sign', { token, body: { claims: { sub: 'user-1' }, ...body } })
+}
+
+/** A genuine client signs and its token verifies. */
+async function genuineWorks(h: Harness, token: string, keyset = 'default'): Promise<void> {
+  const signed = await sign(h, token, { keyset })
+  expect(signed.statusCode, signed.body).toBe(200)
+  const verified = await h.request('POST', '/v1/verify', { token, body: { token: signed.json().token, keyset } })
+  expect(verified.json()).toMatchObject({ valid: true })
+}
+
+async function metric(h: Harness, table: string): Promise<number> {
+  const text = (await h.request('GET', '/metrics')).body
+  const match = new RegExp(`^signet_integrity_failures_total\\{table="${table}"\\} (\\d+)$`, 'm').exec(text)
+  return match ? Number(match[1]) : 0
+}
+
+async function check(t: Target, args: string[] = ['check']) {
+  return runCli(args, { env: t.env })
+}
+
+beforeAll(() => requireBuild())
+
+describe.each(TARGETS)('an attacker with write access to the database (%s)', (_name, open) => {
+  let t: Target
+  let genuine: string
+
+  const setUp = async () => {
+    t = await open()
+    genuine = (await t.h.createClient()).token
+  }
+  afterEach(async () => {
+    await t?.close()
+  })
+
+  it('passes signet check on an untouched database', async () => {
+    await setUp()
+    const result = await check(t)
+    expect(result.code, result.stderr).toBe(0)
+    expect(result.stdout).toMatch(/^intact: 1 keysets, 1 keys, 1 clients, \d+ audit events\n$/)
+  })
+
+  it('cannot publish its own key: a forged retired key is left out of the JWKS and its tokens do not verify', async () => {
+    await setUp()
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+    const jwk = await toPublicJwk(publicKey, 'ES256')
+    const now = t.h.clock.now()
+    const [genuineKey] = await t.sql("SELECT mac, max_ttl_seen FROM keys WHERE keyset = 'default'")
+    // The kid is the right thumbprint, and the MAC is copied from a genuine row: still no.
+    await t.sql(
+      'INSERT INTO keys (kid, keyset, alg, state, public_jwk, created_at, retired_at, published_until, max_ttl_seen, mac) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)',
+      [jwk.kid, 'default', 'ES256', 'retired', JSON.stringify(jwk), now - 1000, now - 1000, now + 10 * 365 * 86_400_000, genuineKey!.max_ttl_seen, genuineKey!.mac],
+    )
+    await reload(t)
+    await t.h.signet.keystore.poll()
+
+    const jwks = (await t.h.request('GET', '/.well-known/jwks.json')).json()
+    expect(jwks.keys.map((key: { kid: string }) => key.kid)).not.toContain(jwk.kid)
+    expect(jwks.keys).toHaveLength(1)
+    const forged = await new SignJWT({ sub: 'admin' }).setProtectedHeader({ alg: 'ES256', kid: jwk.kid }).setIssuedAt(now / 1000).setExpirationTime(now / 1000 + 600).sign(privateKey)
+    const verified = await t.h.request('POST', '/v1/verify', { token: genuine, body: { token: forged } })
+    expect(verified.json()).toMatchObject({ valid: false })
+    await genuineWorks(t.h, genuine)
+
+    // Logged at error once, counted once, however often storage is reloaded.
+    await reload(t)
+    const logged = t.h.logs.lines.filter((line) => line.includes('integrity check failed') && line.includes(jwk.kid))
+    expect(logged).toHaveLength(1)
+    expect(JSON.parse(logged[0]!)).toMatchObject({ level: 50, integrity: { table: 'keys', id: jwk.kid } })
+    expect(await metric(t.h, 'keys')).toBe(1)
+
+    const result = await check(t)
+    expect(result.code).toBe(1)
+    expect(result.stderr).toContain(`signet: integrity failure: keys ${jwk.kid}: integrity MAC does not match`)
+  })
+
+  it('cannot hide a key under the kid of another: the kid must be the thumbprint of the stored JWK', async () => {
+    await setUp()
+    const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+    const jwk = await toPublicJwk(publicKey, 'ES256')
+    const [row] = await t.sql("SELECT kid FROM keys WHERE keyset = 'default'")
+    // The genuine row's public key swapped for the attacker's, under the genuine kid.
+    await t.sql('UPDATE keys SET public_jwk = $1 WHERE kid = $2', [JSON.stringify({ ...jwk, kid: row!.kid }), row!.kid])
+    await reload(t)
+    const jwks = (await t.h.request('GET', '/.well-known/jwks.json')).json()
+    expect(JSON.stringify(jwks)).not.toContain(jwk.x)
+    const result = await check(t)
+    expect(result.code).toBe(1)
+    expect(result.stderr).toContain(`keys ${row!.kid as string}:`)
+  })
+
+  it('cannot make itself a client: a forged admin client row gets 401', async () => {
+    await setUp()
+    const token = generateToken()
+    const [client] = await t.sql('SELECT mac FROM clients')
+    await t.sql(
+      'INSERT INTO clients (id, name, keysets, scopes, audiences, max_ttl, token_hash, created_at, revoked_at, mac) VALUES ($1, $2, $3, $4, NULL, NULL, $5, $6, NULL, $7)',
+      ['00000000-0000-4000-8000-000000000000', 'mallory', '"*"', '["admin","sign","verify"]', hashToken(token), t.h.clock.now(), client!.mac],
+    )
+    await reload(t)
+    expect((await t.h.request('GET', '/v1/admin/clients', { token })).statusCode).toBe(401)
+    expect((await sign(t.h, token)).statusCode).toBe(401)
+    await genuineWorks(t.h, genuine)
+    expect(await metric(t.h, 'clients')).toBe(1)
+    const result = await check(t)
+    expect(result.code).toBe(1)
+    expect(result.stderr).toContain('clients 00000000-0000-4000-8000-000000000000:')
+  })
+
+  it('cannot widen a keyset: a raised max_ttl is never used, and other keysets keep working', async () => {
+    await setUp()
+    await t.h.createKeyset({ name: 'other', alg: 'ES256' })
+    const [keyset] = await t.sql("SELECT max_ttl FROM keysets WHERE name = 'default'")
+    const maxTtl = Number(keyset!.max_ttl)
+    await t.sql("UPDATE keysets SET max_ttl = $1 WHERE name = 'default'", [maxTtl * 100])
+    await reload(t)
+    const widened = await sign(t.h, genuine, { ttl: maxTtl * 10 })
+    expect(widened.statusCode).not.toBe(200)
+    await genuineWorks(t.h, genuine, 'other')
+    const result = await check(t)
+    expect(result.code).toBe(1)
+    expect(result.stderr).toContain('keysets default: integrity MAC does not match')
+  })
+
+  it('cannot lift a client\'s audiences: the changed client no longer authenticates', async () => {
+    await setUp()
+    const limited = await t.h.createClient({ name: 'limited', audiences: ['api'] })
+    await genuineWorks(t.h, limited.token)
+    await t.sql('UPDATE clients SET audiences = NULL WHERE id = $1', [limited.id])
+    await reload(t)
+    expect((await sign(t.h, limited.token, { claims: { sub: 'user-1', aud: 'elsewhere' } })).statusCode).toBe(401)
+    expect((await sign(t.h, limited.token)).statusCode).toBe(401)
+    await genuineWorks(t.h, genuine)
+    const result = await check(t)
+    expect(result.code).toBe(1)
+    expect(result.stderr).toContain(`clients ${limited.id}: integrity MAC does not match`)
+  })
+
+  describe('the audit log', () => {
+    /** Both commands fail, naming `expected`, and the service goes on signing. */
+    const detected = async (expected: RegExp) => {
+      for (const args of [['check'], ['audit', 'verify']]) {
+        const result = await check(t, args)
+        expect(result.code, `${args.join(' ')}: ${result.stdout}`).toBe(1)
+        expect(result.stderr, args.join(' ')).toMatch(expected)
+      }
+      await genuineWorks(t.h, genuine)
+    }
+
+    const lastTwo = async () => (await t.sql('SELECT id, hash FROM audit ORDER BY id DESC LIMIT 2')).map((row) => ({ id: Number(row.id), hash: String(row.hash) }))
+
+    it('detects a truncation: the last event deleted and the head moved back', async () => {
+      await setUp()
+      const [last, previous] = await lastTwo()
+      const [head] = await t.sql("SELECT value FROM meta WHERE name = 'audit_head'")
+      const mac = String(head!.value).split(':')[2]
+      await t.sql('DELETE FROM audit WHERE id = $1', [last!.id])
+      await t.sql("UPDATE meta SET value = $1 WHERE name = 'audit_head'", [`${previous!.id}:${previous!.hash}:${mac}`])
+      await detected(/audit_head: the head of the audit log is not authentic/)
+    })
+
+    it('detects the last event deleted with the head left as it was', async () => {
+      await setUp()
+      const [last] = await lastTwo()
+      await t.sql('DELETE FROM audit WHERE id = $1', [last!.id])
+      await detected(new RegExp(`event ${last!.id}: the log ends at event ${last!.id - 1}, but event ${last!.id} was written`))
+    })
+
+    it('detects the last event and the head both deleted', async () => {
+      await setUp()
+      const [last] = await lastTwo()
+      await t.sql('DELETE FROM audit WHERE id = $1', [last!.id])
+      await t.sql("DELETE FROM meta WHERE name = 'audit_head'")
+      await detected(/audit_head: the log has events up to \d+ but no head/)
+    })
+
+    it('detects every event and the head deleted', async () => {
+      await setUp()
+      await t.sql('DELETE FROM audit')
+      await t.sql("DELETE FROM meta WHERE name = 'audit_head'")
+      await detected(/the keyed chain starts at event 1, but the log ends at event 0: events were removed/)
+    })
+
+    it('detects an event edited and the whole chain recomputed after it', async () => {
+      await setUp()
+      const rows = await t.sql('SELECT * FROM audit ORDER BY id')
+      let prevHash = GENESIS_HASH
+      for (const row of rows) {
+        const id = Number(row.id)
+        const event = { at: Number(row.at), actor: id === 2 ? 'someone-else' : String(row.actor), action: String(row.action), target: String(row.target), details: JSON.parse(String(row.details)) }
+        // Without the master key, the attacker can only recompute plain hashes.
+        const hash = auditHash(prevHash, id, event, null)
+        await t.sql('UPDATE audit SET actor = $1, prev_hash = $2, hash = $3 WHERE id = $4', [event.actor, prevHash, hash, id])
+        prevHash = hash
+      }
+      const [head] = await t.sql("SELECT value FROM meta WHERE name = 'audit_head'")
+      await t.sql("UPDATE meta SET value = $1 WHERE name = 'audit_head'", [`${rows.length}:${prevHash}:${String(head!.value).split(':')[2]}`])
+      await detected(/event 1: row 1 was changed after it was written/)
+    })
+  })
+})
