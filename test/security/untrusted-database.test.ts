@@ -1,13 +1,18 @@
 import { generateKeyPairSync } from 'node:crypto'
 import { join } from 'node:path'
-import type Database from 'better-sqlite3'
+import Database from 'better-sqlite3'
 import { SignJWT } from 'jose'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { auditHash, GENESIS_HASH } from '../../src/audit/chain.js'
+import { auditHash, GENESIS_HASH, verifyChain } from '../../src/audit/chain.js'
 import { generateToken, hashToken } from '../../src/auth/tokens.js'
 import { toPublicJwk } from '../../src/crypto/jwk.js'
+import { MasterKey } from '../../src/crypto/masterKey.js'
+import { rewrapMasterKey } from '../../src/ops/rewrap.js'
+import { checkIntegrity } from '../../src/storage/integrity-check.js'
+import { IntegrityKeys } from '../../src/storage/row-integrity.js'
+import { unsealed } from '../../src/storage/sealed-storage.js'
 import { PostgresStorage } from '../../src/storage/postgres/index.js'
-import { createHarness, type Harness } from '../helpers/harness.js'
+import { createHarness, newMasterKey, tempDir, type Harness, type HarnessOptions } from '../helpers/harness.js'
 import { requireBuild, runCli } from '../cli/helpers.js'
 import { createTestSchema, pgBaseUrl, PG_SKIP } from '../storage/postgres-fixture.js'
 
@@ -20,48 +25,73 @@ import { createTestSchema, pgBaseUrl, PG_SKIP } from '../storage/postgres-fixtur
 
 type Rows = Record<string, unknown>[]
 
-interface Target {
-  h: Harness
+/** A database the tests (and the attacker) reach directly, and Signet on it. */
+interface Place {
   /** SQL as the attacker runs it, with $1-style parameters. */
   sql(query: string, params?: unknown[]): Promise<Rows>
-  /** The environment of a `signet` command on this database. */
+  /** Starts Signet on this database. */
+  open(options?: HarnessOptions): Promise<Harness>
+  /** The environment of a `signet` command on this database (without the master key). */
   env: Record<string, string>
-  close(): Promise<void>
+  remove(): Promise<void>
 }
 
-async function sqliteTarget(): Promise<Target> {
-  const h = await createHarness()
-  const db = (h.signet.storage as unknown as { database: Database.Database }).database
+async function sqlitePlace(): Promise<Place> {
+  const dir = tempDir()
+  const file = join(dir.path, 'signet.db')
+  let db: Database.Database | null = null
   return {
-    h,
     sql: async (query, params = []) => {
+      db ??= new Database(file)
       const statement = db.prepare(query.replace(/\$\d+/g, '?'))
       if (statement.reader) return statement.all(...params) as Rows
       statement.run(...params)
       return []
     },
-    env: { SIGNET_DB: join(h.dir, 'signet.db'), SIGNET_MASTER_KEY: h.masterKey },
-    close: () => h.close(),
-  }
-}
-
-async function postgresTarget(): Promise<Target> {
-  const schema = await createTestSchema('signet_untrusted')
-  const h = await createHarness({ storage: new PostgresStorage({ url: schema.url }), env: { SIGNET_DATABASE_URL: schema.url } })
-  return {
-    h,
-    sql: async (query, params) => (await schema.query(query, params)).rows,
-    env: { SIGNET_DATABASE_URL: schema.url, SIGNET_MASTER_KEY: h.masterKey },
-    close: async () => {
-      await h.close()
-      await schema.drop()
+    open: (options = {}) => createHarness({ ...options, dir: dir.path }),
+    env: { SIGNET_DB: file },
+    remove: async () => {
+      db?.close()
+      dir.remove()
     },
   }
 }
 
-const TARGETS: [string, () => Promise<Target>][] = [['SQLite', sqliteTarget]]
-if (pgBaseUrl) TARGETS.push(['PostgreSQL', postgresTarget])
+async function postgresPlace(): Promise<Place> {
+  const schema = await createTestSchema('signet_untrusted')
+  return {
+    sql: async (query, params) => (await schema.query(query, params)).rows,
+    open: (options = {}) => createHarness({ ...options, storage: new PostgresStorage({ url: schema.url }), env: { SIGNET_DATABASE_URL: schema.url } }),
+    env: { SIGNET_DATABASE_URL: schema.url },
+    remove: () => schema.drop(),
+  }
+}
+
+const PLACES: [string, () => Promise<Place>][] = [['SQLite', sqlitePlace]]
+if (pgBaseUrl) PLACES.push(['PostgreSQL', postgresPlace])
 else it.skip(PG_SKIP, () => {})
+
+/** A running Signet on a database the attacker writes to. */
+interface Target {
+  h: Harness
+  sql: Place['sql']
+  /** The environment of a `signet` command on this database, with the master key. */
+  env: Record<string, string>
+  close(): Promise<void>
+}
+
+async function target(place: Place): Promise<Target> {
+  const h = await place.open()
+  return {
+    h,
+    sql: place.sql,
+    env: { ...place.env, SIGNET_MASTER_KEY: h.masterKey },
+    close: async () => {
+      await h.close()
+      await place.remove()
+    },
+  }
+}
 
 /** What the attacker does after each write: bump the generation so every replica reloads at once. */
 async function reload(t: Target): Promise<void> {
@@ -93,12 +123,12 @@ async function check(t: Target, args: string[] = ['check']) {
 
 beforeAll(() => requireBuild())
 
-describe.each(TARGETS)('an attacker with write access to the database (%s)', (_name, open) => {
+describe.each(PLACES)('an attacker with write access to the database (%s)', (_name, place) => {
   let t: Target
   let genuine: string
 
   const setUp = async () => {
-    t = await open()
+    t = await target(await place())
     genuine = (await t.h.createClient()).token
   }
   afterEach(async () => {
@@ -144,6 +174,24 @@ describe.each(TARGETS)('an attacker with write access to the database (%s)', (_n
     const result = await check(t)
     expect(result.code).toBe(1)
     expect(result.stderr).toContain(`signet: integrity failure: keys ${jwk.kid}: integrity MAC does not match`)
+  })
+
+  it('cannot have a forged pending key activated by the schedule', async () => {
+    await setUp()
+    const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+    const jwk = await toPublicJwk(publicKey, 'ES256')
+    const now = t.h.clock.now()
+    await t.sql(
+      'INSERT INTO keys (kid, keyset, alg, state, public_jwk, created_at, activates_at, max_ttl_seen) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)',
+      [jwk.kid, 'default', 'ES256', 'pending', JSON.stringify(jwk), now - 1000, now - 1, 3600],
+    )
+    await reload(t)
+    await t.h.signet.tick()
+    const [row] = await t.sql('SELECT state FROM keys WHERE kid = $1', [jwk.kid])
+    expect(row!.state).toBe('pending')
+    const jwks = (await t.h.request('GET', '/.well-known/jwks.json')).json()
+    expect(jwks.keys.map((key: { kid: string }) => key.kid)).not.toContain(jwk.kid)
+    await genuineWorks(t.h, genuine)
   })
 
   it('cannot hide a key under the kid of another: the kid must be the thumbprint of the stored JWK', async () => {
@@ -269,5 +317,112 @@ describe.each(TARGETS)('an attacker with write access to the database (%s)', (_n
       await t.sql("UPDATE meta SET value = $1 WHERE name = 'audit_head'", [`${rows.length}:${prevHash}:${String(head!.value).split(':')[2]}`])
       await detected(/event 1: row 1 was changed after it was written/)
     })
+  })
+})
+
+/** Turns a database into what the release before authenticated rows wrote: no MACs, no marker, a plain SHA-256 chain and head. */
+async function asPreviousRelease(place: Place): Promise<number> {
+  const rows = await place.sql('SELECT * FROM audit ORDER BY id')
+  let prevHash = GENESIS_HASH
+  for (const row of rows) {
+    const id = Number(row.id)
+    const hash = auditHash(prevHash, id, { at: Number(row.at), actor: String(row.actor), action: String(row.action), target: String(row.target), details: JSON.parse(String(row.details)) }, null)
+    await place.sql('UPDATE audit SET prev_hash = $1, hash = $2 WHERE id = $3', [prevHash, hash, id])
+    prevHash = hash
+  }
+  await place.sql("UPDATE meta SET value = $1 WHERE name = 'audit_head'", [`${rows.length}:${prevHash}`])
+  await place.sql("DELETE FROM meta WHERE name = 'integrity'")
+  for (const table of ['keysets', 'keys', 'clients']) await place.sql(`ALTER TABLE ${table} DROP COLUMN mac`)
+  await place.sql('DELETE FROM schema_migrations WHERE version = 5')
+  return rows.length
+}
+
+describe.each(PLACES)('a database of the previous release, and a master-key rotation (%s)', (_name, makePlace) => {
+  let place: Place | null = null
+  afterEach(async () => {
+    await place?.remove()
+    place = null
+  })
+
+  it('is upgraded at the first start with the master key, once: rows authenticated, the audit log keyed from there on', async () => {
+    place = await makePlace()
+    let h = await place.open()
+    const { masterKey, adminToken } = h
+    const client = await h.createClient()
+    const issued = (await sign(h, client.token)).json().token
+    await h.close()
+    const legacy = await asPreviousRelease(place)
+    const env = { ...place.env, SIGNET_MASTER_KEY: masterKey }
+    expect((await runCli(['check'], { env })).code).toBe(1) // not upgraded yet
+
+    h = await place.open({ masterKey, adminToken })
+    try {
+      await genuineWorks(h, client.token)
+      expect((await h.request('POST', '/v1/verify', { token: client.token, body: { token: issued } })).json()).toMatchObject({ valid: true })
+      const events = await h.signet.storage.listAudit(0, 1000)
+      expect(events[legacy]).toMatchObject({ id: legacy + 1, actor: 'system', action: 'integrity.upgrade', details: { keysets: 1, keys: 1, clients: 1 } })
+      expect(h.logs.lines.filter((line) => line.includes('upgraded the database'))).toHaveLength(1)
+    } finally {
+      await h.close()
+    }
+    const checked = await runCli(['check'], { env })
+    expect(checked.code, checked.stderr).toBe(0)
+    expect(checked.stdout).toContain(`events 1 to ${legacy} are legacy, not keyed (plain SHA-256 from before the upgrade, sealed by event ${legacy + 1})`)
+    // A legacy event edited after the upgrade breaks the keyed event that sealed it.
+    await place.sql("UPDATE audit SET actor = 'mallory' WHERE id = 1")
+    const tampered = await runCli(['audit', 'verify'], { env })
+    expect(tampered.code).toBe(1)
+    expect(tampered.stderr).toMatch(/event 1: row 1 was changed after it was written/)
+    await place.sql("UPDATE audit SET actor = 'system' WHERE id = 1")
+
+    h = await place.open({ masterKey, adminToken })
+    try {
+      const events = await h.signet.storage.listAudit(0, 1000)
+      expect(events.filter((event) => event.action === 'integrity.upgrade')).toHaveLength(1)
+      await genuineWorks(h, client.token)
+    } finally {
+      await h.close()
+    }
+  })
+
+  it('rewrap re-authenticates every row and re-keys the audit log under the new master key; a tampered row stays refused', async () => {
+    place = await makePlace()
+    let h = await place.open()
+    const { adminToken } = h
+    const client = await h.createClient()
+    const forged = generateToken()
+    const forgedId = '00000000-0000-4000-8000-000000000001'
+    await place.sql(
+      'INSERT INTO clients (id, name, keysets, scopes, token_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6)',
+      [forgedId, 'mallory', '"*"', '["admin"]', hashToken(forged), h.clock.now()],
+    )
+    const from = h.config.masterKey!
+    const toText = newMasterKey()
+    const to = MasterKey.fromBase64(toText)
+
+    // A broken audit log stops the rewrap: re-keying it would make the edit genuine.
+    const [first] = await place.sql('SELECT actor FROM audit WHERE id = 1')
+    await place.sql("UPDATE audit SET actor = 'mallory' WHERE id = 1")
+    await expect(rewrapMasterKey(h.signet.storage, from, to, { clock: h.clock, actor: 'test' })).rejects.toThrow(/the audit log does not verify \(audit 1: row 1 was changed/)
+    await place.sql('UPDATE audit SET actor = $1 WHERE id = 1', [first!.actor])
+
+    const result = await rewrapMasterKey(h.signet.storage, from, to, { clock: h.clock, actor: 'test' })
+    expect(result).toMatchObject({ rewrapped: 1, alreadyDone: false })
+    const raw = unsealed(h.signet.storage)
+    const under = await checkIntegrity(raw, new IntegrityKeys(to))
+    expect(under.failures).toEqual([{ table: 'clients', id: forgedId, reason: expect.stringMatching(/no integrity MAC/) }])
+    expect(under.audit.keyedFrom).toBe(1)
+    expect((await checkIntegrity(raw, new IntegrityKeys(from))).failures.length).toBeGreaterThan(3)
+    await h.close()
+
+    h = await place.open({ masterKey: toText, adminToken })
+    try {
+      await genuineWorks(h, client.token)
+      expect((await h.request('GET', '/v1/admin/clients', { token: forged })).statusCode).toBe(401)
+      const events = await h.signet.storage.listAudit(0, 1000)
+      expect(verifyChain(events, null, new IntegrityKeys(to).audit)).toEqual({ ok: true, rows: events.length })
+    } finally {
+      await h.close()
+    }
   })
 })
