@@ -69,19 +69,36 @@ export async function openExisting(config: Config, options: OpenOptions): Promis
   }
 }
 
-/** Runs `work` on an existing database, read-only, without the master key. */
+/**
+ * Runs `work` on an existing database, read-only. With SIGNET_MASTER_KEY, on a
+ * database whose rows are authenticated, `work` sees only rows that pass their
+ * check, as the server does (the others are logged at error); without it, rows
+ * as stored: `signet check` says whether they can be trusted.
+ */
 export async function withStorage<T>(config: Config, work: (storage: Storage) => Promise<T>, options: OpenOptions = { migrate: false }): Promise<T> {
   const storage = await openExisting(config, options)
   try {
-    return await work(storage)
+    return await work(await checkedRows(config, storage))
   } finally {
     await storage.close()
   }
 }
 
+async function checkedRows(config: Config, storage: Storage): Promise<Storage> {
+  const masterKey = config.masterKey
+  if (!masterKey) return storage
+  const { INTEGRITY_META, IntegrityKeys } = await import('../storage/row-integrity.js')
+  if ((await storage.getMeta(INTEGRITY_META)) === null) return storage
+  const { IntegrityFailures, sealStorage } = await import('../storage/sealed-storage.js')
+  const logger = commandLogger()
+  const failures = new IntegrityFailures((failure) => logger.error({ integrity: failure }, `integrity check failed: ${failure.table} row ${failure.id} is ignored: ${failure.reason} (see signet check)`))
+  return sealStorage(storage, new IntegrityKeys(masterKey), failures)
+}
+
 /**
- * Runs `work` on an existing database, read-only, with the keys that authenticate
- * its rows and audit log: commands that check them need SIGNET_MASTER_KEY.
+ * Runs `work` on an existing database, read-only, rows as stored, with the keys
+ * that authenticate its rows and audit log: commands that check them need
+ * SIGNET_MASTER_KEY.
  */
 export async function withIntegrityKeys<T>(config: Config, command: string, work: (storage: Storage, keys: IntegrityKeys) => Promise<T>): Promise<T> {
   const masterKey = config.masterKey
@@ -89,7 +106,12 @@ export async function withIntegrityKeys<T>(config: Config, command: string, work
     throw new ConfigError(`SIGNET_MASTER_KEY (or SIGNET_MASTER_KEY_FILE) is required by signet ${command}: rows and the audit log are authenticated under it`)
   }
   const { IntegrityKeys } = await import('../storage/row-integrity.js')
-  return withStorage(config, (storage) => work(storage, new IntegrityKeys(masterKey)))
+  const storage = await openExisting(config, { migrate: false })
+  try {
+    return await work(storage, new IntegrityKeys(masterKey))
+  } finally {
+    await storage.close()
+  }
 }
 
 /** A keyset (default: SIGNET_DEFAULT_KEYSET) and its keys, read from the database; 404 if there is none. */

@@ -64,10 +64,17 @@ export class IntegrityKeys {
   readonly #rows: Buffer
   /** HMAC key of the audit chain and its head (audit/chain.ts). */
   readonly audit: Buffer
+  readonly #masterKey: MasterKey
 
   constructor(masterKey: MasterKey) {
+    this.#masterKey = masterKey
     this.#rows = masterKey.deriveKey('signet row integrity v1')
     this.audit = masterKey.deriveKey('signet audit chain v1')
+  }
+
+  /** Whether the database's master-key check value (absent before init) is this master key's. */
+  ownsDatabase(checkValue: string | undefined): boolean {
+    return checkValue === undefined || this.#masterKey.matches(checkValue)
   }
 
   /** HMAC-SHA256 over the table, the primary key and every field of the row, hex. */

@@ -12,6 +12,8 @@ type Row = Record<string, unknown>
 const num = (value: unknown): number => (typeof value === 'number' ? value : Number(value))
 const numOrNull = (value: unknown): number | null => (value === null || value === undefined ? null : num(value))
 const strOrNull = (value: unknown): string | null => (value === null || value === undefined ? null : String(value))
+/** The MAC, present only when the row has one, so rows written before it look as they did. */
+const macOf = (row: Row): { mac?: string } => (row.mac === null || row.mac === undefined ? {} : { mac: String(row.mac) })
 const bufOrNull = (value: unknown): Buffer | null => (value === null || value === undefined ? null : Buffer.from(value as Uint8Array))
 
 export function keysetFromRow(row: Row): Stored<Keyset> {
@@ -28,7 +30,7 @@ export function keysetFromRow(row: Row): Stored<Keyset> {
     backend: row.backend as Backend,
     createdAt: num(row.created_at),
     updatedAt: num(row.updated_at),
-    mac: strOrNull(row.mac),
+    ...macOf(row),
   }
 }
 
@@ -71,7 +73,7 @@ export function keyFromRow(row: Row): Stored<KeyRecord> {
     revokedAt: numOrNull(row.revoked_at),
     revokeReason: strOrNull(row.revoke_reason),
     maxTtlSeen: num(row.max_ttl_seen),
-    mac: strOrNull(row.mac),
+    ...macOf(row),
   }
 }
 
@@ -112,7 +114,7 @@ export function clientFromRow(row: Row): Stored<Client> {
     tokenHash: String(row.token_hash),
     createdAt: num(row.created_at),
     revokedAt: numOrNull(row.revoked_at),
-    mac: strOrNull(row.mac),
+    ...macOf(row),
     // Present only when bound, so unbound clients look as they did before the column.
     ...(row.certificate_subject === null || row.certificate_subject === undefined ? {} : { certificateSubject: String(row.certificate_subject) }),
   }

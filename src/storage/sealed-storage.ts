@@ -1,4 +1,5 @@
 import { sealedAuditHead, AUDIT_HEAD } from '../audit/chain.js'
+import { MASTER_KEY_CHECK } from '../keys/keystore.js'
 import type { AuditEvent, AuditInput, Client, KeyRecord, Keyset } from '../keys/model.js'
 import { rowIdOf, type IntegrityFailure, type IntegrityKeys, type RowOf, type SealedTable } from './row-integrity.js'
 import type { Snapshot, Storage, Stored, Tx } from './types.js'
@@ -153,6 +154,9 @@ export function sealStorage(storage: Storage, keys: IntegrityKeys, failures: Int
     [UNSEALED]: storage,
     async snapshot(): Promise<Snapshot> {
       const snapshot = await storage.snapshot()
+      // Another master key owns the database now (a rewrap): its rows cannot be checked
+      // with these keys, and are not failures. The keystore reports itself sealed.
+      if (!keys.ownsDatabase(snapshot.meta[MASTER_KEY_CHECK])) return { ...snapshot, keysets: [], keys: [], clients: [] }
       return {
         ...snapshot,
         keysets: await trusted(keys, report, 'keysets', snapshot.keysets),

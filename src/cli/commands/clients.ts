@@ -20,18 +20,13 @@ function printClients(clients: Presented[]): void {
 }
 
 /**
- * Clients need no master key: creating or revoking one touches no private key.
+ * Creating or revoking a client writes a row authenticated under the master key
+ * (docs/security.md), so it goes through Signet and needs SIGNET_MASTER_KEY.
  * The database must exist (signet init, dev or serve made it).
  */
-async function clientService() {
-  const { auditSinkFor } = await import('../../audit/recorder.js')
-  const { ClientService } = await import('../../auth/clients.js')
-  const { systemClock } = await import('../../clock.js')
-  const { commandLogger, readConfig } = await import('../context.js')
-  const config = readConfig()
-  const logger = commandLogger()
-  const auditSink = auditSinkFor(config.auditFile, logger)
-  return { config, make: (storage: import('../../storage/types.js').Storage) => new ClientService({ storage, clock: systemClock, auditSink }) }
+async function withClients<T>(command: string, work: (clients: import('../../auth/clients.js').ClientService) => Promise<T>): Promise<T> {
+  const { readConfig, withSignet } = await import('../context.js')
+  return withSignet(readConfig(), command, (signet) => work(signet.clients))
 }
 
 export function registerClients(program: Command): void {
@@ -52,8 +47,8 @@ export function registerClients(program: Command): void {
       const { closeSync, openSync, rmSync, writeFileSync } = await import('node:fs')
       const { checkClientInput } = await import('../../auth/clients.js')
       const { presentClient } = await import('../../routes/present.js')
-      const { cliActor, withStorage } = await import('../context.js')
-      const { config, make } = await clientService()
+      const { cliActor, readConfig } = await import('../context.js')
+      const config = readConfig()
       const input = {
         name,
         keysets: options.keysets ?? [config.defaultKeyset],
@@ -67,7 +62,7 @@ export function registerClients(program: Command): void {
       if (options.tokenFile) closeSync(openSync(options.tokenFile, 'wx', 0o600))
       let created
       try {
-        created = await withStorage(config, (storage) => make(storage).create(input, cliActor()), { migrate: true })
+        created = await withClients('clients create', (service) => service.create(input, cliActor()))
       } catch (error) {
         if (options.tokenFile) rmSync(options.tokenFile, { force: true })
         throw error
@@ -107,9 +102,8 @@ export function registerClients(program: Command): void {
     .option('--json', 'print the revoked client as JSON')
     .action(async (id: string, options: { json?: boolean }) => {
       const { presentClient } = await import('../../routes/present.js')
-      const { cliActor, withStorage } = await import('../context.js')
-      const { config, make } = await clientService()
-      const client = presentClient(await withStorage(config, (storage) => make(storage).revoke(id, cliActor()), { migrate: true }))
+      const { cliActor } = await import('../context.js')
+      const client = presentClient(await withClients('clients revoke', (service) => service.revoke(id, cliActor())))
       if (options.json) printJson(client)
       else printClients([client])
     })
