@@ -90,10 +90,19 @@ export class IntegrityKeys {
   /** Why a stored row cannot be trusted, or null when it can. */
   async check<T extends SealedTable>(table: T, row: RowOf<T> & { mac?: string | null }): Promise<string | null> {
     if (!row.mac) return 'no integrity MAC: the row was not written by Signet'
-    if (!sameHex(row.mac, this.mac(table, rowIdOf(table, row), row))) return 'integrity MAC does not match: the row was changed or written outside Signet'
-    if (table === 'keys') return checkKid(row as KeyRecord)
-    return null
+    const id = rowIdOf(table, row)
+    // A row exactly as it was when last found intact needs no second look (reloads are frequent, rows rarely change).
+    const seen = `${table}\0${id}`
+    const exact = JSON.stringify(row)
+    if (this.#intact.get(seen) === exact) return null
+    if (!sameHex(row.mac, this.mac(table, id, row))) return 'integrity MAC does not match: the row was changed or written outside Signet'
+    const reason = table === 'keys' ? await checkKid(row as KeyRecord) : null
+    if (reason === null) this.#intact.set(seen, exact)
+    return reason
   }
+
+  /** The exact JSON of each row last found intact, by table and primary key. */
+  readonly #intact = new Map<string, string>()
 
   /** The marker's stored value. */
   sealMarker(marker: IntegrityMarker): string {
