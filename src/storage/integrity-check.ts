@@ -77,11 +77,10 @@ export interface IntegrityReport {
 export async function checkIntegrity(storage: Storage, keys: IntegrityKeys): Promise<IntegrityReport> {
   const snapshot = await storage.snapshot()
   const failures: IntegrityFailure[] = []
-  const tables: { [T in SealedTable]: object[] } = { keysets: snapshot.keysets, keys: snapshot.keys, clients: snapshot.clients }
   const rows = {} as Record<SealedTable, number>
   for (const table of Object.keys(SEALED_TABLES) as SealedTable[]) {
-    rows[table] = tables[table].length
-    for (const row of tables[table]) {
+    rows[table] = snapshot[table].length
+    for (const row of snapshot[table]) {
       const reason = await keys.check(table, row as never)
       if (reason !== null) failures.push({ table, id: rowIdOf(table, row as never), reason })
     }

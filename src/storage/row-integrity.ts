@@ -7,7 +7,9 @@ import type { Client, KeyRecord, Keyset } from '../keys/model.js'
 /**
  * Rows that carry authority, authenticated under a key derived from the master
  * key (docs/security.md, "The database is not trusted"). Each table names how to
- * read a row's primary key; a new table is one line here (and a `mac` column).
+ * read a row's primary key. A new table is a line here, a `mac` column (mapped by
+ * rows.ts), a field of the same name in Snapshot (checked there by sealed-storage.ts
+ * and by `signet check`), and its Tx methods in SealedTx, which the compiler asks for.
  */
 export const SEALED_TABLES = {
   keysets: (row: Keyset) => row.name,

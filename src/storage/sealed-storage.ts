@@ -1,7 +1,7 @@
 import { sealedAuditHead, AUDIT_HEAD } from '../audit/chain.js'
 import { MASTER_KEY_CHECK } from '../keys/keystore.js'
 import type { AuditEvent, AuditInput, Client, KeyRecord, Keyset } from '../keys/model.js'
-import { rowIdOf, type IntegrityFailure, type IntegrityKeys, type RowOf, type SealedTable } from './row-integrity.js'
+import { rowIdOf, SEALED_TABLES, type IntegrityFailure, type IntegrityKeys, type RowOf, type SealedTable } from './row-integrity.js'
 import type { Snapshot, Storage, Stored, Tx } from './types.js'
 
 /**
@@ -157,12 +157,11 @@ export function sealStorage(storage: Storage, keys: IntegrityKeys, failures: Int
       // Another master key owns the database now (a rewrap): its rows cannot be checked
       // with these keys, and are not failures. The keystore reports itself sealed.
       if (!keys.ownsDatabase(snapshot.meta[MASTER_KEY_CHECK])) return { ...snapshot, keysets: [], keys: [], clients: [] }
-      return {
-        ...snapshot,
-        keysets: await trusted(keys, report, 'keysets', snapshot.keysets),
-        keys: await trusted(keys, report, 'keys', snapshot.keys),
-        clients: await trusted(keys, report, 'clients', snapshot.clients),
+      const checked: Snapshot = { ...snapshot }
+      for (const table of Object.keys(SEALED_TABLES) as SealedTable[]) {
+        Object.assign(checked, { [table]: await trusted(keys, report, table, snapshot[table]) })
       }
+      return checked
     },
     transaction<T>(work: (tx: Tx) => Promise<T>): Promise<T> {
       return storage.transaction(async (raw) => {
