@@ -174,6 +174,11 @@ describe.each(PLACES)('an attacker with write access to the database (%s)', (_na
     const result = await check(t)
     expect(result.code).toBe(1)
     expect(result.stderr).toContain(`signet: integrity failure: keys ${jwk.kid}: integrity MAC does not match`)
+    // The CLI, given the master key, prints the JWK Set the server serves, and says why.
+    const printed = await runCli(['jwks', '--json'], { env: t.env })
+    expect(printed.code).toBe(0)
+    expect(JSON.parse(printed.stdout)).toEqual(jwks)
+    expect(printed.stderr).toContain(`integrity check failed: keys row ${jwk.kid} is ignored`)
   })
 
   it('cannot have a forged pending key activated by the schedule', async () => {
