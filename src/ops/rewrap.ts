@@ -5,10 +5,10 @@ import { rewrap } from '../crypto/envelope.js'
 import type { MasterKey } from '../crypto/masterKey.js'
 import { ConfigError } from '../errors.js'
 import { MASTER_KEY_CHECK } from '../keys/keystore.js'
-import type { AuditEvent } from '../keys/model.js'
+import type { AuditEvent, KeyRecord } from '../keys/model.js'
 import { checkAuditLog } from '../storage/integrity-check.js'
 import { sealExistingRows } from '../storage/integrity-upgrade.js'
-import { INTEGRITY_META, IntegrityKeys, type RowOf, type SealedTable } from '../storage/row-integrity.js'
+import { INTEGRITY_META, IntegrityKeys, rewriteSealedRows } from '../storage/row-integrity.js'
 import { unsealed } from '../storage/sealed-storage.js'
 import type { Storage, Stored, Tx } from '../storage/types.js'
 
@@ -62,18 +62,20 @@ export async function rewrapMasterKey(storage: Storage, from: MasterKey, to: Mas
     const upgrade = await sealExistingRows(tx, fromKeys, at)
     if (upgrade) events.push(upgrade)
 
-    const reseal = async <T extends SealedTable>(table: T, row: Stored<RowOf<T>>): Promise<Stored<RowOf<T>>> =>
-      (await fromKeys.check(table, row)) === null ? toKeys.seal(table, row) : row
-    for (const keyset of await tx.listKeysets()) await tx.updateKeyset(await reseal('keysets', keyset))
-    for (const client of await tx.listClients()) await tx.updateClient(await reseal('clients', client))
+    // A row that holds under `from` is sealed under `to`; one that does not keeps its old MAC.
     let rewrapped = 0
-    for (const key of await tx.listKeys()) {
-      // A key `from` cannot open throws a DecryptionError naming it: the whole transaction rolls back.
-      const privateKey = key.privateKey === null ? null : rewrap(key.privateKey, from, to, { kid: key.kid, keyset: key.keyset, alg: key.alg })
-      if (privateKey !== null) rewrapped++ // null: destroyed, revoked, or kept in an HSM
-      const resealed = (await fromKeys.check('keys', key)) === null ? toKeys.seal('keys', { ...key, privateKey }) : { ...key, privateKey }
-      await tx.updateKey(resealed)
-    }
+    await rewriteSealedRows(tx, async (table, row) => {
+      let next = row
+      if (table === 'keys') {
+        const key = row as unknown as Stored<KeyRecord>
+        // A key `from` cannot open throws a DecryptionError naming it: the whole transaction rolls back.
+        if (key.privateKey !== null) { // null: destroyed, revoked, or kept in an HSM
+          next = { ...key, privateKey: rewrap(key.privateKey, from, to, { kid: key.kid, keyset: key.keyset, alg: key.alg }) } as unknown as typeof row
+          rewrapped++
+        }
+      }
+      return (await fromKeys.check(table, row)) === null ? toKeys.seal(table, next) : next
+    })
 
     const keyedFrom = await rekeyAuditLog(tx, fromKeys, toKeys)
     await tx.setMeta(INTEGRITY_META, toKeys.sealMarker({ version: 1, keyedFrom }))

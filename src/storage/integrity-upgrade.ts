@@ -1,6 +1,6 @@
 import { AUDIT_HEAD, sealedAuditHead } from '../audit/chain.js'
 import type { AuditEvent } from '../keys/model.js'
-import { INTEGRITY_META, type IntegrityKeys } from './row-integrity.js'
+import { INTEGRITY_META, rewriteSealedRows, type IntegrityKeys } from './row-integrity.js'
 import type { Tx } from './types.js'
 
 /**
@@ -16,19 +16,8 @@ import type { Tx } from './types.js'
  */
 export async function sealExistingRows(tx: Tx, keys: IntegrityKeys, at: number): Promise<AuditEvent | null> {
   if ((await tx.getMeta(INTEGRITY_META)) !== null) return null
-  const keysets = await tx.listKeysets()
-  for (const keyset of keysets) await tx.updateKeyset(keys.seal('keysets', keyset))
-  const storedKeys = await tx.listKeys()
-  for (const key of storedKeys) await tx.updateKey(keys.seal('keys', key))
-  const clients = await tx.listClients()
-  for (const client of clients) await tx.updateClient(keys.seal('clients', client))
-  const event = await tx.appendAudit({
-    at,
-    actor: 'system',
-    action: 'integrity.upgrade',
-    target: 'storage',
-    details: { keysets: keysets.length, keys: storedKeys.length, clients: clients.length },
-  }, keys.audit)
+  const counts = await rewriteSealedRows(tx, async (table, row) => keys.seal(table, row))
+  const event = await tx.appendAudit({ at, actor: 'system', action: 'integrity.upgrade', target: 'storage', details: counts }, keys.audit)
   await tx.setMeta(INTEGRITY_META, keys.sealMarker({ version: 1, keyedFrom: event.id }))
   await tx.setMeta(AUDIT_HEAD, sealedAuditHead(event, keys.audit))
   return event

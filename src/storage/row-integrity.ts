@@ -3,22 +3,58 @@ import { canonicalJson } from '../audit/chain.js'
 import { thumbprint } from '../crypto/jwk.js'
 import type { MasterKey } from '../crypto/masterKey.js'
 import type { Client, KeyRecord, Keyset } from '../keys/model.js'
+import type { Stored, Tx } from './types.js'
+
+/** How the integrity code reaches the rows of one table inside a transaction. */
+interface SealedTableSpec<R> {
+  /** The primary key of a row. */
+  id(row: R): string
+  list(tx: Tx): Promise<Stored<R>[]>
+  update(tx: Tx, row: Stored<R>): Promise<void>
+}
 
 /**
  * Rows that carry authority, authenticated under a key derived from the master
- * key (docs/security.md, "The database is not trusted"). Each table names how to
- * read a row's primary key. A new table is a line here, a `mac` column (mapped by
- * rows.ts), a field of the same name in Snapshot (checked there by sealed-storage.ts
- * and by `signet check`), and its Tx methods in SealedTx, which the compiler asks for.
+ * key (docs/security.md, "The database is not trusted"). A new table is an entry
+ * here, a `mac` column (mapped by rows.ts), a field of the same name in Snapshot
+ * (checked there by sealed-storage.ts and by `signet check`; the upgrade and the
+ * rewrap reach every row through this entry), and its Tx methods in SealedTx,
+ * which the compiler asks for.
  */
-export const SEALED_TABLES = {
-  keysets: (row: Keyset) => row.name,
-  keys: (row: KeyRecord) => row.kid,
-  clients: (row: Client) => row.id,
-} as const
+export const SEALED_TABLES: { [T in SealedTable]: SealedTableSpec<RowOf<T>> } = {
+  keysets: { id: (row) => row.name, list: (tx) => tx.listKeysets(), update: (tx, row) => tx.updateKeyset(row) },
+  keys: { id: (row) => row.kid, list: (tx) => tx.listKeys(), update: (tx, row) => tx.updateKey(row) },
+  clients: { id: (row) => row.id, list: (tx) => tx.listClients(), update: (tx, row) => tx.updateClient(row) },
+}
 
-export type SealedTable = keyof typeof SEALED_TABLES
-export type RowOf<T extends SealedTable> = Parameters<(typeof SEALED_TABLES)[T]>[0]
+/** The domain object of each sealed table. */
+interface SealedRows {
+  keysets: Keyset
+  keys: KeyRecord
+  clients: Client
+}
+
+export type SealedTable = keyof SealedRows
+export type RowOf<T extends SealedTable> = SealedRows[T]
+
+/**
+ * Rewrites every row of every sealed table as `rewrite` returns it, in `tx` (a
+ * transaction of the storage itself): the upgrade seals them, a rewrap re-seals
+ * them under the new key. Returns how many rows each table holds.
+ */
+export async function rewriteSealedRows(
+  tx: Tx,
+  rewrite: <T extends SealedTable>(table: T, row: Stored<RowOf<T>>) => Promise<Stored<RowOf<T>>>,
+): Promise<Record<SealedTable, number>> {
+  const counts = {} as Record<SealedTable, number>
+  for (const table of Object.keys(SEALED_TABLES) as SealedTable[]) {
+    const { list, update } = SEALED_TABLES[table] as SealedTableSpec<object>
+    const rows = await list(tx)
+    for (const row of rows) await update(tx, await rewrite(table, row as never))
+    counts[table] = rows.length
+  }
+  return counts
+}
 
 /** A row that failed its check: never used, logged once, counted and shown by `signet check`. */
 export interface IntegrityFailure {
@@ -98,7 +134,7 @@ export class IntegrityKeys {
     const exact = JSON.stringify(row)
     if (this.#intact.get(seen) === exact) return null
     if (!sameHex(row.mac, this.mac(table, id, row))) return 'integrity MAC does not match: the row was changed or written outside Signet'
-    const reason = table === 'keys' ? await checkKid(row as KeyRecord) : null
+    const reason = table === 'keys' ? await checkKid(row as RowOf<'keys'>) : null
     if (reason === null) this.#intact.set(seen, exact)
     return reason
   }
@@ -129,7 +165,7 @@ export class IntegrityKeys {
 
 /** The primary key of a row of `table`. */
 export function rowIdOf<T extends SealedTable>(table: T, row: RowOf<T>): string {
-  return (SEALED_TABLES[table] as (row: RowOf<T>) => string)(row)
+  return (SEALED_TABLES[table] as SealedTableSpec<RowOf<T>>).id(row)
 }
 
 /** A key's kid is the RFC 7638 thumbprint of its public JWK, and the JWK names the same kid. */
