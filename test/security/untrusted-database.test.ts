@@ -381,13 +381,19 @@ describe.each(PLACES)('a database of the previous release, and a master-key rota
     await place.sql("UPDATE audit SET actor = 'system' WHERE id = 1")
 
     h = await place.open({ masterKey, adminToken })
+    const next = newMasterKey()
     try {
       const events = await h.signet.storage.listAudit(0, 1000)
       expect(events.filter((event) => event.action === 'integrity.upgrade')).toHaveLength(1)
       await genuineWorks(h, client.token)
+      // A rewrap re-keys the keyed part and keeps the legacy part as it is.
+      await rewrapMasterKey(h.signet.storage, h.config.masterKey!, MasterKey.fromBase64(next), { clock: h.clock, actor: 'test' })
     } finally {
       await h.close()
     }
+    const rewrapped = await runCli(['check'], { env: { ...place.env, SIGNET_MASTER_KEY: next } })
+    expect(rewrapped.code, rewrapped.stderr).toBe(0)
+    expect(rewrapped.stdout).toContain(`events 1 to ${legacy} are legacy, not keyed`)
   })
 
   it('rewrap re-authenticates every row and re-keys the audit log under the new master key; a tampered row stays refused', async () => {
