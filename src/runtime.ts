@@ -11,7 +11,12 @@ import { createPkcs11Backend } from './keys/pkcs11/index.js'
 import { Keystore, MASTER_KEY_CHECK } from './keys/keystore.js'
 import { masterKeyVariable, openMasterKey } from './keys/master-key-source.js'
 import { KeyService } from './keys/service.js'
+import { AUDIT_HEAD } from './audit/chain.js'
+import { checkAuditLog, type AuditLogCheck } from './storage/integrity-check.js'
+import { sealExistingRows } from './storage/integrity-upgrade.js'
 import { openStorage } from './storage/open.js'
+import { INTEGRITY_META, IntegrityKeys } from './storage/row-integrity.js'
+import { IntegrityFailures, sealStorage, unsealed } from './storage/sealed-storage.js'
 import type { Storage } from './storage/types.js'
 import { createLogger } from './logger.js'
 
@@ -75,6 +80,9 @@ export class Signet {
   readonly issuers: IssuerService
   readonly backends: Backends
   readonly auditSink: AuditSink | null
+  /** Rows that failed their integrity check, each logged and counted once. */
+  readonly integrityFailures: IntegrityFailures
+  readonly #integrityKeys: IntegrityKeys
   readonly #pollIntervalMs: number
   #timer: NodeJS.Timeout | null = null
   #loop: Promise<void> | null = null
@@ -92,11 +100,15 @@ export class Signet {
   /** Releases a master key this instance opened (in a PKCS#11 token). */
   #closeMasterKey: () => Promise<void> = async () => {}
 
-  private constructor(options: SignetOptions & { storage: Storage; logger: Logger; backends: Backends }) {
+  private constructor(options: SignetOptions & { storage: Storage; logger: Logger; backends: Backends; integrityKeys: IntegrityKeys }) {
     this.config = options.config
     this.clock = options.clock ?? systemClock
-    this.storage = options.storage
     this.logger = options.logger
+    this.#integrityKeys = options.integrityKeys
+    this.integrityFailures = new IntegrityFailures((failure) =>
+      this.logger.error({ integrity: failure }, `integrity check failed: ${failure.table} row ${failure.id} is ignored: ${failure.reason}`))
+    // Everything above storage reads only rows that pass their check, and writes sealed ones.
+    this.storage = sealStorage(options.storage, options.integrityKeys, this.integrityFailures)
     this.backends = options.backends
     this.#pollIntervalMs = options.pollIntervalMs ?? 500
     this.#scheduler = options.scheduler ?? true
@@ -145,9 +157,11 @@ export class Signet {
           : new UnavailableBackend('pkcs11', 'no PKCS#11 module is configured (SIGNET_PKCS11_MODULE)')),
         ...options.backends,
       }
-      const signet = new Signet({ ...options, config, storage, logger, backends })
+      // unlock() has made sure there is a master key (config.masterKey is the opened one, software or HSM).
+      const signet = new Signet({ ...options, config, storage, logger, backends, integrityKeys: new IntegrityKeys(config.masterKey!) })
       signet.#closeMasterKey = opened.close
       if (!initialised) await signet.#initialise()
+      else await signet.#sealExistingRows(storage)
       if (options.createDefaultKeyset) await signet.#createDefaultKeyset()
       if (options.keystore !== false) await signet.keystore.refresh()
       return signet
@@ -158,13 +172,28 @@ export class Signet {
     }
   }
 
+  /** The audit log's chain and head, checked with this instance's audit key (GET /v1/admin/audit/verify). */
+  async checkAuditLog(): Promise<AuditLogCheck> {
+    const raw = unsealed(this.storage)
+    return checkAuditLog((after, limit) => raw.listAudit(after, limit), { head: await raw.getMeta(AUDIT_HEAD), marker: await raw.getMeta(INTEGRITY_META) }, this.#integrityKeys)
+  }
+
   async #initialise(): Promise<void> {
     const masterKey = this.config.masterKey!
     await auditedTransaction(this.storage, this.auditSink, () => this.clock.now(), async (tx, audit) => {
       if ((await tx.getMeta(MASTER_KEY_CHECK)) !== null) return // another process got there first
       await tx.setMeta(MASTER_KEY_CHECK, masterKey.checkValue())
-      await audit({ actor: 'system', action: 'storage.init', target: 'master_key', details: { masterKeyId: masterKey.idHex } })
+      const event = await audit({ actor: 'system', action: 'storage.init', target: 'master_key', details: { masterKeyId: masterKey.idHex } })
+      await tx.setMeta(INTEGRITY_META, this.#integrityKeys.sealMarker({ version: 1, keyedFrom: event.id }))
     })
+  }
+
+  /** A database written before rows were authenticated is upgraded here, once (storage/integrity-upgrade.ts). */
+  async #sealExistingRows(storage: Storage): Promise<void> {
+    const event = await storage.transaction((tx) => sealExistingRows(tx, this.#integrityKeys, this.clock.now()))
+    if (!event) return
+    this.auditSink?.write([event])
+    this.logger.warn({ ...event.details, auditEvent: event.id }, 'upgraded the database: existing rows are authenticated as they are now (trust on first use) and the audit log is keyed from here on')
   }
 
   /** On a database without keysets, creates the default keyset (ES256). */

@@ -1,6 +1,5 @@
 import { appendFileSync } from 'node:fs'
 import type { AuditEvent, AuditInput } from '../keys/model.js'
-import { AUDIT_HEAD, auditHead } from './chain.js'
 import type { Storage, Tx } from '../storage/types.js'
 
 /** Receives audit events after their transaction commits (SIGNET_AUDIT_FILE). */
@@ -33,12 +32,13 @@ export function auditSinkFor(auditFile: string | null, logger: { error(object: o
   return auditFile ? new FileAuditSink(auditFile, (error) => logger.error({ err: error }, 'cannot append to SIGNET_AUDIT_FILE')) : null
 }
 
-export type Audit = (input: Omit<AuditInput, 'at'> & { at?: number }) => Promise<void>
+export type Audit = (input: Omit<AuditInput, 'at'> & { at?: number }) => Promise<AuditEvent>
 
 /**
  * Runs `work` in one storage transaction with an `audit` function that appends to
  * the hash-chained log inside the same transaction: the change and its audit row
- * commit together or not at all. Committed events then go to the sink.
+ * commit together or not at all (the sealed storage records the log's head in
+ * that transaction too). Committed events then go to the sink.
  */
 export async function auditedTransaction<T>(
   storage: Storage,
@@ -50,13 +50,11 @@ export async function auditedTransaction<T>(
   const result = await storage.transaction(async (tx) => {
     events.length = 0
     const audit: Audit = async (input) => {
-      events.push(await tx.appendAudit({ ...input, at: input.at ?? now() }))
+      const event = await tx.appendAudit({ ...input, at: input.at ?? now() })
+      events.push(event)
+      return event
     }
-    const result = await work(tx, audit)
-    // The last event is the log's head, recorded in the same transaction.
-    const head = events[events.length - 1]
-    if (head) await tx.setMeta(AUDIT_HEAD, auditHead(head))
-    return result
+    return work(tx, audit)
   })
   sink?.write(events)
   return result

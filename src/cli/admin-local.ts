@@ -75,17 +75,16 @@ export class LocalAdminApi implements AdminApi {
       importKey({ keys: signet.keys, software: signet.backends.software }, keyset, input, cliActor())))
   }
 
-  /** Clients need no master key: creating or revoking one touches no private key. */
-  async #clients<T>(work: (service: import('../auth/clients.js').ClientService) => Promise<T>): Promise<T> {
-    const { auditSinkFor } = await import('../audit/recorder.js')
-    const { ClientService } = await import('../auth/clients.js')
-    const { systemClock } = await import('../clock.js')
-    const auditSink = auditSinkFor(this.#config.auditFile, commandLogger())
-    return withStorage(this.#config, (storage: Storage) => work(new ClientService({ storage, clock: systemClock, auditSink })), { migrate: true })
+  /**
+   * A client row is authenticated under the master key (docs/security.md), so
+   * changes to clients go through Signet and need the master key too.
+   */
+  async #clients<T>(command: string, work: (service: import('../auth/clients.js').ClientService) => Promise<T>): Promise<T> {
+    return withSignet(this.#config, command, (signet) => work(signet.clients))
   }
 
   async createClient(input: ClientInput): Promise<ClientView & { token?: string }> {
-    const { client, token } = await this.#clients((service) => service.create(input, cliActor()))
+    const { client, token } = await this.#clients('clients create', (service) => service.create(input, cliActor()))
     return { ...presentClient(client), ...(token === null ? {} : { token }) }
   }
 
@@ -95,11 +94,11 @@ export class LocalAdminApi implements AdminApi {
   }
 
   async revokeClient(id: string): Promise<ClientView> {
-    return presentClient(await this.#clients((service) => service.revoke(id, cliActor())))
+    return presentClient(await this.#clients('clients revoke', (service) => service.revoke(id, cliActor())))
   }
 
   async updateClient(id: string, patch: ClientPatch): Promise<ClientView> {
-    return presentClient(await this.#clients((service) => service.update(id, patch, cliActor())))
+    return presentClient(await this.#clients('clients update', (service) => service.update(id, patch, cliActor())))
   }
 
   async listAudit(after: number, limit: number): Promise<AuditPage> {

@@ -9,6 +9,7 @@ import { MASTER_KEY_CHECK } from '../keys/keystore.js'
 import { DEV_DATA_DIR } from '../ops/devState.js'
 import type { Signet } from '../runtime.js'
 import { openStorage } from '../storage/open.js'
+import type { IntegrityKeys } from '../storage/row-integrity.js'
 import type { Storage } from '../storage/types.js'
 
 /**
@@ -84,13 +85,54 @@ export async function openExisting(config: Config, options: OpenOptions): Promis
   }
 }
 
-/** Runs `work` on an existing database, read-only, without the master key. */
+/**
+ * Runs `work` on an existing database, read-only. With SIGNET_MASTER_KEY, on a
+ * database whose rows are authenticated, `work` sees only rows that pass their
+ * check, as the server does (the others are logged at error); without it, rows
+ * as stored: `signet check` says whether they can be trusted.
+ */
 export async function withStorage<T>(config: Config, work: (storage: Storage) => Promise<T>, options: OpenOptions = { migrate: false }): Promise<T> {
   const storage = await openExisting(config, options)
   try {
-    return await work(storage)
+    return await work(await checkedRows(config, storage))
   } finally {
     await storage.close()
+  }
+}
+
+async function checkedRows(config: Config, storage: Storage): Promise<Storage> {
+  const masterKey = config.masterKey
+  if (!masterKey) return storage
+  const { INTEGRITY_META, IntegrityKeys } = await import('../storage/row-integrity.js')
+  if ((await storage.getMeta(INTEGRITY_META)) === null) return storage
+  const { IntegrityFailures, sealStorage } = await import('../storage/sealed-storage.js')
+  const logger = commandLogger()
+  const failures = new IntegrityFailures((failure) => logger.error({ integrity: failure }, `integrity check failed: ${failure.table} row ${failure.id} is ignored: ${failure.reason} (see signet check)`))
+  return sealStorage(storage, new IntegrityKeys(masterKey), failures)
+}
+
+/**
+ * Runs `work` on an existing database, read-only, rows as stored, with the keys
+ * that authenticate its rows and audit log: commands that check them need
+ * SIGNET_MASTER_KEY.
+ */
+export async function withIntegrityKeys<T>(config: Config, command: string, work: (storage: Storage, keys: IntegrityKeys) => Promise<T>): Promise<T> {
+  if (!config.masterKey && config.masterKeyPkcs11 === null) {
+    throw new ConfigError(`SIGNET_MASTER_KEY (or SIGNET_MASTER_KEY_FILE, or SIGNET_MASTER_KEY_PKCS11) is required by signet ${command}: rows and the audit log are authenticated under it`)
+  }
+  const { IntegrityKeys } = await import('../storage/row-integrity.js')
+  const { openMasterKey } = await import('../keys/master-key-source.js')
+  // The master key may live in a PKCS#11 token: opened here, closed when done.
+  const opened = await openMasterKey(config)
+  try {
+    const storage = await openExisting({ ...config, masterKey: opened.masterKey }, { migrate: false })
+    try {
+      return await work(storage, new IntegrityKeys(opened.masterKey!))
+    } finally {
+      await storage.close()
+    }
+  } finally {
+    await opened.close()
   }
 }
 

@@ -2,6 +2,7 @@ import { packageVersion } from '../version.js'
 import { Command } from 'commander'
 import { registerAudit } from './commands/audit.js'
 import { registerBackup } from './commands/backup.js'
+import { registerCheck } from './commands/check.js'
 import { registerClients } from './commands/clients.js'
 import { registerDev } from './commands/dev.js'
 import { registerInit } from './commands/init.js'
@@ -28,6 +29,7 @@ const COMMANDS: ((program: Command) => void)[] = [
   registerRewrap,
   registerBackup,
   registerAudit,
+  registerCheck,
   registerJwks,
   registerStatus,
 ]

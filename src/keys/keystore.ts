@@ -96,6 +96,8 @@ export class Keystore {
   #fingerprints = new Map<string, string>()
   #clientsByHash = new Map<string, Client>()
   #identity = IdentityDirectory.empty
+  /** The last snapshot read while the master key owned the database. */
+  #trusted: Snapshot | null = null
   #sealed: string | null = null
   #storageError: string | null = null
   /** When storage last answered a poll or a refresh. */
@@ -261,9 +263,14 @@ export class Keystore {
         : null
     const sealedChanged = sealed !== this.#sealed
     this.#sealed = sealed
+    // Rows under another master key (a rewrap by another process) cannot be checked
+    // here: the rows last trusted go on being served (JWK Sets, verification), sealed,
+    // until a restart with the new key.
+    const rows = sealed !== null && this.#trusted ? this.#trusted : snapshot
+    if (sealed === null) this.#trusted = snapshot
 
     const keysByKeyset = new Map<string, KeyRecord[]>()
-    for (const key of snapshot.keys) {
+    for (const key of rows.keys) {
       const list = keysByKeyset.get(key.keyset) ?? []
       list.push(key)
       keysByKeyset.set(key.keyset, list)
@@ -271,7 +278,7 @@ export class Keystore {
 
     const next = new Map<string, LiveKeyset>()
     const fingerprints = new Map<string, string>()
-    for (const keyset of snapshot.keysets) {
+    for (const keyset of rows.keysets) {
       const keys = keysByKeyset.get(keyset.name) ?? []
       const fingerprint = fingerprintOf(keyset, keys)
       fingerprints.set(keyset.name, fingerprint)
@@ -284,7 +291,7 @@ export class Keystore {
     }
 
     const clients = new Map<string, Client>()
-    for (const client of snapshot.clients) {
+    for (const client of rows.clients) {
       if (client.revokedAt !== null) continue
       clients.set(client.tokenHash, client)
       claimPolicyOf(client) // compiled here, once per load, not on the sign path

@@ -28,6 +28,8 @@ export interface MetricsSource {
   keystore: Keystore
   clock: Clock
   config: { jwksMaxAge: number }
+  /** Rows that failed their integrity check, by table (storage/sealed-storage.ts). */
+  integrityFailures?: { byTable(): ReadonlyMap<string, number> }
 }
 
 /** Seconds, for latencies from well under a millisecond (ES256 from memory) up to seconds. */
@@ -149,6 +151,16 @@ export class SignetMetrics {
           const next = nextRotationAt(live, effectivePrepublish(live.keyset, source.config.jwksMaxAge))
           if (next !== null) this.set({ keyset: live.keyset.name }, (next - now) / 1000)
         }
+      },
+    })
+    new Counter({
+      name: 'signet_integrity_failures_total',
+      help: 'Stored rows that failed their integrity check (MAC, or a kid that is not the thumbprint of its key) and are ignored, by table; each distinct failure counts once.',
+      labelNames: ['table'],
+      registers,
+      collect() {
+        this.reset()
+        for (const [table, count] of metrics.#source?.integrityFailures?.byTable() ?? []) this.inc({ table }, count)
       },
     })
     new Gauge({

@@ -1,10 +1,16 @@
-import { auditedTransaction, type AuditSink } from '../audit/recorder.js'
+import { AUDIT_HEAD, chainEvent, sealedAuditHead } from '../audit/chain.js'
+import type { AuditSink } from '../audit/recorder.js'
 import type { Clock } from '../clock.js'
 import { rewrap } from '../crypto/envelope.js'
 import type { MasterKey } from '../crypto/masterKey.js'
 import { ConfigError } from '../errors.js'
 import { MASTER_KEY_CHECK } from '../keys/keystore.js'
-import type { Storage } from '../storage/types.js'
+import type { AuditEvent, KeyRecord } from '../keys/model.js'
+import { checkAuditLog } from '../storage/integrity-check.js'
+import { sealExistingRows } from '../storage/integrity-upgrade.js'
+import { INTEGRITY_META, IntegrityKeys, rewriteSealedRows } from '../storage/row-integrity.js'
+import { unsealed } from '../storage/sealed-storage.js'
+import type { Storage, Stored, Tx } from '../storage/types.js'
 
 export interface RewrapOptions {
   clock: Clock
@@ -24,36 +30,85 @@ export interface RewrapResult {
 
 /**
  * Master-key rotation (`signet rewrap`): re-wraps the data key of every stored
- * private key from `from` to `to` and replaces the master-key check value, all in
- * ONE storage transaction. Killed at any moment, the transaction either committed
- * (every key and the check value belong to `to`) or left nothing (all still
+ * private key from `from` to `to`, re-authenticates every row and re-keys the
+ * audit chain under keys derived from `to`, and replaces the master-key check
+ * value, all in ONE storage transaction. Killed at any moment, the transaction
+ * either committed (everything belongs to `to`) or left nothing (all still
  * `from`); there is no state in between. Only each key's 32-byte data key is
  * re-encrypted (envelope.rewrap); the encrypted private key bytes are kept as they are.
  *
  * Written over the Tx interface, so it works on every storage. HSM keys hold no
- * material in storage and are left alone. A key that `from` cannot open (a
- * tampered row) fails the whole transaction, naming the key.
+ * material in storage and are left alone. A key that `from` cannot open fails the
+ * whole transaction, naming the key. A row whose MAC does not hold under `from`
+ * keeps its old MAC, so it fails under `to` as well: a rewrap never makes a
+ * tampered row genuine. An audit log that does not verify under `from` stops the
+ * rewrap (see signet check), for the same reason.
  */
 export async function rewrapMasterKey(storage: Storage, from: MasterKey, to: MasterKey, options: RewrapOptions): Promise<RewrapResult> {
   if (from.id.equals(to.id)) throw new ConfigError('SIGNET_NEW_MASTER_KEY is the same as SIGNET_MASTER_KEY: make a new one with: openssl rand -base64 32')
+  const fromKeys = new IntegrityKeys(from)
+  const toKeys = new IntegrityKeys(to)
+  const at = options.clock.now()
+  const events: AuditEvent[] = []
   // Refusals are thrown from inside the transaction, which rolls it back; storages
-  // pass the work's own errors through unchanged.
-  return auditedTransaction(storage, options.auditSink ?? null, () => options.clock.now(), async (tx, audit) => {
+  // pass the work's own errors through unchanged. The rows are read as stored, MACs included.
+  const result = await unsealed(storage).transaction(async (tx): Promise<RewrapResult> => {
     const check = await tx.getMeta(MASTER_KEY_CHECK)
     if (check === null) throw new ConfigError('this database has no master key yet: create it with signet init')
     if (to.matches(check)) return { rewrapped: 0, alreadyDone: true, masterKeyId: to.idHex }
     if (!from.matches(check)) throw new ConfigError('SIGNET_MASTER_KEY is not the master key of this database: nothing was changed')
 
+    // A database of an earlier version is upgraded under `from` first.
+    const upgrade = await sealExistingRows(tx, fromKeys, at)
+    if (upgrade) events.push(upgrade)
+
+    // A row that holds under `from` is sealed under `to`; one that does not keeps its old MAC.
     let rewrapped = 0
-    for (const key of await tx.listKeys()) {
-      if (key.privateKey === null) continue // destroyed, revoked, or kept in an HSM
-      // A key `from` cannot open throws a DecryptionError naming it: the whole transaction rolls back.
-      const privateKey = rewrap(key.privateKey, from, to, { kid: key.kid, keyset: key.keyset, alg: key.alg })
-      await tx.updateKey({ ...key, privateKey })
-      rewrapped++
-    }
+    await rewriteSealedRows(tx, async (table, row) => {
+      let next = row
+      if (table === 'keys') {
+        const key = row as unknown as Stored<KeyRecord>
+        // A key `from` cannot open throws a DecryptionError naming it: the whole transaction rolls back.
+        if (key.privateKey !== null) { // null: destroyed, revoked, or kept in an HSM
+          next = { ...key, privateKey: rewrap(key.privateKey, from, to, { kid: key.kid, keyset: key.keyset, alg: key.alg }) } as unknown as typeof row
+          rewrapped++
+        }
+      }
+      return (await fromKeys.check(table, row)) === null ? toKeys.seal(table, next) : next
+    })
+
+    const keyedFrom = await rekeyAuditLog(tx, fromKeys, toKeys)
+    await tx.setMeta(INTEGRITY_META, toKeys.sealMarker({ version: 1, keyedFrom }))
     await tx.setMeta(MASTER_KEY_CHECK, to.checkValue())
-    await audit({ actor: options.actor, action: 'master_key.rewrap', target: 'master_key', details: { from: from.idHex, to: to.idHex, keys: rewrapped } })
+    const event = await tx.appendAudit({ at, actor: options.actor, action: 'master_key.rewrap', target: 'master_key', details: { from: from.idHex, to: to.idHex, keys: rewrapped } }, toKeys.audit)
+    await tx.setMeta(AUDIT_HEAD, sealedAuditHead(event, toKeys.audit))
+    events.push(event)
     return { rewrapped, alreadyDone: false, masterKeyId: to.idHex }
   })
+  options.auditSink?.write(events)
+  return result
+}
+
+/**
+ * Checks the audit log under `from`, then recomputes every keyed event's HMAC under
+ * `to` (events before the keyed chain keep their plain hashes). Returns where the
+ * keyed chain starts.
+ */
+async function rekeyAuditLog(tx: Tx, from: IntegrityKeys, to: IntegrityKeys): Promise<number> {
+  const marker = await tx.getMeta(INTEGRITY_META)
+  const check = await checkAuditLog((after, limit) => tx.listAudit(after, limit), { head: await tx.getMeta(AUDIT_HEAD), marker }, from)
+  const broken = check.failures[0]
+  if (broken || check.keyedFrom === null) {
+    throw new ConfigError(`the audit log does not verify (${broken ? `${broken.table} ${broken.id}: ${broken.reason}` : 'no integrity marker'}): run signet check; nothing was changed`)
+  }
+  let prev: AuditEvent | null = null
+  for (;;) {
+    const page = await tx.listAudit(prev?.id ?? 0, 1000)
+    if (page.length === 0) return check.keyedFrom
+    for (const event of page) {
+      const next: AuditEvent = event.id < check.keyedFrom ? event : chainEvent(prev, event, to.audit)
+      if (next !== event) await tx.rechainAudit(next)
+      prev = next
+    }
+  }
 }

@@ -6,7 +6,6 @@ import type { ClientInput, ClientPatch } from '../auth/clients.js'
 import type { IssuerInput } from '../identity/issuer-policy.js'
 import type { KeysetInput, KeysetPolicyInput } from '../keys/policy.js'
 import type { RotationMode } from '../keys/service.js'
-import { verifyAuditLog } from '../audit/verify-log.js'
 import { importKey, type ImportInput } from '../keys/import.js'
 import type { Signet } from '../runtime.js'
 import {
@@ -165,7 +164,9 @@ export async function adminRoutes(app: FastifyInstance, options: AdminRoutesOpti
   })
 
   app.get('/v1/admin/audit/verify', { schema: { response: { 200: auditVerifyAnswer, ...errors(401, 403, 503) } } }, async () => {
-    const check = await verifyAuditLog(signet.storage)
-    return { intact: check.ok, events: check.events, problems: check.ok ? [] : [{ id: check.brokenId, reason: check.reason }] }
+    const check = await signet.checkAuditLog()
+    // id: the audit event at fault, or 0 when the fault is in a meta row (the head or the marker).
+    const problems = check.failures.map((failure) => ({ id: failure.table === 'audit' ? Number(failure.id) : 0, reason: failure.table === 'audit' ? failure.reason : `${failure.id}: ${failure.reason}` }))
+    return { intact: problems.length === 0, events: check.events, problems }
   })
 }

@@ -1,5 +1,6 @@
 import type { Alg, RsaBits } from '../crypto/algorithms.js'
 import type { AuditEvent, Backend, Client, Issuer, KeyRecord, KeyState, Keyset, Scope } from '../keys/model.js'
+import type { Stored } from './types.js'
 
 /**
  * Mapping between the domain objects and the column layout that every SQL storage
@@ -11,9 +12,11 @@ type Row = Record<string, unknown>
 const num = (value: unknown): number => (typeof value === 'number' ? value : Number(value))
 const numOrNull = (value: unknown): number | null => (value === null || value === undefined ? null : num(value))
 const strOrNull = (value: unknown): string | null => (value === null || value === undefined ? null : String(value))
+/** The MAC, present only when the row has one, so rows written before it look as they did. */
+const macOf = (row: Row): { mac?: string } => (row.mac === null || row.mac === undefined ? {} : { mac: String(row.mac) })
 const bufOrNull = (value: unknown): Buffer | null => (value === null || value === undefined ? null : Buffer.from(value as Uint8Array))
 
-export function keysetFromRow(row: Row): Keyset {
+export function keysetFromRow(row: Row): Stored<Keyset> {
   return {
     name: String(row.name),
     alg: row.alg as Alg,
@@ -27,11 +30,13 @@ export function keysetFromRow(row: Row): Keyset {
     backend: row.backend as Backend,
     createdAt: num(row.created_at),
     updatedAt: num(row.updated_at),
+    ...macOf(row),
   }
 }
 
-export function keysetToRow(keyset: Keyset): Row {
+export function keysetToRow(keyset: Stored<Keyset>): Row {
   return {
+    mac: keyset.mac ?? null,
     name: keyset.name,
     alg: keyset.alg,
     rsa_bits: keyset.rsaBits,
@@ -49,7 +54,7 @@ export function keysetToRow(keyset: Keyset): Row {
 
 export const KEYSET_COLUMNS = Object.keys(keysetToRow({} as Keyset))
 
-export function keyFromRow(row: Row): KeyRecord {
+export function keyFromRow(row: Row): Stored<KeyRecord> {
   return {
     kid: String(row.kid),
     keyset: String(row.keyset),
@@ -68,11 +73,13 @@ export function keyFromRow(row: Row): KeyRecord {
     revokedAt: numOrNull(row.revoked_at),
     revokeReason: strOrNull(row.revoke_reason),
     maxTtlSeen: num(row.max_ttl_seen),
+    ...macOf(row),
   }
 }
 
-export function keyToRow(key: KeyRecord): Row {
+export function keyToRow(key: Stored<KeyRecord>): Row {
   return {
+    mac: key.mac ?? null,
     kid: key.kid,
     keyset: key.keyset,
     alg: key.alg,
@@ -95,7 +102,7 @@ export function keyToRow(key: KeyRecord): Row {
 
 export const KEY_COLUMNS = Object.keys(keyToRow({ publicJwk: {} } as KeyRecord))
 
-export function clientFromRow(row: Row): Client {
+export function clientFromRow(row: Row): Stored<Client> {
   const keysets = JSON.parse(String(row.keysets)) as string[] | '*'
   return {
     id: String(row.id),
@@ -107,6 +114,7 @@ export function clientFromRow(row: Row): Client {
     tokenHash: String(row.token_hash),
     createdAt: num(row.created_at),
     revokedAt: numOrNull(row.revoked_at),
+    ...macOf(row),
     // Present only when bound, so unbound clients look as they did before the column.
     ...(row.certificate_subject === null || row.certificate_subject === undefined ? {} : { certificateSubject: String(row.certificate_subject) }),
     // Likewise the claim policy: present only when set.
@@ -116,8 +124,9 @@ export function clientFromRow(row: Row): Client {
   }
 }
 
-export function clientToRow(client: Client): Row {
+export function clientToRow(client: Stored<Client>): Row {
   return {
+    mac: client.mac ?? null,
     id: client.id,
     name: client.name,
     keysets: JSON.stringify(client.keysets),
@@ -137,7 +146,7 @@ export function clientToRow(client: Client): Row {
 
 export const CLIENT_COLUMNS = Object.keys(clientToRow({ audiences: null } as Client))
 
-export function issuerFromRow(row: Row): Issuer {
+export function issuerFromRow(row: Row): Stored<Issuer> {
   return {
     name: String(row.name),
     issuer: String(row.issuer),
@@ -149,11 +158,13 @@ export function issuerFromRow(row: Row): Issuer {
     caCertificate: strOrNull(row.ca_certificate),
     createdAt: num(row.created_at),
     updatedAt: num(row.updated_at),
+    ...macOf(row),
   }
 }
 
-export function issuerToRow(issuer: Issuer): Row {
+export function issuerToRow(issuer: Stored<Issuer>): Row {
   return {
+    mac: issuer.mac ?? null,
     name: issuer.name,
     issuer: issuer.issuer,
     jwks_uri: issuer.jwksUri,

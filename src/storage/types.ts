@@ -14,35 +14,51 @@ export interface Snapshot {
   meta: Record<string, string>
 }
 
+/**
+ * A row as a storage reads and writes it: the domain object and its integrity MAC
+ * (storage/row-integrity.ts), null on rows written before rows were authenticated.
+ * The sealed storage (storage/sealed-storage.ts) sets it on writes, checks it on
+ * reads and hands the rest of Signet rows without it.
+ */
+export type Stored<T> = T & { mac?: string | null }
+
 /** Reads and writes inside one transaction; each implementation maps them to SQL. */
 export interface Tx {
   getMeta(name: string): Promise<string | null>
   setMeta(name: string, value: string): Promise<void>
 
-  getKeyset(name: string): Promise<Keyset | null>
-  listKeysets(): Promise<Keyset[]>
-  insertKeyset(keyset: Keyset): Promise<void>
-  updateKeyset(keyset: Keyset): Promise<void>
+  getKeyset(name: string): Promise<Stored<Keyset> | null>
+  listKeysets(): Promise<Stored<Keyset>[]>
+  insertKeyset(keyset: Stored<Keyset>): Promise<void>
+  updateKeyset(keyset: Stored<Keyset>): Promise<void>
 
-  getKey(kid: string): Promise<KeyRecord | null>
+  getKey(kid: string): Promise<Stored<KeyRecord> | null>
   /** Keys of one keyset, or of all keysets when `keyset` is omitted. */
-  listKeys(keyset?: string): Promise<KeyRecord[]>
-  insertKey(key: KeyRecord): Promise<void>
-  updateKey(key: KeyRecord): Promise<void>
+  listKeys(keyset?: string): Promise<Stored<KeyRecord>[]>
+  insertKey(key: Stored<KeyRecord>): Promise<void>
+  updateKey(key: Stored<KeyRecord>): Promise<void>
 
-  getClient(id: string): Promise<Client | null>
-  listClients(): Promise<Client[]>
-  insertClient(client: Client): Promise<void>
-  updateClient(client: Client): Promise<void>
+  getClient(id: string): Promise<Stored<Client> | null>
+  listClients(): Promise<Stored<Client>[]>
+  insertClient(client: Stored<Client>): Promise<void>
+  updateClient(client: Stored<Client>): Promise<void>
 
-  getIssuer(name: string): Promise<Issuer | null>
-  listIssuers(): Promise<Issuer[]>
-  insertIssuer(issuer: Issuer): Promise<void>
-  updateIssuer(issuer: Issuer): Promise<void>
+  getIssuer(name: string): Promise<Stored<Issuer> | null>
+  listIssuers(): Promise<Stored<Issuer>[]>
+  insertIssuer(issuer: Stored<Issuer>): Promise<void>
+  updateIssuer(issuer: Stored<Issuer>): Promise<void>
   deleteIssuer(name: string): Promise<void>
 
-  /** Appends to the hash-chained audit log; the chain is extended inside the transaction. */
-  appendAudit(event: AuditInput): Promise<AuditEvent>
+  /**
+   * Appends to the hash-chained audit log; the chain is extended inside the
+   * transaction, with an HMAC under `key` (the audit key derived from the master
+   * key), or plain SHA-256 without one (audit/chain.ts).
+   */
+  appendAudit(event: AuditInput, key?: Buffer | null): Promise<AuditEvent>
+  /** Audit events with id > `after`, oldest first (re-keying the chain in a rewrap). */
+  listAudit(after: number, limit: number): Promise<AuditEvent[]>
+  /** Replaces an event's chain hashes (re-keying the chain under a new master key). */
+  rechainAudit(event: Pick<AuditEvent, 'id' | 'prevHash' | 'hash'>): Promise<void>
 }
 
 export interface Storage {

@@ -4,6 +4,7 @@ import Database from 'better-sqlite3'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { auditHash, verifyChain } from '../../src/audit/chain.js'
 import type { AuditEvent } from '../../src/keys/model.js'
+import { IntegrityKeys } from '../../src/storage/row-integrity.js'
 import { requireBuild, runCli } from '../cli/helpers.js'
 import { createHarness, tempDir, type Harness } from '../helpers/harness.js'
 
@@ -32,7 +33,7 @@ describe('SIGNET_AUDIT_FILE', () => {
       expect(streamed[0]!.action).toBe('storage.init')
       expect(streamed.map((e) => e.action)).toEqual(expect.arrayContaining(['keyset.create', 'client.create', 'client.revoke']))
       // A shipper can check the chain from the lines alone.
-      expect(verifyChain(streamed)).toEqual({ ok: true, rows: streamed.length })
+      expect(verifyChain(streamed, null, new IntegrityKeys(h.config.masterKey!).audit)).toEqual({ ok: true, rows: streamed.length })
       expect(statSync(file).mode & 0o777).toBe(0o600)
       h.watch.assertClean()
     } finally {
@@ -65,8 +66,9 @@ describe('signet audit verify', () => {
   const dir = tempDir()
   let db: string
   let rows: number
+  let masterKey: string
 
-  const verify = () => runCli(['audit', 'verify'], { env: { SIGNET_DB: db } })
+  const verify = () => runCli(['audit', 'verify'], { env: { SIGNET_DB: db, SIGNET_MASTER_KEY: masterKey } })
   const edit = (work: (sqlite: Database.Database) => void) => {
     const sqlite = new Database(db)
     try {
@@ -79,6 +81,7 @@ describe('signet audit verify', () => {
   beforeAll(async () => {
     requireBuild()
     const h = await createHarness({ dir: dir.path })
+    masterKey = h.masterKey
     await adminActions(h)
     rows = (await h.signet.storage.listAudit(0, 1000)).length
     await h.close()
@@ -108,15 +111,22 @@ describe('signet audit verify', () => {
     expect((await verify()).code).toBe(0)
   })
 
-  it('names the next row when the edited row\'s own hash is recomputed to hide the edit', async () => {
+  it('names the edited row when its hash is recomputed without the master key to hide the edit', async () => {
     edit((sqlite) => {
       const row = sqlite.prepare('SELECT * FROM audit WHERE id = 4').get() as Record<string, string | number>
       const actor = 'someone-else'
-      const hash = auditHash(String(row.prev_hash), 4, { at: Number(row.at), actor, action: String(row.action), target: String(row.target), details: JSON.parse(String(row.details)) })
+      // The best a writer without the master key can do: the plain SHA-256 of the old chain.
+      const hash = auditHash(String(row.prev_hash), 4, { at: Number(row.at), actor, action: String(row.action), target: String(row.target), details: JSON.parse(String(row.details)) }, null)
       sqlite.prepare('UPDATE audit SET actor = ?, hash = ? WHERE id = 4').run(actor, hash)
     })
     const result = await verify()
     expect(result.code).not.toBe(0)
-    expect(result.stderr).toMatch(/\bevent 5\b.*row 5 does not chain to the row before it/)
+    expect(result.stderr).toMatch(/\bevent 4\b.*row 4 was changed after it was written/)
+  })
+
+  it('needs the master key', async () => {
+    const none = await runCli(['audit', 'verify'], { env: { SIGNET_DB: db, SIGNET_MASTER_KEY: undefined } })
+    expect(none.code).not.toBe(0)
+    expect(none.stderr).toMatch(/SIGNET_MASTER_KEY .*required by signet audit verify/)
   })
 })

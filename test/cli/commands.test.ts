@@ -207,9 +207,9 @@ describe('clients', () => {
     expect(revoked.revokedAt).not.toBeNull()
   })
 
-  it('needs no master key, and writes the token to a new 0600 file with --token-file', async () => {
+  it('writes the token to a new 0600 file with --token-file', async () => {
     const file = join(dir.path, 'app.token')
-    const created = await json(['clients', 'create', 'app server', '--token-file', file], { SIGNET_MASTER_KEY: undefined })
+    const created = await json(['clients', 'create', 'app server', '--token-file', file])
     expect(created.token).toBeUndefined()
     expect(created.tokenFile).toBe(file)
     const token = readFileSync(file, 'utf8').trim()
@@ -255,14 +255,21 @@ describe('jwks', () => {
 })
 
 describe('read-only commands need no master key', () => {
-  it('lists keysets, keys, clients, the JWKS and checks the audit log without SIGNET_MASTER_KEY', async () => {
+  it('lists keysets, keys, clients and the JWKS without SIGNET_MASTER_KEY', async () => {
     const noKey = { SIGNET_MASTER_KEY: undefined }
     await json(['keysets', 'list'], noKey)
     await json(['keys', 'list'], noKey)
     await json(['clients', 'list'], noKey)
     await json(['jwks'], noKey)
-    await json(['audit', 'verify'], noKey)
     await json(['backup', join(dir.path, 'nokey.db')], noKey)
+  })
+
+  it('refuses to check or write authenticated rows and the audit log without it', async () => {
+    const before = await auditCount()
+    for (const args of [['check'], ['audit', 'verify'], ['clients', 'create', 'x'], ['clients', 'revoke', 'x']]) {
+      await refused(args, 'SIGNET_MASTER_KEY', { SIGNET_MASTER_KEY: undefined })
+    }
+    expect(await auditCount()).toBe(before)
   })
 
   it('refuses commands that create or open private keys without it, or with the wrong one', async () => {

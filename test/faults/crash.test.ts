@@ -171,7 +171,7 @@ describe('crashes: SIGKILL at random moments', () => {
       const { snapshot, audit } = await readDatabase()
       if (snapshot.keysets.length === 0) continue // killed before the first keyset was made
       await checkStoredKeys(snapshot, masterKey)
-      checkAuditChain(audit)
+      checkAuditChain(audit, masterKey)
       const stored = new Set(snapshot.keys.map((key) => key.kid))
       for (const kid of knownKids) expect(stored.has(kid), `key ${kid} was lost at kill ${cycle}`).toBe(true)
       for (const kid of stored) knownKids.add(kid)

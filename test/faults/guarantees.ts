@@ -2,6 +2,7 @@ import { createPrivateKey, createPublicKey } from 'node:crypto'
 import { calculateJwkThumbprint, createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose'
 import { expect } from 'vitest'
 import { verifyChain } from '../../src/audit/chain.js'
+import { IntegrityKeys } from '../../src/storage/row-integrity.js'
 import { open as openEnvelope } from '../../src/crypto/envelope.js'
 import type { MasterKey } from '../../src/crypto/masterKey.js'
 import type { AuditEvent } from '../../src/keys/model.js'
@@ -55,9 +56,9 @@ export async function checkStoredKeys(snapshot: Snapshot, masterKey: MasterKey):
   }
 }
 
-/** The audit log is one unbroken hash chain. */
-export function checkAuditChain(events: AuditEvent[]): void {
-  const check = verifyChain(events)
+/** The audit log is one unbroken chain, keyed under the master key. */
+export function checkAuditChain(events: AuditEvent[], masterKey: MasterKey): void {
+  const check = verifyChain(events, null, new IntegrityKeys(masterKey).audit)
   expect(check, JSON.stringify(check)).toMatchObject({ ok: true })
 }
 

@@ -278,7 +278,7 @@ describe('storage faults during rotations, revocations and client changes', () =
 
     // 2 and 6: one active key per keyset, every published key encrypted, whole and bound to its row.
     await checkStoredKeys(snapshot, h.config.masterKey!)
-    checkAuditChain(audit)
+    checkAuditChain(audit, h.config.masterKey!)
     // 4 and 7: every token still valid verifies against today's JWK Sets unless its key was revoked.
     const revoked = new Set(snapshot.keys.filter((key) => key.state === 'revoked').map((key) => key.kid))
     const counts = await checkIssuedTokens(tokens, jwks, revoked, h.clock.now())

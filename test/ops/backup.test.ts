@@ -91,9 +91,10 @@ describe('signet backup', () => {
     expect(statuses.length).toBeGreaterThan(50)
     expect(new Set(statuses)).toEqual(new Set([200])) // the backup disturbed no request
     expect(new Set(writes)).toEqual(new Set([201]))
-    // The copy is one committed state: its audit chain is whole, and every client it holds is complete.
-    const copyCheck = await cliJson(['audit', 'verify'], { SIGNET_DB: backupFile })
+    // The copy is one committed state: its audit chain is whole, and every row it holds is complete and authentic.
+    const copyCheck = await cliJson(['audit', 'verify'], { SIGNET_DB: backupFile, SIGNET_MASTER_KEY: env.SIGNET_MASTER_KEY })
     expect(copyCheck.ok).toBe(true)
+    expect((await cliJson(['check'], { SIGNET_DB: backupFile, SIGNET_MASTER_KEY: env.SIGNET_MASTER_KEY })).ok).toBe(true)
     const copiedClients = (await cliJson(['clients', 'list'], { SIGNET_DB: backupFile })).clients as { name: string }[]
     expect(copiedClients.length).toBeGreaterThanOrEqual(1)
     const created = copyCheck.events

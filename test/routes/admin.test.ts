@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { verifyChain } from '../../src/audit/chain.js'
+import { IntegrityKeys } from '../../src/storage/row-integrity.js'
 import { createHarness, type Harness } from '../helpers/harness.js'
 import { decodeToken } from '../helpers/tokens.js'
 
@@ -109,7 +110,7 @@ describe('admin API', () => {
     const created = all.events.find((e: { action: string; target: string }) => e.action === 'keyset.create' && e.target === 'svc')
     expect(created).toMatchObject({ actor: 'admin', target: 'svc', at: new Date(h.clock.now()).toISOString() })
     const stored = await h.signet.storage.listAudit(0, 10_000)
-    expect(verifyChain(stored)).toEqual({ ok: true, rows: stored.length })
+    expect(verifyChain(stored, null, new IntegrityKeys(h.config.masterKey!).audit)).toEqual({ ok: true, rows: stored.length })
     expect(JSON.stringify(all)).not.toMatch(/signet_[A-Za-z0-9_-]{43}/)
   })
 

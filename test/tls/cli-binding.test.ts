@@ -12,7 +12,7 @@ describe('signet clients create --certificate-subject', () => {
     requireBuild()
     const h = await createHarness({ dir: dir.path, masterKey })
     await h.close()
-    env = { SIGNET_DB: join(dir.path, 'signet.db') }
+    env = { SIGNET_DB: join(dir.path, 'signet.db'), SIGNET_MASTER_KEY: masterKey }
   })
   afterAll(() => dir.remove())
 

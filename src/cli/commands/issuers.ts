@@ -20,18 +20,14 @@ function printIssuers(issuers: Presented[]): void {
 }
 
 /**
- * Issuers need no master key: trusting one touches no private key. Like the other
- * commands these work on the database directly; a running server sees the change
- * within its poll interval (docs/workload-identity.md).
+ * An issuer row carries authority and is authenticated under the master key
+ * (docs/security.md), so adding or removing one goes through Signet and needs the
+ * master key. A running server sees the change within its poll interval
+ * (docs/workload-identity.md).
  */
-async function issuerService() {
-  const { auditSinkFor } = await import('../../audit/recorder.js')
-  const { IssuerService } = await import('../../identity/issuers.js')
-  const { systemClock } = await import('../../clock.js')
-  const { commandLogger, readConfig } = await import('../context.js')
-  const config = readConfig()
-  const auditSink = auditSinkFor(config.auditFile, commandLogger())
-  return { config, make: (storage: import('../../storage/types.js').Storage) => new IssuerService({ storage, clock: systemClock, auditSink }) }
+async function withIssuers<T>(command: string, work: (issuers: import('../../identity/issuers.js').IssuerService) => Promise<T>): Promise<T> {
+  const { readConfig, withSignet } = await import('../context.js')
+  return withSignet(readConfig(), command, (signet) => work(signet.issuers))
 }
 
 /** Reads a file named by an option, naming the option when it cannot. */
@@ -62,7 +58,7 @@ export function registerIssuers(program: Command): void {
     .action(async (name: string, options: { issuer: string; jwksUri?: string; jwksFile?: string; audiences: string[]; algorithms?: string[]; maxTokenLifetime?: number; caFile?: string; json?: boolean }) => {
       const { checkNewIssuer } = await import('../../identity/issuer-policy.js')
       const { presentIssuer } = await import('../../routes/present.js')
-      const { cliActor, withStorage } = await import('../context.js')
+      const { cliActor } = await import('../context.js')
       if ((options.jwksUri === undefined) === (options.jwksFile === undefined)) throw new UsageError('issuers add: give exactly one of --jwks-uri and --jwks-file')
       let jwks: unknown
       if (options.jwksFile !== undefined) {
@@ -83,8 +79,7 @@ export function registerIssuers(program: Command): void {
         ...(options.caFile !== undefined ? { caCertificate: await readOptionFile('--ca-file', options.caFile) } : {}),
       }
       checkNewIssuer(input) // bad input fails before the database is opened
-      const { config, make } = await issuerService()
-      const issuer = presentIssuer(await withStorage(config, (storage) => make(storage).create(input, cliActor()), { migrate: true }))
+      const issuer = presentIssuer(await withIssuers('issuers add', (service) => service.create(input, cliActor())))
       if (options.json) printJson(issuer)
       else {
         printIssuers([issuer])
@@ -112,9 +107,8 @@ export function registerIssuers(program: Command): void {
     .option('--json', 'print the removed issuer as JSON')
     .action(async (name: string, options: { json?: boolean }) => {
       const { presentIssuer } = await import('../../routes/present.js')
-      const { cliActor, withStorage } = await import('../context.js')
-      const { config, make } = await issuerService()
-      const issuer = presentIssuer(await withStorage(config, (storage) => make(storage).remove(name, cliActor()), { migrate: true }))
+      const { cliActor } = await import('../context.js')
+      const issuer = presentIssuer(await withIssuers('issuers remove', (service) => service.remove(name, cliActor())))
       if (options.json) printJson(issuer)
       else printLines(`Removed issuer ${issuer.name} (${issuer.issuer}).`)
     })

@@ -402,11 +402,19 @@ class PostgresTx implements Tx {
     await this.#write('DELETE FROM issuers WHERE name = $1', [name])
   }
 
-  async appendAudit(input: AuditInput): Promise<AuditEvent> {
+  async appendAudit(input: AuditInput, key: Buffer | null = null): Promise<AuditEvent> {
     // The write lock is held, so no other writer can extend the chain between this read and the insert.
     const [last] = await this.#rows('SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1')
-    const event = chainEvent(last ? { id: Number(last.id), hash: String(last.hash) } : null, input)
+    const event = chainEvent(last ? { id: Number(last.id), hash: String(last.hash) } : null, input, key)
     await this.#write(insertSql('audit', AUDIT_COLUMNS), valuesOf(auditToRow(event), AUDIT_COLUMNS))
     return event
+  }
+
+  async listAudit(after: number, limit: number): Promise<AuditEvent[]> {
+    return (await this.#rows('SELECT * FROM audit WHERE id > $1 ORDER BY id LIMIT $2', [after, limit])).map(auditFromRow)
+  }
+
+  async rechainAudit(event: Pick<AuditEvent, 'id' | 'prevHash' | 'hash'>): Promise<void> {
+    await this.#write('UPDATE audit SET prev_hash = $1, hash = $2 WHERE id = $3', [event.prevHash, event.hash, event.id])
   }
 }

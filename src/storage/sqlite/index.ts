@@ -357,10 +357,18 @@ class SqliteTx implements Tx {
     this.#write('DELETE FROM issuers WHERE name = @name', { name })
   }
 
-  async appendAudit(input: AuditInput): Promise<AuditEvent> {
+  async appendAudit(input: AuditInput, key: Buffer | null = null): Promise<AuditEvent> {
     const last = this.#statement('SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1').get() as { id: number; hash: string } | undefined
-    const event = chainEvent(last ?? null, input)
+    const event = chainEvent(last ?? null, input, key)
     this.#write(insertSql('audit', AUDIT_COLUMNS), auditToRow(event))
     return event
+  }
+
+  async listAudit(after: number, limit: number): Promise<AuditEvent[]> {
+    return (this.#statement('SELECT * FROM audit WHERE id > ? ORDER BY id LIMIT ?').all(after, limit) as Row[]).map(auditFromRow)
+  }
+
+  async rechainAudit(event: Pick<AuditEvent, 'id' | 'prevHash' | 'hash'>): Promise<void> {
+    this.#write('UPDATE audit SET prev_hash = @prevHash, hash = @hash WHERE id = @id', event)
   }
 }

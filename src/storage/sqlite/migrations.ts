@@ -108,4 +108,16 @@ export const SQLITE_MIGRATIONS: { version: number; sql: string }[] = [
       ALTER TABLE clients ADD COLUMN identity_subject TEXT;
     `,
   },
+  {
+    // Rows that carry authority are authenticated under a key derived from the master
+    // key (docs/security.md). Existing rows get their MAC at the first start that holds
+    // the master key (storage/integrity-upgrade.ts), not here: SQL cannot compute it.
+    version: 5,
+    sql: `
+      ALTER TABLE keysets ADD COLUMN mac TEXT;
+      ALTER TABLE keys ADD COLUMN mac TEXT;
+      ALTER TABLE clients ADD COLUMN mac TEXT;
+      ALTER TABLE issuers ADD COLUMN mac TEXT;
+    `,
+  },
 ]

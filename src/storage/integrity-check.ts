@@ -1,0 +1,94 @@
+import { AUDIT_HEAD, openAuditHead, verifyChain } from '../audit/chain.js'
+import type { AuditEvent } from '../keys/model.js'
+import { INTEGRITY_META, SEALED_TABLES, rowIdOf, type IntegrityFailure, type IntegrityKeys, type SealedTable } from './row-integrity.js'
+import type { Storage } from './types.js'
+
+/** Audit events read per page while checking the chain. */
+const PAGE = 1000
+
+export interface AuditLogCheck {
+  failures: IntegrityFailure[]
+  events: number
+  /** Events chained with plain SHA-256 before the upgrade; sealed by the first keyed event after them. */
+  legacy: number
+  keyedFrom: number | null
+}
+
+/**
+ * Checks the audit log: the marker saying where the keyed chain starts, every
+ * event's chain hash (plain SHA-256 before that point, HMAC under the audit key
+ * from it on), and the authenticated head, which must name the last event. Stops
+ * at the first broken event: nothing after it can be trusted.
+ */
+export async function checkAuditLog(
+  read: (after: number, limit: number) => Promise<AuditEvent[]>,
+  meta: { head: string | null; marker: string | null },
+  keys: IntegrityKeys,
+): Promise<AuditLogCheck> {
+  const failures: IntegrityFailure[] = []
+  const marker = meta.marker === null ? null : keys.openMarker(meta.marker)
+  if (meta.marker === null) failures.push({ table: 'meta', id: INTEGRITY_META, reason: 'missing: rows and the audit log are not authenticated (start signet once with the master key to upgrade)' })
+  else if (marker === null) failures.push({ table: 'meta', id: INTEGRITY_META, reason: 'the integrity marker is not authentic' })
+  // Without a trusted marker, every event must be keyed.
+  const keyedFrom = marker?.keyedFrom ?? 1
+
+  let last: { id: number; hash: string } | null = null
+  let events = 0
+  for (;;) {
+    const page = await read(last?.id ?? 0, PAGE)
+    if (page.length === 0) break
+    const check = verifyChain(page, last, keys.audit, keyedFrom)
+    if (!check.ok) {
+      failures.push({ table: 'audit', id: String(check.brokenId), reason: check.reason })
+      return { failures, events: events + check.rows - 1, legacy: Math.min(events + check.rows - 1, keyedFrom - 1), keyedFrom: marker?.keyedFrom ?? null }
+    }
+    events += page.length
+    const end = page[page.length - 1]!
+    last = { id: end.id, hash: end.hash }
+  }
+
+  const lastId = last?.id ?? 0
+  if (marker && lastId < marker.keyedFrom) {
+    failures.push({ table: 'audit', id: String(marker.keyedFrom), reason: `the keyed chain starts at event ${marker.keyedFrom}, but the log ends at event ${lastId}: events were removed` })
+  }
+  if (meta.head === null) {
+    if (last) failures.push({ table: 'meta', id: AUDIT_HEAD, reason: `the log has events up to ${lastId} but no head: the head was removed` })
+  } else {
+    const head = openAuditHead(meta.head, keys.audit)
+    if (!head) failures.push({ table: 'meta', id: AUDIT_HEAD, reason: 'the head of the audit log is not authentic' })
+    else if (head.id > lastId) failures.push({ table: 'audit', id: String(head.id), reason: `the log ends at event ${lastId}, but event ${head.id} was written: events were removed from its end` })
+    else if (head.id < lastId) failures.push({ table: 'audit', id: String(head.id + 1), reason: `the head names event ${head.id}, but the log goes on to event ${lastId}: events were added after it` })
+    else if (head.hash !== last?.hash) failures.push({ table: 'audit', id: String(head.id), reason: `event ${head.id} is not the event the head names` })
+  }
+  return { failures, events, legacy: Math.min(events, keyedFrom - 1), keyedFrom: marker?.keyedFrom ?? null }
+}
+
+export interface IntegrityReport {
+  failures: IntegrityFailure[]
+  /** Rows checked, by table. */
+  rows: Record<SealedTable, number>
+  audit: Omit<AuditLogCheck, 'failures'>
+}
+
+/**
+ * `signet check`: every authenticated row (MAC, and each key's kid against its
+ * public JWK) and the audit log, read from `storage` as stored (not sealed).
+ */
+export async function checkIntegrity(storage: Storage, keys: IntegrityKeys): Promise<IntegrityReport> {
+  const snapshot = await storage.snapshot()
+  const failures: IntegrityFailure[] = []
+  const rows = {} as Record<SealedTable, number>
+  for (const table of Object.keys(SEALED_TABLES) as SealedTable[]) {
+    rows[table] = snapshot[table].length
+    for (const row of snapshot[table]) {
+      const reason = await keys.check(table, row as never)
+      if (reason !== null) failures.push({ table, id: rowIdOf(table, row as never), reason })
+    }
+  }
+  const { failures: auditFailures, ...audit } = await checkAuditLog(
+    (after, limit) => storage.listAudit(after, limit),
+    { head: snapshot.meta[AUDIT_HEAD] ?? null, marker: snapshot.meta[INTEGRITY_META] ?? null },
+    keys,
+  )
+  return { failures: [...failures, ...auditFailures], rows, audit }
+}

@@ -1,0 +1,24 @@
+import { AUDIT_HEAD, sealedAuditHead } from '../audit/chain.js'
+import type { AuditEvent } from '../keys/model.js'
+import { INTEGRITY_META, rewriteSealedRows, type IntegrityKeys } from './row-integrity.js'
+import type { Tx } from './types.js'
+
+/**
+ * Upgrades a database written before rows were authenticated, in `tx` (a
+ * transaction of the storage itself, not the sealed one): every keyset, key and
+ * client gets its MAC as it is now (trust on first use: what the database holds
+ * at this moment is taken as genuine), and the audit log goes on as a keyed chain
+ * from an `integrity.upgrade` event, whose HMAC covers the plain hash of the
+ * event before it. The marker it writes makes this happen once: a database that
+ * has one, authentic or not, is never upgraded again.
+ *
+ * Returns the event it appended, or null when the database was already upgraded.
+ */
+export async function sealExistingRows(tx: Tx, keys: IntegrityKeys, at: number): Promise<AuditEvent | null> {
+  if ((await tx.getMeta(INTEGRITY_META)) !== null) return null
+  const counts = await rewriteSealedRows(tx, async (table, row) => keys.seal(table, row))
+  const event = await tx.appendAudit({ at, actor: 'system', action: 'integrity.upgrade', target: 'storage', details: counts }, keys.audit)
+  await tx.setMeta(INTEGRITY_META, keys.sealMarker({ version: 1, keyedFrom: event.id }))
+  await tx.setMeta(AUDIT_HEAD, sealedAuditHead(event, keys.audit))
+  return event
+}

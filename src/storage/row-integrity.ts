@@ -1,0 +1,182 @@
+import { createHmac, createPublicKey, timingSafeEqual } from 'node:crypto'
+import { canonicalJson } from '../audit/chain.js'
+import { thumbprint } from '../crypto/jwk.js'
+import type { MasterKey } from '../crypto/masterKey.js'
+import type { Client, Issuer, KeyRecord, Keyset } from '../keys/model.js'
+import type { Stored, Tx } from './types.js'
+
+/** How the integrity code reaches the rows of one table inside a transaction. */
+interface SealedTableSpec<R> {
+  /** The primary key of a row. */
+  id(row: R): string
+  list(tx: Tx): Promise<Stored<R>[]>
+  update(tx: Tx, row: Stored<R>): Promise<void>
+}
+
+/**
+ * Rows that carry authority, authenticated under a key derived from the master
+ * key (docs/security.md, "The database is not trusted"). A new table is an entry
+ * here, a `mac` column (mapped by rows.ts), a field of the same name in Snapshot
+ * (checked there by sealed-storage.ts and by `signet check`; the upgrade and the
+ * rewrap reach every row through this entry), and its Tx methods in SealedTx,
+ * which the compiler asks for.
+ */
+export const SEALED_TABLES: { [T in SealedTable]: SealedTableSpec<RowOf<T>> } = {
+  keysets: { id: (row) => row.name, list: (tx) => tx.listKeysets(), update: (tx, row) => tx.updateKeyset(row) },
+  keys: { id: (row) => row.kid, list: (tx) => tx.listKeys(), update: (tx, row) => tx.updateKey(row) },
+  clients: { id: (row) => row.id, list: (tx) => tx.listClients(), update: (tx, row) => tx.updateClient(row) },
+  issuers: { id: (row) => row.name, list: (tx) => tx.listIssuers(), update: (tx, row) => tx.updateIssuer(row) },
+}
+
+/** The domain object of each sealed table. */
+interface SealedRows {
+  keysets: Keyset
+  keys: KeyRecord
+  clients: Client
+  issuers: Issuer
+}
+
+export type SealedTable = keyof SealedRows
+export type RowOf<T extends SealedTable> = SealedRows[T]
+
+/**
+ * Rewrites every row of every sealed table as `rewrite` returns it, in `tx` (a
+ * transaction of the storage itself): the upgrade seals them, a rewrap re-seals
+ * them under the new key. Returns how many rows each table holds.
+ */
+export async function rewriteSealedRows(
+  tx: Tx,
+  rewrite: <T extends SealedTable>(table: T, row: Stored<RowOf<T>>) => Promise<Stored<RowOf<T>>>,
+): Promise<Record<SealedTable, number>> {
+  const counts = {} as Record<SealedTable, number>
+  for (const table of Object.keys(SEALED_TABLES) as SealedTable[]) {
+    const { list, update } = SEALED_TABLES[table] as SealedTableSpec<object>
+    const rows = await list(tx)
+    for (const row of rows) await update(tx, await rewrite(table, row as never))
+    counts[table] = rows.length
+  }
+  return counts
+}
+
+/** A row that failed its check: never used, logged once, counted and shown by `signet check`. */
+export interface IntegrityFailure {
+  table: string
+  id: string
+  reason: string
+}
+
+/**
+ * The meta row recording that this database's rows and audit log are
+ * authenticated, and from which audit event the chain is keyed (earlier events
+ * were chained with plain SHA-256 before the upgrade). Itself authenticated.
+ */
+export const INTEGRITY_META = 'integrity'
+
+export interface IntegrityMarker {
+  version: 1
+  /** The first audit event chained with the keyed HMAC. */
+  keyedFrom: number
+}
+
+/**
+ * The canonical form a MAC covers: every field of the domain object but the MAC,
+ * binary as base64, and a field that is null or absent left out, so a column
+ * added later (NULL on existing rows) keeps their MACs valid while any value it
+ * takes is covered.
+ */
+function canonicalFields(row: object): Record<string, unknown> {
+  const fields: Record<string, unknown> = {}
+  for (const [name, value] of Object.entries(row)) {
+    if (name === 'mac' || value === null || value === undefined) continue
+    fields[name] = Buffer.isBuffer(value) ? value.toString('base64') : value
+  }
+  return fields
+}
+
+const sameHex = (a: string, b: string): boolean => {
+  const x = Buffer.from(a, 'hex')
+  const y = Buffer.from(b, 'hex')
+  return x.length === y.length && x.length > 0 && timingSafeEqual(x, y)
+}
+
+/** The two keys derived from the master key for integrity, derived once and held in memory. */
+export class IntegrityKeys {
+  readonly #rows: Buffer
+  /** HMAC key of the audit chain and its head (audit/chain.ts). */
+  readonly audit: Buffer
+  readonly #masterKey: MasterKey
+
+  constructor(masterKey: MasterKey) {
+    this.#masterKey = masterKey
+    this.#rows = masterKey.deriveKey('signet row integrity v1')
+    this.audit = masterKey.deriveKey('signet audit chain v1')
+  }
+
+  /** Whether the database's master-key check value (absent before init) is this master key's. */
+  ownsDatabase(checkValue: string | undefined): boolean {
+    return checkValue === undefined || this.#masterKey.matches(checkValue)
+  }
+
+  /** HMAC-SHA256 over the table, the primary key and every field of the row, hex. */
+  mac(table: string, id: string, row: object): string {
+    return createHmac('sha256', this.#rows).update(canonicalJson({ table, id, row: canonicalFields(row) })).digest('hex')
+  }
+
+  /** The row with its MAC, ready to store. */
+  seal<T extends SealedTable>(table: T, row: RowOf<T>): RowOf<T> & { mac: string } {
+    return { ...row, mac: this.mac(table, rowIdOf(table, row), row) }
+  }
+
+  /** Why a stored row cannot be trusted, or null when it can. */
+  async check<T extends SealedTable>(table: T, row: RowOf<T> & { mac?: string | null }): Promise<string | null> {
+    if (!row.mac) return 'no integrity MAC: the row was not written by Signet'
+    const id = rowIdOf(table, row)
+    // A row exactly as it was when last found intact needs no second look (reloads are frequent, rows rarely change).
+    const seen = `${table}\0${id}`
+    const exact = JSON.stringify(row)
+    if (this.#intact.get(seen) === exact) return null
+    if (!sameHex(row.mac, this.mac(table, id, row))) return 'integrity MAC does not match: the row was changed or written outside Signet'
+    const reason = table === 'keys' ? await checkKid(row as RowOf<'keys'>) : null
+    if (reason === null) this.#intact.set(seen, exact)
+    return reason
+  }
+
+  /** The exact JSON of each row last found intact, by table and primary key. */
+  readonly #intact = new Map<string, string>()
+
+  /** The marker's stored value. */
+  sealMarker(marker: IntegrityMarker): string {
+    return JSON.stringify({ ...marker, mac: this.mac('meta', INTEGRITY_META, marker) })
+  }
+
+  /** The marker a stored value holds, or null when it is not authentic. */
+  openMarker(value: string): IntegrityMarker | null {
+    try {
+      const { mac, ...marker } = JSON.parse(value) as IntegrityMarker & { mac: string }
+      if (marker.version !== 1 || !Number.isSafeInteger(marker.keyedFrom) || typeof mac !== 'string') return null
+      return sameHex(mac, this.mac('meta', INTEGRITY_META, marker)) ? marker : null
+    } catch {
+      return null
+    }
+  }
+
+  toJSON(): string {
+    return '[IntegrityKeys]'
+  }
+}
+
+/** The primary key of a row of `table`. */
+export function rowIdOf<T extends SealedTable>(table: T, row: RowOf<T>): string {
+  return (SEALED_TABLES[table] as SealedTableSpec<RowOf<T>>).id(row)
+}
+
+/** A key's kid is the RFC 7638 thumbprint of its public JWK, and the JWK names the same kid. */
+async function checkKid(key: KeyRecord): Promise<string | null> {
+  try {
+    if (key.publicJwk.kid !== key.kid) return 'the public JWK names another kid'
+    const computed = await thumbprint(createPublicKey({ key: key.publicJwk as never, format: 'jwk' }))
+    return computed === key.kid ? null : 'kid is not the RFC 7638 thumbprint of the public JWK'
+  } catch {
+    return 'the public JWK is not a valid public key'
+  }
+}

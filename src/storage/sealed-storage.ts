@@ -1,0 +1,208 @@
+import { sealedAuditHead, AUDIT_HEAD } from '../audit/chain.js'
+import { MASTER_KEY_CHECK } from '../keys/keystore.js'
+import type { AuditEvent, AuditInput, Client, Issuer, KeyRecord, Keyset } from '../keys/model.js'
+import { rowIdOf, SEALED_TABLES, type IntegrityFailure, type IntegrityKeys, type RowOf, type SealedTable } from './row-integrity.js'
+import type { Snapshot, Storage, Stored, Tx } from './types.js'
+
+/**
+ * Failing rows as the running service reports them: each distinct failure is
+ * logged at error and counted once, not on every reload that meets it again.
+ */
+export class IntegrityFailures {
+  readonly #seen = new Set<string>()
+  readonly #byTable = new Map<string, number>()
+  readonly #log: (failure: IntegrityFailure) => void
+
+  constructor(log: (failure: IntegrityFailure) => void) {
+    this.#log = log
+  }
+
+  report(failure: IntegrityFailure): void {
+    const key = `${failure.table}\0${failure.id}\0${failure.reason}`
+    if (this.#seen.has(key)) return
+    this.#seen.add(key)
+    this.#byTable.set(failure.table, (this.#byTable.get(failure.table) ?? 0) + 1)
+    this.#log(failure)
+  }
+
+  /** Distinct failures seen so far, by table (signet_integrity_failures_total). */
+  byTable(): ReadonlyMap<string, number> {
+    return this.#byTable
+  }
+}
+
+type Report = (failure: IntegrityFailure) => void
+
+const withoutMac = <T extends object>(row: Stored<T>): T => {
+  const { mac: _mac, ...rest } = row
+  return rest as T
+}
+
+/** The rows of `table` whose MAC (and, for keys, kid) hold, without their MAC; the others are reported. */
+async function trusted<T extends SealedTable>(keys: IntegrityKeys, report: Report, table: T, rows: Stored<RowOf<T>>[]): Promise<RowOf<T>[]> {
+  const kept: RowOf<T>[] = []
+  for (const row of rows) {
+    const reason = await keys.check(table, row)
+    if (reason === null) kept.push(withoutMac(row) as RowOf<T>)
+    else report({ table, id: rowIdOf(table, row), reason })
+  }
+  return kept
+}
+
+async function one<T extends SealedTable>(keys: IntegrityKeys, report: Report, table: T, row: Stored<RowOf<T>> | null): Promise<RowOf<T> | null> {
+  return row ? ((await trusted(keys, report, table, [row]))[0] ?? null) : null
+}
+
+/**
+ * A transaction as the rest of Signet sees it: every row it writes gets its MAC
+ * here (the one place rows are sealed), every row it reads is checked, and a row
+ * that fails is as good as absent. Audit events are chained with the audit key.
+ */
+class SealedTx implements Tx {
+  /** The newest event this transaction appended: the log's head on commit. */
+  lastEvent: AuditEvent | null = null
+
+  constructor(
+    readonly raw: Tx,
+    readonly keys: IntegrityKeys,
+    readonly report: Report,
+  ) {}
+
+  getMeta(name: string): Promise<string | null> {
+    return this.raw.getMeta(name)
+  }
+
+  setMeta(name: string, value: string): Promise<void> {
+    return this.raw.setMeta(name, value)
+  }
+
+  async getKeyset(name: string): Promise<Keyset | null> {
+    return one(this.keys, this.report, 'keysets', await this.raw.getKeyset(name))
+  }
+
+  async listKeysets(): Promise<Keyset[]> {
+    return trusted(this.keys, this.report, 'keysets', await this.raw.listKeysets())
+  }
+
+  insertKeyset(keyset: Keyset): Promise<void> {
+    return this.raw.insertKeyset(this.keys.seal('keysets', keyset))
+  }
+
+  updateKeyset(keyset: Keyset): Promise<void> {
+    return this.raw.updateKeyset(this.keys.seal('keysets', keyset))
+  }
+
+  async getKey(kid: string): Promise<KeyRecord | null> {
+    return one(this.keys, this.report, 'keys', await this.raw.getKey(kid))
+  }
+
+  async listKeys(keyset?: string): Promise<KeyRecord[]> {
+    return trusted(this.keys, this.report, 'keys', await this.raw.listKeys(keyset))
+  }
+
+  insertKey(key: KeyRecord): Promise<void> {
+    return this.raw.insertKey(this.keys.seal('keys', key))
+  }
+
+  updateKey(key: KeyRecord): Promise<void> {
+    return this.raw.updateKey(this.keys.seal('keys', key))
+  }
+
+  async getClient(id: string): Promise<Client | null> {
+    return one(this.keys, this.report, 'clients', await this.raw.getClient(id))
+  }
+
+  async listClients(): Promise<Client[]> {
+    return trusted(this.keys, this.report, 'clients', await this.raw.listClients())
+  }
+
+  insertClient(client: Client): Promise<void> {
+    return this.raw.insertClient(this.keys.seal('clients', client))
+  }
+
+  updateClient(client: Client): Promise<void> {
+    return this.raw.updateClient(this.keys.seal('clients', client))
+  }
+
+  async getIssuer(name: string): Promise<Issuer | null> {
+    return one(this.keys, this.report, 'issuers', await this.raw.getIssuer(name))
+  }
+
+  async listIssuers(): Promise<Issuer[]> {
+    return trusted(this.keys, this.report, 'issuers', await this.raw.listIssuers())
+  }
+
+  insertIssuer(issuer: Issuer): Promise<void> {
+    return this.raw.insertIssuer(this.keys.seal('issuers', issuer))
+  }
+
+  updateIssuer(issuer: Issuer): Promise<void> {
+    return this.raw.updateIssuer(this.keys.seal('issuers', issuer))
+  }
+
+  deleteIssuer(name: string): Promise<void> {
+    return this.raw.deleteIssuer(name)
+  }
+
+  async appendAudit(input: AuditInput): Promise<AuditEvent> {
+    const event = await this.raw.appendAudit(input, this.keys.audit)
+    this.lastEvent = event
+    return event
+  }
+
+  listAudit(after: number, limit: number): Promise<AuditEvent[]> {
+    return this.raw.listAudit(after, limit)
+  }
+
+  rechainAudit(): Promise<void> {
+    throw new TypeError('the audit chain is re-keyed only by a rewrap, on the unsealed storage')
+  }
+}
+
+const UNSEALED = Symbol('unsealed storage')
+
+/**
+ * `storage` as the running service uses it: snapshots hold only rows that pass
+ * their integrity check (the others are reported and left out), transactions
+ * seal what they write, and each transaction that appends audit events records
+ * the log's authenticated head. Checks run when storage is read (a reload after a
+ * change), never when a token is signed: the signing path reads memory only.
+ */
+export function sealStorage(storage: Storage, keys: IntegrityKeys, failures: IntegrityFailures): Storage {
+  const report: Report = (failure) => failures.report(failure)
+  const overrides: Partial<Storage> & { [UNSEALED]: Storage } = {
+    [UNSEALED]: storage,
+    async snapshot(): Promise<Snapshot> {
+      const snapshot = await storage.snapshot()
+      // Another master key owns the database now (a rewrap): its rows cannot be checked
+      // with these keys, and are not failures. The keystore reports itself sealed.
+      if (!keys.ownsDatabase(snapshot.meta[MASTER_KEY_CHECK])) return { ...snapshot, keysets: [], keys: [], clients: [], issuers: [] }
+      const checked: Snapshot = { ...snapshot }
+      for (const table of Object.keys(SEALED_TABLES) as SealedTable[]) {
+        Object.assign(checked, { [table]: await trusted(keys, report, table, snapshot[table]) })
+      }
+      return checked
+    },
+    transaction<T>(work: (tx: Tx) => Promise<T>): Promise<T> {
+      return storage.transaction(async (raw) => {
+        const tx = new SealedTx(raw, keys, report)
+        const result = await work(tx)
+        if (tx.lastEvent) await raw.setMeta(AUDIT_HEAD, sealedAuditHead(tx.lastEvent, keys.audit))
+        return result
+      })
+    },
+  }
+  return new Proxy(storage, {
+    get(target, property) {
+      if (Object.hasOwn(overrides, property)) return overrides[property as keyof typeof overrides]
+      // The target is the receiver, so getters and #private fields keep working.
+      const value = Reflect.get(target, property, target)
+      return typeof value === 'function' ? value.bind(target) : value
+    },
+  })
+}
+
+/** The storage under a sealed one (itself when it is not sealed): for the upgrade, rewrap and `signet check`. */
+export function unsealed(storage: Storage): Storage {
+  return (storage as Storage & { [UNSEALED]?: Storage })[UNSEALED] ?? storage
+}

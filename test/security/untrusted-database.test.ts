@@ -1,0 +1,439 @@
+import { generateKeyPairSync } from 'node:crypto'
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
+import { SignJWT } from 'jose'
+import { afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { auditHash, GENESIS_HASH, verifyChain } from '../../src/audit/chain.js'
+import { generateToken, hashToken } from '../../src/auth/tokens.js'
+import { toPublicJwk } from '../../src/crypto/jwk.js'
+import { MasterKey } from '../../src/crypto/masterKey.js'
+import { rewrapMasterKey } from '../../src/ops/rewrap.js'
+import { checkIntegrity } from '../../src/storage/integrity-check.js'
+import { IntegrityKeys } from '../../src/storage/row-integrity.js'
+import { unsealed } from '../../src/storage/sealed-storage.js'
+import { PostgresStorage } from '../../src/storage/postgres/index.js'
+import { createHarness, newMasterKey, tempDir, type Harness, type HarnessOptions } from '../helpers/harness.js'
+import { requireBuild, runCli } from '../cli/helpers.js'
+import { createTestSchema, pgBaseUrl, PG_SKIP } from '../storage/postgres-fixture.js'
+
+/**
+ * "The database is not trusted" (docs/security.md): an attacker who can read and
+ * write the database, but holds no master key, tries each attack of issue 15
+ * against a running service, on SQLite and on PostgreSQL. Each must be refused or
+ * detected, while the genuine keys and clients go on working.
+ */
+
+type Rows = Record<string, unknown>[]
+
+/** A database the tests (and the attacker) reach directly, and Signet on it. */
+interface Place {
+  /** SQL as the attacker runs it, with $1-style parameters. */
+  sql(query: string, params?: unknown[]): Promise<Rows>
+  /** Starts Signet on this database. */
+  open(options?: HarnessOptions): Promise<Harness>
+  /** The environment of a `signet` command on this database (without the master key). */
+  env: Record<string, string>
+  remove(): Promise<void>
+}
+
+async function sqlitePlace(): Promise<Place> {
+  const dir = tempDir()
+  const file = join(dir.path, 'signet.db')
+  let db: Database.Database | null = null
+  return {
+    sql: async (query, params = []) => {
+      db ??= new Database(file)
+      const statement = db.prepare(query.replace(/\$\d+/g, '?'))
+      if (statement.reader) return statement.all(...params) as Rows
+      statement.run(...params)
+      return []
+    },
+    open: (options = {}) => createHarness({ ...options, dir: dir.path }),
+    env: { SIGNET_DB: file },
+    remove: async () => {
+      db?.close()
+      dir.remove()
+    },
+  }
+}
+
+async function postgresPlace(): Promise<Place> {
+  const schema = await createTestSchema('signet_untrusted')
+  return {
+    sql: async (query, params) => (await schema.query(query, params)).rows,
+    open: (options = {}) => createHarness({ ...options, storage: new PostgresStorage({ url: schema.url }), env: { SIGNET_DATABASE_URL: schema.url } }),
+    env: { SIGNET_DATABASE_URL: schema.url },
+    remove: () => schema.drop(),
+  }
+}
+
+const PLACES: [string, () => Promise<Place>][] = [['SQLite', sqlitePlace]]
+if (pgBaseUrl) PLACES.push(['PostgreSQL', postgresPlace])
+else it.skip(PG_SKIP, () => {})
+
+/** A running Signet on a database the attacker writes to. */
+interface Target {
+  h: Harness
+  sql: Place['sql']
+  /** The environment of a `signet` command on this database, with the master key. */
+  env: Record<string, string>
+  close(): Promise<void>
+}
+
+async function target(place: Place): Promise<Target> {
+  const h = await place.open()
+  return {
+    h,
+    sql: place.sql,
+    env: { ...place.env, SIGNET_MASTER_KEY: h.masterKey },
+    close: async () => {
+      await h.close()
+      await place.remove()
+    },
+  }
+}
+
+/** What the attacker does after each write: bump the generation so every replica reloads at once. */
+async function reload(t: Target): Promise<void> {
+  await t.sql("UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE name = 'generation'")
+  await t.h.signet.keystore.poll()
+}
+
+async function sign(h: Harness, token: string, body: Record<string, unknown> = {}) {
+  return h.request('POST', '/v1/sign', { token, body: { claims: { sub: 'user-1' }, ...body } })
+}
+
+/** A genuine client signs and its token verifies. */
+async function genuineWorks(h: Harness, token: string, keyset = 'default'): Promise<void> {
+  const signed = await sign(h, token, { keyset })
+  expect(signed.statusCode, signed.body).toBe(200)
+  const verified = await h.request('POST', '/v1/verify', { token, body: { token: signed.json().token, keyset } })
+  expect(verified.json()).toMatchObject({ valid: true })
+}
+
+async function metric(h: Harness, table: string): Promise<number> {
+  const text = (await h.request('GET', '/metrics')).body
+  const match = new RegExp(`^signet_integrity_failures_total\\{table="${table}"\\} (\\d+)$`, 'm').exec(text)
+  return match ? Number(match[1]) : 0
+}
+
+async function check(t: Target, args: string[] = ['check']) {
+  return runCli(args, { env: t.env })
+}
+
+beforeAll(() => requireBuild())
+
+describe.each(PLACES)('an attacker with write access to the database (%s)', (_name, place) => {
+  let t: Target
+  let genuine: string
+
+  const setUp = async () => {
+    t = await target(await place())
+    genuine = (await t.h.createClient()).token
+  }
+  afterEach(async () => {
+    await t?.close()
+  })
+
+  it('passes signet check on an untouched database', async () => {
+    await setUp()
+    const result = await check(t)
+    expect(result.code, result.stderr).toBe(0)
+    expect(result.stdout).toMatch(/^intact: 1 keysets, 1 keys, 1 clients, \d+ audit events\n$/)
+  })
+
+  it('cannot publish its own key: a forged retired key is left out of the JWKS and its tokens do not verify', async () => {
+    await setUp()
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+    const jwk = await toPublicJwk(publicKey, 'ES256')
+    const now = t.h.clock.now()
+    const [genuineKey] = await t.sql("SELECT mac, max_ttl_seen FROM keys WHERE keyset = 'default'")
+    // The kid is the right thumbprint, and the MAC is copied from a genuine row: still no.
+    await t.sql(
+      'INSERT INTO keys (kid, keyset, alg, state, public_jwk, created_at, retired_at, published_until, max_ttl_seen, mac) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)',
+      [jwk.kid, 'default', 'ES256', 'retired', JSON.stringify(jwk), now - 1000, now - 1000, now + 10 * 365 * 86_400_000, genuineKey!.max_ttl_seen, genuineKey!.mac],
+    )
+    await reload(t)
+    await t.h.signet.keystore.poll()
+
+    const jwks = (await t.h.request('GET', '/.well-known/jwks.json')).json()
+    expect(jwks.keys.map((key: { kid: string }) => key.kid)).not.toContain(jwk.kid)
+    expect(jwks.keys).toHaveLength(1)
+    const forged = await new SignJWT({ sub: 'admin' }).setProtectedHeader({ alg: 'ES256', kid: jwk.kid }).setIssuedAt(now / 1000).setExpirationTime(now / 1000 + 600).sign(privateKey)
+    const verified = await t.h.request('POST', '/v1/verify', { token: genuine, body: { token: forged } })
+    expect(verified.json()).toMatchObject({ valid: false })
+    await genuineWorks(t.h, genuine)
+
+    // Logged at error once, counted once, however often storage is reloaded.
+    await reload(t)
+    const logged = t.h.logs.lines.filter((line) => line.includes('integrity check failed') && line.includes(jwk.kid))
+    expect(logged).toHaveLength(1)
+    expect(JSON.parse(logged[0]!)).toMatchObject({ level: 50, integrity: { table: 'keys', id: jwk.kid } })
+    expect(await metric(t.h, 'keys')).toBe(1)
+
+    const result = await check(t)
+    expect(result.code).toBe(1)
+    expect(result.stderr).toContain(`signet: integrity failure: keys ${jwk.kid}: integrity MAC does not match`)
+    // The CLI, given the master key, prints the JWK Set the server serves, and says why.
+    const printed = await runCli(['jwks', '--json'], { env: t.env })
+    expect(printed.code).toBe(0)
+    expect(JSON.parse(printed.stdout)).toEqual(jwks)
+    expect(printed.stderr).toContain(`integrity check failed: keys row ${jwk.kid} is ignored`)
+  })
+
+  it('cannot have a forged pending key activated by the schedule', async () => {
+    await setUp()
+    const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+    const jwk = await toPublicJwk(publicKey, 'ES256')
+    const now = t.h.clock.now()
+    await t.sql(
+      'INSERT INTO keys (kid, keyset, alg, state, public_jwk, created_at, activates_at, max_ttl_seen) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)',
+      [jwk.kid, 'default', 'ES256', 'pending', JSON.stringify(jwk), now - 1000, now - 1, 3600],
+    )
+    await reload(t)
+    await t.h.signet.tick()
+    const [row] = await t.sql('SELECT state FROM keys WHERE kid = $1', [jwk.kid])
+    expect(row!.state).toBe('pending')
+    const jwks = (await t.h.request('GET', '/.well-known/jwks.json')).json()
+    expect(jwks.keys.map((key: { kid: string }) => key.kid)).not.toContain(jwk.kid)
+    await genuineWorks(t.h, genuine)
+  })
+
+  it('cannot hide a key under the kid of another: the kid must be the thumbprint of the stored JWK', async () => {
+    await setUp()
+    const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+    const jwk = await toPublicJwk(publicKey, 'ES256')
+    const [row] = await t.sql("SELECT kid FROM keys WHERE keyset = 'default'")
+    // The genuine row's public key swapped for the attacker's, under the genuine kid.
+    await t.sql('UPDATE keys SET public_jwk = $1 WHERE kid = $2', [JSON.stringify({ ...jwk, kid: row!.kid }), row!.kid])
+    await reload(t)
+    const jwks = (await t.h.request('GET', '/.well-known/jwks.json')).json()
+    expect(JSON.stringify(jwks)).not.toContain(jwk.x)
+    const result = await check(t)
+    expect(result.code).toBe(1)
+    expect(result.stderr).toContain(`keys ${row!.kid as string}:`)
+  })
+
+  it('cannot make itself a client: a forged admin client row gets 401', async () => {
+    await setUp()
+    const token = generateToken()
+    const [client] = await t.sql('SELECT mac FROM clients')
+    await t.sql(
+      'INSERT INTO clients (id, name, keysets, scopes, audiences, max_ttl, token_hash, created_at, revoked_at, mac) VALUES ($1, $2, $3, $4, NULL, NULL, $5, $6, NULL, $7)',
+      ['00000000-0000-4000-8000-000000000000', 'mallory', '"*"', '["admin","sign","verify"]', hashToken(token), t.h.clock.now(), client!.mac],
+    )
+    await reload(t)
+    expect((await t.h.request('GET', '/v1/admin/clients', { token })).statusCode).toBe(401)
+    expect((await sign(t.h, token)).statusCode).toBe(401)
+    await genuineWorks(t.h, genuine)
+    expect(await metric(t.h, 'clients')).toBe(1)
+    const result = await check(t)
+    expect(result.code).toBe(1)
+    expect(result.stderr).toContain('clients 00000000-0000-4000-8000-000000000000:')
+  })
+
+  it('cannot widen a keyset: a raised max_ttl is never used, and other keysets keep working', async () => {
+    await setUp()
+    await t.h.createKeyset({ name: 'other', alg: 'ES256' })
+    const [keyset] = await t.sql("SELECT max_ttl FROM keysets WHERE name = 'default'")
+    const maxTtl = Number(keyset!.max_ttl)
+    await t.sql("UPDATE keysets SET max_ttl = $1 WHERE name = 'default'", [maxTtl * 100])
+    await reload(t)
+    const widened = await sign(t.h, genuine, { ttl: maxTtl * 10 })
+    expect(widened.statusCode).not.toBe(200)
+    await genuineWorks(t.h, genuine, 'other')
+    const result = await check(t)
+    expect(result.code).toBe(1)
+    expect(result.stderr).toContain('keysets default: integrity MAC does not match')
+  })
+
+  it('cannot lift a client\'s audiences: the changed client no longer authenticates', async () => {
+    await setUp()
+    const limited = await t.h.createClient({ name: 'limited', audiences: ['api'] })
+    await genuineWorks(t.h, limited.token)
+    await t.sql('UPDATE clients SET audiences = NULL WHERE id = $1', [limited.id])
+    await reload(t)
+    expect((await sign(t.h, limited.token, { claims: { sub: 'user-1', aud: 'elsewhere' } })).statusCode).toBe(401)
+    expect((await sign(t.h, limited.token)).statusCode).toBe(401)
+    await genuineWorks(t.h, genuine)
+    const result = await check(t)
+    expect(result.code).toBe(1)
+    expect(result.stderr).toContain(`clients ${limited.id}: integrity MAC does not match`)
+  })
+
+  describe('the audit log', () => {
+    /** Both commands fail, naming `expected`, and the service goes on signing. */
+    const detected = async (expected: RegExp) => {
+      for (const args of [['check'], ['audit', 'verify']]) {
+        const result = await check(t, args)
+        expect(result.code, `${args.join(' ')}: ${result.stdout}`).toBe(1)
+        expect(result.stderr, args.join(' ')).toMatch(expected)
+      }
+      await genuineWorks(t.h, genuine)
+    }
+
+    const lastTwo = async () => (await t.sql('SELECT id, hash FROM audit ORDER BY id DESC LIMIT 2')).map((row) => ({ id: Number(row.id), hash: String(row.hash) }))
+
+    it('detects a truncation: the last event deleted and the head moved back', async () => {
+      await setUp()
+      const [last, previous] = await lastTwo()
+      const [head] = await t.sql("SELECT value FROM meta WHERE name = 'audit_head'")
+      const mac = String(head!.value).split(':')[2]
+      await t.sql('DELETE FROM audit WHERE id = $1', [last!.id])
+      await t.sql("UPDATE meta SET value = $1 WHERE name = 'audit_head'", [`${previous!.id}:${previous!.hash}:${mac}`])
+      await detected(/audit_head: the head of the audit log is not authentic/)
+    })
+
+    it('detects the last event deleted with the head left as it was', async () => {
+      await setUp()
+      const [last] = await lastTwo()
+      await t.sql('DELETE FROM audit WHERE id = $1', [last!.id])
+      await detected(new RegExp(`event ${last!.id}: the log ends at event ${last!.id - 1}, but event ${last!.id} was written`))
+    })
+
+    it('detects the last event and the head both deleted', async () => {
+      await setUp()
+      const [last] = await lastTwo()
+      await t.sql('DELETE FROM audit WHERE id = $1', [last!.id])
+      await t.sql("DELETE FROM meta WHERE name = 'audit_head'")
+      await detected(/audit_head: the log has events up to \d+ but no head/)
+    })
+
+    it('detects every event and the head deleted', async () => {
+      await setUp()
+      await t.sql('DELETE FROM audit')
+      await t.sql("DELETE FROM meta WHERE name = 'audit_head'")
+      await detected(/the keyed chain starts at event 1, but the log ends at event 0: events were removed/)
+    })
+
+    it('detects an event edited and the whole chain recomputed after it', async () => {
+      await setUp()
+      const rows = await t.sql('SELECT * FROM audit ORDER BY id')
+      let prevHash = GENESIS_HASH
+      for (const row of rows) {
+        const id = Number(row.id)
+        const event = { at: Number(row.at), actor: id === 2 ? 'someone-else' : String(row.actor), action: String(row.action), target: String(row.target), details: JSON.parse(String(row.details)) }
+        // Without the master key, the attacker can only recompute plain hashes.
+        const hash = auditHash(prevHash, id, event, null)
+        await t.sql('UPDATE audit SET actor = $1, prev_hash = $2, hash = $3 WHERE id = $4', [event.actor, prevHash, hash, id])
+        prevHash = hash
+      }
+      const [head] = await t.sql("SELECT value FROM meta WHERE name = 'audit_head'")
+      await t.sql("UPDATE meta SET value = $1 WHERE name = 'audit_head'", [`${rows.length}:${prevHash}:${String(head!.value).split(':')[2]}`])
+      await detected(/event 1: row 1 was changed after it was written/)
+    })
+  })
+})
+
+/** Turns a database into what the release before authenticated rows wrote: no MACs, no marker, a plain SHA-256 chain and head. */
+async function asPreviousRelease(place: Place): Promise<number> {
+  const rows = await place.sql('SELECT * FROM audit ORDER BY id')
+  let prevHash = GENESIS_HASH
+  for (const row of rows) {
+    const id = Number(row.id)
+    const hash = auditHash(prevHash, id, { at: Number(row.at), actor: String(row.actor), action: String(row.action), target: String(row.target), details: JSON.parse(String(row.details)) }, null)
+    await place.sql('UPDATE audit SET prev_hash = $1, hash = $2 WHERE id = $3', [prevHash, hash, id])
+    prevHash = hash
+  }
+  await place.sql("UPDATE meta SET value = $1 WHERE name = 'audit_head'", [`${rows.length}:${prevHash}`])
+  await place.sql("DELETE FROM meta WHERE name = 'integrity'")
+  for (const table of ['keysets', 'keys', 'clients']) await place.sql(`ALTER TABLE ${table} DROP COLUMN mac`)
+  await place.sql('DELETE FROM schema_migrations WHERE version = 5')
+  return rows.length
+}
+
+describe.each(PLACES)('a database of the previous release, and a master-key rotation (%s)', (_name, makePlace) => {
+  let place: Place | null = null
+  afterEach(async () => {
+    await place?.remove()
+    place = null
+  })
+
+  it('is upgraded at the first start with the master key, once: rows authenticated, the audit log keyed from there on', async () => {
+    place = await makePlace()
+    let h = await place.open()
+    const { masterKey, adminToken } = h
+    const client = await h.createClient()
+    const issued = (await sign(h, client.token)).json().token
+    await h.close()
+    const legacy = await asPreviousRelease(place)
+    const env = { ...place.env, SIGNET_MASTER_KEY: masterKey }
+    expect((await runCli(['check'], { env })).code).toBe(1) // not upgraded yet
+
+    h = await place.open({ masterKey, adminToken })
+    try {
+      await genuineWorks(h, client.token)
+      expect((await h.request('POST', '/v1/verify', { token: client.token, body: { token: issued } })).json()).toMatchObject({ valid: true })
+      const events = await h.signet.storage.listAudit(0, 1000)
+      expect(events[legacy]).toMatchObject({ id: legacy + 1, actor: 'system', action: 'integrity.upgrade', details: { keysets: 1, keys: 1, clients: 1 } })
+      expect(h.logs.lines.filter((line) => line.includes('upgraded the database'))).toHaveLength(1)
+    } finally {
+      await h.close()
+    }
+    const checked = await runCli(['check'], { env })
+    expect(checked.code, checked.stderr).toBe(0)
+    expect(checked.stdout).toContain(`events 1 to ${legacy} are legacy, not keyed (plain SHA-256 from before the upgrade, sealed by event ${legacy + 1})`)
+    // A legacy event edited after the upgrade breaks the keyed event that sealed it.
+    await place.sql("UPDATE audit SET actor = 'mallory' WHERE id = 1")
+    const tampered = await runCli(['audit', 'verify'], { env })
+    expect(tampered.code).toBe(1)
+    expect(tampered.stderr).toMatch(/event 1: row 1 was changed after it was written/)
+    await place.sql("UPDATE audit SET actor = 'system' WHERE id = 1")
+
+    h = await place.open({ masterKey, adminToken })
+    const next = newMasterKey()
+    try {
+      const events = await h.signet.storage.listAudit(0, 1000)
+      expect(events.filter((event) => event.action === 'integrity.upgrade')).toHaveLength(1)
+      await genuineWorks(h, client.token)
+      // A rewrap re-keys the keyed part and keeps the legacy part as it is.
+      await rewrapMasterKey(h.signet.storage, h.config.masterKey!, MasterKey.fromBase64(next), { clock: h.clock, actor: 'test' })
+    } finally {
+      await h.close()
+    }
+    const rewrapped = await runCli(['check'], { env: { ...place.env, SIGNET_MASTER_KEY: next } })
+    expect(rewrapped.code, rewrapped.stderr).toBe(0)
+    expect(rewrapped.stdout).toContain(`events 1 to ${legacy} are legacy, not keyed`)
+  })
+
+  it('rewrap re-authenticates every row and re-keys the audit log under the new master key; a tampered row stays refused', async () => {
+    place = await makePlace()
+    let h = await place.open()
+    const { adminToken } = h
+    const client = await h.createClient()
+    const forged = generateToken()
+    const forgedId = '00000000-0000-4000-8000-000000000001'
+    await place.sql(
+      'INSERT INTO clients (id, name, keysets, scopes, token_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6)',
+      [forgedId, 'mallory', '"*"', '["admin"]', hashToken(forged), h.clock.now()],
+    )
+    const from = h.config.masterKey!
+    const toText = newMasterKey()
+    const to = MasterKey.fromBase64(toText)
+
+    // A broken audit log stops the rewrap: re-keying it would make the edit genuine.
+    const [first] = await place.sql('SELECT actor FROM audit WHERE id = 1')
+    await place.sql("UPDATE audit SET actor = 'mallory' WHERE id = 1")
+    await expect(rewrapMasterKey(h.signet.storage, from, to, { clock: h.clock, actor: 'test' })).rejects.toThrow(/the audit log does not verify \(audit 1: row 1 was changed/)
+    await place.sql('UPDATE audit SET actor = $1 WHERE id = 1', [first!.actor])
+
+    const result = await rewrapMasterKey(h.signet.storage, from, to, { clock: h.clock, actor: 'test' })
+    expect(result).toMatchObject({ rewrapped: 1, alreadyDone: false })
+    const raw = unsealed(h.signet.storage)
+    const under = await checkIntegrity(raw, new IntegrityKeys(to))
+    expect(under.failures).toEqual([{ table: 'clients', id: forgedId, reason: expect.stringMatching(/no integrity MAC/) }])
+    expect(under.audit.keyedFrom).toBe(1)
+    expect((await checkIntegrity(raw, new IntegrityKeys(from))).failures.length).toBeGreaterThan(3)
+    await h.close()
+
+    h = await place.open({ masterKey: toText, adminToken })
+    try {
+      await genuineWorks(h, client.token)
+      expect((await h.request('GET', '/v1/admin/clients', { token: forged })).statusCode).toBe(401)
+      const events = await h.signet.storage.listAudit(0, 1000)
+      expect(verifyChain(events, null, new IntegrityKeys(to).audit)).toEqual({ ok: true, rows: events.length })
+    } finally {
+      await h.close()
+    }
+  })
+})
