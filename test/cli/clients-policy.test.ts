@@ -40,7 +40,8 @@ const auditEvents = async () => (await cliJson<{ events: number }>(['audit', 've
 beforeAll(async () => {
   requireBuild()
   const init = await cliJson<{ masterKey: string; adminToken: string }>(['init'], { SIGNET_DB: db })
-  env = { SIGNET_DB: db }
+  // Client rows are authenticated under the master key, so writing them needs it.
+  env = { SIGNET_DB: db, SIGNET_MASTER_KEY: init.masterKey }
   watch.secret('the master key', init.masterKey)
   watch.secret('the admin token', init.adminToken)
 })

@@ -265,8 +265,9 @@ describe('read-only commands need no master key', () => {
   })
 
   it('refuses to check or write authenticated rows and the audit log without it', async () => {
+    const { id } = await json<{ id: string }>(['clients', 'create', 'to-revoke'])
     const before = await auditCount()
-    for (const args of [['check'], ['audit', 'verify'], ['clients', 'create', 'x'], ['clients', 'revoke', 'x']]) {
+    for (const args of [['check'], ['audit', 'verify'], ['clients', 'create', 'x'], ['clients', 'revoke', id], ['clients', 'update', id, '--scopes', 'sign,verify']]) {
       await refused(args, 'SIGNET_MASTER_KEY', { SIGNET_MASTER_KEY: undefined })
     }
     expect(await auditCount()).toBe(before)

@@ -102,7 +102,10 @@ describe('a ciphertext swapped in the database file', () => {
       const ready = await h.request('GET', '/readyz')
       expect(ready.statusCode).toBe(503)
       expect(ready.json().detail).toMatch(/victim/)
-      expect(h.logs.lines.join('')).toMatch(/cannot decrypt private key .* wrong master key or tampered ciphertext/)
+      // The swapped rows no longer match their integrity MACs, which cover the
+      // ciphertext: they are refused before decryption is tried (and the AAD binding
+      // would refuse them there too: test/crypto/envelope.test.ts).
+      expect(h.logs.lines.join('')).toMatch(/integrity check failed: keys row .* is ignored: integrity MAC does not match/)
       expect((await h.request('POST', '/v1/sign', { token: signer, body: { claims: {} } })).statusCode).toBe(200)
       h.watch.assertClean()
     } finally {

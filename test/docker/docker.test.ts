@@ -225,15 +225,17 @@ describe('docker-compose.yml', () => {
     const dir = mkdtempSync(join(tmpdir(), 'signet-bootstrap-'))
     try {
       const db = join(dir, 'signet.db')
-      await cliJson(['init'], { SIGNET_DB: db })
+      const { masterKey } = await cliJson<{ masterKey: string }>(['init'], { SIGNET_DB: db })
+      // The service gets the master key as a secret file, as the client row is authenticated under it.
+      expect((bootstrap.environment as Record<string, string>).SIGNET_MASTER_KEY_FILE).toBe('/run/secrets/signet_master_key')
       const local = script.replaceAll(tokenFile, join(dir, 'app.token')).replace('node bin/signet.cjs', `node ${join(REPO, 'bin/signet.cjs')}`)
       const { spawnSync } = await import('node:child_process')
-      const first = spawnSync('/bin/sh', ['-c', local], { env: { PATH: process.env.PATH, SIGNET_DB: db } })
+      const first = spawnSync('/bin/sh', ['-c', local], { env: { PATH: process.env.PATH, SIGNET_DB: db, SIGNET_MASTER_KEY: masterKey } })
       expect(first.status, first.stderr.toString()).toBe(0)
       const token = readFileSync(join(dir, 'app.token'), 'utf8').trim()
       expect(token).toMatch(/^signet_/)
       expect(statSync(join(dir, 'app.token')).mode & 0o777).toBe(0o600)
-      const second = spawnSync('/bin/sh', ['-c', local], { env: { PATH: process.env.PATH, SIGNET_DB: db } })
+      const second = spawnSync('/bin/sh', ['-c', local], { env: { PATH: process.env.PATH, SIGNET_DB: db, SIGNET_MASTER_KEY: masterKey } })
       expect(second.status).toBe(0)
       expect(readFileSync(join(dir, 'app.token'), 'utf8').trim()).toBe(token) // not made again
       const clients = (await runCli(['clients', 'list', '--json'], { env: { SIGNET_DB: db } })).stdout

@@ -105,7 +105,8 @@ async function sign(h: Harness, token: string, body: Record<string, unknown> = {
 
 /** A genuine client signs and its token verifies. */
 async function genuineWorks(h: Harness, token: string, keyset = 'default'): Promise<void> {
-  const signed = await sign(h, token, { keyset })
+  // aud: a client limited to audiences must send one (guarantee 12); the others may.
+  const signed = await sign(h, token, { keyset, claims: { sub: 'user-1', aud: 'api' } })
   expect(signed.statusCode, signed.body).toBe(200)
   const verified = await h.request('POST', '/v1/verify', { token, body: { token: signed.json().token, keyset } })
   expect(verified.json()).toMatchObject({ valid: true })
@@ -337,7 +338,7 @@ async function asPreviousRelease(place: Place): Promise<number> {
   }
   await place.sql("UPDATE meta SET value = $1 WHERE name = 'audit_head'", [`${rows.length}:${prevHash}`])
   await place.sql("DELETE FROM meta WHERE name = 'integrity'")
-  for (const table of ['keysets', 'keys', 'clients']) await place.sql(`ALTER TABLE ${table} DROP COLUMN mac`)
+  for (const table of ['keysets', 'keys', 'clients', 'issuers']) await place.sql(`ALTER TABLE ${table} DROP COLUMN mac`)
   await place.sql('DELETE FROM schema_migrations WHERE version = 5')
   return rows.length
 }

@@ -41,7 +41,7 @@ describe('signet clients create --certificate-subject', () => {
     const before = JSON.parse((await runCli(['clients', 'list', '--json'], { env })).stdout).clients.length
     const refused = await runCli(['clients', 'create', 'bad', '--certificate-subject', 'not a dn'], { env })
     expect(refused.code).not.toBe(0)
-    expect(refused.stderr).toMatch(/certificateSubject must be a distinguished name/)
+    expect(refused.stderr).toMatch(/--certificate-subject must be a distinguished name/) // named as the flag
     expect(JSON.parse((await runCli(['clients', 'list', '--json'], { env })).stdout).clients.length).toBe(before)
   })
 })
