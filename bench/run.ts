@@ -10,6 +10,7 @@ import { availableParallelism, cpus, platform, release, tmpdir, totalmem } from 
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import autocannon from 'autocannon'
+import { exportJWK, SignJWT } from 'jose'
 import jsonwebtoken from 'jsonwebtoken'
 import pino from 'pino'
 import { generateKeyPair } from '../src/crypto/keygen.js'
@@ -316,6 +317,23 @@ async function workerRows(masterKey: string, adminToken: string, bodyFor: (keyse
   }
 }
 
+/**
+ * A workload token for `server` (docs/workload-identity.md): registers an issuer
+ * with a static JWK Set made here, binds a client to a subject of it, and signs a
+ * token shaped like a Kubernetes service-account token, valid for the whole run.
+ */
+async function workloadToken(server: { url: string }, adminToken: string): Promise<string> {
+  const { privateKey, publicKey } = await generateKeyPair('ES256', 2048)
+  const jwk = { ...(await exportJWK(publicKey)), kid: 'bench-1', alg: 'ES256', use: 'sig' }
+  const admin = { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' }
+  const issuer = 'https://kubernetes.default.svc.cluster.local'
+  await json(`${server.url}/v1/admin/issuers`, { method: 'POST', headers: admin, body: JSON.stringify({ name: 'bench-cluster', issuer, jwks: { keys: [jwk] }, audiences: ['signet'] }) })
+  const subject = 'system:serviceaccount:bench:app'
+  await json(`${server.url}/v1/admin/clients`, { method: 'POST', headers: admin, body: JSON.stringify({ name: 'bench-workload', keysets: '*', scopes: ['sign'], identity: { issuer: 'bench-cluster', subject } }) })
+  return new SignJWT({}).setProtectedHeader({ alg: 'ES256', kid: 'bench-1' }).setIssuer(issuer).setAudience('signet').setSubject(subject)
+    .setIssuedAt().setExpirationTime('1h').sign(privateKey)
+}
+
 /** Seconds from spawning `signet serve` to /readyz 200 on a database with 100 keysets of 3 keys each. */
 async function startupTime(masterKey: string): Promise<{ ms: number; keys: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'signet-bench-start-'))
@@ -407,6 +425,13 @@ async function main(): Promise<void> {
   await measure(signProbe('PS256'), cryptoProbe('PS256', await signingInputFor(keysets.PS256)))
   await measure(signProbe('EdDSA'), cryptoProbe('EdDSA', await signingInputFor(keysets.EdDSA)))
 
+  process.stderr.write('workload token against bearer token\n')
+  const workload = await workloadToken(signet, adminToken)
+  const [bearerSign, workloadSign] = await measure(
+    httpProbe('POST /v1/sign ES256, bearer token', 'a signet_ client token', [server], '/v1/sign', { method: 'POST', body: bodyFor(keysets.ES256), headers: client }, 1),
+    httpProbe('POST /v1/sign ES256, workload token', 'a Kubernetes-shaped workload JWT, verified once then cached by its hash', [server], '/v1/sign', { method: 'POST', body: bodyFor(keysets.ES256), headers: { authorization: `Bearer ${workload}` } }, 1),
+  )
+
   process.stderr.write('latency at half the measured maximum (at most 2,000 requests/s)\n')
   const halfRate: Record<string, Row> = {}
   for (const [alg, max] of [['ES256', es256!.row], ['RS256', rs256!.row]] as const) {
@@ -451,6 +476,7 @@ async function main(): Promise<void> {
     single(`ES256 p99 paced at ${halfRate.ES256!.requestsPerSecond.toFixed(0)} req/s (ms)`, halfRate.ES256!.p99Ms!, '< 5', halfRate.ES256!.p99Ms! < 5),
     single(`RS256 p99 paced at ${halfRate.RS256!.requestsPerSecond.toFixed(0)} req/s (ms)`, halfRate.RS256!.p99Ms!, '< 15', halfRate.RS256!.p99Ms! < 15),
     single('RSS per serving process under load (MB)', peakRss, '< 200', peakRss < 200),
+    ratio('ES256 /v1/sign with a workload token req/s ÷ with a bearer token', workloadSign!, bearerSign!, requests, { atLeast: 0.9 }),
     ...(workers ? [
       ratio(`workers=auto (${workers.count}) ES256 /v1/sign server CPU per token ÷ workers=1`, workers.auto, workers.one, cpuPerToken, { atMost: 1.1 }),
       ratio(`workers=auto (${workers.count}) ES256 /v1/sign req/s ÷ workers=1 (information: on 2 cores the load generator takes its share)`, workers.auto, workers.one, requests, null),
