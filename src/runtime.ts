@@ -3,7 +3,7 @@ import { auditedTransaction, auditSinkFor, type AuditSink } from './audit/record
 import { ClientService } from './auth/clients.js'
 import { systemClock, type Clock } from './clock.js'
 import type { Config } from './config.js'
-import type { MasterKey } from './crypto/masterKey.js'
+import { ownsDatabase, sealedCheckValue, type MasterKey } from './crypto/masterKey.js'
 import { ConfigError } from './errors.js'
 import { IssuerService } from './identity/issuers.js'
 import { SoftwareBackend, UnavailableBackend, type Backends } from './keys/backend.js'
@@ -55,7 +55,7 @@ async function unlock(storage: Storage, masterKey: MasterKey | null, variable: s
   const check = await storage.getMeta(MASTER_KEY_CHECK)
   if (check !== null) {
     if (!masterKey) throw new ConfigError('SIGNET_MASTER_KEY (or SIGNET_MASTER_KEY_FILE, or SIGNET_MASTER_KEY_PKCS11) is required: this database holds encrypted keys')
-    if (!masterKey.matches(check)) {
+    if (!ownsDatabase(masterKey, check)) {
       throw new MasterKeyMismatch(`${variable} is not the master key of this database: refusing to start; nothing was changed`)
     }
     return { initialised: true }
@@ -182,7 +182,7 @@ export class Signet {
     const masterKey = this.config.masterKey!
     await auditedTransaction(this.storage, this.auditSink, () => this.clock.now(), async (tx, audit) => {
       if ((await tx.getMeta(MASTER_KEY_CHECK)) !== null) return // another process got there first
-      await tx.setMeta(MASTER_KEY_CHECK, masterKey.checkValue())
+      await tx.setMeta(MASTER_KEY_CHECK, sealedCheckValue(masterKey))
       const event = await audit({ actor: 'system', action: 'storage.init', target: 'master_key', details: { masterKeyId: masterKey.idHex } })
       await tx.setMeta(INTEGRITY_META, this.#integrityKeys.sealMarker({ version: 1, keyedFrom: event.id }))
     })

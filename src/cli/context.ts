@@ -3,6 +3,7 @@ import { userInfo } from 'node:os'
 import { join } from 'node:path'
 import pino, { type Logger } from 'pino'
 import { loadConfig, type Config } from '../config.js'
+import { isLegacyCheckValue, ownsDatabase } from '../crypto/masterKey.js'
 import { ConfigError, KeysetNotFound } from '../errors.js'
 import type { KeyRecord, Keyset } from '../keys/model.js'
 import { MASTER_KEY_CHECK } from '../keys/keystore.js'
@@ -74,7 +75,7 @@ export async function openExisting(config: Config, options: OpenOptions): Promis
   try {
     const check = await storage.getMeta(MASTER_KEY_CHECK)
     if (check === null) throw new ConfigError(missingDatabase(config))
-    if ((options.checkMasterKey ?? true) && config.masterKey && !config.masterKey.matches(check)) {
+    if ((options.checkMasterKey ?? true) && config.masterKey && !ownsDatabase(config.masterKey, check)) {
       throw new ConfigError('SIGNET_MASTER_KEY is not the master key of this database: nothing was changed')
     }
     if (options.migrate) await storage.migrate()
@@ -104,7 +105,10 @@ async function checkedRows(config: Config, storage: Storage): Promise<Storage> {
   const masterKey = config.masterKey
   if (!masterKey) return storage
   const { INTEGRITY_META, IntegrityKeys } = await import('../storage/row-integrity.js')
-  if ((await storage.getMeta(INTEGRITY_META)) === null) return storage
+  // Rows as stored only in a database of an earlier version, not yet upgraded: an
+  // upgraded one keeps its sealed check value even when its marker is deleted.
+  const check = await storage.getMeta(MASTER_KEY_CHECK)
+  if ((await storage.getMeta(INTEGRITY_META)) === null && (check === null || isLegacyCheckValue(check))) return storage
   const { IntegrityFailures, sealStorage } = await import('../storage/sealed-storage.js')
   const logger = commandLogger()
   const failures = new IntegrityFailures((failure) => logger.error({ integrity: failure }, `integrity check failed: ${failure.table} row ${failure.id} is ignored: ${failure.reason} (see signet check)`))

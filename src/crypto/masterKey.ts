@@ -48,6 +48,38 @@ export function checkValueMatches(own: string, given: string): boolean {
   return other.length === expected.length && timingSafeEqual(other, expected)
 }
 
+/**
+ * The check value stored in a database whose rows are authenticated under the
+ * master key (docs/security.md, "The database is not trusted"): a prefix and a
+ * value derived from the key. A database written before rows were authenticated
+ * holds the plain check value (checkValue()) instead; only such a database is
+ * upgraded (storage/integrity-upgrade.ts). Without the master key nobody can turn
+ * a sealed check value back into a plain one, so deleting the integrity marker and
+ * stripping MACs cannot make Signet trust rows on first use again.
+ */
+const SEALED_CHECK_PREFIX = 'sealed:'
+const sealedCheckValues = new WeakMap<MasterKey, string>()
+
+export function sealedCheckValue(key: MasterKey): string {
+  let value = sealedCheckValues.get(key)
+  if (value === undefined) {
+    value = SEALED_CHECK_PREFIX + key.deriveKey('signet sealed database check v1').toString('base64')
+    sealedCheckValues.set(key, value)
+  }
+  return value
+}
+
+/** Whether a stored check value is the plain one of a database not yet authenticated. */
+export function isLegacyCheckValue(stored: string): boolean {
+  return !stored.startsWith(SEALED_CHECK_PREFIX)
+}
+
+/** Whether `key` is the master key of a database with this stored check value (either form), in constant time. */
+export function ownsDatabase(key: MasterKey, stored: string): boolean {
+  if (isLegacyCheckValue(stored)) return key.matches(stored)
+  return checkValueMatches(sealedCheckValue(key).slice(SEALED_CHECK_PREFIX.length), stored.slice(SEALED_CHECK_PREFIX.length))
+}
+
 /** Keeps a master key out of console.log, util.inspect and JSON.stringify. */
 export function describeMasterKey(key: Pick<MasterKey, 'idHex'>, kind: string): string {
   return `[MasterKey ${kind} ${key.idHex}]`

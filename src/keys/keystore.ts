@@ -3,7 +3,7 @@ import { claimPolicyOf } from '../auth/claim-policy.js'
 import type { Alg } from '../crypto/algorithms.js'
 import type { PublicJwk } from '../crypto/jwk.js'
 import type { SigningKey } from '../crypto/jws.js'
-import type { MasterKey } from '../crypto/masterKey.js'
+import { ownsDatabase, type MasterKey } from '../crypto/masterKey.js'
 import { systemClock, type Clock } from '../clock.js'
 import { HsmUnavailable, Sealed, SignetError, StorageUnavailable } from '../errors.js'
 import type { Snapshot, Storage } from '../storage/types.js'
@@ -258,7 +258,7 @@ export class Keystore {
     const check = snapshot.meta[MASTER_KEY_CHECK]
     const sealed = !this.#masterKey
       ? 'no master key is loaded'
-      : check !== undefined && !this.#masterKey.matches(check)
+      : check !== undefined && !ownsDatabase(this.#masterKey, check)
         ? 'the master key does not match this database (was it rewrapped?)'
         : null
     const sealedChanged = sealed !== this.#sealed

@@ -1,6 +1,6 @@
 import { auditedTransaction, type Audit, type AuditSink } from '../audit/recorder.js'
 import type { Clock } from '../clock.js'
-import type { MasterKey } from '../crypto/masterKey.js'
+import { ownsDatabase, type MasterKey } from '../crypto/masterKey.js'
 import { Conflict, InvalidRequest, KeyNotFound, KeysetNotFound, Sealed } from '../errors.js'
 import { MASTER_KEY_CHECK } from './keystore.js'
 import type { Storage, Tx } from '../storage/types.js'
@@ -58,7 +58,7 @@ export class KeyService {
   async #transact<T>(work: (tx: Tx, audit: Audit) => Promise<T>): Promise<T> {
     const result = await auditedTransaction(this.#storage, this.#auditSink, () => this.#clock.now(), async (tx, audit) => {
       const check = this.#masterKey ? await tx.getMeta(MASTER_KEY_CHECK) : null
-      if (check !== null && !this.#masterKey!.matches(check)) {
+      if (check !== null && !ownsDatabase(this.#masterKey!, check)) {
         throw new Sealed('the database belongs to another master key now (rewrapped?): restart with it; nothing was changed')
       }
       return work(tx, audit)

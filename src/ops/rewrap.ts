@@ -2,7 +2,7 @@ import { AUDIT_HEAD, chainEvent, sealedAuditHead } from '../audit/chain.js'
 import type { AuditSink } from '../audit/recorder.js'
 import type { Clock } from '../clock.js'
 import { rewrap } from '../crypto/envelope.js'
-import type { MasterKey } from '../crypto/masterKey.js'
+import { ownsDatabase, sealedCheckValue, type MasterKey } from '../crypto/masterKey.js'
 import { ConfigError } from '../errors.js'
 import { MASTER_KEY_CHECK } from '../keys/keystore.js'
 import type { AuditEvent, KeyRecord } from '../keys/model.js'
@@ -55,8 +55,8 @@ export async function rewrapMasterKey(storage: Storage, from: MasterKey, to: Mas
   const result = await unsealed(storage).transaction(async (tx): Promise<RewrapResult> => {
     const check = await tx.getMeta(MASTER_KEY_CHECK)
     if (check === null) throw new ConfigError('this database has no master key yet: create it with signet init')
-    if (to.matches(check)) return { rewrapped: 0, alreadyDone: true, masterKeyId: to.idHex }
-    if (!from.matches(check)) throw new ConfigError('SIGNET_MASTER_KEY is not the master key of this database: nothing was changed')
+    if (ownsDatabase(to, check)) return { rewrapped: 0, alreadyDone: true, masterKeyId: to.idHex }
+    if (!ownsDatabase(from, check)) throw new ConfigError('SIGNET_MASTER_KEY is not the master key of this database: nothing was changed')
 
     // A database of an earlier version is upgraded under `from` first.
     const upgrade = await sealExistingRows(tx, fromKeys, at)
@@ -79,7 +79,7 @@ export async function rewrapMasterKey(storage: Storage, from: MasterKey, to: Mas
 
     const keyedFrom = await rekeyAuditLog(tx, fromKeys, toKeys)
     await tx.setMeta(INTEGRITY_META, toKeys.sealMarker({ version: 1, keyedFrom }))
-    await tx.setMeta(MASTER_KEY_CHECK, to.checkValue())
+    await tx.setMeta(MASTER_KEY_CHECK, sealedCheckValue(to))
     const event = await tx.appendAudit({ at, actor: options.actor, action: 'master_key.rewrap', target: 'master_key', details: { from: from.idHex, to: to.idHex, keys: rewrapped } }, toKeys.audit)
     await tx.setMeta(AUDIT_HEAD, sealedAuditHead(event, toKeys.audit))
     events.push(event)

@@ -1,4 +1,6 @@
 import { AUDIT_HEAD, sealedAuditHead } from '../audit/chain.js'
+import { isLegacyCheckValue } from '../crypto/masterKey.js'
+import { MASTER_KEY_CHECK } from '../keys/keystore.js'
 import type { AuditEvent } from '../keys/model.js'
 import { INTEGRITY_META, rewriteSealedRows, type IntegrityKeys } from './row-integrity.js'
 import type { Tx } from './types.js'
@@ -9,16 +11,22 @@ import type { Tx } from './types.js'
  * client gets its MAC as it is now (trust on first use: what the database holds
  * at this moment is taken as genuine), and the audit log goes on as a keyed chain
  * from an `integrity.upgrade` event, whose HMAC covers the plain hash of the
- * event before it. The marker it writes makes this happen once: a database that
- * has one, authentic or not, is never upgraded again.
+ * event before it. Only a database whose master-key check value is still the
+ * plain one of earlier versions is upgraded, and the upgrade replaces it with the
+ * sealed form (crypto/masterKey.ts), which nobody can undo without the master key:
+ * deleting the marker and the MACs of an upgraded database makes its rows fail,
+ * never trusted again on first use. (A copy taken before the upgrade can still be
+ * put back: the rollback limit, docs/security.md.)
  *
  * Returns the event it appended, or null when the database was already upgraded.
  */
 export async function sealExistingRows(tx: Tx, keys: IntegrityKeys, at: number): Promise<AuditEvent | null> {
-  if ((await tx.getMeta(INTEGRITY_META)) !== null) return null
+  const check = await tx.getMeta(MASTER_KEY_CHECK)
+  if (check === null || !isLegacyCheckValue(check)) return null
   const counts = await rewriteSealedRows(tx, async (table, row) => keys.seal(table, row))
   const event = await tx.appendAudit({ at, actor: 'system', action: 'integrity.upgrade', target: 'storage', details: counts }, keys.audit)
   await tx.setMeta(INTEGRITY_META, keys.sealMarker({ version: 1, keyedFrom: event.id }))
+  await tx.setMeta(MASTER_KEY_CHECK, keys.sealedCheckValue())
   await tx.setMeta(AUDIT_HEAD, sealedAuditHead(event, keys.audit))
   return event
 }

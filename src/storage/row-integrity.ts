@@ -1,7 +1,7 @@
 import { createHmac, createPublicKey, timingSafeEqual } from 'node:crypto'
 import { canonicalJson } from '../audit/chain.js'
 import { thumbprint } from '../crypto/jwk.js'
-import type { MasterKey } from '../crypto/masterKey.js'
+import { ownsDatabase, sealedCheckValue, type MasterKey } from '../crypto/masterKey.js'
 import type { Client, Issuer, KeyRecord, Keyset } from '../keys/model.js'
 import type { Stored, Tx } from './types.js'
 
@@ -114,7 +114,12 @@ export class IntegrityKeys {
 
   /** Whether the database's master-key check value (absent before init) is this master key's. */
   ownsDatabase(checkValue: string | undefined): boolean {
-    return checkValue === undefined || this.#masterKey.matches(checkValue)
+    return checkValue === undefined || ownsDatabase(this.#masterKey, checkValue)
+  }
+
+  /** The master-key check value of a database whose rows are authenticated (crypto/masterKey.ts). */
+  sealedCheckValue(): string {
+    return sealedCheckValue(this.#masterKey)
   }
 
   /** HMAC-SHA256 over the table, the primary key and every field of the row, hex. */

@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
 import { open as openEnvelope, wrappedBy } from '../../src/crypto/envelope.js'
-import { MasterKey } from '../../src/crypto/masterKey.js'
+import { MasterKey, sealedCheckValue } from '../../src/crypto/masterKey.js'
 import { ConfigError, DecryptionError } from '../../src/errors.js'
 import { MASTER_KEY_CHECK } from '../../src/keys/keystore.js'
 import { rewrapMasterKey } from '../../src/ops/rewrap.js'
@@ -65,7 +65,7 @@ describe('rewrapMasterKey', () => {
 
     const after = await harness.signet.storage.snapshot()
     expect(after.generation).toBe(before.generation + 1) // one transaction
-    expect(after.meta[MASTER_KEY_CHECK]).toBe(to.checkValue())
+    expect(after.meta[MASTER_KEY_CHECK]).toBe(sealedCheckValue(to)) // the sealed form: the rows are authenticated
     for (const key of after.keys) {
       const old = before.keys.find((k) => k.kid === key.kid)!
       if (old.privateKey === null) {

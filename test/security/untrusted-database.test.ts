@@ -326,8 +326,9 @@ describe.each(PLACES)('an attacker with write access to the database (%s)', (_na
   })
 })
 
-/** Turns a database into what the release before authenticated rows wrote: no MACs, no marker, a plain SHA-256 chain and head. */
-async function asPreviousRelease(place: Place): Promise<number> {
+/** Turns a database into what the release before authenticated rows wrote: no MACs, no marker, a plain SHA-256 chain and head, the plain check value. */
+async function asPreviousRelease(place: Place, masterKey: string): Promise<number> {
+  await place.sql("UPDATE meta SET value = $1 WHERE name = 'master_key_check'", [MasterKey.fromBase64(masterKey).checkValue()])
   const rows = await place.sql('SELECT * FROM audit ORDER BY id')
   let prevHash = GENESIS_HASH
   for (const row of rows) {
@@ -350,6 +351,37 @@ describe.each(PLACES)('a database of the previous release, and a master-key rota
     place = null
   })
 
+  it('cannot be made to trust forged rows on first use again: the marker, the head and every MAC stripped, a forged admin client added', async () => {
+    place = await makePlace()
+    let h = await place.open()
+    const { masterKey, adminToken } = h
+    const client = await h.createClient()
+    await h.close()
+    // What the earlier release's upgrade trusted on first use, replayed on an upgraded database.
+    await place.sql("DELETE FROM meta WHERE name IN ('integrity', 'audit_head')")
+    for (const table of ['keysets', 'keys', 'clients', 'issuers']) await place.sql(`UPDATE ${table} SET mac = NULL`)
+    const forged = generateToken()
+    await place.sql(
+      'INSERT INTO clients (id, name, keysets, scopes, audiences, max_ttl, token_hash, created_at, revoked_at, mac) VALUES ($1, $2, $3, $4, NULL, NULL, $5, $6, NULL, NULL)',
+      ['00000000-0000-4000-8000-000000000000', 'mallory', '"*"', '["admin","sign","verify"]', hashToken(forged), Date.now()],
+    )
+    h = await place.open({ masterKey, adminToken })
+    try {
+      expect(h.logs.lines.filter((line) => line.includes('upgraded the database'))).toHaveLength(0)
+      expect((await h.request('GET', '/v1/admin/clients', { token: forged })).statusCode).toBe(401)
+      expect((await sign(h, forged)).statusCode).toBe(401)
+      // The genuine client lost its MAC too: refused, never trusted again on first use.
+      expect((await sign(h, client.token)).statusCode).toBe(401)
+      // Nothing is published: the keyset row failed its check, so it is unknown.
+      expect((await h.request('GET', '/.well-known/jwks.json')).statusCode).toBe(404)
+    } finally {
+      await h.close()
+    }
+    const checked = await runCli(['check'], { env: { ...place.env, SIGNET_MASTER_KEY: masterKey } })
+    expect(checked.code).toBe(1)
+    expect(checked.stderr).toContain('clients 00000000-0000-4000-8000-000000000000:')
+  })
+
   it('is upgraded at the first start with the master key, once: rows authenticated, the audit log keyed from there on', async () => {
     place = await makePlace()
     let h = await place.open()
@@ -357,7 +389,7 @@ describe.each(PLACES)('a database of the previous release, and a master-key rota
     const client = await h.createClient()
     const issued = (await sign(h, client.token)).json().token
     await h.close()
-    const legacy = await asPreviousRelease(place)
+    const legacy = await asPreviousRelease(place, masterKey)
     const env = { ...place.env, SIGNET_MASTER_KEY: masterKey }
     expect((await runCli(['check'], { env })).code).toBe(1) // not upgraded yet
 

@@ -51,7 +51,8 @@ export function registerRewrap(program: Command): void {
           try {
             // Checked before the schema is touched: a wrong key changes nothing.
             const check = (await storage.getMeta(MASTER_KEY_CHECK))!
-            if (!from.matches(check) && !to.matches(check)) {
+            const { ownsDatabase } = await import('../../crypto/masterKey.js')
+            if (!ownsDatabase(from, check) && !ownsDatabase(to, check)) {
               const fromVariable = config.masterKeyPkcs11 !== null ? 'SIGNET_MASTER_KEY_PKCS11' : 'SIGNET_MASTER_KEY'
               const toVariable = config.newMasterKeyPkcs11 !== null ? 'SIGNET_NEW_MASTER_KEY_PKCS11' : 'SIGNET_NEW_MASTER_KEY'
               throw new ConfigError(`neither ${fromVariable} nor ${toVariable} is the master key of this database: nothing was changed`)
