@@ -11,8 +11,9 @@ import type { Signet } from './runtime.js'
  * the key schedule to exactly one of them, replaces a worker that dies, answers
  * /metrics for the whole instance, relays each committed change to the other workers
  * (so the instance answers a change only once every worker serves it), and at
- * shutdown has every worker finish its requests in flight before it exits itself. server.ts does the listening and the
- * signals; this module is the conversation between the processes.
+ * shutdown has every worker finish its requests in flight before it exits itself.
+ * server.ts does the listening and the signals; this module is the conversation
+ * between the processes.
  *
  * Secrets: a worker's environment holds no SIGNET_* variable. The primary sends
  * them over the IPC channel (a pipe between the two processes), so they are never
