@@ -9,9 +9,11 @@ import type { Signet } from './runtime.js'
  * (README, "Workers or replicas"). The primary serves nothing: the workers share its
  * listening sockets. It starts the workers, hands them their configuration, gives
  * the key schedule to exactly one of them, replaces a worker that dies, answers
- * /metrics for the whole instance, and at shutdown has every worker finish its
- * requests in flight before it exits itself. server.ts does the listening and the
- * signals; this module is the conversation between the processes.
+ * /metrics for the whole instance, relays each committed change to the other workers
+ * (so the instance answers a change only once every worker serves it), and at
+ * shutdown has every worker finish its requests in flight before it exits itself.
+ * server.ts does the listening and the signals; this module is the conversation
+ * between the processes.
  *
  * Secrets: a worker's environment holds no SIGNET_* variable. The primary sends
  * them over the IPC channel (a pipe between the two processes), so they are never
@@ -25,6 +27,8 @@ const METRICS_TIMEOUT_MS = 3000
 /** The pause before replacing a worker that died before it listened, doubling up to the most. */
 const RESTART_DELAY_MS = 1000
 const RESTART_DELAY_MAX_MS = 30_000
+/** How long the primary waits for the other workers to reload after a change before it answers the committing one anyway. */
+export const PEER_RELOAD_TIMEOUT_MS = 2000
 
 type MetricsPart = MetricObjectWithValues<MetricValue<string>>[]
 
@@ -35,12 +39,20 @@ type ToPrimary =
   | { type: 'signet:start-failed'; message: string }
   | { type: 'signet:instance-metrics'; id: number }
   | { type: 'signet:metrics-part'; id: number; metrics: MetricsPart }
+  /** This worker committed a change: have the others reload, then answer `signet:peers-reloaded`. */
+  | { type: 'signet:committed'; id: number }
+  /** This worker reloaded its keystore for the primary's `signet:reload`. */
+  | { type: 'signet:reloaded'; id: number }
 type ToWorker =
   | { type: 'signet:config'; env: Record<string, string> }
   | { type: 'signet:schedule' }
   | { type: 'signet:stop' }
   | { type: 'signet:collect-metrics'; id: number }
   | { type: 'signet:instance-metrics'; id: number; text?: string; error?: string }
+  /** Another worker committed a change: reload the keystore from storage, then answer `signet:reloaded`. */
+  | { type: 'signet:reload'; id: number }
+  /** Every other worker reloaded after this worker's `signet:committed` (or the primary stopped waiting). */
+  | { type: 'signet:peers-reloaded'; id: number }
 
 const isMessage = (message: unknown): message is { type: string } =>
   typeof message === 'object' && message !== null && typeof (message as { type?: unknown }).type === 'string' && (message as { type: string }).type.startsWith('signet:')
@@ -70,6 +82,8 @@ export function startWorkers(options: { count: number; env: Record<string, strin
   const workerEnv: Record<string, undefined> = {}
   for (const name of Object.keys(process.env)) if (name.startsWith('SIGNET_')) workerEnv[name] = undefined
 
+  /** Every worker forked and not exited: the ones a change must reach, starting or serving. */
+  const live = new Set<Worker>()
   const serving = new Set<Worker>()
   let scheduler: Worker | null = null
   let started = false
@@ -78,6 +92,8 @@ export function startWorkers(options: { count: number; env: Record<string, strin
   const restarts = new Set<NodeJS.Timeout>()
   const collecting = new Map<number, { worker: Worker; done: (part: MetricsPart | null) => void }>()
   let nextCollect = 0
+  const reloading = new Map<number, { waiting: Set<Worker>; done: () => void }>()
+  let nextReload = 0
   let listeningUrls: { url: string; publicUrl: string | null } | null = null
 
   let markListening!: () => void
@@ -112,6 +128,39 @@ export function startWorkers(options: { count: number; env: Record<string, strin
     })
   }
 
+  /**
+   * A change committed by `origin`: every other live worker reloads its keystore.
+   * Resolves once all have answered, a worker that exits meanwhile counting as
+   * answered, and after PEER_RELOAD_TIMEOUT_MS in any case: a request is never held longer.
+   */
+  function reloadPeers(origin: Worker): Promise<void> {
+    const id = nextReload++
+    const waiting = new Set([...live].filter((worker) => worker !== origin && worker.isConnected()))
+    if (waiting.size === 0) return Promise.resolve()
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        logger.warn({ workers: [...waiting].map((worker) => worker.process.pid), timeoutMs: PEER_RELOAD_TIMEOUT_MS },
+          'workers did not confirm a change in time: they serve it by their next poll')
+        finish()
+      }, PEER_RELOAD_TIMEOUT_MS)
+      const finish = () => {
+        clearTimeout(timer)
+        reloading.delete(id)
+        resolve()
+      }
+      reloading.set(id, { waiting, done: finish })
+      for (const worker of waiting) send(worker, { type: 'signet:reload', id })
+    })
+  }
+
+  /** `worker` reloaded for change `id`, or exited (id undefined: every change it was awaited for). */
+  function reloaded(worker: Worker, id?: number): void {
+    for (const [pending, entry] of reloading) {
+      if (id !== undefined && pending !== id) continue
+      if (entry.waiting.delete(worker) && entry.waiting.size === 0) entry.done()
+    }
+  }
+
   /** Counters and histograms summed over the workers; gauges as each metric's `aggregator` says (metrics/registry.ts). */
   async function instanceMetrics(): Promise<string> {
     const parts = await Promise.all([...serving].map(collect))
@@ -120,6 +169,7 @@ export function startWorkers(options: { count: number; env: Record<string, strin
 
   function fork(): void {
     const worker = cluster.fork(workerEnv)
+    live.add(worker)
     let failure: string | null = null
     let listened = false
     worker.on('message', (message: unknown) => {
@@ -154,10 +204,18 @@ export function startWorkers(options: { count: number; env: Record<string, strin
         case 'signet:metrics-part':
           collecting.get(received.id)?.done(received.metrics)
           break
+        case 'signet:committed':
+          void reloadPeers(worker).then(() => send(worker, { type: 'signet:peers-reloaded', id: received.id }))
+          break
+        case 'signet:reloaded':
+          reloaded(worker, received.id)
+          break
       }
     })
     worker.once('exit', (code, signal) => {
+      live.delete(worker)
       serving.delete(worker)
+      reloaded(worker)
       for (const pending of collecting.values()) if (pending.worker === worker) pending.done(null)
       if (scheduler === worker) scheduler = null
       if (stopping) return
@@ -200,8 +258,20 @@ export function startWorkers(options: { count: number; env: Record<string, strin
   }
 }
 
+/** The other workers of the instance, as seen by this worker's Signet (server.ts wires it in). */
+export interface WorkerPeers {
+  /** This worker's Signet, as soon as it is open: a change committed by another worker reloads its keystore. */
+  opened(signet: Signet): void
+  /**
+   * After a change committed here (Signet's onCommit): resolves once every other
+   * worker has reloaded its keystore, so the answer to the change is sent only when
+   * the whole instance serves it; or when the primary stopped waiting. Never rejects.
+   */
+  committed(): Promise<void>
+}
+
 /** A worker's side of the conversation: what server.ts needs from the primary. */
-export interface PrimaryLink {
+export interface PrimaryLink extends WorkerPeers {
   /** The SIGNET_* variables to load the configuration from. */
   env: Record<string, string>
   /** Metrics whose /metrics answer is the whole instance's, and which give this worker's part to the primary. */
@@ -225,6 +295,20 @@ export async function joinPrimary(): Promise<PrimaryLink> {
   let registry: SignetMetrics['registry'] | null = null
   let nextRequest = 0
   const answers = new Map<number, { resolve: (text: string) => void; reject: (error: Error) => void }>()
+  let signet: Signet | null = null
+  let configured = false
+  /** Reloads asked for while this worker was opening: its first snapshot may predate them. */
+  let reloadsWhileOpening: number[] = []
+  const commits = new Map<number, () => void>()
+  let nextCommit = 0
+
+  /** Reloads the keystore, then tells the primary that changes `ids` are served here. */
+  function reload(opened: Signet, ids: number[]): void {
+    void opened.keystore.refresh()
+      // The keystore marks storage unavailable and its next poll reloads; the answer must not wait for that.
+      .catch((error: unknown) => opened.logger.error({ err: error }, 'reloading keys after another worker\'s change failed'))
+      .then(() => Promise.all(ids.map((id) => sendToPrimary({ type: 'signet:reloaded', id }))))
+  }
 
   const env = await new Promise<Record<string, string>>((resolve) => {
     process.on('message', (message: unknown) => {
@@ -232,6 +316,7 @@ export async function joinPrimary(): Promise<PrimaryLink> {
       const received = message as ToWorker
       switch (received.type) {
         case 'signet:config':
+          configured = true
           resolve(received.env)
           break
         case 'signet:schedule':
@@ -253,6 +338,15 @@ export async function joinPrimary(): Promise<PrimaryLink> {
           else answer?.reject(new Error(`the instance's metrics could not be gathered: ${received.error ?? 'no answer'}`))
           break
         }
+        case 'signet:reload':
+          // Not configured yet: this worker opens storage later, and reads the change then.
+          if (signet) reload(signet, [received.id])
+          else if (configured) reloadsWhileOpening.push(received.id)
+          else void sendToPrimary({ type: 'signet:reloaded', id: received.id })
+          break
+        case 'signet:peers-reloaded':
+          commits.get(received.id)?.()
+          break
       }
     })
     void sendToPrimary({ type: 'signet:hello' })
@@ -260,6 +354,24 @@ export async function joinPrimary(): Promise<PrimaryLink> {
 
   return {
     env,
+    opened: (open) => {
+      signet = open
+      if (reloadsWhileOpening.length > 0) reload(open, reloadsWhileOpening)
+      reloadsWhileOpening = []
+    },
+    committed: () => new Promise<void>((resolve) => {
+      if (!process.connected) return resolve()
+      const id = nextCommit++
+      const finish = () => {
+        clearTimeout(timer)
+        commits.delete(id)
+        resolve()
+      }
+      // The primary answers within PEER_RELOAD_TIMEOUT_MS; this bounds the wait if it is gone.
+      const timer = setTimeout(finish, PEER_RELOAD_TIMEOUT_MS + WORKER_STOP_MARGIN_MS)
+      commits.set(id, finish)
+      void sendToPrimary({ type: 'signet:committed', id })
+    }),
     instanceMetrics: () => {
       const metrics = new SignetMetrics({
         exposition: () => new Promise<string>((resolve, reject) => {

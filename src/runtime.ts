@@ -42,6 +42,11 @@ export interface SignetOptions {
    * workers of one instance (cluster.ts) share one storage and one of them schedules.
    */
   scheduler?: boolean
+  /**
+   * Awaited after each committed change, once this process's keystore has it: a
+   * cluster worker waits there for the other workers to serve it (cluster.ts, WorkerPeers).
+   */
+  afterCommit?: () => Promise<void>
 }
 
 /** A fatal start-up problem with the master key; nothing was written. */
@@ -125,9 +130,13 @@ export class Signet {
     })
     // The change is committed: a failed reload must not turn its answer into an error.
     // The keystore marks storage unavailable and the next poll reloads.
+    const afterCommit = options.afterCommit ?? (async () => {})
     const onCommit = options.keystore === false
       ? async () => {}
-      : () => this.keystore.refresh().catch((error) => onError(error, 'reloading keys after a change'))
+      : async () => {
+        await this.keystore.refresh().catch((error) => onError(error, 'reloading keys after a change'))
+        await afterCommit()
+      }
     this.keys = new KeyService({ storage: this.storage, backends: this.backends, clock: this.clock, jwksMaxAge: options.config.jwksMaxAge, auditSink: this.auditSink, onCommit, masterKey: options.config.masterKey })
     this.clients = new ClientService({ storage: this.storage, clock: this.clock, auditSink: this.auditSink, onCommit })
     this.issuers = new IssuerService({ storage: this.storage, clock: this.clock, auditSink: this.auditSink, onCommit })

@@ -15,7 +15,7 @@ import { reloadTlsOnChange } from './tls/reload.js'
 import { createLogger } from './logger.js'
 import { drainConnections, trackConnections } from './http/connection-drain.js'
 import { ConfigError } from './errors.js'
-import { isClusterWorker, joinPrimary, signetVariables, startWorkers, WORKER_STOP_MARGIN_MS, type Workers } from './cluster.js'
+import { isClusterWorker, joinPrimary, signetVariables, startWorkers, WORKER_STOP_MARGIN_MS, type WorkerPeers, type Workers } from './cluster.js'
 
 /** Longest a graceful shutdown may take before the process exits anyway. */
 export const SHUTDOWN_GRACE_MS = 10_000
@@ -73,6 +73,8 @@ export interface StartOptions {
   metrics?: SignetMetrics
   /** false: do not run the key schedule until given it (Signet.takeSchedule). */
   scheduler?: boolean
+  /** A cluster worker's link to the other workers: a change is answered once they all serve it. */
+  peers?: WorkerPeers
 }
 
 /**
@@ -85,7 +87,16 @@ export async function startServer(config: Config, logger: Logger = createLogger(
   const tls = config.tls ? loadTlsMaterial(config.tls) : null
   const scheme = tls ? 'https' : 'http'
   const metrics = options.metrics ?? new SignetMetrics()
-  const signet = await Signet.open({ config, logger, storage: instrumentStorage(await openStorage(config), metrics), createDefaultKeyset: true, scheduler: options.scheduler ?? true })
+  const peers = options.peers
+  const signet = await Signet.open({
+    config,
+    logger,
+    storage: instrumentStorage(await openStorage(config), metrics),
+    createDefaultKeyset: true,
+    scheduler: options.scheduler ?? true,
+    ...(peers ? { afterCommit: () => peers.committed() } : {}),
+  })
+  peers?.opened(signet)
   metrics.track(signet)
   let app: FastifyInstance | null = null
   let publicApp: FastifyInstance | null = null
@@ -222,7 +233,7 @@ async function runAsWorker(): Promise<void> {
   const primary = await joinPrimary()
   try {
     const config = loadConfig(primary.env)
-    const server = await runServer(config, createLogger(config.logLevel), { scheduler: false, metrics: primary.instanceMetrics() })
+    const server = await runServer(config, createLogger(config.logLevel), { scheduler: false, metrics: primary.instanceMetrics(), peers: primary })
     primary.serving(server)
   } catch (error) {
     await primary.failed(error)

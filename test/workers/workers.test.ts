@@ -13,7 +13,7 @@ import { createTestSchema, pgBaseUrl, type TestSchema } from '../storage/postgre
 /**
  * SIGNET_WORKERS (README, "Workers or replicas"): `node bin/signet.cjs serve` with
  * several node:cluster workers on one listener. Requests spread over the workers;
- * a change made through one reaches all; /metrics sums the counters of all and does
+ * a change made through one is in force in all before its answer; /metrics sums the counters of all and does
  * not multiply the key gauges; exactly one worker runs the key schedule, and another
  * takes it when that one is killed; a killed worker is replaced; SIGTERM drains
  * every worker before the primary exits; secrets never reach a worker's environment.
@@ -129,6 +129,56 @@ async function expectAuditedOnce(pool: Pool, adminToken: string, keyset: string,
   expect(new Set(transitions).size, 'no state change (activation, retirement) happened twice').toBe(transitions.length)
 }
 
+/** The `kid` in a compact JWS's protected header. */
+const headerKid = (token: string): string => (JSON.parse(Buffer.from(token.split('.')[0]!, 'base64url').toString()) as { kid: string }).kid
+
+/** Twenty signing requests at once, each on a connection of its own: they spread over the workers. */
+const signBurst = (pool: Pool, token: string, claims: Record<string, unknown> = { sub: 'u' }) =>
+  Promise.all(Array.from({ length: 20 }, () => call(pool, 'POST', '/v1/sign', token, { claims })))
+
+/**
+ * A change answered by one worker is already in force in every worker (cluster.ts
+ * relays it before the answer): twenty requests sent the moment the answer arrives,
+ * reaching every worker, all see the new state. Without the relay the workers that
+ * did not make the change serve the old one until their next poll.
+ */
+async function expectChangesInForceAtOnce(pool: Pool, adminToken: string): Promise<void> {
+  const workers = workerPids(pool).length
+  const expectEveryWorker = async (answers: Awaited<ReturnType<typeof signBurst>>) =>
+    expect((await servedBy(answers.map((a) => a.pid))).size, 'the burst reaches every worker').toBe(workers)
+  const activeKid = async () => (await activations(pool, adminToken, 'default')).keys.find((k) => k.state === 'active')!.kid
+
+  // A new client signs everywhere at once.
+  const created = await call(pool, 'POST', '/v1/admin/clients', adminToken, { name: 'at-once', keysets: '*', scopes: ['sign'] })
+  expect(created.status).toBe(201)
+  const token = created.json.token as string
+  const signed = await signBurst(pool, token)
+  expect(signed.map((s) => s.status)).toEqual(Array(20).fill(200))
+  await expectEveryWorker(signed)
+
+  // A revoked key signs nowhere: every token has the replacement's kid.
+  const revokedKid = await activeKid()
+  expect((await call(pool, 'POST', `/v1/admin/keys/${revokedKid}/revoke`, adminToken, { reason: 'drill' })).status).toBe(200)
+  const afterRevoke = await signBurst(pool, token)
+  expect(afterRevoke.map((s) => s.status)).toEqual(Array(20).fill(200))
+  const replacement = await activeKid()
+  expect(replacement).not.toBe(revokedKid)
+  expect(afterRevoke.map((s) => headerKid(s.json.token as string))).toEqual(Array(20).fill(replacement))
+  await expectEveryWorker(afterRevoke)
+
+  // A narrowed policy is enforced everywhere: aud is now required.
+  expect((await call(pool, 'PATCH', `/v1/admin/clients/${created.json.id}`, adminToken, { audiences: ['api'] })).status).toBe(200)
+  const unaddressed = await signBurst(pool, token)
+  expect(unaddressed.map((s) => `${s.status} ${s.json.code}`)).toEqual(Array(20).fill('400 missing_claim'))
+  await expectEveryWorker(unaddressed)
+
+  // A revoked client's token works nowhere.
+  expect((await call(pool, 'DELETE', `/v1/admin/clients/${created.json.id}`, adminToken)).status).toBe(200)
+  const refused = await signBurst(pool, token, { sub: 'u', aud: 'api' })
+  expect(refused.map((s) => `${s.status} ${s.json.code}`)).toEqual(Array(20).fill('401 unauthorized'))
+  await expectEveryWorker(refused)
+}
+
 describe('SIGNET_WORKERS=3 on one SQLite file', () => {
   const dir = fileTempDir('signet-workers-')
   const masterKey = newMasterKey()
@@ -193,6 +243,10 @@ describe('SIGNET_WORKERS=3 on one SQLite file', () => {
     expect(refusals.map((r) => r.json.code)).toEqual(Array(9).fill('unauthorized'))
     expect((await servedBy(refusals.map((r) => r.pid))).size).toBeGreaterThan(1)
   }, 30_000)
+
+  it('a change answered by one worker is in force in every worker before its answer: new client, revoked key, narrowed policy, revoked client', async () => {
+    await expectChangesInForceAtOnce(pool, adminToken)
+  }, 60_000)
 
   it('/metrics answers for the whole instance: counters summed over the workers, key gauges counted once', async () => {
     const series = 'signet_jwks_requests_total{keyset="default",status="200"}'
@@ -261,6 +315,70 @@ describe('SIGNET_WORKERS=3 on one SQLite file', () => {
       expect(output.includes(secret), `the output holds ${label}`).toBe(false)
     }
   })
+})
+
+describe('SIGNET_WORKERS: a worker that cannot confirm a change never holds its answer', () => {
+  const dir = fileTempDir('signet-workers-stall-')
+  const adminToken = newAdminToken()
+  let pool: Pool
+  /** One kept-alive connection: every request on it reaches the same worker. */
+  let connection: Client
+
+  beforeAll(async () => {
+    requireBuild()
+    pool = await startPool({ SIGNET_DB: join(dir.path, 'signet.db'), SIGNET_MASTER_KEY: newMasterKey(), SIGNET_ADMIN_TOKEN: adminToken }, 2)
+    connection = new Client(pool.url, { pipelining: 1 })
+  }, 90_000)
+
+  afterAll(async () => {
+    await connection?.destroy()
+    await pool?.stop('SIGKILL')
+    dir.remove()
+  })
+
+  /** An admin request on the kept-alive connection: its status and the pid of the worker that served it. */
+  async function admin(method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; pid: number }> {
+    const id = `workers-stall-${nextId++}`
+    const answer = await connection.request({
+      method,
+      path,
+      headers: { authorization: `Bearer ${adminToken}`, 'x-request-id': id, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      body: body !== undefined ? JSON.stringify(body) : undefined,
+    })
+    await answer.body.text()
+    await within(5000, () => pool.logs.some((l) => l.reqId === id))
+    return { status: answer.statusCode, pid: pool.logs.find((l) => l.reqId === id)!.pid as number }
+  }
+
+  const warnings = () => pool.logs.filter((l) => l.msg === 'workers did not confirm a change in time: they serve it by their next poll')
+
+  it('a stopped worker: the change is answered once the primary stops waiting, with a warning naming that worker', async () => {
+    const { pid: serving } = await admin('GET', '/v1/admin/clients')
+    const stopped = workerPids(pool).find((pid) => pid !== serving)!
+    process.kill(stopped, 'SIGSTOP')
+    try {
+      const created = await admin('POST', '/v1/admin/clients', { name: 'while-stopped', keysets: '*', scopes: ['sign'] })
+      expect(created).toEqual({ status: 201, pid: serving })
+      expect(warnings().map((w) => w.workers)).toEqual([[stopped]])
+    } finally {
+      process.kill(stopped, 'SIGCONT')
+    }
+  }, 30_000)
+
+  it('a worker that dies while the primary waits for it: the change is answered at once, without waiting out the bound', async () => {
+    const { pid: serving } = await admin('GET', '/v1/admin/clients')
+    const dying = workerPids(pool).find((pid) => pid !== serving)!
+    const warned = warnings().length
+    process.kill(dying, 'SIGSTOP')
+    let answered = false
+    const created = admin('POST', '/v1/admin/clients', { name: 'while-dying', keysets: '*', scopes: ['sign'] }).finally(() => (answered = true))
+    await sleep(500)
+    expect(answered, 'the answer waits for the stopped worker').toBe(false)
+    process.kill(dying, 'SIGKILL')
+    expect(await created).toEqual({ status: 201, pid: serving })
+    expect(warnings(), 'the primary did not wait out its bound').toHaveLength(warned)
+    await within(30_000, () => workerPids(pool).length === 2 && !workerPids(pool).includes(dying), 100)
+  }, 60_000)
 })
 
 describe('SIGNET_WORKERS: shutdown and start failures', () => {
@@ -376,6 +494,10 @@ pgSuite('SIGNET_WORKERS=2 on PostgreSQL', () => {
     const result = await db.query("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = $1 AND objid = $2 AND objsubid = 1 AND granted", [classid, objid])
     return result.rowCount ?? 0
   }
+
+  it('a change answered by one worker is in force in both before its answer', async () => {
+    await expectChangesInForceAtOnce(pool, adminToken)
+  }, 60_000)
 
   it('serves, propagates a revocation to both workers, sums /metrics, and rotates once per period', async () => {
     const created = await call(pool, 'POST', '/v1/admin/clients', adminToken, { name: 'app', keysets: '*', scopes: ['sign'] })
