@@ -34,6 +34,7 @@ export class RemoteAdminApi implements AdminApi {
   static connect(url: string, source: '--url' | 'SIGNET_URL', config: Config): RemoteAdminApi {
     let base: URL
     try {
+      if (/\s/.test(url)) throw new TypeError('white space')
       base = new URL(url)
     } catch {
       throw new ConfigError(`${source} must be an absolute http(s) URL, e.g. http://127.0.0.1:8080`)
