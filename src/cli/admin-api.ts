@@ -1,6 +1,7 @@
 import type { Command } from 'commander'
 import { UsageError } from './args.js'
 import type { ClientInput } from '../auth/clients.js'
+import type { Config } from '../config.js'
 import type { IssuerInput } from '../identity/issuer-policy.js'
 import type { ImportInput } from '../keys/import.js'
 import type { KeysetInput, KeysetPolicyInput } from '../keys/policy.js'
@@ -74,17 +75,16 @@ export function refuseUrl(command: Command, name: string, why = 'it works on the
  * admin token is needed), else the database of SIGNET_DB / SIGNET_DATABASE_URL.
  */
 export async function adminApi(command: Command): Promise<AdminApi> {
-  const remote = await remoteAdminApi(command)
-  if (remote !== null) return remote
   const { readConfig } = await import('./context.js')
+  const config = readConfig() // once: reading it takes the secrets out of process.env
+  const remote = await remoteAdminApi(command, config)
+  if (remote !== null) return remote
   const { LocalAdminApi } = await import('./admin-local.js')
-  return new LocalAdminApi(readConfig())
+  return new LocalAdminApi(config)
 }
 
 /** The admin API of a running Signet when --url or SIGNET_URL names one, else null (local mode). */
-export async function remoteAdminApi(command: Command): Promise<import('./admin-remote.js').RemoteAdminApi | null> {
-  const { readConfig } = await import('./context.js')
-  const config = readConfig()
+export async function remoteAdminApi(command: Command, config: Config): Promise<import('./admin-remote.js').RemoteAdminApi | null> {
   const flag = command.optsWithGlobals<{ url?: string }>().url
   const url = flag ?? config.url
   if (url === null) return null

@@ -37,7 +37,9 @@ export function registerAudit(program: Command): void {
     .option('--json', 'print the result as JSON')
     .action(async (options: { json?: boolean }, command: Command) => {
       const { remoteAdminApi } = await import('../admin-api.js')
-      const remote = await remoteAdminApi(command)
+      const { readConfig, withIntegrityKeys } = await import('../context.js')
+      const config = readConfig()
+      const remote = await remoteAdminApi(command, config)
       if (remote !== null) {
         const check = await remote.verifyAudit()
         if (options.json) printJson(check)
@@ -53,8 +55,7 @@ export function registerAudit(program: Command): void {
       const { AUDIT_HEAD } = await import('../../audit/chain.js')
       const { checkAuditLog } = await import('../../storage/integrity-check.js')
       const { INTEGRITY_META } = await import('../../storage/row-integrity.js')
-      const { readConfig, withIntegrityKeys } = await import('../context.js')
-      const check = await withIntegrityKeys(readConfig(), 'audit verify', async (storage, keys) =>
+      const check = await withIntegrityKeys(config, 'audit verify', async (storage, keys) =>
         checkAuditLog((after, limit) => storage.listAudit(after, limit), { head: await storage.getMeta(AUDIT_HEAD), marker: await storage.getMeta(INTEGRITY_META) }, keys))
       const [first] = check.failures
       if (first) {
