@@ -18,7 +18,15 @@ export const KEYSET_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/
 
 /** Variables that may be given directly or as a file path (`NAME_FILE`). */
 // SIGNET_DATABASE_URL may hold a PostgreSQL password, so it has a _FILE form too.
-const SECRETS = ['SIGNET_MASTER_KEY', 'SIGNET_ADMIN_TOKEN', 'SIGNET_PKCS11_PIN', 'SIGNET_NEW_MASTER_KEY', 'SIGNET_DATABASE_URL', 'SIGNET_CLIENT_TOKEN'] as const
+const SECRETS = ['SIGNET_MASTER_KEY', 'SIGNET_ADMIN_TOKEN', 'SIGNET_PKCS11_PIN', 'SIGNET_NEW_MASTER_KEY', 'SIGNET_DATABASE_URL'] as const
+
+/**
+ * Where the CLI's remote mode and the client library find Signet (README,
+ * "Configuration"): known, so never taken for a typo, but neither read nor checked
+ * here, because `serve` ignores them. The CLI checks SIGNET_URL when it uses it
+ * (cli/admin-remote.ts); the client library reads its own.
+ */
+const NOT_FOR_SERVE = ['SIGNET_URL', 'SIGNET_CLIENT_TOKEN', 'SIGNET_CLIENT_TOKEN_FILE'] as const
 
 const schema = {
   type: 'object',
@@ -60,9 +68,6 @@ const schema = {
     SIGNET_REQUEST_TIMEOUT_MS: { type: 'integer', minimum: 100, maximum: 3600000, default: 30000 },
     // Serving processes (README, "Workers or replicas"): a count or `auto`, checked by parseWorkers.
     SIGNET_WORKERS: { type: 'string', default: '1' },
-    // Where the CLI's remote mode and the client library find Signet; `serve` ignores both.
-    SIGNET_URL: { type: 'string', pattern: '^https?://[^\\s]+$' },
-    SIGNET_CLIENT_TOKEN: { type: 'string', minLength: 1 },
   },
 } as const
 
@@ -70,6 +75,7 @@ type Variable = keyof typeof schema.properties
 const KNOWN = new Set<string>([
   ...Object.keys(schema.properties),
   ...SECRETS.map((name) => `${name}_FILE`),
+  ...NOT_FOR_SERVE,
 ])
 
 /** `SIGNET_TEST_*` variables belong to test suites (SIGNET_TEST_DATABASE_URL) and are ignored. */
@@ -117,10 +123,8 @@ export interface Config {
   requestTimeoutMs: number
   /** Serving processes of `signet serve` (SIGNET_WORKERS, `auto` resolved to the cores); 1 = no cluster. */
   workers: number
-  /** SIGNET_URL: the Signet the CLI administers through its admin API (remote mode); unused by `serve`. */
+  /** SIGNET_URL as given, unchecked: the Signet the CLI administers through its admin API (remote mode); unused by `serve`. */
   url: string | null
-  /** SIGNET_CLIENT_TOKEN: an application's client token, for the client library; unused by `serve`. */
-  clientToken: string | null
 }
 
 function readSecretFile(variable: string, path: string): string {
@@ -215,7 +219,8 @@ function schemaError(error: Error): ConfigError {
  */
 function forgetSecrets(environment: NodeJS.ProcessEnv): void {
   if (environment !== process.env) return
-  for (const name of SECRETS) delete process.env[name]
+  // An application's client token has no business in Signet's own environment either.
+  for (const name of [...SECRETS, 'SIGNET_CLIENT_TOKEN']) delete process.env[name]
 }
 
 /** Two sources for one master key is a mistake, never a choice to make silently. */
@@ -245,6 +250,7 @@ function readConfig(environment: NodeJS.ProcessEnv): Config {
   for (const [name, value] of Object.entries(environment)) {
     if (!name.startsWith('SIGNET_') || name.startsWith(IGNORED_PREFIX) || value === undefined) continue
     if (!KNOWN.has(name)) throw new ConfigError(`${name} is not a Signet variable (check its spelling)`)
+    if ((NOT_FOR_SERVE as readonly string[]).includes(name)) continue
     env[name] = value
   }
   const pkcs11PinFile = env.SIGNET_PKCS11_PIN_FILE ?? null
@@ -318,7 +324,6 @@ function readConfig(environment: NodeJS.ProcessEnv): Config {
     headersTimeoutMs,
     requestTimeoutMs,
     workers: parseWorkers(text('SIGNET_WORKERS')),
-    url: str('SIGNET_URL')?.replace(/\/+$/, '') ?? null,
-    clientToken: str('SIGNET_CLIENT_TOKEN'),
+    url: environment.SIGNET_URL?.replace(/\/+$/, '') ?? null,
   }
 }

@@ -1,10 +1,12 @@
 import type { Command } from 'commander'
 import { UsageError } from './args.js'
 import type { ClientInput } from '../auth/clients.js'
+import type { Config } from '../config.js'
+import type { IssuerInput } from '../identity/issuer-policy.js'
 import type { ImportInput } from '../keys/import.js'
 import type { KeysetInput, KeysetPolicyInput } from '../keys/policy.js'
 import type { RotationMode } from '../keys/service.js'
-import type { presentAuditEvent, presentClient, presentKey, presentKeyset } from '../routes/present.js'
+import type { presentAuditEvent, presentClient, presentIssuer, presentKey, presentKeyset } from '../routes/present.js'
 
 /**
  * What the admin commands do, in the shapes of the admin API's answers (the
@@ -16,6 +18,7 @@ import type { presentAuditEvent, presentClient, presentKey, presentKeyset } from
 export type KeysetView = ReturnType<typeof presentKeyset>
 export type KeyView = ReturnType<typeof presentKey>
 export type ClientView = ReturnType<typeof presentClient>
+export type IssuerView = ReturnType<typeof presentIssuer>
 export type AuditEventView = ReturnType<typeof presentAuditEvent>
 export interface AuditPage {
   events: AuditEventView[]
@@ -26,6 +29,12 @@ export interface JwksView {
   document: { keys: Record<string, unknown>[] }
   /** Seconds a verifier may cache the JWK Set (its Cache-Control max-age). */
   maxAge: number
+}
+/** The answer of GET /v1/admin/audit/verify: id 0 is a fault in the chain's head or marker, not in an event. */
+export interface AuditVerifyView {
+  intact: boolean
+  events: number
+  problems: { id: number; reason: string }[]
 }
 /** A change to a client (PATCH /v1/admin/clients/{id}); the fields are checked by the service. */
 export type ClientPatch = Record<string, unknown>
@@ -47,6 +56,9 @@ export interface AdminApi {
   listClients(): Promise<ClientView[]>
   revokeClient(id: string): Promise<ClientView>
   updateClient(id: string, patch: ClientPatch): Promise<ClientView>
+  listIssuers(): Promise<IssuerView[]>
+  createIssuer(input: IssuerInput): Promise<IssuerView>
+  removeIssuer(name: string): Promise<IssuerView>
   listAudit(after: number, limit: number): Promise<AuditPage>
   jwks(keyset: string): Promise<JwksView>
 }
@@ -64,12 +76,18 @@ export function refuseUrl(command: Command, name: string, why = 'it works on the
  */
 export async function adminApi(command: Command): Promise<AdminApi> {
   const { readConfig } = await import('./context.js')
-  const config = readConfig()
-  const url = command.optsWithGlobals<{ url?: string }>().url ?? config.url
-  if (url !== null) {
-    const { RemoteAdminApi } = await import('./admin-remote.js')
-    return RemoteAdminApi.connect(url, config)
-  }
+  const config = readConfig() // once: reading it takes the secrets out of process.env
+  const remote = await remoteAdminApi(command, config)
+  if (remote !== null) return remote
   const { LocalAdminApi } = await import('./admin-local.js')
   return new LocalAdminApi(config)
+}
+
+/** The admin API of a running Signet when --url or SIGNET_URL names one, else null (local mode). */
+export async function remoteAdminApi(command: Command, config: Config): Promise<import('./admin-remote.js').RemoteAdminApi | null> {
+  const flag = command.optsWithGlobals<{ url?: string }>().url
+  const url = flag ?? config.url
+  if (url === null) return null
+  const { RemoteAdminApi } = await import('./admin-remote.js')
+  return RemoteAdminApi.connect(url, flag !== undefined ? '--url' : 'SIGNET_URL', config)
 }

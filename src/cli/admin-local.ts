@@ -6,9 +6,10 @@ import { jwksDocument, publishedKeys } from '../keys/keystore.js'
 import type { Client, Keyset } from '../keys/model.js'
 import { effectivePrepublish, type KeysetInput, type KeysetPolicyInput } from '../keys/policy.js'
 import type { RotationMode } from '../keys/service.js'
-import { presentAuditPage, presentClient, presentKey, presentKeyset } from '../routes/present.js'
+import type { IssuerInput } from '../identity/issuer-policy.js'
+import { presentAuditPage, presentClient, presentIssuer, presentKey, presentKeyset } from '../routes/present.js'
 import type { Storage } from '../storage/types.js'
-import type { AdminApi, AuditPage, ClientPatch, ClientView, JwksView, KeysetView, KeyView } from './admin-api.js'
+import type { AdminApi, AuditPage, ClientPatch, ClientView, IssuerView, JwksView, KeysetView, KeyView } from './admin-api.js'
 import { cliActor, commandLogger, readKeyset, withSignet, withStorage } from './context.js'
 
 /**
@@ -99,6 +100,20 @@ export class LocalAdminApi implements AdminApi {
 
   async updateClient(id: string, patch: ClientPatch): Promise<ClientView> {
     return presentClient(await this.#clients('clients update', (service) => service.update(id, patch, cliActor())))
+  }
+
+  async listIssuers(): Promise<IssuerView[]> {
+    // migrate: a database made before issuers existed gets its (empty) table.
+    return (await withStorage(this.#config, (storage) => storage.transaction((tx) => tx.listIssuers()), { migrate: true })).map(presentIssuer)
+  }
+
+  /** An issuer row carries authority and is sealed under the master key too (docs/security.md). */
+  async createIssuer(input: IssuerInput): Promise<IssuerView> {
+    return presentIssuer(await withSignet(this.#config, 'issuers add', (signet) => signet.issuers.create(input, cliActor())))
+  }
+
+  async removeIssuer(name: string): Promise<IssuerView> {
+    return presentIssuer(await withSignet(this.#config, 'issuers remove', (signet) => signet.issuers.remove(name, cliActor())))
   }
 
   async listAudit(after: number, limit: number): Promise<AuditPage> {

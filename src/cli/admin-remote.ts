@@ -1,10 +1,11 @@
 import type { ClientInput } from '../auth/clients.js'
 import type { Config } from '../config.js'
 import { ConfigError, SignetError } from '../errors.js'
+import type { IssuerInput } from '../identity/issuer-policy.js'
 import type { ImportInput } from '../keys/import.js'
 import type { KeysetInput, KeysetPolicyInput } from '../keys/policy.js'
 import type { RotationMode } from '../keys/service.js'
-import type { AdminApi, AuditPage, ClientPatch, ClientView, JwksView, KeysetView, KeyView } from './admin-api.js'
+import type { AdminApi, AuditPage, AuditVerifyView, ClientPatch, ClientView, IssuerView, JwksView, KeysetView, KeyView } from './admin-api.js'
 
 /** Longest one call may take, including the retries of a shed request. */
 const TIMEOUT_MS = 30_000
@@ -29,14 +30,16 @@ export class RemoteAdminApi implements AdminApi {
     this.defaultKeyset = defaultKeyset
   }
 
-  static connect(url: string, config: Config): RemoteAdminApi {
+  /** `source` names where the URL came from (--url or SIGNET_URL), for the message when it is malformed. */
+  static connect(url: string, source: '--url' | 'SIGNET_URL', config: Config): RemoteAdminApi {
     let base: URL
     try {
+      if (/\s/.test(url)) throw new TypeError('white space')
       base = new URL(url)
     } catch {
-      throw new ConfigError('--url (or SIGNET_URL) must be an absolute http(s) URL, e.g. http://127.0.0.1:8080')
+      throw new ConfigError(`${source} must be an absolute http(s) URL, e.g. http://127.0.0.1:8080`)
     }
-    if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new ConfigError('--url (or SIGNET_URL) must be an http(s) URL')
+    if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new ConfigError(`${source} must be an http(s) URL, e.g. http://127.0.0.1:8080`)
     if (!base.pathname.endsWith('/')) base.pathname += '/'
     if (!config.adminToken) {
       throw new ConfigError('SIGNET_ADMIN_TOKEN (or SIGNET_ADMIN_TOKEN_FILE) is required to administer Signet through --url / SIGNET_URL')
@@ -143,8 +146,25 @@ export class RemoteAdminApi implements AdminApi {
     return this.#send('PATCH', `/v1/admin/clients/${encodeURIComponent(id)}`, patch)
   }
 
+  async listIssuers(): Promise<IssuerView[]> {
+    return (await this.#get<{ issuers: IssuerView[] }>('/v1/admin/issuers')).issuers
+  }
+
+  createIssuer(input: IssuerInput): Promise<IssuerView> {
+    return this.#send('POST', '/v1/admin/issuers', input)
+  }
+
+  removeIssuer(name: string): Promise<IssuerView> {
+    return this.#send('DELETE', `/v1/admin/issuers/${encodeURIComponent(name)}`)
+  }
+
   listAudit(after: number, limit: number): Promise<AuditPage> {
     return this.#get(`/v1/admin/audit?after=${after}&limit=${limit}`)
+  }
+
+  /** The server's keyed check of its audit log; remote only, as the check needs the audit key. */
+  verifyAudit(): Promise<AuditVerifyView> {
+    return this.#get('/v1/admin/audit/verify')
   }
 
   /** The public JWK Set, as verifiers fetch it, with its Cache-Control max-age. */

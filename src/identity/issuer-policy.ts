@@ -54,8 +54,13 @@ function text(field: string, value: unknown): string {
   return value
 }
 
-/** Whether `hostname` (as URL gives it) is a loopback address literal. */
+/**
+ * Whether `hostname` (as URL gives it, lower-cased) is loopback: an address in
+ * 127.0.0.0/8, [::1], or the name `localhost`, which RFC 6761 section 6.3 reserves
+ * for loopback (names under it, or names merely starting with it, are not).
+ */
 function isLoopback(hostname: string): boolean {
+  if (hostname === 'localhost') return true
   const host = hostname.startsWith('[') ? hostname.slice(1, -1) : hostname
   if (isIP(host) === 4) return host.startsWith('127.')
   return isIP(host) === 6 && host === '::1'
@@ -73,7 +78,7 @@ export function checkJwksUri(value: unknown): string {
   if (url.username || url.password) throw new InvalidRequest('jwksUri must not carry credentials')
   if (url.protocol === 'https:') return uri
   if (url.protocol === 'http:' && isLoopback(url.hostname)) return uri
-  throw new InvalidRequest('jwksUri must be https, or http to a loopback address (127.0.0.1 or [::1])')
+  throw new InvalidRequest('jwksUri must be https, or http to a loopback address (localhost, 127.0.0.1 or [::1])')
 }
 
 /**

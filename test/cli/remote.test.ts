@@ -2,9 +2,11 @@ import { generateKeyPairSync } from 'node:crypto'
 import { existsSync, writeFileSync } from 'node:fs'
 import { createServer, type AddressInfo } from 'node:net'
 import { join } from 'node:path'
+import Database from 'better-sqlite3'
 import { createLocalJWKSet, jwtVerify } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { newAdminToken } from '../helpers/temp.js'
+import { issuerKey } from '../identity/test-issuer.js'
 import { cliJson, fileTempDir, getJson, postJson, requireBuild, runCli, startServe, until, type CliResult, type RunningChild } from './helpers.js'
 
 /**
@@ -19,6 +21,7 @@ const dir = fileTempDir('signet-remote-')
 const elsewhere = fileTempDir('signet-elsewhere-')
 const adminToken = newAdminToken()
 let server: RunningChild & { url: string }
+let db: string
 let remote: Record<string, string>
 let clientToken: string
 
@@ -38,7 +41,7 @@ const jwksKids = async () => ((await getJson(`${server.url}/.well-known/jwks.jso
 
 beforeAll(async () => {
   requireBuild()
-  const db = join(dir.path, 'signet.db')
+  db = join(dir.path, 'signet.db')
   const init = await cliJson(['init'], { SIGNET_DB: db, SIGNET_ADMIN_TOKEN: adminToken })
   server = await startServe({ SIGNET_DB: db, SIGNET_MASTER_KEY: init.masterKey, SIGNET_ADMIN_TOKEN: adminToken })
   remote = { SIGNET_URL: server.url, SIGNET_ADMIN_TOKEN: adminToken }
@@ -199,8 +202,58 @@ describe('signet --url: admin commands through the admin API, with no database o
     await until(async () => ((await sign()).body.kid === imported.kid ? true : undefined))
   })
 
+  it('adds, lists and removes a workload-token issuer with a static JWK Set through the API', async () => {
+    const key = await issuerKey('cluster-key-1', 'RS256')
+    const file = join(elsewhere.path, 'cluster-jwks.json')
+    writeFileSync(file, JSON.stringify({ keys: [key.publicJwk] }))
+    const added = await json(['issuers', 'add', 'prod-cluster', '--issuer', 'https://kubernetes.default.svc', '--jwks-file', file, '--audiences', 'signet,vault'])
+    expect(added).toMatchObject({ name: 'prod-cluster', issuer: 'https://kubernetes.default.svc', jwksUri: null, audiences: ['signet', 'vault'], jwks: { keys: [{ kid: 'cluster-key-1', kty: 'RSA' }] } })
+    // The server has it: the admin API lists it, and so does the command, as a table too.
+    const listed = await getJson(`${server.url}/v1/admin/issuers`, { headers: { authorization: `Bearer ${adminToken}` } })
+    expect(listed.body.issuers.map((i: { name: string }) => i.name)).toEqual(['prod-cluster'])
+    expect((await json(['issuers', 'list'])).issuers).toEqual([added])
+    expect((await run(['issuers', 'list'])).stdout).toMatch(/prod-cluster\s+https:\/\/kubernetes\.default\.svc\s+static: 1 key\(s\)/)
+    // A refusal is the server's problem: the iss is taken.
+    const taken = await run(['issuers', 'add', 'other', '--issuer', 'https://kubernetes.default.svc', '--jwks-file', file])
+    expect(taken.code).toBe(1)
+    expect(taken.stderr).toMatch(/^signet: .*\(conflict\)\n$/)
+    // Audited under the admin's name.
+    const events = (await json<{ events: any[] }>(['audit', 'list', '--limit', '1000'])).events
+    expect(events.find((e) => e.action === 'issuer.create' && e.target === 'prod-cluster')).toMatchObject({ actor: 'admin' })
+
+    const removed = await run(['issuers', 'remove', 'prod-cluster'])
+    expect(removed.code, removed.stderr).toBe(0)
+    expect(removed.stdout).toBe('Removed issuer prod-cluster (https://kubernetes.default.svc).\n')
+    expect((await json(['issuers', 'list'])).issuers).toEqual([])
+    const again = await run(['issuers', 'remove', 'prod-cluster'])
+    expect(again.code).toBe(1)
+    expect(again.stderr).toContain('issuer_not_found')
+  })
+
+  it('verifies the audit log through the server: intact, then the edited event named with exit 1', async () => {
+    const intact = await run(['audit', 'verify'])
+    expect(intact.code, intact.stderr).toBe(0)
+    expect(intact.stdout).toMatch(/^audit log intact: \d+ events\n$/)
+    const answer = await json(['audit', 'verify'])
+    expect(answer).toMatchObject({ intact: true, problems: [] })
+    expect(answer.events).toBeGreaterThan(5)
+
+    // Someone with write access to the server's database edits an event.
+    const sqlite = new Database(db)
+    sqlite.prepare("UPDATE audit SET actor = 'mallory' WHERE id = 4").run()
+    sqlite.close()
+    const broken = await runCli(['--url', server.url, 'audit', 'verify'], { env: { SIGNET_ADMIN_TOKEN: adminToken }, cwd: elsewhere.path })
+    outputs.push(broken)
+    expect(broken.code).toBe(1)
+    expect(broken.stdout).toBe('')
+    expect(broken.stderr).toBe('signet: audit log broken at event 4: row 4 was changed after it was written\n')
+    const brokenJson = await run(['audit', 'verify', '--json'])
+    expect(brokenJson.code).toBe(1)
+    expect(JSON.parse(brokenJson.stdout)).toMatchObject({ intact: false, problems: [{ id: 4, reason: 'row 4 was changed after it was written' }] })
+  })
+
   it('refuses --url on the commands that need the database, naming it', async () => {
-    for (const command of [['rewrap'], ['backup', 'x.db'], ['audit', 'verify'], ['init'], ['serve'], ['dev']]) {
+    for (const command of [['rewrap'], ['backup', 'x.db'], ['check'], ['init'], ['serve'], ['dev']]) {
       const result = await run(['--url', server.url, ...command])
       expect(result.code, command.join(' ')).toBe(2)
       expect(result.stderr).toMatch(new RegExp(`^signet: ${command[0]}.* needs the database \\(SIGNET_DB or SIGNET_DATABASE_URL\\) on this machine`))

@@ -29,11 +29,16 @@ describe('the issuers admin API', () => {
     expect(moved.json()).toMatchObject({ jwksUri: null, jwks: { keys: [{ kid: 'k1', kty: 'RSA' }] }, maxTokenLifetime: 7200 })
     const back = await h.admin('PATCH', '/v1/admin/issuers/cluster', { jwksUri: 'http://127.0.0.1:8001/openid/v1/jwks' })
     expect(back.json()).toMatchObject({ jwksUri: 'http://127.0.0.1:8001/openid/v1/jwks', jwks: null })
+    for (const loopback of ['http://localhost:8001/openid/v1/jwks', 'http://LOCALHOST:8001/jwks', 'http://127.8.9.10/jwks', 'http://[::1]:8001/jwks']) {
+      const answer = await h.admin('PATCH', '/v1/admin/issuers/cluster', { jwksUri: loopback })
+      expect(answer.statusCode, answer.body).toBe(200)
+      expect(answer.json().jwksUri).toBe(loopback)
+    }
 
     expect((await h.admin('DELETE', '/v1/admin/issuers/cluster')).statusCode).toBe(200)
     expectProblem(await h.admin('GET', '/v1/admin/issuers/cluster'), 404, 'issuer_not_found')
     const actions = (await h.admin('GET', '/v1/admin/audit?limit=1000')).json().events.filter((e: { target: string }) => e.target === 'cluster').map((e: { action: string }) => e.action)
-    expect(actions).toEqual(['issuer.create', 'issuer.update', 'issuer.update', 'issuer.delete'])
+    expect(actions).toEqual(['issuer.create', ...Array(6).fill('issuer.update'), 'issuer.delete'])
   })
 
   it('refuses bad input with 400 and changes nothing', async () => {
@@ -50,6 +55,8 @@ describe('the issuers admin API', () => {
       ['a fractional lifetime', { maxTokenLifetime: 1.5 }],
       ['http to a remote host', { jwksUri: 'http://kubernetes.example.net/jwks' }],
       ['http to a name that may resolve anywhere', { jwksUri: 'http://localhost.example.net/jwks' }],
+      ['http to a name under localhost', { jwksUri: 'http://evil.localhost/jwks' }],
+      ['http to a name starting with localhost', { jwksUri: 'http://localhost-proxy/jwks' }],
       ['another scheme', { jwksUri: 'file:///etc/passwd' }],
       ['credentials in the URL', { jwksUri: 'https://user:pass@kubernetes.example.net/jwks' }],
       ['both jwksUri and jwks', { jwks: { keys: [key.publicJwk] } }],

@@ -33,16 +33,29 @@ export function registerAudit(program: Command): void {
 
   audit
     .command('verify')
-    .description('check the audit log\'s keyed hash chain and its head (needs SIGNET_MASTER_KEY); exits 1 and names the first broken event')
+    .description('check the audit log\'s keyed hash chain and its head (needs SIGNET_MASTER_KEY, or --url: the server checks it); exits 1 and names each broken event')
     .option('--json', 'print the result as JSON')
     .action(async (options: { json?: boolean }, command: Command) => {
-      const { refuseUrl } = await import('../admin-api.js')
-      refuseUrl(command, 'audit verify', 'it checks the hash chain of the stored rows')
+      const { remoteAdminApi } = await import('../admin-api.js')
+      const { readConfig, withIntegrityKeys } = await import('../context.js')
+      const config = readConfig()
+      const remote = await remoteAdminApi(command, config)
+      if (remote !== null) {
+        const check = await remote.verifyAudit()
+        if (options.json) printJson(check)
+        if (!check.intact) {
+          for (const problem of check.problems) {
+            // id 0: the fault is in the chain's head or marker, which the reason names.
+            process.stderr.write(`signet: audit log broken${problem.id > 0 ? ` at event ${problem.id}` : ''}: ${problem.reason}\n`)
+          }
+          process.exitCode = 1
+        } else if (!options.json) printLines(`audit log intact: ${check.events} events`)
+        return
+      }
       const { AUDIT_HEAD } = await import('../../audit/chain.js')
       const { checkAuditLog } = await import('../../storage/integrity-check.js')
       const { INTEGRITY_META } = await import('../../storage/row-integrity.js')
-      const { readConfig, withIntegrityKeys } = await import('../context.js')
-      const check = await withIntegrityKeys(readConfig(), 'audit verify', async (storage, keys) =>
+      const check = await withIntegrityKeys(config, 'audit verify', async (storage, keys) =>
         checkAuditLog((after, limit) => storage.listAudit(after, limit), { head: await storage.getMeta(AUDIT_HEAD), marker: await storage.getMeta(INTEGRITY_META) }, keys))
       const [first] = check.failures
       if (first) {

@@ -7,7 +7,10 @@ export function registerCheck(program: Command): void {
     .command('check')
     .description('verify every stored row\'s integrity (keysets, keys with their kid, clients) and the audit chain; needs SIGNET_MASTER_KEY; exits 1 naming each failure')
     .option('--json', 'print the result as JSON')
-    .action(async (options: { json?: boolean }) => {
+    .action(async (options: { json?: boolean }, command: Command) => {
+      const { refuseUrl } = await import('../admin-api.js')
+      // The rows themselves are what it checks, and the admin API never hands them out.
+      refuseUrl(command, 'check', 'it checks every stored row (remotely, signet audit verify checks the audit log)')
       const { checkIntegrity } = await import('../../storage/integrity-check.js')
       const { readConfig, withIntegrityKeys } = await import('../context.js')
       const report = await withIntegrityKeys(readConfig(), 'check', (storage, keys) => checkIntegrity(storage, keys))

@@ -3,10 +3,9 @@ import { ALGORITHMS } from '../../crypto/algorithms.js'
 import { list, UsageError, wholeNumber } from '../args.js'
 import { printJson, printLines, printTable, shortTime } from '../output.js'
 import { commandGroup } from '../group.js'
+import type { IssuerView } from '../admin-api.js'
 
-type Presented = ReturnType<typeof import('../../routes/present.js').presentIssuer>
-
-function printIssuers(issuers: Presented[]): void {
+function printIssuers(issuers: IssuerView[]): void {
   printTable(issuers, [
     { header: 'name', value: (i) => i.name },
     { header: 'issuer', value: (i) => i.issuer },
@@ -17,17 +16,6 @@ function printIssuers(issuers: Presented[]): void {
     { header: 'ca', value: (i) => (i.caCertificate ? 'custom' : null) },
     { header: 'created', value: (i) => shortTime(i.createdAt) },
   ])
-}
-
-/**
- * An issuer row carries authority and is authenticated under the master key
- * (docs/security.md), so adding or removing one goes through Signet and needs the
- * master key. A running server sees the change within its poll interval
- * (docs/workload-identity.md).
- */
-async function withIssuers<T>(command: string, work: (issuers: import('../../identity/issuers.js').IssuerService) => Promise<T>): Promise<T> {
-  const { readConfig, withSignet } = await import('../context.js')
-  return withSignet(readConfig(), command, (signet) => work(signet.issuers))
 }
 
 /** Reads a file named by an option, naming the option when it cannot. */
@@ -55,10 +43,9 @@ export function registerIssuers(program: Command): void {
     .option('--max-token-lifetime <seconds>', 'longest accepted lifetime from iat (or nbf) to exp (default 3600)', wholeNumber(1))
     .option('--ca-file <path>', 'PEM of the CA that signs the JWKS endpoint certificate')
     .option('--json', 'print the issuer as JSON')
-    .action(async (name: string, options: { issuer: string; jwksUri?: string; jwksFile?: string; audiences: string[]; algorithms?: string[]; maxTokenLifetime?: number; caFile?: string; json?: boolean }) => {
+    .action(async (name: string, options: { issuer: string; jwksUri?: string; jwksFile?: string; audiences: string[]; algorithms?: string[]; maxTokenLifetime?: number; caFile?: string; json?: boolean }, command: Command) => {
       const { checkNewIssuer } = await import('../../identity/issuer-policy.js')
-      const { presentIssuer } = await import('../../routes/present.js')
-      const { cliActor } = await import('../context.js')
+      const { adminApi } = await import('../admin-api.js')
       if ((options.jwksUri === undefined) === (options.jwksFile === undefined)) throw new UsageError('issuers add: give exactly one of --jwks-uri and --jwks-file')
       let jwks: unknown
       if (options.jwksFile !== undefined) {
@@ -78,8 +65,8 @@ export function registerIssuers(program: Command): void {
         ...(options.maxTokenLifetime !== undefined ? { maxTokenLifetime: options.maxTokenLifetime } : {}),
         ...(options.caFile !== undefined ? { caCertificate: await readOptionFile('--ca-file', options.caFile) } : {}),
       }
-      checkNewIssuer(input) // bad input fails before the database is opened
-      const issuer = presentIssuer(await withIssuers('issuers add', (service) => service.create(input, cliActor())))
+      checkNewIssuer(input) // bad input fails before the database (or the server) is reached
+      const issuer = await (await adminApi(command)).createIssuer(input)
       if (options.json) printJson(issuer)
       else {
         printIssuers([issuer])
@@ -91,11 +78,9 @@ export function registerIssuers(program: Command): void {
     .command('list')
     .description('list trusted issuers')
     .option('--json', 'print the list as JSON')
-    .action(async (options: { json?: boolean }) => {
-      const { presentIssuer } = await import('../../routes/present.js')
-      const { readConfig, withStorage } = await import('../context.js')
-      // migrate: a database made before issuers existed gets its (empty) table.
-      const list = (await withStorage(readConfig(), (storage) => storage.transaction((tx) => tx.listIssuers()), { migrate: true })).map(presentIssuer)
+    .action(async (options: { json?: boolean }, command: Command) => {
+      const { adminApi } = await import('../admin-api.js')
+      const list = await (await adminApi(command)).listIssuers()
       if (options.json) printJson({ issuers: list })
       else printIssuers(list)
     })
@@ -105,10 +90,9 @@ export function registerIssuers(program: Command): void {
     .description('stop trusting an issuer (refused while live clients are bound to it)')
     .argument('<name>', 'the issuer name')
     .option('--json', 'print the removed issuer as JSON')
-    .action(async (name: string, options: { json?: boolean }) => {
-      const { presentIssuer } = await import('../../routes/present.js')
-      const { cliActor } = await import('../context.js')
-      const issuer = presentIssuer(await withIssuers('issuers remove', (service) => service.remove(name, cliActor())))
+    .action(async (name: string, options: { json?: boolean }, command: Command) => {
+      const { adminApi } = await import('../admin-api.js')
+      const issuer = await (await adminApi(command)).removeIssuer(name)
       if (options.json) printJson(issuer)
       else printLines(`Removed issuer ${issuer.name} (${issuer.issuer}).`)
     })
