@@ -1,5 +1,5 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
-import type { Duplex } from 'node:stream'
+import type { Socket } from 'node:net'
 import { Server as TlsServer } from 'node:tls'
 
 /**
@@ -14,8 +14,13 @@ import { Server as TlsServer } from 'node:tls'
  * Node's own closeIdleConnections(), which server.close() calls, counts a connection
  * as idle as soon as its answer is ended, although a large answer (a 1000-token
  * batch) may still sit in the socket's buffer for a slow reader, and destroys it.
- * So it is replaced on each tracked server by one that counts an answer as in
- * flight until it is flushed ('finish').
+ * So it is replaced on each tracked server by one that also waits for the socket's
+ * buffer to be written.
+ *
+ * Nothing is added per request while the listener serves: only a set of open
+ * connections is kept (per-request listeners made the heap of a busy server grow
+ * by tens of MB, npm run bench). The answer a connection is writing is Node's own
+ * `socket._httpMessage`, the field its closeIdleConnections() reads too.
  */
 
 const drains = new WeakMap<Server, () => void>()
@@ -26,57 +31,52 @@ const drains = new WeakMap<Server, () => void>()
  */
 const LATE_CONNECTION_IDLE_MS = 1000
 
-/** Tracks a listener's connections and answers; call before it listens. */
+/** The answer Node is writing on a connection, if any. */
+const currentAnswer = (socket: Socket): ServerResponse | null =>
+  (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage ?? null
+
+/** As Node does after a `Connection: close` answer: end, then destroy once written. */
+function closeWhenFlushed(socket: Socket): void {
+  if (socket.destroyed) return
+  if (socket.writableLength === 0) return void socket.destroy()
+  socket.end()
+  socket.once('finish', () => socket.destroy())
+}
+
+/** Ends a connection once its current answer (if any) and its buffer are written. */
+function closeAfterAnswer(socket: Socket): void {
+  const answer = currentAnswer(socket)
+  if (answer === null || answer.writableFinished) return closeWhenFlushed(socket)
+  if (!answer.headersSent) answer.setHeader('connection', 'close') // Node closes it after this answer
+  else answer.once('finish', () => closeWhenFlushed(socket))
+}
+
+/** Tracks a listener's connections; call before it listens. */
 export function trackConnections(server: Server): void {
-  // Per connection, the answers not yet flushed (several with HTTP pipelining).
-  const connections = new Map<Duplex, number>()
-  const unsent = new Set<ServerResponse>()
+  const connections = new Set<Socket>()
   let draining = false
 
-  // As Node does after a `Connection: close` answer: end, then destroy once written.
-  const closeWhenFlushed = (socket: Duplex) => {
-    if (socket.destroyed) return
-    if (socket.writableFinished) return void socket.destroy()
-    socket.end()
-    socket.once('finish', () => socket.destroy())
-  }
-
-  server.on(server instanceof TlsServer ? 'secureConnection' : 'connection', (socket: Duplex) => {
-    connections.set(socket, 0)
+  server.on(server instanceof TlsServer ? 'secureConnection' : 'connection', (socket: Socket) => {
+    connections.add(socket)
     socket.once('close', () => connections.delete(socket))
     if (draining) {
-      setTimeout(() => { if (connections.get(socket) === 0) socket.destroy() }, LATE_CONNECTION_IDLE_MS).unref()
+      setTimeout(() => { if (currentAnswer(socket) === null) closeWhenFlushed(socket) }, LATE_CONNECTION_IDLE_MS).unref()
     }
   })
 
-  server.prependListener('request', (request: IncomingMessage, response: ServerResponse) => {
-    const socket = request.socket
-    connections.set(socket, (connections.get(socket) ?? 0) + 1)
+  // A request that arrives while closing (pipelined, or on a connection that was
+  // between requests) is answered, then its connection ends.
+  server.prependListener('request', (_request: IncomingMessage, response: ServerResponse) => {
     if (draining) response.setHeader('connection', 'close')
-    else unsent.add(response)
-    let settled = false
-    const settle = () => {
-      if (settled) return
-      settled = true
-      unsent.delete(response)
-      const count = connections.get(socket)
-      if (count === undefined) return
-      connections.set(socket, count - 1)
-      if (draining && count === 1) closeWhenFlushed(socket)
-    }
-    response.once('finish', settle)
-    response.once('close', settle)
   })
 
   server.closeIdleConnections = () => {
-    for (const [socket, answers] of connections) if (answers === 0) socket.destroy()
+    for (const socket of connections) if (currentAnswer(socket) === null) closeWhenFlushed(socket)
   }
 
   drains.set(server, () => {
     draining = true
-    for (const response of unsent) if (!response.headersSent) response.setHeader('connection', 'close')
-    unsent.clear()
-    server.closeIdleConnections()
+    for (const socket of connections) closeAfterAnswer(socket)
   })
 }
 
