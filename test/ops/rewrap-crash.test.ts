@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
 import { open as openEnvelope } from '../../src/crypto/envelope.js'
-import { MasterKey } from '../../src/crypto/masterKey.js'
+import { MasterKey, ownsDatabase } from '../../src/crypto/masterKey.js'
 import { MASTER_KEY_CHECK } from '../../src/keys/keystore.js'
 import { MasterKeyMismatch, Signet } from '../../src/runtime.js'
 import { newMasterKey } from '../helpers/harness.js'
@@ -136,7 +136,7 @@ function inspect(path: string): { owner: 'old' | 'new'; keys: number } {
     }
     expect([...owners], 'every key opens with the same master key').toHaveLength(1)
     const owner = [...owners][0]!
-    expect(keys[owner].matches(check), 'the check value names the key that opens the keys').toBe(true)
+    expect(ownsDatabase(keys[owner], check), 'the check value names the key that opens the keys').toBe(true)
     return { owner, keys: rows.length }
   } finally {
     db.close()
