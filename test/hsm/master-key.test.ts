@@ -204,7 +204,7 @@ if (HSM_SKIP) {
         const { value: rotated } = await until(async () => {
           const answer = await h.admin('POST', '/v1/admin/keysets/default/rotate', { mode: 'immediate' })
           return answer.statusCode === 201 ? answer : undefined
-        }, 30_000) // the token is probed at most once a second; a loaded machine needs longer to reopen it
+        }, 30_000, 250) // the token is probed at most once a second; a loaded machine needs longer to reopen it
         expect(rotated.json().kid).toBeTruthy()
         expect((await sign()).json().kid).toBe(rotated.json().kid)
       } finally {

@@ -300,6 +300,9 @@ export class Pkcs11MasterKey implements MasterKey {
    * module reset gets one new connection and one retry; anything else is
    * HsmUnavailable (503), never a raw PKCS#11 error. A refused PIN is not sent again.
    */
+  /** When the module was last reset after a failure (Date.now()). */
+  #resetAt = 0
+
   #call<T>(what: string, work: (api: Api, connection: Connection) => T): T {
     if (this.#closed) throw new HsmUnavailable('the master key is closed')
     if (this.#refused) throw new HsmUnavailable(`the HSM master key is unavailable: ${this.#refused}`)
@@ -321,7 +324,12 @@ export class Pkcs11MasterKey implements MasterKey {
     } catch (error) {
       if (error instanceof SettingsProblem) this.#refused = error.summary
       // Many modules see a token that came back only after C_Finalize and C_Initialize.
-      else if (error instanceof Pkcs11Fault || CONNECTION_LOST.has(pkcs11Code(error) ?? -1)) void this.#library.reset(seen).catch(() => {})
+      // At most one reset a PRESENCE_CHECK_MS: a reset finalizes the module under any call in
+      // progress, so resetting after every failed call could keep every next call failing.
+      else if ((error instanceof Pkcs11Fault || CONNECTION_LOST.has(pkcs11Code(error) ?? -1)) && Date.now() - this.#resetAt >= PRESENCE_CHECK_MS) {
+        this.#resetAt = Date.now()
+        void this.#library.reset(seen).catch(() => {})
+      }
       if (!this.#opened) throw error // open() names the variable and the reason
       const reason = error instanceof ConfigError ? error.message : error instanceof Pkcs11Fault ? error.summary : describePkcs11Error(error)
       throw new HsmUnavailable(`the HSM master key could not ${what}: ${reason}`)
