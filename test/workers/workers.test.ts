@@ -34,7 +34,11 @@ async function startPool(env: Record<string, string>, workers: number | 'auto'):
   try {
     const url = await running.waitFor((line) => (line.includes('"workers listening"') ? (JSON.parse(line) as { url: string }).url : undefined), 60_000)
     await waitReady(url)
-    return Object.assign(running, { url })
+    const pool = Object.assign(running, { url })
+    // Each worker's own "listening" line may trail the primary's on the shared pipe.
+    const count = workers === 'auto' ? availableParallelism() : workers
+    await within(10_000, () => workerPids(pool).length === count)
+    return pool
   } catch (error) {
     await running.stop('SIGKILL')
     throw error
