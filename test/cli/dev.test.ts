@@ -1,3 +1,4 @@
+import { within } from '../helpers/wait.js'
 import { execFile } from 'node:child_process'
 import { readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
@@ -112,7 +113,8 @@ describe('signet dev', () => {
     const cwd = workDir()
     const { dev, info } = await startDev(cwd, { SIGNET_LOG_LEVEL: 'info' })
     expect(dev.lines[0]).toBe(JSON.stringify(info)) // before any log line
-    expect(dev.lines.slice(1).some((line) => line.includes('signet listening'))).toBe(true)
+    // The held log lines follow the JSON line; they may still be on their way.
+    await within(5000, () => dev.lines.slice(1).some((line) => line.includes('signet listening')))
     const { cliEnv } = info as DevInfo & { cliEnv: { api: Record<string, string>; database: Record<string, string> } }
     expect(cliEnv.api).toEqual({ SIGNET_URL: info.url, SIGNET_ADMIN_TOKEN_FILE: join(cwd, 'data/dev/admin.token') })
     expect(cliEnv.database).toEqual({ SIGNET_DB: join(cwd, 'data/dev/signet.db'), SIGNET_MASTER_KEY_FILE: join(cwd, 'data/dev/master.key') })
