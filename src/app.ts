@@ -19,7 +19,7 @@ import { BODY_LIMIT, handleError, PROBLEM_JSON, sendProblem } from './http/probl
 import { installRequestMetrics } from './metrics/hooks.js'
 import { SignetMetrics } from './metrics/registry.js'
 import { metricsRoute } from './metrics/route.js'
-import { traceChildLogger } from './metrics/tracing.js'
+import { traceChildLogger } from './metrics/log-correlation.js'
 import { openapiPlugin } from './openapi/index.js'
 import { adminRoutes } from './routes/admin.js'
 import { internalRoutes } from './routes/internal.js'
@@ -31,8 +31,7 @@ import { publicRoutes } from './routes/public.js'
 import type { Signet } from './runtime.js'
 import { problem } from './schemas/index.js'
 
-/** Request bodies over this many bytes get 413 (SPEC section 3). */
-
+/** A caller's X-Request-Id is kept only when it looks like an id (no spaces, no control characters). */
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 
 /** Fastify options, plus the options of Node's HTTP server that fastify passes on. */

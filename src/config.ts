@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import { isIP } from 'node:net'
 import { availableParallelism } from 'node:os'
 import envSchema from 'env-schema'
-import { MasterKey } from './crypto/masterKey.js'
+import { MasterKey } from './crypto/master-key.js'
 import { ConfigError } from './errors.js'
 
 /**

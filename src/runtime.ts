@@ -3,7 +3,7 @@ import { auditedTransaction, auditSinkFor, type AuditSink } from './audit/record
 import { ClientService } from './auth/clients.js'
 import { systemClock, type Clock } from './clock.js'
 import type { Config } from './config.js'
-import { ownsDatabase, sealedCheckValue, type MasterKey } from './crypto/masterKey.js'
+import { ownsDatabase, sealedCheckValue, type MasterKey } from './crypto/master-key.js'
 import { ConfigError } from './errors.js'
 import { IssuerService } from './identity/issuers.js'
 import { SoftwareBackend, UnavailableBackend, type Backends } from './keys/backend.js'

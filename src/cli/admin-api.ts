@@ -6,7 +6,7 @@ import type { IssuerInput } from '../identity/issuer-policy.js'
 import type { ImportInput } from '../keys/import.js'
 import type { KeysetInput, KeysetPolicyInput } from '../keys/policy.js'
 import type { RotationMode } from '../keys/service.js'
-import type { presentAuditEvent, presentClient, presentIssuer, presentKey, presentKeyset } from '../routes/present.js'
+import type { presentAuditEvent, presentClient, presentIssuer, presentKey, presentKeyset } from '../present.js'
 
 /**
  * What the admin commands do, in the shapes of the admin API's answers (the

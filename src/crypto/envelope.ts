@@ -1,6 +1,6 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto'
 import { DecryptionError } from '../errors.js'
-import type { MasterKey } from './masterKey.js'
+import type { MasterKey } from './master-key.js'
 
 /**
  * Envelope encryption of private keys at rest (SPEC section 2, points 2 and 3).

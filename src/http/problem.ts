@@ -3,7 +3,7 @@ import { Internal, InvalidRequest, MethodNotAllowed, NotFound, PayloadTooLarge, 
 
 export const PROBLEM_JSON = 'application/problem+json'
 
-/** Largest request body accepted (SPEC section 3). */
+/** Request bodies over this many bytes get 413 `payload_too_large`. */
 export const BODY_LIMIT = 64 * 1024
 /** 413 for a body over BODY_LIMIT, whichever check found it. */
 export const bodyTooLarge = (): SignetError => new PayloadTooLarge(`request bodies are limited to ${BODY_LIMIT / 1024} KiB`)

@@ -1,5 +1,5 @@
 import type { Config } from '../config.js'
-import type { MasterKey } from '../crypto/masterKey.js'
+import type { MasterKey } from '../crypto/master-key.js'
 
 /** A master key as the configuration names it, with what releases it. */
 export interface OpenedMasterKey {

@@ -1,6 +1,6 @@
 import { auditedTransaction, type Audit, type AuditSink } from '../audit/recorder.js'
 import type { Clock } from '../clock.js'
-import { ownsDatabase, type MasterKey } from '../crypto/masterKey.js'
+import { ownsDatabase, type MasterKey } from '../crypto/master-key.js'
 import { Conflict, InvalidRequest, KeyNotFound, KeysetNotFound, Sealed } from '../errors.js'
 import { MASTER_KEY_CHECK } from './keystore.js'
 import type { Storage, Tx } from '../storage/types.js'

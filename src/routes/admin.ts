@@ -13,7 +13,7 @@ import {
   issuerListAnswer, keyAnswer, importKeyBody, keyListAnswer, keysetAnswer, keysetListAnswer, kidParams, nameParams, patchClientBody, patchIssuerBody,
   patchKeysetBody, revokeBody, rotateBody,
 } from '../schemas/index.js'
-import { presentAuditPage, presentClient, presentIssuer, presentKey, presentKeyset } from './present.js'
+import { presentAuditPage, presentClient, presentIssuer, presentKey, presentKeyset } from '../present.js'
 
 export interface AdminRoutesOptions {
   signet: Signet

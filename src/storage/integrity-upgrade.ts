@@ -1,5 +1,5 @@
 import { AUDIT_HEAD, sealedAuditHead } from '../audit/chain.js'
-import { isLegacyCheckValue } from '../crypto/masterKey.js'
+import { isLegacyCheckValue } from '../crypto/master-key.js'
 import { MASTER_KEY_CHECK } from '../keys/keystore.js'
 import type { AuditEvent } from '../keys/model.js'
 import { INTEGRITY_META, rewriteSealedRows, type IntegrityKeys } from './row-integrity.js'
@@ -13,7 +13,7 @@ import type { Tx } from './types.js'
  * from an `integrity.upgrade` event, whose HMAC covers the plain hash of the
  * event before it. Only a database whose master-key check value is still the
  * plain one of earlier versions is upgraded, and the upgrade replaces it with the
- * sealed form (crypto/masterKey.ts), which nobody can undo without the master key:
+ * sealed form (crypto/master-key.ts), which nobody can undo without the master key:
  * deleting the marker and the MACs of an upgraded database makes its rows fail,
  * never trusted again on first use. (A copy taken before the upgrade can still be
  * put back: the rollback limit, docs/security.md.)

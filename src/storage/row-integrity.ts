@@ -1,7 +1,7 @@
 import { createHmac, createPublicKey, timingSafeEqual } from 'node:crypto'
 import { canonicalJson } from '../audit/chain.js'
 import { thumbprint } from '../crypto/jwk.js'
-import { ownsDatabase, sealedCheckValue, type MasterKey } from '../crypto/masterKey.js'
+import { ownsDatabase, sealedCheckValue, type MasterKey } from '../crypto/master-key.js'
 import type { Client, Issuer, KeyRecord, Keyset } from '../keys/model.js'
 import type { Stored, Tx } from './types.js'
 
@@ -117,7 +117,7 @@ export class IntegrityKeys {
     return checkValue === undefined || ownsDatabase(this.#masterKey, checkValue)
   }
 
-  /** The master-key check value of a database whose rows are authenticated (crypto/masterKey.ts). */
+  /** The master-key check value of a database whose rows are authenticated (crypto/master-key.ts). */
   sealedCheckValue(): string {
     return sealedCheckValue(this.#masterKey)
   }

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { inspect } from 'node:util'
 import { describe, expect, it } from 'vitest'
 import { open, rewrap, seal, wrappedBy } from '../../src/crypto/envelope.js'
-import { MasterKey } from '../../src/crypto/masterKey.js'
+import { MasterKey } from '../../src/crypto/master-key.js'
 import { DecryptionError } from '../../src/errors.js'
 
 const binding = { kid: 'kid-one', keyset: 'default', alg: 'ES256' }

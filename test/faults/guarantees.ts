@@ -4,7 +4,7 @@ import { expect } from 'vitest'
 import { verifyChain } from '../../src/audit/chain.js'
 import { IntegrityKeys } from '../../src/storage/row-integrity.js'
 import { open as openEnvelope } from '../../src/crypto/envelope.js'
-import type { MasterKey } from '../../src/crypto/masterKey.js'
+import type { MasterKey } from '../../src/crypto/master-key.js'
 import type { AuditEvent } from '../../src/keys/model.js'
 import type { Snapshot } from '../../src/storage/types.js'
 

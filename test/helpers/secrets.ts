@@ -1,7 +1,7 @@
 import { createPrivateKey } from 'node:crypto'
 import { expect } from 'vitest'
 import { open as openEnvelope } from '../../src/crypto/envelope.js'
-import type { MasterKey } from '../../src/crypto/masterKey.js'
+import type { MasterKey } from '../../src/crypto/master-key.js'
 
 /**
  * Collects every secret a test run handles (master keys, bearer tokens, private key

@@ -1,7 +1,7 @@
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { open as openEnvelope, seal } from '../../src/crypto/envelope.js'
-import { MasterKey } from '../../src/crypto/masterKey.js'
+import { MasterKey } from '../../src/crypto/master-key.js'
 import { ConfigError, DecryptionError } from '../../src/errors.js'
 import { Pkcs11MasterKey, type Pkcs11MasterKeyOptions } from '../../src/keys/pkcs11/master-key.js'
 import { renameSync } from 'node:fs'

@@ -1,7 +1,7 @@
 import { generateKeyPairSync } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
 import { toPublicJwk } from '../../src/crypto/jwk.js'
-import { MasterKey } from '../../src/crypto/masterKey.js'
+import { MasterKey } from '../../src/crypto/master-key.js'
 import { IntegrityKeys } from '../../src/storage/row-integrity.js'
 import { newMasterKey } from '../helpers/temp.js'
 import { clientRecord, keyRecord } from './contract.js'

@@ -1,7 +1,7 @@
 import type { Command } from 'commander'
 import { printJson, printLines } from '../output.js'
 import { createHeldLogger } from '../../logger.js'
-import { DEV_DATA_DIR } from '../../ops/devState.js'
+import { DEV_DATA_DIR } from '../../ops/dev-state.js'
 
 const WARNING = [
   '!!! DEVELOPMENT MODE - NOT FOR PRODUCTION !!!',
@@ -26,7 +26,7 @@ export function registerDev(program: Command): void {
       const { loadConfig } = await import('../../config.js')
       const { hashToken } = await import('../../auth/tokens.js')
       const { runServer } = await import('../../server.js')
-      const { devEnvironment, loadDevState, readDevClientToken, saveDevClientToken } = await import('../../ops/devState.js')
+      const { devEnvironment, loadDevState, readDevClientToken, saveDevClientToken } = await import('../../ops/dev-state.js')
 
       const state = loadDevState(options.dataDir)
       const { env, ignored } = devEnvironment(state, process.env)

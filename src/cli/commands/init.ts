@@ -16,7 +16,7 @@ export function registerInit(program: Command): void {
       const { refuseUrl } = await import('../admin-api.js')
       refuseUrl(command, 'init', 'it creates the database')
       const { generateToken } = await import('../../auth/tokens.js')
-      const { MasterKey } = await import('../../crypto/masterKey.js')
+      const { MasterKey } = await import('../../crypto/master-key.js')
       const { ConfigError } = await import('../../errors.js')
       const { MASTER_KEY_CHECK } = await import('../../keys/keystore.js')
       const { Signet } = await import('../../runtime.js')

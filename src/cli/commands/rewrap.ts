@@ -51,7 +51,7 @@ export function registerRewrap(program: Command): void {
           try {
             // Checked before the schema is touched: a wrong key changes nothing.
             const check = (await storage.getMeta(MASTER_KEY_CHECK))!
-            const { ownsDatabase } = await import('../../crypto/masterKey.js')
+            const { ownsDatabase } = await import('../../crypto/master-key.js')
             if (!ownsDatabase(from, check) && !ownsDatabase(to, check)) {
               const fromVariable = config.masterKeyPkcs11 !== null ? 'SIGNET_MASTER_KEY_PKCS11' : 'SIGNET_MASTER_KEY'
               const toVariable = config.newMasterKeyPkcs11 !== null ? 'SIGNET_NEW_MASTER_KEY_PKCS11' : 'SIGNET_NEW_MASTER_KEY'

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { CHECK_LABEL, checkValueMatches, describeMasterKey, ID_LABEL, WRAP_NONCE, type MasterKey } from '../../crypto/masterKey.js'
+import { CHECK_LABEL, checkValueMatches, describeMasterKey, ID_LABEL, WRAP_NONCE, type MasterKey } from '../../crypto/master-key.js'
 import { ConfigError, DecryptionError, HsmUnavailable, SignetError } from '../../errors.js'
 import { describePkcs11Error, Pkcs11Fault, Pkcs11Library, pkcs11Binding, pkcs11Code, type Api, type Handle } from './library.js'
 import { findTokenSlot, SettingsProblem } from './token.js'

@@ -1,7 +1,7 @@
-import { isoOrNull } from '../clock.js'
-import { isRsa } from '../crypto/algorithms.js'
-import { publishedJwk } from '../keys/keystore.js'
-import type { AuditEvent, Client, Issuer, KeyRecord, Keyset } from '../keys/model.js'
+import { isoOrNull } from './clock.js'
+import { isRsa } from './crypto/algorithms.js'
+import { publishedJwk } from './keys/keystore.js'
+import type { AuditEvent, Client, Issuer, KeyRecord, Keyset } from './keys/model.js'
 
 /** How keysets, keys, clients and audit events look in API answers (ISO 8601 UTC times). */
 

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { generateToken } from '../auth/tokens.js'
-import { MasterKey } from '../crypto/masterKey.js'
+import { MasterKey } from '../crypto/master-key.js'
 import { ConfigError } from '../errors.js'
 
 /**

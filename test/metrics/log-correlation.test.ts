@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { parseTraceparent } from '../../src/metrics/tracing.js'
+import { parseTraceparent } from '../../src/metrics/log-correlation.js'
 import { createHarness, type Harness } from '../helpers/harness.js'
 
 const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736'
