@@ -13,7 +13,7 @@ export interface SignetClientOptions {
   /**
    * The client's bearer token (`signet_...`, made with `POST /v1/admin/clients`), or a
    * function returning the current one (sync or async), called once per call.
-   * Default: the `SIGNET_CLIENT_TOKEN` environment variable. Give `token` or `tokenFile`, not both.
+   * Default: the `SIGNET_CLIENT_TOKEN` environment variable, else the file that `SIGNET_CLIENT_TOKEN_FILE` names. Give `token` or `tokenFile`, not both.
    */
   token?: string | TokenProvider
   /**
@@ -76,18 +76,30 @@ function checkMs(name: string, value: number | undefined, fallback: number, min:
   return value
 }
 
-/** The token option: exactly one of `token` and `tokenFile`, else SIGNET_CLIENT_TOKEN. Errors never hold the token. */
+/**
+ * The token option: exactly one of `token` and `tokenFile`; without either, the
+ * SIGNET_CLIENT_TOKEN variable, else SIGNET_CLIENT_TOKEN_FILE (read like tokenFile).
+ * Errors never hold the token.
+ */
 function tokenSource(options: SignetClientOptions): TokenSource {
   if (options.token !== undefined && options.tokenFile !== undefined) throw new TypeError('SignetClient: give token or tokenFile, not both')
-  if (options.tokenFile !== undefined) {
-    if (typeof options.tokenFile !== 'string' || options.tokenFile.length === 0) throw new TypeError('SignetClient: tokenFile must be a file path')
-    return fileToken(options.tokenFile)
+  const tokenFile = options.token === undefined ? options.tokenFile ?? tokenFileFromEnv() : options.tokenFile
+  if (tokenFile !== undefined) {
+    if (typeof tokenFile !== 'string' || tokenFile.length === 0) throw new TypeError('SignetClient: tokenFile must be a file path')
+    return fileToken(tokenFile)
   }
   if (typeof options.token === 'function') return providedToken(options.token)
   const token = options.token ?? process.env.SIGNET_CLIENT_TOKEN
-  if (token === undefined) throw new TypeError('SignetClient: token or tokenFile is required (or set SIGNET_CLIENT_TOKEN)')
+  if (token === undefined) throw new TypeError('SignetClient: token or tokenFile is required (or set SIGNET_CLIENT_TOKEN or SIGNET_CLIENT_TOKEN_FILE)')
   if (!isUsableToken(token)) throw new TypeError('SignetClient: token must be a non-empty string without spaces, or a function')
   return fixedToken(token)
+}
+
+/** SIGNET_CLIENT_TOKEN_FILE, when SIGNET_CLIENT_TOKEN is not set (the variable wins, as an option would). */
+function tokenFileFromEnv(): string | undefined {
+  if (process.env.SIGNET_CLIENT_TOKEN !== undefined) return undefined
+  const path = process.env.SIGNET_CLIENT_TOKEN_FILE
+  return path === undefined || path === '' ? undefined : path
 }
 
 function checkSignedToken(value: unknown): value is SignedToken {

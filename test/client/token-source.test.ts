@@ -170,8 +170,8 @@ describe('SignetClient token sources', () => {
     expect(server.seen.length).toBe(before)
   })
 
-  it('SIGNET_URL and SIGNET_CLIENT_TOKEN are the defaults of url and token', async () => {
-    const saved = { url: process.env.SIGNET_URL, token: process.env.SIGNET_CLIENT_TOKEN }
+  it('SIGNET_URL and SIGNET_CLIENT_TOKEN (or SIGNET_CLIENT_TOKEN_FILE) are the defaults of url and token', async () => {
+    const saved = { url: process.env.SIGNET_URL, token: process.env.SIGNET_CLIENT_TOKEN, tokenFile: process.env.SIGNET_CLIENT_TOKEN_FILE }
     process.env.SIGNET_URL = server.url
     process.env.SIGNET_CLIENT_TOKEN = 'signet_from_env'
     try {
@@ -187,11 +187,20 @@ describe('SignetClient token sources', () => {
       await explicit.close()
       expect(server.seen.at(-1)).toBe('signet_file')
       delete process.env.SIGNET_CLIENT_TOKEN
-      expect(() => new SignetClient()).toThrow(/token or tokenFile is required \(or set SIGNET_CLIENT_TOKEN\)/)
+      // Without SIGNET_CLIENT_TOKEN, SIGNET_CLIENT_TOKEN_FILE is read like tokenFile.
+      const fromEnvFile = join(dir.path, 'from-env-file')
+      writeToken(fromEnvFile, 'signet_env_file')
+      process.env.SIGNET_CLIENT_TOKEN_FILE = fromEnvFile
+      const fileClient = new SignetClient()
+      await fileClient.sign({})
+      expect(server.seen.at(-1)).toBe('signet_env_file')
+      await fileClient.close()
+      delete process.env.SIGNET_CLIENT_TOKEN_FILE
+      expect(() => new SignetClient()).toThrow(/token or tokenFile is required \(or set SIGNET_CLIENT_TOKEN or SIGNET_CLIENT_TOKEN_FILE\)/)
       delete process.env.SIGNET_URL
       expect(() => new SignetClient({ token: 'signet_x' })).toThrow(/url is required \(or set SIGNET_URL\)/)
     } finally {
-      for (const [name, value] of [['SIGNET_URL', saved.url], ['SIGNET_CLIENT_TOKEN', saved.token]] as const) {
+      for (const [name, value] of [['SIGNET_URL', saved.url], ['SIGNET_CLIENT_TOKEN', saved.token], ['SIGNET_CLIENT_TOKEN_FILE', saved.tokenFile]] as const) {
         if (value === undefined) delete process.env[name]
         else process.env[name] = value
       }
