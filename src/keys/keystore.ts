@@ -10,6 +10,7 @@ import type { Snapshot, Storage } from '../storage/types.js'
 import { Mutex } from '../util/mutex.js'
 import { IdentityDirectory } from '../identity/directory.js'
 import type { Backends } from './backend.js'
+import { nextDueAt } from './lifecycle.js'
 import { KEY_STATES, PUBLISHED_STATES, type Client, type KeyRecord, type KeyState, type Keyset } from './model.js'
 import { effectivePrepublish } from './policy.js'
 
@@ -344,7 +345,7 @@ export class Keystore {
       published,
       verifyKeys,
       jwks: jwksDocument(published, keyset.x5c),
-      nextDueAt: nextDue(keyset, keys, effectivePrepublish(keyset, this.#jwksMaxAge)),
+      nextDueAt: nextDueAt(keyset, keys, effectivePrepublish(keyset, this.#jwksMaxAge)),
       algorithms,
       keyCounts,
     }
@@ -380,28 +381,6 @@ export function publishedJwk(key: KeyRecord, withCertificate: boolean): PublicJw
 export function jwksDocument(published: KeyRecord[], withCertificates: boolean): JwksDocument {
   const body = Buffer.from(JSON.stringify({ keys: published.map((key) => publishedJwk(key, withCertificates)) }))
   return { body, etag: `"${createHash('sha256').update(body).digest('base64url')}"` }
-}
-
-/** When the scheduler next has work in this keyset (see lifecycle.planDue). */
-function nextDue(keyset: Keyset, keys: KeyRecord[], prepublishSeconds: number): number | null {
-  const times: number[] = []
-  let active: KeyRecord | undefined
-  let pending = false
-  for (const key of keys) {
-    if (key.state === 'pending') {
-      pending = true
-      if (key.activatesAt !== null) times.push(key.activatesAt)
-    } else if (key.state === 'retired' && key.publishedUntil !== null) {
-      times.push(key.publishedUntil)
-    } else if (key.state === 'active') {
-      active = key
-    }
-  }
-  if (!active) times.push(0)
-  else if (!pending && keyset.rotationPeriod > 0) {
-    times.push((active.activatedAt ?? 0) + (keyset.rotationPeriod - prepublishSeconds) * 1000)
-  }
-  return times.length === 0 ? null : Math.min(...times)
 }
 
 /** Changes whenever anything the built keyset depends on changes. */
