@@ -1,6 +1,6 @@
 import { isoOrNull } from './clock.js'
 import { isRsa } from './crypto/algorithms.js'
-import { publishedJwk } from './keys/keystore.js'
+import { publishedJwk } from './keys/jwks.js'
 import type { AuditEvent, Client, Issuer, KeyRecord, Keyset } from './keys/model.js'
 
 /** How keysets, keys, clients and audit events look in API answers (ISO 8601 UTC times). */

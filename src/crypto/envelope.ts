@@ -25,6 +25,10 @@ import type { MasterKey } from './master-key.js'
  * (`signet rewrap`) re-wraps only the 32-byte data key.
  */
 export const FORMAT_VERSION = 1
+/** Offsets of the layout above: master key id, the data-key wrap, the private-key encryption. */
+const MASTER_KEY_ID_AT = 1
+const WRAP_AT = 9
+const BODY_AT = 69
 const HEADER = 97
 
 /** What a ciphertext is bound to. */
@@ -84,9 +88,9 @@ interface Parsed {
 function parse(blob: Buffer, what: string): Parsed {
   if (blob.length <= HEADER || blob[0] !== FORMAT_VERSION) throw new DecryptionError(what)
   return {
-    masterKeyId: blob.subarray(1, 9),
-    wrapped: blob.subarray(9, 69),
-    rest: blob.subarray(69),
+    masterKeyId: blob.subarray(MASTER_KEY_ID_AT, WRAP_AT),
+    wrapped: blob.subarray(WRAP_AT, BODY_AT),
+    rest: blob.subarray(BODY_AT),
   }
 }
 
@@ -111,7 +115,16 @@ export function open(masterKey: MasterKey, blob: Buffer, binding: Binding): Buff
 
 /** The id of the master key that wrapped `blob`, without opening it. */
 export function wrappedBy(blob: Buffer): Buffer | null {
-  return blob.length > HEADER && blob[0] === FORMAT_VERSION ? Buffer.from(blob.subarray(1, 9)) : null
+  return blob.length > HEADER && blob[0] === FORMAT_VERSION ? Buffer.from(blob.subarray(MASTER_KEY_ID_AT, WRAP_AT)) : null
+}
+
+/**
+ * The part of `blob` that a rewrap changes (format version, master key id and the
+ * wrapped data key), as a view of it: two wraps of one private key differ here
+ * even though the encrypted key itself is kept as it is.
+ */
+export function wrapOf(blob: Buffer): Buffer {
+  return blob.subarray(0, BODY_AT)
 }
 
 /**

@@ -1,26 +1,24 @@
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto'
 import { claimPolicyOf } from '../auth/claim-policy.js'
 import type { Alg } from '../crypto/algorithms.js'
-import type { PublicJwk } from '../crypto/jwk.js'
+import { wrapOf } from '../crypto/envelope.js'
 import type { SigningKey } from '../crypto/jws.js'
 import { ownsDatabase, type MasterKey } from '../crypto/master-key.js'
 import { systemClock, type Clock } from '../clock.js'
-import { HsmUnavailable, Sealed, SignetError, StorageUnavailable } from '../errors.js'
+import { HsmUnavailable, Sealed, SignetError } from '../errors.js'
 import type { Snapshot, Storage } from '../storage/types.js'
 import { Mutex } from '../util/mutex.js'
 import { IdentityDirectory } from '../identity/directory.js'
 import type { Backends } from './backend.js'
-import { KEY_STATES, PUBLISHED_STATES, type Client, type KeyRecord, type KeyState, type Keyset } from './model.js'
+import { backendProblem, probeBackends, waitingForDevice } from './hsm-probe.js'
+import { jwksDocument, publishedKeys, type JwksDocument } from './jwks.js'
+import { nextDueAt } from './lifecycle.js'
+import { KEY_STATES, type Client, type KeyRecord, type KeyState, type Keyset } from './model.js'
+import { OutageGrace, type StorageOutage } from './outage-grace.js'
 import { effectivePrepublish } from './policy.js'
 
 /** The meta row holding the master key's check value. */
 export const MASTER_KEY_CHECK = 'master_key_check'
-
-/** A JWK Set as served: bytes computed once per change, and their strong ETag. */
-export interface JwksDocument {
-  body: Buffer
-  etag: string
-}
 
 /** One keyset as the request path sees it; rebuilt only when its rows change. */
 export interface LiveKeyset {
@@ -58,17 +56,9 @@ export interface KeystoreOptions {
   clock?: Clock
   /**
    * Seconds signing goes on from memory once storage stops answering
-   * (SIGNET_STORAGE_OUTAGE_GRACE); default 300. Past it, a revocation made
-   * elsewhere might have been missed, so signing stops until storage answers again.
+   * (SIGNET_STORAGE_OUTAGE_GRACE); default 300. See OutageGrace.
    */
   outageGraceSeconds?: number
-}
-
-/** Storage out of reach: since when (last answer), and until when signing goes on. */
-export interface StorageOutage {
-  lastContactAt: number
-  signingUntil: number
-  signingStopped: boolean
 }
 
 /**
@@ -88,8 +78,7 @@ export class Keystore {
   readonly #jwksMaxAge: number
   readonly #onError: (error: unknown, context: string) => void
   readonly #refreshLock = new Mutex()
-  readonly #clock: Clock
-  readonly #outageGraceMs: number
+  readonly #outageGrace: OutageGrace
 
   #generation = -1
   #keysets = new Map<string, LiveKeyset>()
@@ -99,9 +88,6 @@ export class Keystore {
   /** The last snapshot read while the master key owned the database. */
   #trusted: Snapshot | null = null
   #sealed: string | null = null
-  #storageError: string | null = null
-  /** When storage last answered a poll or a refresh. */
-  #lastContactAt: number
   #loaded = false
 
   constructor(options: KeystoreOptions) {
@@ -110,9 +96,7 @@ export class Keystore {
     this.#masterKey = options.masterKey
     this.#jwksMaxAge = options.jwksMaxAge
     this.#onError = options.onError ?? (() => {})
-    this.#clock = options.clock ?? systemClock
-    this.#outageGraceMs = (options.outageGraceSeconds ?? 300) * 1000
-    this.#lastContactAt = this.#clock.now()
+    this.#outageGrace = new OutageGrace(options.clock ?? systemClock, options.outageGraceSeconds)
   }
 
   get generation(): number {
@@ -125,17 +109,14 @@ export class Keystore {
    */
   keyset(name: string): LiveKeyset | undefined {
     const live = this.#keysets.get(name)
-    const outage = live ? this.storageOutage() : null
-    if (!live || !outage?.signingStopped) return live
-    const error = new StorageUnavailable(`storage has not answered since ${new Date(outage.lastContactAt).toISOString()}: signing stopped after the outage grace`)
-    return { ...live, signer: null, signerError: error }
+    const stopped = live ? this.#outageGrace.signingStopped() : null
+    if (!live || !stopped) return live
+    return { ...live, signer: null, signerError: stopped }
   }
 
   /** Null while storage answers; else since when it does not and how long signing goes on. */
   storageOutage(): StorageOutage | null {
-    if (this.#storageError === null) return null
-    const signingUntil = this.#lastContactAt + this.#outageGraceMs
-    return { lastContactAt: this.#lastContactAt, signingUntil, signingStopped: this.#clock.now() >= signingUntil }
+    return this.#outageGrace.outage()
   }
 
   keysets(): IterableIterator<LiveKeyset> {
@@ -168,16 +149,10 @@ export class Keystore {
 
   readiness(): Readiness {
     if (!this.#loaded) return { ready: false, code: 'not_ready', reason: 'keys are not loaded yet' }
-    const outage = this.storageOutage()
-    if (outage) {
-      const until = new Date(outage.signingUntil).toISOString()
-      const reason = outage.signingStopped
-        ? `storage does not answer; signing stopped at ${until} (outage grace) and resumes when storage answers`
-        : `storage does not answer; signing continues from memory until ${until}`
-      return { ready: false, code: 'storage_unavailable', reason }
-    }
+    const outage = this.#outageGrace.notReadyReason()
+    if (outage) return { ready: false, code: 'storage_unavailable', reason: outage }
     if (this.#sealed) return { ready: false, code: 'sealed', reason: this.#sealed }
-    const device = this.#backendProblem()
+    const device = backendProblem(this.#backends, this.#keysets.values())
     if (device) return { ready: false, code: 'hsm_unavailable', reason: device }
     for (const live of this.#keysets.values()) {
       if (!live.activeKid) return { ready: false, code: 'not_ready', reason: `keyset ${live.keyset.name} has no active key` }
@@ -194,11 +169,11 @@ export class Keystore {
     await this.#retryBackends()
     try {
       const generation = await this.#storage.generation()
-      const recovering = this.#storageError !== null
+      const recovering = !this.#outageGrace.storageAnswers
       if (generation !== this.#generation || recovering) {
         await this.refresh()
       } else {
-        this.#lastContactAt = this.#clock.now()
+        this.#outageGrace.answered()
       }
     } catch (error) {
       this.#storageFailed(error, 'storage poll')
@@ -207,34 +182,17 @@ export class Keystore {
 
   /** Notes storage as failing; reported once per outage, not on every poll. */
   #storageFailed(error: unknown, context: string): void {
-    if (this.#storageError === null) this.#onError(error, context)
-    this.#storageError = error instanceof Error ? error.message : String(error)
+    if (this.#outageGrace.failed(error)) this.#onError(error, context)
   }
 
   /**
-   * The first reason a backend that some keyset uses gives for not working (an HSM
-   * away), or null. A configured HSM no keyset uses yet is only logged (by its probe).
-   */
-  #backendProblem(): string | null {
-    const used = new Set([...this.#keysets.values()].map((live) => this.#backends[live.keyset.backend]))
-    for (const backend of used) {
-      const reason = backend.unavailableReason?.()
-      if (reason) return reason
-    }
-    return null
-  }
-
-  /**
-   * Lets backends that can fail (PKCS#11) check or reconnect their device, then
-   * reloads the keysets whose active key the device could not open, so they
-   * recover by themselves when it is back. The backend spaces its own attempts; a
-   * keyset whose device is still away is not reloaded (nothing would change).
+   * Probes the devices (hsm-probe.ts), then reloads the keysets whose active key a
+   * device that is back could not open, so they recover by themselves.
    */
   async #retryBackends(): Promise<void> {
-    for (const backend of new Set(Object.values(this.#backends))) await backend.probe?.()
-    const waiting = [...this.#keysets.values()].some((live) => live.activeKid !== null && !live.signer && live.signerError?.code === 'hsm_unavailable' &&
-      !this.#backends[live.keyset.backend].unavailableReason?.())
-    if (waiting && this.#storageError === null) await this.refresh().catch((error) => this.#onError(error, 'reloading keys the HSM could not open'))
+    await probeBackends(this.#backends)
+    const waiting = waitingForDevice(this.#backends, this.#keysets.values())
+    if (waiting && this.#outageGrace.storageAnswers) await this.refresh().catch((error) => this.#onError(error, 'reloading keys the HSM could not open'))
   }
 
   /** Reads a snapshot and rebuilds the view. Concurrent calls run one after another. */
@@ -248,8 +206,7 @@ export class Keystore {
         throw error
       }
       await this.#rebuild(snapshot)
-      this.#storageError = null
-      this.#lastContactAt = this.#clock.now()
+      this.#outageGrace.answered()
       this.#loaded = true
     })
   }
@@ -344,71 +301,18 @@ export class Keystore {
       published,
       verifyKeys,
       jwks: jwksDocument(published, keyset.x5c),
-      nextDueAt: nextDue(keyset, keys, effectivePrepublish(keyset, this.#jwksMaxAge)),
+      nextDueAt: nextDueAt(keyset, keys, effectivePrepublish(keyset, this.#jwksMaxAge)),
       algorithms,
       keyCounts,
     }
   }
 }
 
-/** The keys of one keyset its JWK Set publishes, in the order it lists them. */
-export function publishedKeys(keys: readonly KeyRecord[]): KeyRecord[] {
-  return orderForJwks(keys.filter((key) => PUBLISHED_STATES.includes(key.state)))
-}
-
-/** Active key first, then pending, then retired, newest first within each. */
-function orderForJwks(keys: KeyRecord[]): KeyRecord[] {
-  const rank = { active: 0, pending: 1, retired: 2, destroyed: 3, revoked: 3 } as const
-  return [...keys].sort((a, b) => rank[a.state] - rank[b.state] || b.createdAt - a.createdAt || a.kid.localeCompare(b.kid))
-}
-
-/** The public JWK as published: never a private member, x5c only when asked. */
-export function publishedJwk(key: KeyRecord, withCertificate: boolean): PublicJwk {
-  const { kty, kid, use, alg, n, e, crv, x, y } = key.publicJwk
-  const jwk: PublicJwk = { kty, kid, use, alg }
-  if (n !== undefined) Object.assign(jwk, { n, e })
-  if (crv !== undefined) jwk.crv = crv
-  if (x !== undefined) jwk.x = x
-  if (y !== undefined) jwk.y = y
-  if (withCertificate && key.certificate) {
-    jwk.x5c = [key.certificate.toString('base64')]
-    jwk['x5t#S256'] = createHash('sha256').update(key.certificate).digest('base64url')
-  }
-  return jwk
-}
-
-export function jwksDocument(published: KeyRecord[], withCertificates: boolean): JwksDocument {
-  const body = Buffer.from(JSON.stringify({ keys: published.map((key) => publishedJwk(key, withCertificates)) }))
-  return { body, etag: `"${createHash('sha256').update(body).digest('base64url')}"` }
-}
-
-/** When the scheduler next has work in this keyset (see lifecycle.planDue). */
-function nextDue(keyset: Keyset, keys: KeyRecord[], prepublishSeconds: number): number | null {
-  const times: number[] = []
-  let active: KeyRecord | undefined
-  let pending = false
-  for (const key of keys) {
-    if (key.state === 'pending') {
-      pending = true
-      if (key.activatesAt !== null) times.push(key.activatesAt)
-    } else if (key.state === 'retired' && key.publishedUntil !== null) {
-      times.push(key.publishedUntil)
-    } else if (key.state === 'active') {
-      active = key
-    }
-  }
-  if (!active) times.push(0)
-  else if (!pending && keyset.rotationPeriod > 0) {
-    times.push((active.activatedAt ?? 0) + (keyset.rotationPeriod - prepublishSeconds) * 1000)
-  }
-  return times.length === 0 ? null : Math.min(...times)
-}
-
 /** Changes whenever anything the built keyset depends on changes. */
 function fingerprintOf(keyset: Keyset, keys: KeyRecord[]): string {
   const hash = createHash('sha256').update(JSON.stringify(keyset))
   for (const key of keys) {
-    hash.update(`|${key.kid}|${key.state}|${key.activatesAt}|${key.activatedAt}|${key.publishedUntil}|${key.privateKey?.subarray(0, 69).toString('base64') ?? ''}`)
+    hash.update(`|${key.kid}|${key.state}|${key.activatesAt}|${key.activatedAt}|${key.publishedUntil}|${key.privateKey ? wrapOf(key.privateKey).toString('base64') : ''}`)
   }
   return hash.digest('base64')
 }

@@ -93,9 +93,34 @@ export interface DuePlan extends Changes {
   needsActiveKey: boolean
 }
 
+/**
+ * The rotation schedule: the one rule for "when is rotation due", used by the
+ * scheduler (planDue), the keystore (when to wake the scheduler), the metrics and
+ * `signet status`. (The browser console mirrors it in console/web/schedule.ts: it
+ * cannot import server code.)
+ *
+ * An active key's rotation period starts at its `activatedAt`. A key with no
+ * `activatedAt` (Signet records it whenever it activates a key, so only a row
+ * written or restored by other means lacks it) counts from its `createdAt`: a key
+ * cannot have started signing before it existed, so its rotation is never due
+ * later than it really is.
+ */
+export function rotationStart(active: Pick<KeyRecord, 'activatedAt' | 'createdAt'>): number {
+  return active.activatedAt ?? active.createdAt
+}
+
 /** When the active key's rotation period runs out; null for a keyset rotated by hand only (period 0). */
-export function rotationDueAt(keyset: Pick<Keyset, 'rotationPeriod'>, active: Pick<KeyRecord, 'activatedAt'>, now: number): number | null {
-  return keyset.rotationPeriod > 0 ? (active.activatedAt ?? now) + keyset.rotationPeriod * SECOND : null
+export function rotationDueAt(keyset: Pick<Keyset, 'rotationPeriod'>, active: Pick<KeyRecord, 'activatedAt' | 'createdAt'>): number | null {
+  return keyset.rotationPeriod > 0 ? rotationStart(active) + keyset.rotationPeriod * SECOND : null
+}
+
+/**
+ * When automatic rotation asks for the next key: `prepublish` seconds before the
+ * rotation is due, so the key is published before it signs. Null when rotation is by hand only.
+ */
+export function nextKeyDueAt(keyset: Pick<Keyset, 'rotationPeriod'>, active: Pick<KeyRecord, 'activatedAt' | 'createdAt'>, prepublishSeconds: number): number | null {
+  const rotationDue = rotationDueAt(keyset, active)
+  return rotationDue === null ? null : rotationDue - prepublishSeconds * SECOND
 }
 
 /** When an automatic rotation due at `rotationDue` activates its key: never sooner than prepublish from now, so a key is seen before it signs. */
@@ -117,8 +142,39 @@ export function nextRotationAt(
   const pending = nextPending(keys)
   if (pending) return pending.activatesAt ?? now
   const active = keys.find((key) => key.state === 'active')
-  const rotationDue = active ? rotationDueAt(keyset, active, now) : null
+  const rotationDue = active ? rotationDueAt(keyset, active) : null
   return rotationDue === null ? null : scheduledActivation(rotationDue, now, prepublishSeconds)
+}
+
+/**
+ * The earliest time at which planDue has something to do for this keyset: a
+ * pending key to activate, a retired key to destroy, a next key to ask for
+ * (nextKeyDueAt), or, with no active key, now (0). Null when nothing is scheduled.
+ */
+export function nextDueAt(
+  keyset: Pick<Keyset, 'rotationPeriod'>,
+  keys: readonly Pick<KeyRecord, 'state' | 'activatedAt' | 'activatesAt' | 'createdAt' | 'publishedUntil'>[],
+  prepublishSeconds: number,
+): number | null {
+  const times: number[] = []
+  let active: (typeof keys)[number] | undefined
+  let pending = false
+  for (const key of keys) {
+    if (key.state === 'pending') {
+      pending = true
+      if (key.activatesAt !== null) times.push(key.activatesAt)
+    } else if (key.state === 'retired' && key.publishedUntil !== null) {
+      times.push(key.publishedUntil)
+    } else if (key.state === 'active') {
+      active = key
+    }
+  }
+  if (!active) times.push(0)
+  else if (!pending) {
+    const nextKeyDue = nextKeyDueAt(keyset, active, prepublishSeconds)
+    if (nextKeyDue !== null) times.push(nextKeyDue)
+  }
+  return times.length === 0 ? null : Math.min(...times)
 }
 
 /**
@@ -148,9 +204,10 @@ export function planDue(keyset: Keyset, keys: KeyRecord[], now: number, prepubli
   const active = activeKey(live)
   const hasPending = live.some((key) => key.state === 'pending')
   let newKeyActivatesAt: number | null = null
-  if (active && !hasPending && keyset.rotationPeriod > 0) {
-    const rotationDue = rotationDueAt(keyset, active, now)!
-    if (now >= rotationDue - prepublishSeconds * SECOND) newKeyActivatesAt = scheduledActivation(rotationDue, now, prepublishSeconds)
+  if (active && !hasPending) {
+    const rotationDue = rotationDueAt(keyset, active)
+    const nextKeyDue = nextKeyDueAt(keyset, active, prepublishSeconds)
+    if (rotationDue !== null && nextKeyDue !== null && now >= nextKeyDue) newKeyActivatesAt = scheduledActivation(rotationDue, now, prepublishSeconds)
   }
   return { ...changes, newKeyActivatesAt, needsActiveKey: !active && !hasPending }
 }

@@ -1,6 +1,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
 import type { Clock } from '../clock.js'
 import type { Keystore, LiveKeyset } from '../keys/keystore.js'
+import { nextKeyDueAt } from '../keys/lifecycle.js'
 import { KEY_STATES } from '../keys/model.js'
 import { effectivePrepublish } from '../keys/policy.js'
 
@@ -206,7 +207,7 @@ function activeKeyActivatedAt(live: LiveKeyset): number | null {
 /**
  * When the scheduler next changes which key signs: the earliest pending key's
  * activation, or, without a pending key, the automatic rotation that creates one
- * `prepublish` seconds before it is due (as the scheduler plans it).
+ * `prepublish` seconds before it is due (lifecycle.nextKeyDueAt, as the scheduler plans it).
  */
 export function nextRotationAt(live: LiveKeyset, prepublishSeconds: number): number | null {
   let next: number | null = null
@@ -214,7 +215,6 @@ export function nextRotationAt(live: LiveKeyset, prepublishSeconds: number): num
     if (key.state === 'pending' && key.activatesAt !== null && (next === null || key.activatesAt < next)) next = key.activatesAt
   }
   if (next !== null) return next
-  const activatedAt = activeKeyActivatedAt(live)
-  if (activatedAt === null || live.keyset.rotationPeriod <= 0) return null
-  return activatedAt + (live.keyset.rotationPeriod - prepublishSeconds) * 1000
+  const active = live.published.find((key) => key.kid === live.activeKid)
+  return active ? nextKeyDueAt(live.keyset, active, prepublishSeconds) : null
 }

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { ALGORITHMS as SERVER_ALGORITHMS } from '../../src/crypto/algorithms.js'
+import { rotationDueAt } from '../../src/keys/lifecycle.js'
 import { effectivePrepublish as serverPrepublish } from '../../src/keys/policy.js'
 import { ALGORITHMS } from '../../src/console/web/model.js'
 import type { Key, Keyset } from '../../src/console/web/model.js'
@@ -97,6 +98,18 @@ describe('nextRotation mirrors the scheduler (planDue)', () => {
     await h.createKeyset({ name: 'short', rotationPeriod: 0 })
     const { keyset, keys } = await view()
     expect(nextRotation(keyset, keys, h.clock.now())).toBeNull()
+  })
+
+  it('counts an active key with no activatedAt from its createdAt, as the server does (rotationDueAt)', async () => {
+    h = await createHarness()
+    await h.createKeyset({ name: 'short', rotationPeriod: 86_400, prepublish: 3600 })
+    h.clock.advance(1000 * 1000) // the rule must not slide with the clock
+    const { keyset, keys } = await view()
+    const unknown = keys.map((key) => (key.state === 'active' ? { ...key, activatedAt: null } : key))
+    const active = keys.find((key) => key.state === 'active')!
+    const due = Date.parse(active.createdAt) + 86_400 * 1000
+    expect(nextRotation(keyset, unknown, h.clock.now())).toEqual({ activatesAt: due, pendingKid: null, publishesAt: due - 3600 * 1000 })
+    expect(rotationDueAt(keyset, { activatedAt: null, createdAt: Date.parse(active.createdAt) })).toBe(due)
   })
 })
 

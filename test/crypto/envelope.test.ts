@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { inspect } from 'node:util'
 import { describe, expect, it } from 'vitest'
-import { open, rewrap, seal, wrappedBy } from '../../src/crypto/envelope.js'
+import { open, rewrap, seal, wrapOf, wrappedBy } from '../../src/crypto/envelope.js'
 import { MasterKey } from '../../src/crypto/master-key.js'
 import { DecryptionError } from '../../src/errors.js'
 
@@ -53,6 +53,16 @@ describe('envelope encryption', () => {
     expect(() => open(newKey(), blob, binding)).toThrow(DecryptionError)
     expect(() => open(newKey(), blob.subarray(0, 90), binding)).toThrow(DecryptionError)
     expect(() => open(newKey(), Buffer.alloc(0), binding)).toThrow(DecryptionError)
+  })
+
+  it('tells a rewrap apart by its wrap (wrapOf), the encrypted key itself kept as it is', () => {
+    const blob = seal(newKey(), randomBytes(48), binding)
+    const oldKey = newKey()
+    const original = seal(oldKey, randomBytes(48), binding)
+    const moved = rewrap(original, oldKey, newKey(), binding)
+    expect(wrapOf(moved).equals(wrapOf(original))).toBe(false)
+    expect(moved.subarray(wrapOf(moved).length).equals(original.subarray(wrapOf(original).length))).toBe(true)
+    expect(wrapOf(blob).subarray(1, 9).equals(wrappedBy(blob)!)).toBe(true)
   })
 
   it('rewraps the data key for a new master key: only the new key opens it', () => {

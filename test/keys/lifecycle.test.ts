@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { activate, nextRotationAt, planDue, revoke, writeOrder } from '../../src/keys/lifecycle.js'
+import { activate, nextDueAt, nextKeyDueAt, nextRotationAt, planDue, revoke, rotationDueAt, writeOrder } from '../../src/keys/lifecycle.js'
 import type { KeyRecord, Keyset } from '../../src/keys/model.js'
 
 const S = 1000
@@ -86,5 +86,40 @@ describe('the next rotation (signet status), by the scheduler\'s rule', () => {
 
   it('is none for a keyset rotated by hand only, with nothing pending', () => {
     expect(nextRotationAt({ rotationPeriod: 0 }, [key('a', 'active', { activatedAt: 0 })], 10 * S, 100)).toBeNull()
+  })
+})
+
+describe('the rotation schedule: one rule for when rotation is due', () => {
+  it('counts the rotation period from activatedAt', () => {
+    const active = key('a', 'active', { createdAt: 5 * S, activatedAt: 50 * S })
+    expect(rotationDueAt(keyset, active)).toBe(1050 * S)
+    expect(nextKeyDueAt(keyset, active, 100)).toBe(950 * S)
+    expect(rotationDueAt({ rotationPeriod: 0 }, active)).toBeNull()
+    expect(nextKeyDueAt({ rotationPeriod: 0 }, active, 100)).toBeNull()
+  })
+
+  it('counts a key with no activatedAt from its createdAt, in the scheduler, its wake-up time and the next rotation alike', () => {
+    const active = key('a', 'active', { createdAt: 50 * S, activatedAt: null })
+    expect(rotationDueAt(keyset, active)).toBe(1050 * S)
+    expect(nextKeyDueAt(keyset, active, 100)).toBe(950 * S)
+    expect(nextDueAt(keyset, [active], 100)).toBe(950 * S)
+    expect(nextRotationAt(keyset, [active], 10 * S, 100)).toBe(1050 * S)
+    // The scheduler acts exactly then: not a moment before, and it does not slide with the clock.
+    expect(planDue(keyset, [active], 949 * S, 100).newKeyActivatesAt).toBeNull()
+    expect(planDue(keyset, [active], 950 * S, 100).newKeyActivatesAt).toBe(1050 * S)
+    expect(planDue(keyset, [active], 5000 * S, 100).newKeyActivatesAt).toBe(5100 * S)
+  })
+
+  it('wakes the scheduler exactly when planDue has work, and not for a keyset rotated by hand', () => {
+    const active = key('a', 'active', { activatedAt: 0 })
+    const retired = key('r', 'retired', { publishedUntil: 500 * S })
+    expect(nextDueAt(keyset, [active, retired], 100)).toBe(500 * S)
+    expect(planDue(keyset, [active, retired], 499 * S, 100).transitions).toEqual([])
+    expect(planDue(keyset, [active, retired], 500 * S, 100).transitions).toHaveLength(1)
+    // A pending key: its activation, and no new key asked for meanwhile.
+    expect(nextDueAt(keyset, [active, key('p', 'pending', { activatesAt: 2000 * S })], 100)).toBe(2000 * S)
+    expect(nextDueAt({ rotationPeriod: 0 }, [active], 100)).toBeNull()
+    // No active key: now.
+    expect(nextDueAt(keyset, [key('x', 'revoked')], 100)).toBe(0)
   })
 })

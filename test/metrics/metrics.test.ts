@@ -3,7 +3,8 @@ import type { FastifyInstance } from 'fastify'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildApp } from '../../src/app.js'
 import { StorageUnavailable } from '../../src/errors.js'
-import { SignetMetrics } from '../../src/metrics/registry.js'
+import type { LiveKeyset } from '../../src/keys/keystore.js'
+import { nextRotationAt, SignetMetrics } from '../../src/metrics/registry.js'
 import { instrumentStorage } from '../../src/metrics/storage.js'
 import { SqliteStorage } from '../../src/storage/sqlite/index.js'
 import type { Storage } from '../../src/storage/types.js'
@@ -217,5 +218,25 @@ describe('GET /metrics after a scripted sequence', () => {
     expect(exposition).not.toContain('ghost')
     expect(new Set(labelValues).size).toBeLessThan(80)
     h.watch.assertClean()
+  })
+})
+
+describe('signet_next_rotation_seconds follows the scheduler\'s rule', () => {
+  const live = (activatedAt: number | null, pending: number | null = null) => ({
+    keyset: { rotationPeriod: 1000 },
+    activeKid: 'a',
+    published: [
+      { kid: 'a', state: 'active', createdAt: 50_000, activatedAt, activatesAt: null },
+      ...(pending === null ? [] : [{ kid: 'p', state: 'pending', createdAt: 60_000, activatedAt: null, activatesAt: pending }]),
+    ],
+  }) as unknown as LiveKeyset
+
+  it('is when the next key is asked for, prepublish before rotation is due; a pending key\'s activation first', () => {
+    expect(nextRotationAt(live(100_000), 100)).toBe(1_000_000)
+    expect(nextRotationAt(live(100_000, 300_000), 100)).toBe(300_000)
+  })
+
+  it('counts an active key with no activatedAt from its createdAt', () => {
+    expect(nextRotationAt(live(null), 100)).toBe(950_000)
   })
 })

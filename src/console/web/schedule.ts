@@ -8,7 +8,8 @@ import { epoch } from './time.js'
  *
  * - a pending key activates at its `activatesAt` (the earliest one first);
  * - without one, automatic rotation is due at the active key's `activatedAt +
- *   rotationPeriod`; the scheduler publishes the next key as pending `prepublish`
+ *   rotationPeriod` (a key with no `activatedAt` counts from its `createdAt`,
+ *   as rotationStart in src/keys/lifecycle.ts); the scheduler publishes the next key as pending `prepublish`
  *   seconds before that, and never lets it sign sooner than `prepublish` after it
  *   was published: it activates at max(due, publication + prepublish).
  *
@@ -30,7 +31,7 @@ export function nextRotation(keyset: Keyset, keys: Key[], now: number): NextRota
   if (pending) return { activatesAt: epoch(pending.activatesAt)!, pendingKid: pending.kid, publishesAt: null }
   const active = keys.find((key) => key.state === 'active')
   if (!active || keyset.rotationPeriod <= 0) return null
-  const due = (epoch(active.activatedAt) ?? now) + keyset.rotationPeriod * 1000
+  const due = (epoch(active.activatedAt) ?? epoch(active.createdAt)!) + keyset.rotationPeriod * 1000
   const publishesAt = due - keyset.prepublish * 1000
   // A scheduler that runs late publishes now, and the key still waits out prepublish.
   const activatesAt = Math.max(due, Math.max(now, publishesAt) + keyset.prepublish * 1000)
