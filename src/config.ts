@@ -6,7 +6,7 @@ import { MasterKey } from './crypto/master-key.js'
 import { ConfigError } from './errors.js'
 
 /**
- * Configuration from the environment (SPEC section 4), checked once at start.
+ * Configuration from the environment (docs/configuration.md), checked once at start.
  *
  * env-schema (ajv) validates types, ranges and enums. On top of it this module
  * reads `*_FILE` secrets, parses the master keys, and refuses any unknown

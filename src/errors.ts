@@ -1,5 +1,5 @@
 /**
- * Every error Signet answers with, each with its stable `code` (SPEC section 3) and
+ * Every error Signet answers with, each with its stable `code` (docs/api.md, problem codes) and
  * HTTP status. Routes throw these; the error handler (`handleError` in http/problem.ts) turns them into
  * RFC 9457 problem+json bodies. Messages are written for the caller: they never
  * include key material, tokens or claim values.

@@ -56,7 +56,7 @@ export function presentClient(client: Client) {
     maxTtl: client.maxTtl,
     subjects: client.subjects ?? null,
     requiredClaims: client.requiredClaims ?? null,
-    // Only on bound clients, so an unbound client's answer keeps the SPEC's fields.
+    // Only on bound clients, so an unbound client's answer keeps the fields docs/api.md lists (the client object).
     ...(client.certificateSubject ? { certificateSubject: client.certificateSubject } : {}),
     ...(client.identity ? { identity: client.identity } : {}),
     createdAt: isoOrNull(client.createdAt),

@@ -46,7 +46,7 @@ async function closeListener(app: FastifyInstance): Promise<void> {
 
 /**
  * Listens, and turns the failures a setting causes into a start-up error that
- * names the variable (SPEC section 4): a port in use or privileged, an address that
+ * names the variable (docs/configuration.md, listeners): a port in use or privileged, an address that
  * is not this machine's, a host name that does not resolve.
  */
 async function listenOn(app: FastifyInstance, host: string, port: number, portVariable: string): Promise<void> {

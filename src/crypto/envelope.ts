@@ -3,7 +3,7 @@ import { DecryptionError } from '../errors.js'
 import type { MasterKey } from './master-key.js'
 
 /**
- * Envelope encryption of private keys at rest (SPEC section 2, points 2 and 3).
+ * Envelope encryption of private keys at rest (docs/guarantees.md, points 2 and 3).
  *
  * Each private key is encrypted with AES-256-GCM under its own random data key and
  * nonce; the data key is itself encrypted (wrapped) with AES-256-GCM under the

@@ -2,7 +2,7 @@ import { createPublicKey, type KeyObject } from 'node:crypto'
 import { calculateJwkThumbprint } from 'jose'
 import { algSpec, type Alg } from './algorithms.js'
 
-/** The public members a JWK Set may carry for a signing key (SPEC section 3). */
+/** The public members a JWK Set may carry for a signing key (docs/api.md, JWK Sets). */
 export interface PublicJwk {
   kty: 'RSA' | 'EC' | 'OKP'
   kid: string

@@ -8,7 +8,7 @@ import type { KeyRecord, Keyset } from './model.js'
 import type { KeyService, RotationMode } from './service.js'
 
 /**
- * Bring your own key (SPEC section 3, `POST /v1/admin/keysets/{name}/import`, and
+ * Bring your own key (docs/api.md, `POST /v1/admin/keysets/{name}/import`, and
  * `signet keys import`). Accepted material:
  *
  * - `pem`: a PKCS#8 (`PRIVATE KEY`), PKCS#1 (`RSA PRIVATE KEY`) or SEC1
@@ -28,7 +28,7 @@ import type { KeyService, RotationMode } from './service.js'
  * logs. Decoded DER buffers are zeroed after use (JS strings cannot be).
  */
 
-/** RSA sizes accepted on import: at least 2048 bits (SPEC), at most 8192 (signing cost). */
+/** RSA sizes accepted on import: at least 2048 bits (docs/api.md), at most 8192 (signing cost). */
 const RSA_IMPORT_BITS = { min: 2048, max: 8192 } as const
 
 export interface ImportInput {

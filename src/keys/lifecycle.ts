@@ -2,7 +2,7 @@ import type { KeyRecord, KeyState, Keyset } from './model.js'
 import { SKEW_SECONDS } from './policy.js'
 
 /**
- * The key lifecycle of SPEC section 1 as pure functions over a keyset's keys:
+ * The key lifecycle (docs/key-lifecycle.md) as pure functions over a keyset's keys:
  *
  *   pending --(activatesAt)--> active --(next key activates)--> retired --(publishedUntil)--> destroyed
  *   any of the first three --(admin revoke)--> revoked

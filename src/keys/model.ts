@@ -1,7 +1,7 @@
 import type { Alg, RsaBits } from '../crypto/algorithms.js'
 import type { PublicJwk } from '../crypto/jwk.js'
 
-/** Where a keyset's private keys live (SPEC section 1). */
+/** Where a keyset's private keys live (docs/api.md, the keyset object; docs/hsm.md). */
 export type Backend = 'software' | 'pkcs11'
 
 /** A keyset's policy as stored. Times are seconds, as in the API. */

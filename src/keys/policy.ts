@@ -4,7 +4,7 @@ import { InvalidRequest } from '../errors.js'
 import type { Backend, Keyset } from './model.js'
 
 /**
- * Keyset policy: defaults and the rules that hold between fields (SPEC section 1).
+ * Keyset policy: defaults and the rules that hold between fields (docs/api.md, the keyset object).
  * Shared by the admin API and the CLI, so both refuse the same input the same way.
  */
 export const DEFAULTS = {

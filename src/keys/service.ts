@@ -99,7 +99,7 @@ export class KeyService {
     return key
   }
 
-  /** Creates a keyset with its first key, active at once (SPEC section 3). */
+  /** Creates a keyset with its first key, active at once (docs/api.md, POST /v1/admin/keysets). */
   async createKeyset(input: KeysetInput, actor: string): Promise<{ keyset: Keyset; key: KeyRecord }> {
     const now = this.#clock.now()
     const keyset = newKeyset(input, now)

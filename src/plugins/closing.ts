@@ -5,7 +5,7 @@ import { ShuttingDown } from '../errors.js'
 /**
  * While a listener closes, a request that still arrives on an open keep-alive
  * connection gets a problem+json 503 `shutting_down`, with the security headers,
- * like every other error (SPEC section 3), instead of fastify's own plain JSON
+ * like every other error (docs/api.md, errors), instead of fastify's own plain JSON
  * answer (return503OnClosing, turned off in app.ts). Fastify marks such answers
  * `Connection: close`. Nothing of the request has run, so a client may safely send
  * it again, to another replica or once the service is back.

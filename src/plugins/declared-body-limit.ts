@@ -4,8 +4,8 @@ import { BODY_LIMIT, bodyTooLarge } from '../http/problem.js'
 
 /**
  * A request whose Content-Length is over the body limit is refused with 413 before
- * anything else runs, authentication included (SPEC section 3: bodies over 64 KiB
- * get 413). The answer says nothing about the caller, and the body is never read.
+ * anything else runs, authentication included (docs/api.md, request bodies:
+ * bodies over 64 KiB get 413). The answer says nothing about the caller, and the body is never read.
  * Bodies sent without a length are still cut off at the limit while being read.
  */
 async function declaredBodyLimit(app: FastifyInstance): Promise<void> {

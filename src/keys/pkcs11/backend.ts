@@ -19,8 +19,8 @@ const SIGNATURE_BUFFER = 2048
 export type Pkcs11BackendOptions = TokenOptions
 
 /**
- * Keys generated and kept inside a PKCS#11 token (SPEC section 1, backend
- * `pkcs11`). The private key is made with CKA_SENSITIVE true and CKA_EXTRACTABLE
+ * Keys generated and kept inside a PKCS#11 token (backend `pkcs11`,
+ * docs/hsm.md). The private key is made with CKA_SENSITIVE true and CKA_EXTRACTABLE
  * false and never leaves the token; Signet stores only its public JWK, its
  * certificate and its CKA_ID (`hsmId`, the kid's 32 bytes in hex). Both objects
  * of the pair carry CKA_ID = kid bytes and CKA_LABEL = `signet:<keyset>:<kid>`.
