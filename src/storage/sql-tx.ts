@@ -34,17 +34,17 @@ interface Table<T> {
   update: string
 }
 
-function table<T>(name: string, key: string, order: string, columns: string[], fromRow: (row: Row) => Stored<T>, toRow: (value: Stored<T>) => Row): Table<T> {
+function table<T>(table: string, key: string, order: string, columns: string[], fromRow: (row: Row) => Stored<T>, toRow: (value: Stored<T>) => Row): Table<T> {
   const set = columns.filter((c) => c !== key)
   const values = (row: Row, names: string[]): unknown[] => names.map((c) => row[c] ?? null)
   return {
     fromRow,
     insertValues: (value) => values(toRow(value), columns),
     updateValues: (value) => values(toRow(value), [...set, key]),
-    get: `SELECT * FROM ${name} WHERE ${key} = ?`,
-    list: `SELECT * FROM ${name} ORDER BY ${order}`,
-    insert: `INSERT INTO ${name} (${columns.join(', ')}) VALUES (${columns.map(() => '?').join(', ')})`,
-    update: `UPDATE ${name} SET ${set.map((c) => `${c} = ?`).join(', ')} WHERE ${key} = ?`,
+    get: `SELECT * FROM ${table} WHERE ${key} = ?`,
+    list: `SELECT * FROM ${table} ORDER BY ${order}`,
+    insert: `INSERT INTO ${table} (${columns.join(', ')}) VALUES (${columns.map(() => '?').join(', ')})`,
+    update: `UPDATE ${table} SET ${set.map((c) => `${c} = ?`).join(', ')} WHERE ${key} = ?`,
   }
 }
 
