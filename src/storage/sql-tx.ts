@@ -1,4 +1,5 @@
 import type { AuditLink } from '../audit/chain.js'
+import { ConfigError, Conflict, SignetError, StorageUnavailable } from '../errors.js'
 import type { AuditEvent, Client, Issuer, KeyRecord, Keyset } from '../keys/model.js'
 import {
   AUDIT_COLUMNS, CLIENT_COLUMNS, ISSUER_COLUMNS, KEY_COLUMNS, KEYSET_COLUMNS,
@@ -19,6 +20,18 @@ export interface SqlDriver {
   all(sql: string, params?: readonly unknown[]): Promise<Row[]>
   /** Runs a statement that returns no rows. */
   run(sql: string, params?: readonly unknown[]): Promise<void>
+}
+
+/**
+ * A driver failure as a Signet error: a broken constraint (two active keys, a
+ * duplicate kid or token hash; each driver says which failures are) is a 409
+ * conflict, anything else a 503 storage_unavailable, saying `detail`. The
+ * driver's message stays on `cause`, for the log only. Signet's own errors pass.
+ */
+export function driverFailure(error: unknown, brokenConstraint: boolean, detail = 'storage did not complete the operation'): Error {
+  if (error instanceof SignetError || error instanceof ConfigError) return error
+  if (brokenConstraint) return Object.assign(new Conflict('the change conflicts with stored data; try again'), { cause: error })
+  return Object.assign(new StorageUnavailable(detail), { cause: error })
 }
 
 /** One table of the shared layout (storage/rows.ts), with the statements that reach it. */

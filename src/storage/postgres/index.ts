@@ -1,8 +1,8 @@
 import pg from 'pg'
-import { ConfigError, Conflict, SignetError, StorageUnavailable } from '../../errors.js'
+import { ConfigError } from '../../errors.js'
 import type { AuditEvent } from '../../keys/model.js'
 import { Mutex } from '../../util/mutex.js'
-import { SqlTx, type Row, type SqlDriver } from '../sql-tx.js'
+import { SqlTx, driverFailure, type Row, type SqlDriver } from '../sql-tx.js'
 import type { Snapshot, Storage, Tx } from '../types.js'
 import { advisoryLockKey, CHANGE_CHANNEL } from './locks.js'
 import { POSTGRES_MIGRATIONS } from './migrations.js'
@@ -17,21 +17,13 @@ export interface PostgresOptions {
   timeoutMs?: number
 }
 
-/**
- * Turns a driver failure into a Signet error: a broken constraint (two active keys,
- * a duplicate kid or token hash) is a 409 conflict, anything else a 503
- * storage_unavailable. The driver's message stays on `cause` for the log only.
- */
+/** A driver failure as a Signet error: SQLSTATE class 23 is a broken constraint (409), anything else 503. */
 function storageFailure(error: unknown, firstContact = false): Error {
-  if (error instanceof SignetError || error instanceof ConfigError) return error
   const code = (error as { code?: unknown } | null)?.code
-  if (typeof code === 'string' && code.startsWith('23')) {
-    return Object.assign(new Conflict('the change conflicts with stored data; try again'), { cause: error })
-  }
   // Before the database ever answered (start-up, CLI), say why: a refused connection,
   // an unknown database or user. Server and socket errors never hold the URL's password.
-  const detail = firstContact ? `cannot use PostgreSQL (SIGNET_DATABASE_URL): ${(error as Error)?.message ?? String(error)}` : 'storage did not complete the operation'
-  return Object.assign(new StorageUnavailable(detail), { cause: error })
+  const detail = firstContact ? `cannot use PostgreSQL (SIGNET_DATABASE_URL): ${(error as Error)?.message ?? String(error)}` : undefined
+  return driverFailure(error, typeof code === 'string' && code.startsWith('23'), detail)
 }
 
 /** Runs one driver call, turning its failure into a Signet error. */

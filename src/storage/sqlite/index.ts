@@ -1,24 +1,17 @@
 import { chmodSync, existsSync, mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
-import { Conflict, SignetError, StorageUnavailable } from '../../errors.js'
 import type { AuditEvent } from '../../keys/model.js'
 import { Mutex } from '../../util/mutex.js'
-import { SqlTx, type Row, type SqlDriver } from '../sql-tx.js'
+import { SqlTx, driverFailure, type Row, type SqlDriver } from '../sql-tx.js'
 import type { Snapshot, Storage, Tx } from '../types.js'
 import { SQLITE_MIGRATIONS } from './migrations.js'
 
 type Db = Database.Database
 
-/** Turns a driver failure into a 503 storage_unavailable; Signet's own errors pass. */
-function storageFailure(error: unknown): Error {
-  if (error instanceof SignetError) return error
-  // The driver's message stays on `cause` for the log; the answer carries only the code.
-  if (error instanceof Database.SqliteError && error.code.startsWith('SQLITE_CONSTRAINT')) {
-    return Object.assign(new Conflict('the change conflicts with stored data; try again'), { cause: error })
-  }
-  return Object.assign(new StorageUnavailable('storage did not complete the operation'), { cause: error })
-}
+/** A driver failure as a Signet error (409 for a broken constraint, else 503). */
+const storageFailure = (error: unknown): Error =>
+  driverFailure(error, error instanceof Database.SqliteError && error.code.startsWith('SQLITE_CONSTRAINT'))
 
 /** Runs one driver call, turning its failure into a Signet error. */
 function guarded<T>(operation: () => T): T {
