@@ -1,8 +1,9 @@
 import { execFile } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { GENESIS_HASH, verifyChain } from '../../src/audit/chain.js'
+import { AUDIT_HEAD, GENESIS_HASH, openAuditHead, verifyChain } from '../../src/audit/chain.js'
 import { appendAudit } from '../../src/audit/recorder.js'
 import { Conflict, SignetError } from '../../src/errors.js'
 import type { Client, Issuer, KeyRecord, KeyState, Keyset } from '../../src/keys/model.js'
@@ -325,6 +326,23 @@ export function storageContract(kind: string, setup: () => Promise<ContractFixtu
         expect((await storage.listAudit(1, 1)).map((e) => e.id)).toEqual([2])
         expect(await storage.listAudit(3, 10)).toEqual([])
         expect(all[0]!.details).toEqual({ n: 1, nested: { b: [1, 'two'] } })
+      })
+
+      it('chains keyed events with an HMAC and moves the authenticated head with each, in the same transaction', async () => {
+        const key = randomBytes(32)
+        await storage.transaction((tx) => appendAudit(tx, audit('plain')))
+        expect(await storage.getMeta(AUDIT_HEAD)).toBeNull() // an unkeyed append has no head to authenticate
+        const [, keyed] = await storage.transaction(async (tx) => [await appendAudit(tx, audit('k1'), key), await appendAudit(tx, audit('k2'), key)])
+        expect(openAuditHead((await storage.getMeta(AUDIT_HEAD))!, key)).toEqual({ id: keyed!.id, hash: keyed!.hash })
+        const chain = await storage.listAudit(0, 10)
+        expect(verifyChain(chain, null, key, 2)).toEqual({ ok: true, rows: 3 })
+        expect(verifyChain(chain, null, null).ok).toBe(false)
+        // A failed transaction takes its event and the head's move with it.
+        await expect(second().transaction(async (tx) => {
+          await appendAudit(tx, audit('lost'), key)
+          throw new Conflict('no')
+        })).rejects.toBeInstanceOf(Conflict)
+        expect(openAuditHead((await storage.getMeta(AUDIT_HEAD))!, key)).toEqual({ id: 3, hash: keyed!.hash })
       })
 
       it('rolls back everything a failed transaction wrote, audit included, and passes its error on', async () => {
