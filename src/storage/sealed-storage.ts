@@ -169,8 +169,9 @@ const UNSEALED = Symbol('unsealed storage')
  * `storage` as the running service uses it: snapshots hold only rows that pass
  * their integrity check (the others are reported and left out), transactions
  * seal what they write, and audit events appended in them are chained under the
- * audit key, moving the log's authenticated head with them. Checks run when storage is read (a reload after a
- * change), never when a token is signed: the signing path reads memory only.
+ * audit key, moving the log's authenticated head with them. Checks run when
+ * storage is read (a reload after a change), never when a token is signed: the
+ * signing path reads memory only.
  */
 export function sealStorage(storage: Storage, keys: IntegrityKeys, failures: IntegrityFailures): Storage {
   const report: Report = (failure) => failures.report(failure)
