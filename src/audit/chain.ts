@@ -11,7 +11,10 @@ export const GENESIS_HASH = '0'.repeat(64)
  */
 export const AUDIT_HEAD = 'audit_head'
 
-export const auditHead = (event: { id: number; hash: string }): string => `${event.id}:${event.hash}`
+/** What the next event chains to: the id and hash of the newest one. */
+export type AuditLink = Pick<AuditEvent, 'id' | 'hash'>
+
+export const auditHead = (event: AuditLink): string => `${event.id}:${event.hash}`
 
 /** JSON with object keys sorted at every level, so the same event always hashes the same. */
 export function canonicalJson(value: unknown): string {
@@ -39,7 +42,8 @@ export function auditHash(prevHash: string, id: number, event: AuditInput, key: 
   return digest.update(`${prevHash}\n${content}`).digest('hex')
 }
 
-export function chainEvent(prev: { id: number; hash: string } | null, event: AuditInput, key: Buffer | null): AuditEvent {
+/** `event` as the link after `prev` (null: the first event of the log). */
+export function chainEvent(prev: AuditLink | null, event: AuditInput, key: Buffer | null): AuditEvent {
   const id = (prev?.id ?? 0) + 1
   const prevHash = prev?.hash ?? GENESIS_HASH
   return { ...event, id, prevHash, hash: auditHash(prevHash, id, event, key) }
@@ -51,10 +55,10 @@ function headMac(id: number, hash: string, key: Buffer): string {
 }
 
 /** The head of a keyed log: `id:hash:mac`. */
-export const sealedAuditHead = (event: { id: number; hash: string }, key: Buffer): string => `${auditHead(event)}:${headMac(event.id, event.hash, key)}`
+export const sealedAuditHead = (event: AuditLink, key: Buffer): string => `${auditHead(event)}:${headMac(event.id, event.hash, key)}`
 
 /** The event a head value names, if its MAC holds under `key`. */
-export function openAuditHead(value: string, key: Buffer): { id: number; hash: string } | null {
+export function openAuditHead(value: string, key: Buffer): AuditLink | null {
   const [id, hash, mac] = value.split(':')
   if (!id || !hash || !mac || !/^[0-9]+$/.test(id)) return null
   const expected = Buffer.from(headMac(Number(id), hash, key), 'hex')
@@ -69,7 +73,7 @@ export type ChainCheck = { ok: true; rows: number } | { ok: false; rows: number;
  * with an id from `keyedFrom` on are checked as HMACs under `key`, earlier ones as
  * plain SHA-256 (written before the keyed chain: see docs/security.md).
  */
-export function verifyChain(rows: Iterable<AuditEvent>, prev: { id: number; hash: string } | null, key: Buffer | null, keyedFrom = 1): ChainCheck {
+export function verifyChain(rows: Iterable<AuditEvent>, prev: AuditLink | null, key: Buffer | null, keyedFrom = 1): ChainCheck {
   let last = prev
   let count = 0
   for (const row of rows) {

@@ -1,6 +1,23 @@
 import { appendFileSync } from 'node:fs'
 import type { AuditEvent, AuditInput } from '../keys/model.js'
 import type { Storage, Tx } from '../storage/types.js'
+import { AUDIT_HEAD, chainEvent, sealedAuditHead } from './chain.js'
+
+/**
+ * Appends `input` to the hash-chained audit log in `tx`: the one place an event is
+ * linked to the newest one before it. The transaction holds the storage's write
+ * lock, so nobody extends the chain between the read and the insert. With `key`
+ * (the audit key; by default the transaction's own, set by the sealed storage)
+ * the link is an HMAC and the log's authenticated head moves to the new event in
+ * the same transaction; without, it is the plain SHA-256 of logs written before
+ * the keyed chain (audit/chain.ts).
+ */
+export async function appendAudit(tx: Tx, input: AuditInput, key: Buffer | null = tx.auditKey ?? null): Promise<AuditEvent> {
+  const event = chainEvent(await tx.lastAudit(), input, key)
+  await tx.insertAudit(event)
+  if (key) await tx.setMeta(AUDIT_HEAD, sealedAuditHead(event, key))
+  return event
+}
 
 /** Receives audit events after their transaction commits (SIGNET_AUDIT_FILE). */
 export interface AuditSink {
@@ -36,9 +53,9 @@ export type Audit = (input: Omit<AuditInput, 'at'> & { at?: number }) => Promise
 
 /**
  * Runs `work` in one storage transaction with an `audit` function that appends to
- * the hash-chained log inside the same transaction: the change and its audit row
- * commit together or not at all (the sealed storage records the log's head in
- * that transaction too). Committed events then go to the sink.
+ * the hash-chained log inside the same transaction: the change, its audit row and
+ * (on the sealed storage) the log's head commit together or not at all. Committed
+ * events then go to the sink.
  */
 export async function auditedTransaction<T>(
   storage: Storage,
@@ -50,7 +67,7 @@ export async function auditedTransaction<T>(
   const result = await storage.transaction(async (tx) => {
     events.length = 0
     const audit: Audit = async (input) => {
-      const event = await tx.appendAudit({ ...input, at: input.at ?? now() })
+      const event = await appendAudit(tx, { ...input, at: input.at ?? now() })
       events.push(event)
       return event
     }

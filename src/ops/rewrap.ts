@@ -1,5 +1,5 @@
-import { AUDIT_HEAD, chainEvent, sealedAuditHead } from '../audit/chain.js'
-import type { AuditSink } from '../audit/recorder.js'
+import { AUDIT_HEAD, chainEvent } from '../audit/chain.js'
+import { appendAudit, type AuditSink } from '../audit/recorder.js'
 import type { Clock } from '../clock.js'
 import { rewrap } from '../crypto/envelope.js'
 import { ownsDatabase, sealedCheckValue, type MasterKey } from '../crypto/master-key.js'
@@ -80,8 +80,8 @@ export async function rewrapMasterKey(storage: Storage, from: MasterKey, to: Mas
     const keyedFrom = await rekeyAuditLog(tx, fromKeys, toKeys)
     await tx.setMeta(INTEGRITY_META, toKeys.sealMarker({ version: 1, keyedFrom }))
     await tx.setMeta(MASTER_KEY_CHECK, sealedCheckValue(to))
-    const event = await tx.appendAudit({ at, actor: options.actor, action: 'master_key.rewrap', target: 'master_key', details: { from: from.idHex, to: to.idHex, keys: rewrapped } }, toKeys.audit)
-    await tx.setMeta(AUDIT_HEAD, sealedAuditHead(event, toKeys.audit))
+    // Keyed under `to`: the head of the log is recorded with the event.
+    const event = await appendAudit(tx, { at, actor: options.actor, action: 'master_key.rewrap', target: 'master_key', details: { from: from.idHex, to: to.idHex, keys: rewrapped } }, toKeys.audit)
     events.push(event)
     return { rewrapped, alreadyDone: false, masterKeyId: to.idHex }
   })

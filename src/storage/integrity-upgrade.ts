@@ -1,4 +1,4 @@
-import { AUDIT_HEAD, sealedAuditHead } from '../audit/chain.js'
+import { appendAudit } from '../audit/recorder.js'
 import { isLegacyCheckValue } from '../crypto/master-key.js'
 import { MASTER_KEY_CHECK } from '../keys/keystore.js'
 import type { AuditEvent } from '../keys/model.js'
@@ -24,9 +24,9 @@ export async function sealExistingRows(tx: Tx, keys: IntegrityKeys, at: number):
   const check = await tx.getMeta(MASTER_KEY_CHECK)
   if (check === null || !isLegacyCheckValue(check)) return null
   const counts = await rewriteSealedRows(tx, async (table, row) => keys.seal(table, row))
-  const event = await tx.appendAudit({ at, actor: 'system', action: 'integrity.upgrade', target: 'storage', details: counts }, keys.audit)
+  // Keyed: the head of the log is recorded with the event.
+  const event = await appendAudit(tx, { at, actor: 'system', action: 'integrity.upgrade', target: 'storage', details: counts }, keys.audit)
   await tx.setMeta(INTEGRITY_META, keys.sealMarker({ version: 1, keyedFrom: event.id }))
   await tx.setMeta(MASTER_KEY_CHECK, keys.sealedCheckValue())
-  await tx.setMeta(AUDIT_HEAD, sealedAuditHead(event, keys.audit))
   return event
 }

@@ -1,6 +1,6 @@
-import { sealedAuditHead, AUDIT_HEAD } from '../audit/chain.js'
+import type { AuditLink } from '../audit/chain.js'
 import { MASTER_KEY_CHECK } from '../keys/keystore.js'
-import type { AuditEvent, AuditInput, Client, Issuer, KeyRecord, Keyset } from '../keys/model.js'
+import type { AuditEvent, Client, Issuer, KeyRecord, Keyset } from '../keys/model.js'
 import { rowIdOf, SEALED_TABLES, type IntegrityFailure, type IntegrityKeys, type RowOf, type SealedTable } from './row-integrity.js'
 import type { Snapshot, Storage, Stored, Tx } from './types.js'
 
@@ -56,17 +56,19 @@ async function one<T extends SealedTable>(keys: IntegrityKeys, report: Report, t
 /**
  * A transaction as the rest of Signet sees it: every row it writes gets its MAC
  * here (the one place rows are sealed), every row it reads is checked, and a row
- * that fails is as good as absent. Audit events are chained with the audit key.
+ * that fails is as good as absent. Audit events appended in it are chained with
+ * the audit key, which also authenticates the log's head (audit/recorder.ts).
  */
 class SealedTx implements Tx {
-  /** The newest event this transaction appended: the log's head on commit. */
-  lastEvent: AuditEvent | null = null
+  readonly auditKey: Buffer
 
   constructor(
     readonly raw: Tx,
     readonly keys: IntegrityKeys,
     readonly report: Report,
-  ) {}
+  ) {
+    this.auditKey = keys.audit
+  }
 
   getMeta(name: string): Promise<string | null> {
     return this.raw.getMeta(name)
@@ -144,10 +146,12 @@ class SealedTx implements Tx {
     return this.raw.deleteIssuer(name)
   }
 
-  async appendAudit(input: AuditInput): Promise<AuditEvent> {
-    const event = await this.raw.appendAudit(input, this.keys.audit)
-    this.lastEvent = event
-    return event
+  lastAudit(): Promise<AuditLink | null> {
+    return this.raw.lastAudit()
+  }
+
+  insertAudit(event: AuditEvent): Promise<void> {
+    return this.raw.insertAudit(event)
   }
 
   listAudit(after: number, limit: number): Promise<AuditEvent[]> {
@@ -164,9 +168,10 @@ const UNSEALED = Symbol('unsealed storage')
 /**
  * `storage` as the running service uses it: snapshots hold only rows that pass
  * their integrity check (the others are reported and left out), transactions
- * seal what they write, and each transaction that appends audit events records
- * the log's authenticated head. Checks run when storage is read (a reload after a
- * change), never when a token is signed: the signing path reads memory only.
+ * seal what they write, and audit events appended in them are chained under the
+ * audit key, moving the log's authenticated head with them. Checks run when
+ * storage is read (a reload after a change), never when a token is signed: the
+ * signing path reads memory only.
  */
 export function sealStorage(storage: Storage, keys: IntegrityKeys, failures: IntegrityFailures): Storage {
   const report: Report = (failure) => failures.report(failure)
@@ -184,12 +189,7 @@ export function sealStorage(storage: Storage, keys: IntegrityKeys, failures: Int
       return checked
     },
     transaction<T>(work: (tx: Tx) => Promise<T>): Promise<T> {
-      return storage.transaction(async (raw) => {
-        const tx = new SealedTx(raw, keys, report)
-        const result = await work(tx)
-        if (tx.lastEvent) await raw.setMeta(AUDIT_HEAD, sealedAuditHead(tx.lastEvent, keys.audit))
-        return result
-      })
+      return storage.transaction((raw) => work(new SealedTx(raw, keys, report)))
     },
   }
   return new Proxy(storage, {

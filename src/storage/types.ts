@@ -1,4 +1,5 @@
-import type { AuditEvent, AuditInput, Client, Issuer, KeyRecord, Keyset } from '../keys/model.js'
+import type { AuditLink } from '../audit/chain.js'
+import type { AuditEvent, Client, Issuer, KeyRecord, Keyset } from '../keys/model.js'
 
 /**
  * Everything the running service keeps in memory, read in one go. `generation`
@@ -22,7 +23,7 @@ export interface Snapshot {
  */
 export type Stored<T> = T & { mac?: string | null }
 
-/** Reads and writes inside one transaction; each implementation maps them to SQL. */
+/** Reads and writes inside one transaction (storage/sql-tx.ts maps them to SQL). */
 export interface Tx {
   getMeta(name: string): Promise<string | null>
   setMeta(name: string, value: string): Promise<void>
@@ -50,11 +51,15 @@ export interface Tx {
   deleteIssuer(name: string): Promise<void>
 
   /**
-   * Appends to the hash-chained audit log; the chain is extended inside the
-   * transaction, with an HMAC under `key` (the audit key derived from the master
-   * key), or plain SHA-256 without one (audit/chain.ts).
+   * The key audit events appended in this transaction are chained under by
+   * default (audit/recorder.ts appendAudit): the audit key in a transaction of the
+   * sealed storage (storage/sealed-storage.ts); absent in a storage's own.
    */
-  appendAudit(event: AuditInput, key?: Buffer | null): Promise<AuditEvent>
+  readonly auditKey?: Buffer | null
+  /** The id and hash of the newest audit event, or null while the log is empty. */
+  lastAudit(): Promise<AuditLink | null>
+  /** Stores an audit event as given; its chain link is computed by audit/recorder.ts appendAudit. */
+  insertAudit(event: AuditEvent): Promise<void>
   /** Audit events with id > `after`, oldest first (re-keying the chain in a rewrap). */
   listAudit(after: number, limit: number): Promise<AuditEvent[]>
   /** Replaces an event's chain hashes (re-keying the chain under a new master key). */

@@ -1,8 +1,10 @@
 import { execFile } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { GENESIS_HASH, verifyChain } from '../../src/audit/chain.js'
+import { AUDIT_HEAD, GENESIS_HASH, openAuditHead, verifyChain } from '../../src/audit/chain.js'
+import { appendAudit } from '../../src/audit/recorder.js'
 import { Conflict, SignetError } from '../../src/errors.js'
 import type { Client, Issuer, KeyRecord, KeyState, Keyset } from '../../src/keys/model.js'
 import type { StorageConfig } from '../../src/storage/open.js'
@@ -312,11 +314,11 @@ export function storageContract(kind: string, setup: () => Promise<ContractFixtu
       })
 
       it('chains audit events and pages through them oldest first', async () => {
-        const events = await storage.transaction(async (tx) => [await tx.appendAudit(audit('a')), await tx.appendAudit(audit('b'))])
+        const events = await storage.transaction(async (tx) => [await appendAudit(tx, audit('a')), await appendAudit(tx, audit('b'))])
         expect(events[0]).toMatchObject({ id: 1, prevHash: GENESIS_HASH, action: 'a' })
         expect(events[1]).toMatchObject({ id: 2, prevHash: events[0]!.hash, action: 'b' })
         // Another process extends the same chain.
-        const third = await second().transaction((tx) => tx.appendAudit(audit('c')))
+        const third = await second().transaction((tx) => appendAudit(tx, audit('c')))
         expect(third).toMatchObject({ id: 3, prevHash: events[1]!.hash })
         const all = await storage.listAudit(0, 100)
         expect(all).toEqual([...events, third])
@@ -326,10 +328,27 @@ export function storageContract(kind: string, setup: () => Promise<ContractFixtu
         expect(all[0]!.details).toEqual({ n: 1, nested: { b: [1, 'two'] } })
       })
 
+      it('chains keyed events with an HMAC and moves the authenticated head with each, in the same transaction', async () => {
+        const key = randomBytes(32)
+        await storage.transaction((tx) => appendAudit(tx, audit('plain')))
+        expect(await storage.getMeta(AUDIT_HEAD)).toBeNull() // an unkeyed append has no head to authenticate
+        const [, keyed] = await storage.transaction(async (tx) => [await appendAudit(tx, audit('k1'), key), await appendAudit(tx, audit('k2'), key)])
+        expect(openAuditHead((await storage.getMeta(AUDIT_HEAD))!, key)).toEqual({ id: keyed!.id, hash: keyed!.hash })
+        const chain = await storage.listAudit(0, 10)
+        expect(verifyChain(chain, null, key, 2)).toEqual({ ok: true, rows: 3 })
+        expect(verifyChain(chain, null, null).ok).toBe(false)
+        // A failed transaction takes its event and the head's move with it.
+        await expect(second().transaction(async (tx) => {
+          await appendAudit(tx, audit('lost'), key)
+          throw new Conflict('no')
+        })).rejects.toBeInstanceOf(Conflict)
+        expect(openAuditHead((await storage.getMeta(AUDIT_HEAD))!, key)).toEqual({ id: 3, hash: keyed!.hash })
+      })
+
       it('rolls back everything a failed transaction wrote, audit included, and passes its error on', async () => {
         await storage.transaction(async (tx) => {
           await tx.insertKeyset(keysetRecord('kept'))
-          await tx.appendAudit(audit('kept'))
+          await appendAudit(tx, audit('kept'))
         })
         const before = await storage.generation()
         const failure = new Conflict('changed my mind')
@@ -339,7 +358,7 @@ export function storageContract(kind: string, setup: () => Promise<ContractFixtu
           await tx.insertClient(clientRecord('lost'))
           await tx.setMeta('lost', 'yes')
           await tx.updateKeyset({ ...keysetRecord('kept'), issuer: 'changed' })
-          await tx.appendAudit(audit('lost'))
+          await appendAudit(tx, audit('lost'))
           throw failure
         })).rejects.toBe(failure)
         const snapshot = await storage.snapshot()
@@ -349,7 +368,7 @@ export function storageContract(kind: string, setup: () => Promise<ContractFixtu
         expect(snapshot.meta.lost).toBeUndefined()
         expect(await storage.generation()).toBe(before)
         // The chain goes on from the last committed event, with no gap.
-        await storage.transaction((tx) => tx.appendAudit(audit('next')))
+        await storage.transaction((tx) => appendAudit(tx, audit('next')))
         const chain = await storage.listAudit(0, 10)
         expect(chain.map((e) => e.action)).toEqual(['kept', 'next'])
         expect(verifyChain(chain, null, null).ok).toBe(true)
@@ -389,7 +408,7 @@ export function storageContract(kind: string, setup: () => Promise<ContractFixtu
         await storage.transaction(async (tx) => {
           await tx.insertKeyset(keysetRecord('g1'))
           await tx.insertKey(keyRecord('g1', 'active'))
-          await tx.appendAudit(audit('g'))
+          await appendAudit(tx, audit('g'))
         })
         expect(await storage.generation()).toBe(1)
         await other.transaction((tx) => tx.setMeta('m', 'v'))

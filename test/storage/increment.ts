@@ -1,3 +1,4 @@
+import { appendAudit } from '../../src/audit/recorder.js'
 import type { Storage } from '../../src/storage/types.js'
 
 /**
@@ -10,6 +11,6 @@ export function increment(storage: Storage, actor = 'test'): Promise<void> {
     const value = Number((await tx.getMeta('counter')) ?? '0')
     await new Promise((resolve) => setTimeout(resolve, 2))
     await tx.setMeta('counter', String(value + 1))
-    await tx.appendAudit({ at: Date.now(), actor, action: 'increment', target: String(value), details: {} })
+    await appendAudit(tx, { at: Date.now(), actor, action: 'increment', target: String(value), details: {} })
   })
 }

@@ -1,18 +1,12 @@
 import pg from 'pg'
-import { chainEvent } from '../../audit/chain.js'
-import { ConfigError, Conflict, SignetError, StorageUnavailable } from '../../errors.js'
-import type { AuditEvent, AuditInput, Client, Issuer, KeyRecord, Keyset } from '../../keys/model.js'
+import { ConfigError } from '../../errors.js'
+import type { AuditEvent } from '../../keys/model.js'
 import { Mutex } from '../../util/mutex.js'
-import {
-  AUDIT_COLUMNS, CLIENT_COLUMNS, ISSUER_COLUMNS, KEY_COLUMNS, KEYSET_COLUMNS,
-  auditFromRow, auditToRow, clientFromRow, clientToRow, issuerFromRow, issuerToRow, keyFromRow, keysetFromRow, keysetToRow, keyToRow,
-} from '../rows.js'
+import { SqlTx, driverFailure, type Row, type SqlDriver } from '../sql-tx.js'
 import type { Snapshot, Storage, Tx } from '../types.js'
 import { advisoryLockKey, CHANGE_CHANNEL } from './locks.js'
 import { POSTGRES_MIGRATIONS } from './migrations.js'
 import { Session } from './session.js'
-
-type Row = Record<string, unknown>
 
 export interface PostgresOptions {
   /** postgres://user@host:port/db; `?options=-c%20search_path%3Dname` selects a schema. */
@@ -23,21 +17,13 @@ export interface PostgresOptions {
   timeoutMs?: number
 }
 
-/**
- * Turns a driver failure into a Signet error: a broken constraint (two active keys,
- * a duplicate kid or token hash) is a 409 conflict, anything else a 503
- * storage_unavailable. The driver's message stays on `cause` for the log only.
- */
+/** A driver failure as a Signet error: SQLSTATE class 23 is a broken constraint (409), anything else 503. */
 function storageFailure(error: unknown, firstContact = false): Error {
-  if (error instanceof SignetError || error instanceof ConfigError) return error
   const code = (error as { code?: unknown } | null)?.code
-  if (typeof code === 'string' && code.startsWith('23')) {
-    return Object.assign(new Conflict('the change conflicts with stored data; try again'), { cause: error })
-  }
   // Before the database ever answered (start-up, CLI), say why: a refused connection,
   // an unknown database or user. Server and socket errors never hold the URL's password.
-  const detail = firstContact ? `cannot use PostgreSQL (SIGNET_DATABASE_URL): ${(error as Error)?.message ?? String(error)}` : 'storage did not complete the operation'
-  return Object.assign(new StorageUnavailable(detail), { cause: error })
+  const detail = firstContact ? `cannot use PostgreSQL (SIGNET_DATABASE_URL): ${(error as Error)?.message ?? String(error)}` : undefined
+  return driverFailure(error, typeof code === 'string' && code.startsWith('23'), detail)
 }
 
 /** Runs one driver call, turning its failure into a Signet error. */
@@ -49,20 +35,24 @@ async function guarded<T>(operation: () => Promise<T>): Promise<T> {
   }
 }
 
-const placeholders = (count: number, from = 1): string[] => Array.from({ length: count }, (_, i) => `$${i + from}`)
-
-function insertSql(table: string, columns: string[]): string {
-  return `INSERT INTO ${table} (${columns.join(', ')}) VALUES (${placeholders(columns.length).join(', ')})`
+/** The shared SQL's `?` placeholders as PostgreSQL's numbered ones (`$1, $2, …`). */
+const numbered = (sql: string): string => {
+  let n = 0
+  return sql.replace(/\?/g, () => `$${++n}`)
 }
 
-/** UPDATE with the key column last, so the parameters are the row's values in column order. */
-function updateSql(table: string, columns: string[], key: string): string {
-  const set = columns.filter((c) => c !== key)
-  return `UPDATE ${table} SET ${set.map((c, i) => `${c} = $${i + 1}`).join(', ')} WHERE ${key} = $${set.length + 1}`
-}
+/** The shared SQL (storage/sql-tx.ts) over the pool, or over one connection inside a transaction. */
+class PostgresDriver implements SqlDriver {
+  constructor(readonly db: pg.Pool | pg.PoolClient) {}
 
-const valuesOf = (row: Row, columns: string[]): unknown[] => columns.map((c) => row[c] ?? null)
-const updateValues = (row: Row, columns: string[], key: string): unknown[] => [...valuesOf(row, columns.filter((c) => c !== key)), row[key]]
+  async all(sql: string, params: readonly unknown[] = []): Promise<Row[]> {
+    return (await guarded(() => this.db.query(numbered(sql), [...params]))).rows
+  }
+
+  async run(sql: string, params: readonly unknown[] = []): Promise<void> {
+    await guarded(() => this.db.query(numbered(sql), [...params]))
+  }
+}
 
 /**
  * Storage in PostgreSQL through node-postgres, shared by every replica (and the
@@ -82,6 +72,8 @@ const updateValues = (row: Row, columns: string[], key: string): unknown[] => [.
 export class PostgresStorage implements Storage {
   readonly kind = 'postgres'
   readonly #pool: pg.Pool
+  /** The shared SQL over the pool, for reads outside a transaction. */
+  readonly #reads: SqlTx
   readonly #clientConfig: pg.ClientConfig
   /** One transaction per process at a time: the others would only wait on the lock holding a pool connection. */
   readonly #writeLock = new Mutex()
@@ -107,6 +99,7 @@ export class PostgresStorage implements Storage {
     this.#pool = new pg.Pool({ ...this.#clientConfig, max: options.poolSize ?? 10, idleTimeoutMillis: 30_000 })
     // An idle pooled connection that breaks is replaced on next use; without this handler it would crash the process.
     this.#pool.on('error', () => {})
+    this.#reads = new SqlTx(new PostgresDriver(this.#pool))
   }
 
   /** The schema tables live in (first existing one of search_path), or null when none exists yet. */
@@ -192,36 +185,17 @@ export class PostgresStorage implements Storage {
   /** Reads a meta value; before migrate() has run (no meta table yet) it answers null and writes nothing. */
   async getMeta(name: string): Promise<string | null> {
     if ((await this.schema()) === null) return null
-    try {
-      const table = await this.#pool.query<{ exists: boolean }>("SELECT to_regclass('meta') IS NOT NULL AS exists")
-      if (!table.rows[0]?.exists) return null
-      const result = await this.#pool.query<{ value: string }>('SELECT value FROM meta WHERE name = $1', [name])
-      return result.rows[0]?.value ?? null
-    } catch (error) {
-      throw storageFailure(error)
-    }
+    const [table] = await this.#reads.driver.all("SELECT to_regclass('meta') IS NOT NULL AS exists")
+    return table?.exists ? this.#reads.getMeta(name) : null
   }
 
   async generation(): Promise<number> {
-    try {
-      const result = await this.#pool.query<{ value: string }>("SELECT value FROM meta WHERE name = 'generation'")
-      return Number(result.rows[0]?.value)
-    } catch (error) {
-      throw storageFailure(error)
-    }
+    return Number(await this.#reads.getMeta('generation'))
   }
 
   async snapshot(): Promise<Snapshot> {
     // One snapshot for all the reads, so the parts agree with each other.
-    return this.#inTransaction('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY', async (client) => {
-      const metaRows = (await client.query<{ name: string; value: string }>('SELECT name, value FROM meta')).rows
-      const keysets = (await client.query('SELECT * FROM keysets ORDER BY created_at, name')).rows.map(keysetFromRow)
-      const keys = (await client.query('SELECT * FROM keys ORDER BY created_at, kid')).rows.map(keyFromRow)
-      const clients = (await client.query('SELECT * FROM clients ORDER BY created_at, id')).rows.map(clientFromRow)
-      const issuers = (await client.query('SELECT * FROM issuers ORDER BY name')).rows.map(issuerFromRow)
-      const meta = Object.fromEntries(metaRows.map((r) => [r.name, r.value]))
-      return { generation: Number(meta.generation ?? 0), keysets, keys, clients, issuers, meta }
-    })
+    return this.#inTransaction('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY', (client) => new SqlTx(new PostgresDriver(client)).snapshot())
   }
 
   async transaction<T>(work: (tx: Tx) => Promise<T>): Promise<T> {
@@ -230,7 +204,7 @@ export class PostgresStorage implements Storage {
       // READ COMMITTED: every statement after the lock sees all that earlier lock holders committed.
       return this.#inTransaction('BEGIN ISOLATION LEVEL READ COMMITTED', async (client) => {
         await guarded(() => client.query('SELECT pg_advisory_xact_lock($1::bigint)', [advisoryLockKey('write', schema)]))
-        const tx = new PostgresTx(client)
+        const tx = new SqlTx(new PostgresDriver(client))
         const result = await work(tx)
         if (tx.wrote) {
           const bumped = await guarded(() => client.query<{ value: string }>("UPDATE meta SET value = (value::bigint + 1)::text WHERE name = 'generation' RETURNING value"))
@@ -243,20 +217,11 @@ export class PostgresStorage implements Storage {
   }
 
   async listAudit(after: number, limit: number): Promise<AuditEvent[]> {
-    try {
-      const result = await this.#pool.query('SELECT * FROM audit WHERE id > $1 ORDER BY id LIMIT $2', [after, limit])
-      return result.rows.map(auditFromRow)
-    } catch (error) {
-      throw storageFailure(error)
-    }
+    return this.#reads.listAudit(after, limit)
   }
 
   async ping(): Promise<void> {
-    try {
-      await this.#pool.query('SELECT 1')
-    } catch (error) {
-      throw storageFailure(error)
-    }
+    await this.#reads.driver.all('SELECT 1')
   }
 
   onChange(listener: () => void): () => void {
@@ -298,123 +263,5 @@ export class PostgresStorage implements Storage {
     await this.#session?.close()
     // Waits for a transaction in flight, then closes every pooled connection.
     await this.#writeLock.run(() => this.#pool.end()).catch(() => {})
-  }
-}
-
-class PostgresTx implements Tx {
-  wrote = false
-  readonly #client: pg.PoolClient
-
-  constructor(client: pg.PoolClient) {
-    this.#client = client
-  }
-
-  async #rows(sql: string, params: unknown[] = []): Promise<Row[]> {
-    return (await guarded(() => this.#client.query(sql, params))).rows
-  }
-
-  async #write(sql: string, params: unknown[]): Promise<void> {
-    await guarded(() => this.#client.query(sql, params))
-    this.wrote = true
-  }
-
-  async getMeta(name: string): Promise<string | null> {
-    const [row] = await this.#rows('SELECT value FROM meta WHERE name = $1', [name])
-    return row ? String(row.value) : null
-  }
-
-  async setMeta(name: string, value: string): Promise<void> {
-    await this.#write('INSERT INTO meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value', [name, value])
-  }
-
-  async getKeyset(name: string): Promise<Keyset | null> {
-    const [row] = await this.#rows('SELECT * FROM keysets WHERE name = $1', [name])
-    return row ? keysetFromRow(row) : null
-  }
-
-  async listKeysets(): Promise<Keyset[]> {
-    return (await this.#rows('SELECT * FROM keysets ORDER BY created_at, name')).map(keysetFromRow)
-  }
-
-  async insertKeyset(keyset: Keyset): Promise<void> {
-    await this.#write(insertSql('keysets', KEYSET_COLUMNS), valuesOf(keysetToRow(keyset), KEYSET_COLUMNS))
-  }
-
-  async updateKeyset(keyset: Keyset): Promise<void> {
-    await this.#write(updateSql('keysets', KEYSET_COLUMNS, 'name'), updateValues(keysetToRow(keyset), KEYSET_COLUMNS, 'name'))
-  }
-
-  async getKey(kid: string): Promise<KeyRecord | null> {
-    const [row] = await this.#rows('SELECT * FROM keys WHERE kid = $1', [kid])
-    return row ? keyFromRow(row) : null
-  }
-
-  async listKeys(keyset?: string): Promise<KeyRecord[]> {
-    const rows = keyset === undefined
-      ? await this.#rows('SELECT * FROM keys ORDER BY created_at, kid')
-      : await this.#rows('SELECT * FROM keys WHERE keyset = $1 ORDER BY created_at, kid', [keyset])
-    return rows.map(keyFromRow)
-  }
-
-  async insertKey(key: KeyRecord): Promise<void> {
-    await this.#write(insertSql('keys', KEY_COLUMNS), valuesOf(keyToRow(key), KEY_COLUMNS))
-  }
-
-  async updateKey(key: KeyRecord): Promise<void> {
-    await this.#write(updateSql('keys', KEY_COLUMNS, 'kid'), updateValues(keyToRow(key), KEY_COLUMNS, 'kid'))
-  }
-
-  async getClient(id: string): Promise<Client | null> {
-    const [row] = await this.#rows('SELECT * FROM clients WHERE id = $1', [id])
-    return row ? clientFromRow(row) : null
-  }
-
-  async listClients(): Promise<Client[]> {
-    return (await this.#rows('SELECT * FROM clients ORDER BY created_at, id')).map(clientFromRow)
-  }
-
-  async insertClient(client: Client): Promise<void> {
-    await this.#write(insertSql('clients', CLIENT_COLUMNS), valuesOf(clientToRow(client), CLIENT_COLUMNS))
-  }
-
-  async updateClient(client: Client): Promise<void> {
-    await this.#write(updateSql('clients', CLIENT_COLUMNS, 'id'), updateValues(clientToRow(client), CLIENT_COLUMNS, 'id'))
-  }
-
-  async getIssuer(name: string): Promise<Issuer | null> {
-    const [row] = await this.#rows('SELECT * FROM issuers WHERE name = $1', [name])
-    return row ? issuerFromRow(row) : null
-  }
-
-  async listIssuers(): Promise<Issuer[]> {
-    return (await this.#rows('SELECT * FROM issuers ORDER BY name')).map(issuerFromRow)
-  }
-
-  async insertIssuer(issuer: Issuer): Promise<void> {
-    await this.#write(insertSql('issuers', ISSUER_COLUMNS), valuesOf(issuerToRow(issuer), ISSUER_COLUMNS))
-  }
-
-  async updateIssuer(issuer: Issuer): Promise<void> {
-    await this.#write(updateSql('issuers', ISSUER_COLUMNS, 'name'), updateValues(issuerToRow(issuer), ISSUER_COLUMNS, 'name'))
-  }
-
-  async deleteIssuer(name: string): Promise<void> {
-    await this.#write('DELETE FROM issuers WHERE name = $1', [name])
-  }
-
-  async appendAudit(input: AuditInput, key: Buffer | null = null): Promise<AuditEvent> {
-    // The write lock is held, so no other writer can extend the chain between this read and the insert.
-    const [last] = await this.#rows('SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1')
-    const event = chainEvent(last ? { id: Number(last.id), hash: String(last.hash) } : null, input, key)
-    await this.#write(insertSql('audit', AUDIT_COLUMNS), valuesOf(auditToRow(event), AUDIT_COLUMNS))
-    return event
-  }
-
-  async listAudit(after: number, limit: number): Promise<AuditEvent[]> {
-    return (await this.#rows('SELECT * FROM audit WHERE id > $1 ORDER BY id LIMIT $2', [after, limit])).map(auditFromRow)
-  }
-
-  async rechainAudit(event: Pick<AuditEvent, 'id' | 'prevHash' | 'hash'>): Promise<void> {
-    await this.#write('UPDATE audit SET prev_hash = $1, hash = $2 WHERE id = $3', [event.prevHash, event.hash, event.id])
   }
 }

@@ -1,69 +1,42 @@
 import { chmodSync, existsSync, mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
-import { chainEvent } from '../../audit/chain.js'
-import { Conflict, SignetError, StorageUnavailable } from '../../errors.js'
-import type { AuditEvent, AuditInput, Client, Issuer, KeyRecord, Keyset } from '../../keys/model.js'
+import type { AuditEvent } from '../../keys/model.js'
 import { Mutex } from '../../util/mutex.js'
-import {
-  AUDIT_COLUMNS, CLIENT_COLUMNS, ISSUER_COLUMNS, KEY_COLUMNS, KEYSET_COLUMNS,
-  auditFromRow, auditToRow, clientFromRow, clientToRow, issuerFromRow, issuerToRow, keyFromRow, keysetFromRow, keysetToRow, keyToRow,
-} from '../rows.js'
+import { SqlTx, driverFailure, type Row, type SqlDriver } from '../sql-tx.js'
 import type { Snapshot, Storage, Tx } from '../types.js'
 import { SQLITE_MIGRATIONS } from './migrations.js'
 
-type Row = Record<string, unknown>
 type Db = Database.Database
 
-/** Turns a driver failure into a 503 storage_unavailable; Signet's own errors pass. */
-function storageFailure(error: unknown): Error {
-  if (error instanceof SignetError) return error
-  // The driver's message stays on `cause` for the log; the answer carries only the code.
-  if (error instanceof Database.SqliteError && error.code.startsWith('SQLITE_CONSTRAINT')) {
-    return Object.assign(new Conflict('the change conflicts with stored data; try again'), { cause: error })
+/** A driver failure as a Signet error (409 for a broken constraint, else 503). */
+const storageFailure = (error: unknown): Error =>
+  driverFailure(error, error instanceof Database.SqliteError && error.code.startsWith('SQLITE_CONSTRAINT'))
+
+/** Runs one driver call, turning its failure into a Signet error. */
+function guarded<T>(operation: () => T): T {
+  try {
+    return operation()
+  } catch (error) {
+    throw storageFailure(error)
   }
-  return Object.assign(new StorageUnavailable('storage did not complete the operation'), { cause: error })
 }
 
 /**
- * A prepared statement whose failures are storage failures. Inside a transaction
- * this tells the driver's errors (503, or 409 for a broken constraint) apart from
- * errors of the work itself, which pass through unchanged.
+ * The shared SQL (storage/sql-tx.ts) over this connection's cached prepared
+ * statements. better-sqlite3 is synchronous; callers hold the storage's lock.
  */
-class GuardedStatement {
-  constructor(readonly statement: Database.Statement) {}
+class SqliteDriver implements SqlDriver {
+  constructor(readonly statement: (sql: string) => Database.Statement) {}
 
-  #guard<T>(operation: () => T): T {
-    try {
-      return operation()
-    } catch (error) {
-      throw storageFailure(error)
-    }
+  async all(sql: string, params: readonly unknown[] = []): Promise<Row[]> {
+    return guarded(() => this.statement(sql).all(...params) as Row[])
   }
 
-  run(...params: unknown[]): Database.RunResult {
-    return this.#guard(() => this.statement.run(...params))
-  }
-
-  get(...params: unknown[]): unknown {
-    return this.#guard(() => this.statement.get(...params))
-  }
-
-  all(...params: unknown[]): unknown[] {
-    return this.#guard(() => this.statement.all(...params))
-  }
-
-  pluck(): GuardedStatement {
-    this.statement.pluck()
-    return this
+  async run(sql: string, params: readonly unknown[] = []): Promise<void> {
+    guarded(() => this.statement(sql).run(...params))
   }
 }
-
-const insertSql = (table: string, columns: string[]): string =>
-  `INSERT INTO ${table} (${columns.join(', ')}) VALUES (${columns.map((c) => `@${c}`).join(', ')})`
-
-const updateSql = (table: string, columns: string[], key: string): string =>
-  `UPDATE ${table} SET ${columns.filter((c) => c !== key).map((c) => `${c} = @${c}`).join(', ')} WHERE ${key} = @${key}`
 
 /**
  * Storage in one SQLite file through better-sqlite3, in WAL mode so readers never
@@ -105,6 +78,11 @@ export class SqliteStorage implements Storage {
       this.#statements.set(sql, statement)
     }
     return statement
+  }
+
+  /** The shared SQL over this connection; use it under the lock. */
+  #sql(): SqlTx {
+    return new SqlTx(new SqliteDriver((sql) => this.#statement(sql)))
   }
 
   /** The underlying connection, for the online backup and tests. */
@@ -150,89 +128,64 @@ export class SqliteStorage implements Storage {
         probe.close()
       }
     }
-    return this.#lock.run(() => this.#read(() => (this.#statement('SELECT value FROM meta WHERE name = ?').pluck().get(name) as string | undefined) ?? null))
+    return this.#lock.run(() => this.#sql().getMeta(name))
   }
 
-  #read<T>(work: () => T): T {
+  async generation(): Promise<number> {
+    return this.#lock.run(async () => Number(await this.#sql().getMeta('generation')))
+  }
+
+  async snapshot(): Promise<Snapshot> {
+    // One read transaction so the parts agree with each other.
+    return this.#lock.run(() => this.#inTransaction('BEGIN DEFERRED', (sql) => sql.snapshot()))
+  }
+
+  /**
+   * Runs `work` between `begin` and COMMIT, rolling back on any error. Errors of
+   * `work` pass unchanged (the driver maps its own), so a bug in the caller's work
+   * is not reported as storage being down. Call it under the lock.
+   */
+  async #inTransaction<T>(begin: string, work: (sql: SqlTx) => Promise<T>): Promise<T> {
+    const db = this.#open()
+    guarded(() => db.exec(begin))
+    const rollback = () => {
+      try {
+        if (db.inTransaction) db.exec('ROLLBACK')
+      } catch {
+        // The connection is broken; the error thrown says so already.
+      }
+    }
+    let result: T
     try {
-      return work()
+      result = await work(this.#sql())
     } catch (error) {
+      rollback()
+      throw error
+    }
+    try {
+      db.exec('COMMIT')
+      return result
+    } catch (error) {
+      rollback()
       throw storageFailure(error)
     }
   }
 
-  async generation(): Promise<number> {
-    return this.#lock.run(() => this.#read(() => Number(this.#statement("SELECT value FROM meta WHERE name = 'generation'").pluck().get())))
-  }
-
-  async snapshot(): Promise<Snapshot> {
-    return this.#lock.run(() =>
-      this.#read(() => {
-        const db = this.#open()
-        // One read transaction so the parts agree with each other.
-        return db.transaction(() => {
-          const meta = Object.fromEntries((this.#statement('SELECT name, value FROM meta').all() as { name: string; value: string }[]).map((r) => [r.name, r.value]))
-          return {
-            generation: Number(meta.generation ?? 0),
-            keysets: (this.#statement('SELECT * FROM keysets ORDER BY created_at, name').all() as Row[]).map(keysetFromRow),
-            keys: (this.#statement('SELECT * FROM keys ORDER BY created_at, kid').all() as Row[]).map(keyFromRow),
-            clients: (this.#statement('SELECT * FROM clients ORDER BY created_at, id').all() as Row[]).map(clientFromRow),
-            issuers: (this.#statement('SELECT * FROM issuers ORDER BY name').all() as Row[]).map(issuerFromRow),
-            meta,
-          }
-        }).deferred()
-      }),
-    )
-  }
-
   async transaction<T>(work: (tx: Tx) => Promise<T>): Promise<T> {
-    return this.#lock.run(async () => {
-      const db = this.#open()
-      try {
-        db.exec('BEGIN IMMEDIATE')
-      } catch (error) {
-        throw storageFailure(error)
-      }
-      const rollback = () => {
-        try {
-          if (db.inTransaction) db.exec('ROLLBACK')
-        } catch {
-          // The connection is broken; the error thrown says so already.
-        }
-      }
-      const tx = new SqliteTx((sql) => {
-        try {
-          return new GuardedStatement(this.#statement(sql))
-        } catch (error) {
-          throw storageFailure(error)
-        }
-      })
-      let result: T
-      try {
-        result = await work(tx)
-      } catch (error) {
-        rollback()
-        throw error
-      }
-      try {
-        if (tx.wrote) this.#statement("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE name = 'generation'").run()
-        db.exec('COMMIT')
-        return result
-      } catch (error) {
-        rollback()
-        throw storageFailure(error)
-      }
-    })
+    // IMMEDIATE: the database's write lock is taken at BEGIN, so writers in other processes serialise.
+    return this.#lock.run(() => this.#inTransaction('BEGIN IMMEDIATE', async (tx) => {
+      const result = await work(tx)
+      if (tx.wrote) await tx.driver.run("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE name = 'generation'")
+      return result
+    }))
   }
 
   async listAudit(after: number, limit: number): Promise<AuditEvent[]> {
-    return this.#lock.run(() =>
-      this.#read(() => (this.#statement('SELECT * FROM audit WHERE id > ? ORDER BY id LIMIT ?').all(after, limit) as Row[]).map(auditFromRow)),
-    )
+    return this.#lock.run(() => this.#sql().listAudit(after, limit))
   }
 
   async ping(): Promise<void> {
-    await this.#lock.run(() => this.#read(() => this.#statement('SELECT 1').get()))
+    await this.#lock.run(() => this.#sql().driver.all('SELECT 1'))
   }
 
   /**
@@ -258,117 +211,5 @@ export class SqliteStorage implements Storage {
       this.#db?.close()
       this.#db = null
     })
-  }
-}
-
-class SqliteTx implements Tx {
-  wrote = false
-  readonly #statement: (sql: string) => GuardedStatement
-
-  constructor(statement: (sql: string) => GuardedStatement) {
-    this.#statement = statement
-  }
-
-  #write(sql: string, params: Row): void {
-    this.#statement(sql).run(params)
-    this.wrote = true
-  }
-
-  async getMeta(name: string): Promise<string | null> {
-    return (this.#statement('SELECT value FROM meta WHERE name = ?').pluck().get(name) as string | undefined) ?? null
-  }
-
-  async setMeta(name: string, value: string): Promise<void> {
-    this.#write('INSERT INTO meta (name, value) VALUES (@name, @value) ON CONFLICT (name) DO UPDATE SET value = excluded.value', { name, value })
-  }
-
-  async getKeyset(name: string): Promise<Keyset | null> {
-    const row = this.#statement('SELECT * FROM keysets WHERE name = ?').get(name) as Row | undefined
-    return row ? keysetFromRow(row) : null
-  }
-
-  async listKeysets(): Promise<Keyset[]> {
-    return (this.#statement('SELECT * FROM keysets ORDER BY created_at, name').all() as Row[]).map(keysetFromRow)
-  }
-
-  async insertKeyset(keyset: Keyset): Promise<void> {
-    this.#write(insertSql('keysets', KEYSET_COLUMNS), keysetToRow(keyset))
-  }
-
-  async updateKeyset(keyset: Keyset): Promise<void> {
-    this.#write(updateSql('keysets', KEYSET_COLUMNS, 'name'), keysetToRow(keyset))
-  }
-
-  async getKey(kid: string): Promise<KeyRecord | null> {
-    const row = this.#statement('SELECT * FROM keys WHERE kid = ?').get(kid) as Row | undefined
-    return row ? keyFromRow(row) : null
-  }
-
-  async listKeys(keyset?: string): Promise<KeyRecord[]> {
-    const rows = keyset === undefined
-      ? this.#statement('SELECT * FROM keys ORDER BY created_at, kid').all()
-      : this.#statement('SELECT * FROM keys WHERE keyset = ? ORDER BY created_at, kid').all(keyset)
-    return (rows as Row[]).map(keyFromRow)
-  }
-
-  async insertKey(key: KeyRecord): Promise<void> {
-    this.#write(insertSql('keys', KEY_COLUMNS), keyToRow(key))
-  }
-
-  async updateKey(key: KeyRecord): Promise<void> {
-    this.#write(updateSql('keys', KEY_COLUMNS, 'kid'), keyToRow(key))
-  }
-
-  async getClient(id: string): Promise<Client | null> {
-    const row = this.#statement('SELECT * FROM clients WHERE id = ?').get(id) as Row | undefined
-    return row ? clientFromRow(row) : null
-  }
-
-  async listClients(): Promise<Client[]> {
-    return (this.#statement('SELECT * FROM clients ORDER BY created_at, id').all() as Row[]).map(clientFromRow)
-  }
-
-  async insertClient(client: Client): Promise<void> {
-    this.#write(insertSql('clients', CLIENT_COLUMNS), clientToRow(client))
-  }
-
-  async updateClient(client: Client): Promise<void> {
-    this.#write(updateSql('clients', CLIENT_COLUMNS, 'id'), clientToRow(client))
-  }
-
-  async getIssuer(name: string): Promise<Issuer | null> {
-    const row = this.#statement('SELECT * FROM issuers WHERE name = ?').get(name) as Row | undefined
-    return row ? issuerFromRow(row) : null
-  }
-
-  async listIssuers(): Promise<Issuer[]> {
-    return (this.#statement('SELECT * FROM issuers ORDER BY name').all() as Row[]).map(issuerFromRow)
-  }
-
-  async insertIssuer(issuer: Issuer): Promise<void> {
-    this.#write(insertSql('issuers', ISSUER_COLUMNS), issuerToRow(issuer))
-  }
-
-  async updateIssuer(issuer: Issuer): Promise<void> {
-    this.#write(updateSql('issuers', ISSUER_COLUMNS, 'name'), issuerToRow(issuer))
-  }
-
-  async deleteIssuer(name: string): Promise<void> {
-    this.#write('DELETE FROM issuers WHERE name = @name', { name })
-  }
-
-  async appendAudit(input: AuditInput, key: Buffer | null = null): Promise<AuditEvent> {
-    const last = this.#statement('SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1').get() as { id: number; hash: string } | undefined
-    const event = chainEvent(last ?? null, input, key)
-    this.#write(insertSql('audit', AUDIT_COLUMNS), auditToRow(event))
-    return event
-  }
-
-  async listAudit(after: number, limit: number): Promise<AuditEvent[]> {
-    return (this.#statement('SELECT * FROM audit WHERE id > ? ORDER BY id LIMIT ?').all(after, limit) as Row[]).map(auditFromRow)
-  }
-
-  async rechainAudit(event: Pick<AuditEvent, 'id' | 'prevHash' | 'hash'>): Promise<void> {
-    this.#write('UPDATE audit SET prev_hash = @prevHash, hash = @hash WHERE id = @id', event)
   }
 }
