@@ -3,7 +3,7 @@ import { claimPolicyOf } from '../auth/claim-policy.js'
 import type { Alg } from '../crypto/algorithms.js'
 import type { PublicJwk } from '../crypto/jwk.js'
 import type { SigningKey } from '../crypto/jws.js'
-import { ownsDatabase, type MasterKey } from '../crypto/master-key.js'
+import type { MasterKey } from '../crypto/master-key.js'
 import { systemClock, type Clock } from '../clock.js'
 import { HsmUnavailable, Sealed, SignetError, StorageUnavailable } from '../errors.js'
 import type { Snapshot, Storage } from '../storage/types.js'
@@ -13,8 +13,10 @@ import type { Backends } from './backend.js'
 import { KEY_STATES, PUBLISHED_STATES, type Client, type KeyRecord, type KeyState, type Keyset } from './model.js'
 import { effectivePrepublish } from './policy.js'
 
-/** The meta row holding the master key's check value. */
-export const MASTER_KEY_CHECK = 'master_key_check'
+import { isDatabaseMasterKey, MASTER_KEY_CHECK, REKEYED_DATABASE } from './master-key-check.js'
+
+/** Re-exported for the storage modules that import it from here. */
+export { MASTER_KEY_CHECK }
 
 /** A JWK Set as served: bytes computed once per change, and their strong ETag. */
 export interface JwksDocument {
@@ -258,8 +260,8 @@ export class Keystore {
     const check = snapshot.meta[MASTER_KEY_CHECK]
     const sealed = !this.#masterKey
       ? 'no master key is loaded'
-      : check !== undefined && !ownsDatabase(this.#masterKey, check)
-        ? 'the master key does not match this database (was it rewrapped?)'
+      : !isDatabaseMasterKey(this.#masterKey, check)
+        ? REKEYED_DATABASE
         : null
     const sealedChanged = sealed !== this.#sealed
     this.#sealed = sealed
