@@ -1,10 +1,9 @@
 import { createHmac, createPrivateKey, createPublicKey, sign as cryptoSign, type KeyObject } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createVerifier, VerificationError, type Verifier } from '../../src/client/index.js'
+import { createVerifier, VERIFICATION_CODES, VerificationError, type Verifier } from '../../src/client/index.js'
 import { systemClock } from '../../src/clock.js'
 import { open as openEnvelope } from '../../src/crypto/envelope.js'
 import { MAX_TOKEN_BYTES } from '../../src/signing/token-limit.js'
-import { VERIFICATION_CODES } from '../../src/signing/verification-codes.js'
 import { createHarness, type Harness } from '../helpers/harness.js'
 
 /**
