@@ -2,9 +2,9 @@ import { createHmac, createPrivateKey, createPublicKey, sign as cryptoSign, type
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createVerifier, VERIFICATION_CODES, VerificationError, type Verifier } from '../../src/client/index.js'
 import { systemClock } from '../../src/clock.js'
-import { open as openEnvelope } from '../../src/crypto/envelope.js'
 import { MAX_TOKEN_BYTES } from '../../src/signing/token-limit.js'
 import { createHarness, type Harness } from '../helpers/harness.js'
+import { openStoredKey } from '../helpers/secrets.js'
 
 /**
  * /v1/verify and the client's createVerifier speak one vocabulary: the same bad
@@ -38,10 +38,9 @@ describe('one vocabulary: /v1/verify and createVerifier refuse the same token wi
   /** The private key of a published key, opened with the master key (white-box: the attack is not). */
   const privateKeyOf = async (wanted: string): Promise<KeyObject> => {
     const record = (await h.signet.storage.snapshot()).keys.find((stored) => stored.kid === wanted)!
-    const der = openEnvelope(h.config.masterKey!, record.privateKey!, { kid: wanted, keyset: record.keyset, alg: record.alg })
-    return createPrivateKey({ key: der, format: 'der', type: 'pkcs8' })
+    return createPrivateKey({ key: openStoredKey(h.config.masterKey!, { ...record, privateKey: record.privateKey! }).der, format: 'der', type: 'pkcs8' })
   }
-  const publishedJwk = async (keyset: string) => (await (await fetch(`${url}/keysets/${keyset}/jwks.json`)).json()).keys[0] as Record<string, string>
+  const publishedJwk = async (keyset: string) => ((await (await fetch(`${url}/keysets/${keyset}/jwks.json`)).json()) as { keys: Record<string, string>[] }).keys[0]!
 
   beforeAll(async () => {
     // The real clock: the verifier has no other.
