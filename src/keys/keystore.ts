@@ -11,9 +11,8 @@ import { Mutex } from '../util/mutex.js'
 import { IdentityDirectory } from '../identity/directory.js'
 import type { Backends } from './backend.js'
 import { KEY_STATES, PUBLISHED_STATES, type Client, type KeyRecord, type KeyState, type Keyset } from './model.js'
-import { effectivePrepublish } from './policy.js'
-
 import { isDatabaseMasterKey, MASTER_KEY_CHECK, REKEYED_DATABASE } from './master-key-check.js'
+import { effectivePrepublish } from './policy.js'
 
 /** Re-exported for the storage modules that import it from here. */
 export { MASTER_KEY_CHECK }
