@@ -3,13 +3,14 @@
 // made, in how long and with how much CPU time of its own thread (the CPU of the
 // signature alone). It prepares its key first and waits for the word to start, so
 // key parsing and thread start-up are not counted as signing time.
-import { constants, createPrivateKey, sign } from 'node:crypto'
+import { createPrivateKey, sign } from 'node:crypto'
 import { parentPort, workerData } from 'node:worker_threads'
 
-const { pem, hash, pss, saltLength, input, durationMs } = workerData
+// signatureOptions: Signet's own for the algorithm (src/crypto/algorithms.ts), PSS padding included.
+const { pem, hash, signatureOptions, input, durationMs } = workerData
 const key = createPrivateKey(pem)
 const data = Buffer.from(input)
-const options = { key, dsaEncoding: 'ieee-p1363', ...(pss ? { padding: constants.RSA_PKCS1_PSS_PADDING, saltLength } : {}) }
+const options = { key, ...signatureOptions }
 sign(hash, data, options)
 
 parentPort.once('message', () => {

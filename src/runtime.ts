@@ -3,12 +3,12 @@ import { auditedTransaction, auditSinkFor, type AuditSink } from './audit/record
 import { ClientService } from './auth/clients.js'
 import { systemClock, type Clock } from './clock.js'
 import type { Config } from './config.js'
-import { ownsDatabase, sealedCheckValue, type MasterKey } from './crypto/master-key.js'
-import { ConfigError } from './errors.js'
+import { sealedCheckValue, type MasterKey } from './crypto/master-key.js'
 import { IssuerService } from './identity/issuers.js'
 import { SoftwareBackend, UnavailableBackend, type Backends } from './keys/backend.js'
 import { createPkcs11Backend } from './keys/pkcs11/index.js'
-import { Keystore, MASTER_KEY_CHECK } from './keys/keystore.js'
+import { Keystore } from './keys/keystore.js'
+import { checkMasterKey, MASTER_KEY_CHECK, masterKeyRequired } from './keys/master-key-check.js'
 import { masterKeyVariable, openMasterKey } from './keys/master-key-source.js'
 import { KeyService } from './keys/service.js'
 import { AUDIT_HEAD } from './audit/chain.js'
@@ -49,9 +49,6 @@ export interface SignetOptions {
   afterCommit?: () => Promise<void>
 }
 
-/** A fatal start-up problem with the master key; nothing was written. */
-export class MasterKeyMismatch extends ConfigError {}
-
 /**
  * Checks the master key against the database before anything is written: a wrong
  * key stops here and leaves storage as it was (SPEC section 2, point 3).
@@ -59,13 +56,11 @@ export class MasterKeyMismatch extends ConfigError {}
 async function unlock(storage: Storage, masterKey: MasterKey | null, variable: string): Promise<{ initialised: boolean }> {
   const check = await storage.getMeta(MASTER_KEY_CHECK)
   if (check !== null) {
-    if (!masterKey) throw new ConfigError('SIGNET_MASTER_KEY (or SIGNET_MASTER_KEY_FILE, or SIGNET_MASTER_KEY_PKCS11) is required: this database holds encrypted keys')
-    if (!ownsDatabase(masterKey, check)) {
-      throw new MasterKeyMismatch(`${variable} is not the master key of this database: refusing to start; nothing was changed`)
-    }
+    if (!masterKey) throw masterKeyRequired(': this database holds encrypted keys')
+    checkMasterKey(masterKey, check, variable)
     return { initialised: true }
   }
-  if (!masterKey) throw new ConfigError('SIGNET_MASTER_KEY (or SIGNET_MASTER_KEY_FILE) is required; make one with: openssl rand -base64 32, or keep it in an HSM with signet init --master-key-pkcs11')
+  if (!masterKey) throw masterKeyRequired('; make one with: openssl rand -base64 32, or keep it in an HSM with signet init --master-key-pkcs11')
   return { initialised: false }
 }
 

@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os'
 import { Worker } from 'node:worker_threads'
-import { algSpec, hashLength, type Alg } from '../../src/crypto/algorithms.js'
+import { algSpec, signatureOptions, type Alg } from '../../src/crypto/algorithms.js'
 import { generateKeyPair } from '../../src/crypto/keygen.js'
 
 /**
@@ -16,7 +16,7 @@ export async function cryptoLimit(alg: Alg, signingInput: string, durationMs: nu
   const { privateKey } = await generateKeyPair(alg, 2048)
   const pem = privateKey.export({ type: 'pkcs8', format: 'pem' })
   const workers = Array.from({ length: availableParallelism() }, () => new Worker(new URL('../crypto-worker.mjs', import.meta.url), {
-    workerData: { pem, hash: spec.hash, pss: spec.pss, saltLength: spec.hash ? hashLength(spec.hash) : 0, input: signingInput, durationMs },
+    workerData: { pem, hash: spec.hash, signatureOptions: signatureOptions(alg), input: signingInput, durationMs },
   }))
   const next = (worker: Worker) => new Promise<unknown>((resolve, reject) => {
     worker.once('message', resolve)

@@ -3,10 +3,11 @@ import { userInfo } from 'node:os'
 import { join } from 'node:path'
 import pino, { type Logger } from 'pino'
 import { loadConfig, type Config } from '../config.js'
-import { isLegacyCheckValue, ownsDatabase } from '../crypto/master-key.js'
+import { isLegacyCheckValue } from '../crypto/master-key.js'
 import { ConfigError, KeysetNotFound } from '../errors.js'
 import type { KeyRecord, Keyset } from '../keys/model.js'
-import { MASTER_KEY_CHECK } from '../keys/keystore.js'
+import { checkMasterKey, MASTER_KEY_CHECK, masterKeyRequired } from '../keys/master-key-check.js'
+import { masterKeyVariable } from '../keys/master-key-source.js'
 import { DEV_DATA_DIR } from '../ops/dev-state.js'
 import type { Signet } from '../runtime.js'
 import { openStorage } from '../storage/open.js'
@@ -75,9 +76,7 @@ export async function openExisting(config: Config, options: OpenOptions): Promis
   try {
     const check = await storage.getMeta(MASTER_KEY_CHECK)
     if (check === null) throw new ConfigError(missingDatabase(config))
-    if ((options.checkMasterKey ?? true) && config.masterKey && !ownsDatabase(config.masterKey, check)) {
-      throw new ConfigError('SIGNET_MASTER_KEY is not the master key of this database: nothing was changed')
-    }
+    if ((options.checkMasterKey ?? true) && config.masterKey) checkMasterKey(config.masterKey, check, masterKeyVariable(config))
     if (options.migrate) await storage.migrate()
     return storage
   } catch (error) {
@@ -122,7 +121,7 @@ async function checkedRows(config: Config, storage: Storage): Promise<Storage> {
  */
 export async function withIntegrityKeys<T>(config: Config, command: string, work: (storage: Storage, keys: IntegrityKeys) => Promise<T>): Promise<T> {
   if (!config.masterKey && config.masterKeyPkcs11 === null) {
-    throw new ConfigError(`SIGNET_MASTER_KEY (or SIGNET_MASTER_KEY_FILE, or SIGNET_MASTER_KEY_PKCS11) is required by signet ${command}: rows and the audit log are authenticated under it`)
+    throw masterKeyRequired(` by signet ${command}: rows and the audit log are authenticated under it`)
   }
   const { IntegrityKeys } = await import('../storage/row-integrity.js')
   const { openMasterKey } = await import('../keys/master-key-source.js')
@@ -155,7 +154,7 @@ export async function readKeyset(config: Config, name: string | undefined): Prom
  */
 export async function withSignet<T>(config: Config, command: string, work: (signet: Signet) => Promise<T>): Promise<T> {
   if (!config.masterKey && config.masterKeyPkcs11 === null) {
-    throw new ConfigError(`SIGNET_MASTER_KEY (or SIGNET_MASTER_KEY_FILE, or SIGNET_MASTER_KEY_PKCS11) is required by signet ${command}`)
+    throw masterKeyRequired(` by signet ${command}`)
   }
   const { Signet } = await import('../runtime.js') // loaded only by commands that change keys
   const storage = await openExisting(config, { migrate: false, checkMasterKey: false })

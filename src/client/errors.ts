@@ -1,3 +1,5 @@
+import type { VerificationCode } from '../signing/verification-codes.js'
+
 /**
  * The two errors the client library throws. Both carry a stable `code` so callers
  * branch on it, never on the message. Neither ever holds the bearer token, a
@@ -58,21 +60,17 @@ export class SignetClientError extends Error {
   }
 }
 
-/** Why a token was refused by {@link Verifier.verify}. */
-export type VerificationErrorCode =
-  | 'token_malformed'
-  | 'algorithm_not_allowed'
-  | 'key_not_found'
-  | 'signature_invalid'
-  | 'token_expired'
-  | 'claim_invalid'
-  | 'jwks_unavailable'
-  | 'token_invalid'
+/**
+ * Why a token was refused by {@link Verifier.verify}: a code of /v1/verify (the same
+ * code for the same bad token; src/signing/verification-codes.ts says what each
+ * means), or `jwks_unavailable` when the JWK Set could not be fetched.
+ */
+export type VerificationErrorCode = VerificationCode | 'jwks_unavailable'
 
 /**
- * A token did not verify. `code` says why; `claim` names the failing claim for
- * `claim_invalid` and `token_expired`. Messages are fixed per reason, so they never
- * echo the token.
+ * A token did not verify. `code` says why; `claim` names the claim a claim check
+ * failed on (`exp` for `expired`, `aud` for `audience_mismatch`...). Messages are
+ * fixed per reason, so they never echo the token.
  *
  * @example
  * try {

@@ -1,10 +1,7 @@
-import {
-  createLocalJWKSet, createRemoteJWKSet, customFetch, jwtVerify,
-  type FlattenedJWSInput, type JSONWebKeySet, type JWSHeaderParameters, type JWTHeaderParameters, type JWTPayload,
-} from 'jose'
-import { JOSEAlgNotAllowed, JWKSNoMatchingKey } from 'jose/errors'
+import { createRemoteJWKSet, customFetch, importJWK, type JSONWebKeySet, type JWTHeaderParameters, type JWTPayload } from 'jose'
 import { ALGORITHMS, type Alg } from '../crypto/algorithms.js'
-import { VerificationError, type VerificationErrorCode } from './errors.js'
+import { verifyJwt, type KeySource, type PublishedKey } from '../signing/verify.js'
+import { VerificationError } from './errors.js'
 
 /** Options of {@link createVerifier}. */
 export interface VerifierOptions {
@@ -15,10 +12,10 @@ export interface VerifierOptions {
   /** Accepted `aud` value(s); checked only when given. */
   audience?: string | string[]
   /**
-   * The algorithm allowlist. When not given, the allowlist is the set of `alg`
-   * members of the keys the JWK Set publishes (Signet sets `alg` on every key), so
-   * it follows the keyset. Only Signet's algorithms are accepted either way: never
-   * `none` or an HMAC algorithm.
+   * The algorithm allowlist. Either way a token's `alg` must be the `alg` member of
+   * the published key it names (Signet sets `alg` on every key; a key without one is
+   * not used), so by default the allowlist follows the keyset. Only Signet's
+   * algorithms are accepted: never `none` or an HMAC algorithm.
    */
   algorithms?: readonly Alg[]
   /** Seconds of clock skew allowed when checking `exp` and `nbf`. Default 0. */
@@ -82,46 +79,32 @@ export interface Verifier {
   readonly staleVerifications: number
 }
 
-/** Tokens longer than this are refused before any parsing (Signet's /v1/verify uses the same bound). */
-const MAX_TOKEN_LENGTH = 32 * 1024
 /** The server's max-age never makes the verifier fetch more often than this. */
 const MIN_REFRESH_MS = 1000
 const DEFAULT_STALE_IF_ERROR_MS = 12 * 3600_000
 
-const MESSAGES: Record<VerificationErrorCode, string> = {
-  token_malformed: 'the token is not a well-formed compact JWS',
-  algorithm_not_allowed: 'the token\'s algorithm is not allowed',
-  key_not_found: 'no published key matches the token',
-  signature_invalid: 'signature verification failed',
-  token_expired: 'the token has expired',
-  claim_invalid: 'a claim check failed',
-  jwks_unavailable: 'the JWK Set could not be fetched',
-  token_invalid: 'the token is invalid',
+const JWKS_UNAVAILABLE = 'the JWK Set could not be fetched'
+
+/** A fetched JWK Set's keys by kid; keys without a kid serve only tokens without one. */
+interface KeyIndex {
+  byKid: Map<string, PublishedKey>
+  all: PublishedKey[]
 }
 
-const JOSE_CODES: Record<string, VerificationErrorCode> = {
-  ERR_JWS_INVALID: 'token_malformed',
-  ERR_JWT_INVALID: 'token_malformed',
-  ERR_JOSE_ALG_NOT_ALLOWED: 'algorithm_not_allowed',
-  ERR_JWKS_NO_MATCHING_KEY: 'key_not_found',
-  ERR_JWKS_MULTIPLE_MATCHING_KEYS: 'key_not_found',
-  ERR_JWS_SIGNATURE_VERIFICATION_FAILED: 'signature_invalid',
-  ERR_JWT_EXPIRED: 'token_expired',
-  ERR_JWT_CLAIM_VALIDATION_FAILED: 'claim_invalid',
-}
-
-/** JWK Set fetch failures jose reports (timeouts, non-200, not a JWK Set). */
-const JWKS_FETCH_CODES = new Set(['ERR_JWKS_TIMEOUT', 'ERR_JWKS_INVALID', 'ERR_JOSE_GENERIC', 'ERR_JWK_INVALID'])
-
-function toVerificationError(error: unknown): VerificationError {
-  if (error instanceof VerificationError) return error
-  const code = JOSE_CODES[(error as { code?: string } | null)?.code ?? ''] ?? 'token_invalid'
-  const claim = (error as { claim?: unknown }).claim
-  if (code === 'claim_invalid' && typeof claim === 'string') {
-    const reason = (error as { reason?: unknown }).reason
-    return new VerificationError(code, `the "${claim}" claim check failed${typeof reason === 'string' ? ` (${reason})` : ''}`, { cause: error, claim })
-  }
-  return new VerificationError(code, MESSAGES[code], { cause: error, claim: code === 'token_expired' ? 'exp' : undefined })
+/**
+ * Imports the keys a JWK Set publishes for one of Signet's algorithms (its `alg`
+ * member); any other key (no `alg`, HMAC, unparsable) can verify nothing and is left out.
+ */
+async function indexKeys(set: JSONWebKeySet): Promise<KeyIndex> {
+  const index: KeyIndex = { byKid: new Map(), all: [] }
+  await Promise.all(set.keys.map(async (jwk) => {
+    if (typeof jwk.alg !== 'string' || !(ALGORITHMS as readonly string[]).includes(jwk.alg)) return
+    const published = await importJWK(jwk, jwk.alg).then((key) => ({ alg: jwk.alg!, key }), () => null)
+    if (published === null) return
+    index.all.push(published)
+    if (typeof jwk.kid === 'string') index.byKid.set(jwk.kid, published)
+  }))
+  return index
 }
 
 function checkDuration(name: string, value: number | undefined, fallback: number): number {
@@ -179,6 +162,8 @@ export function cacheControlMaxAge(header: string | null): number | null {
  *   past its expiry (RFC 5861 stale-if-error); logged, and counted in `staleVerifications`.
  * - Only allowlisted algorithms verify (see `algorithms`); `none` and HMAC never do.
  * - `exp` is required; `iss` and `aud` are checked when given.
+ * - The checks are /v1/verify's own, in the same order (src/signing/verify.ts): a
+ *   bad token is refused with the code Signet would answer.
  *
  * @example
  * import { createVerifier } from 'signet'
@@ -197,7 +182,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
     throw new TypeError('createVerifier: clockTolerance must be a non-negative number of seconds')
   }
   if (options.typ !== undefined && (typeof options.typ !== 'string' || options.typ.length === 0)) throw new TypeError('createVerifier: typ must be a string')
-  const requiredClaims = [...new Set(['exp', ...(options.requiredClaims ?? [])])]
+  const requiredClaims = options.requiredClaims ?? []
   const cooldown = checkDuration('cooldown', options.cooldown, 30_000)
   const cacheMaxAge = checkDuration('cacheMaxAge', options.cacheMaxAge, 600_000)
   const timeout = checkDuration('timeout', options.timeout, 2000)
@@ -232,22 +217,19 @@ export function createVerifier(options: VerifierOptions): Verifier {
     [customFetch]: fetchJwks,
   })
 
-  /** The last good JWK Set, what its keys allow, and until when it is fresh. */
+  /** The last good JWK Set's keys, and until when it is fresh. */
   interface Cached {
-    keys: ReturnType<typeof createLocalJWKSet>
-    algorithms: Set<string>
+    index: KeyIndex
     expiresAt: number
   }
   let cached: Cached | null = null
 
-  /** Turns a JWK Set fetch failure into jwks_unavailable; lets key-matching errors through. */
+  /** Turns a failed JWK Set fetch (timeout, non-200, not a JWK Set) into jwks_unavailable. */
   const fetching = async <T>(work: () => Promise<T>): Promise<T> => {
     try {
       return await work()
     } catch (error) {
-      const code = (error as { code?: unknown } | null)?.code
-      if (typeof code === 'string' && !JWKS_FETCH_CODES.has(code)) throw error
-      throw new VerificationError('jwks_unavailable', MESSAGES.jwks_unavailable, { cause: error })
+      throw new VerificationError('jwks_unavailable', JWKS_UNAVAILABLE, { cause: error })
     }
   }
 
@@ -260,12 +242,8 @@ export function createVerifier(options: VerifierOptions): Verifier {
   /** Fetches the JWK Set; concurrent callers share one fetch. */
   const load = (): Promise<void> => (loading ??= fetching(async () => {
     await remote.reload()
-    const set = remote.jwks() as JSONWebKeySet
-    cached = {
-      keys: createLocalJWKSet(set),
-      algorithms: new Set(set.keys.map((key) => key.alg).filter((alg): alg is string => typeof alg === 'string')),
-      expiresAt: Date.now() + answeredLifetime,
-    }
+    const index = await indexKeys(remote.jwks() as JSONWebKeySet)
+    cached = { index, expiresAt: Date.now() + answeredLifetime }
     if (outage !== null) {
       logger?.info({ ...logged, outageMs: Date.now() - outage.since, staleVerifications: outage.staleVerifications }, 'the JWK Set endpoint answers again; using its fresh JWK Set')
       outage = null
@@ -276,7 +254,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
   // unreachable JWKS endpoint is not hammered by every request.
   let failedAt = -Infinity
   const refresh = async (): Promise<void> => {
-    if (Date.now() - failedAt < MIN_REFRESH_MS) throw new VerificationError('jwks_unavailable', MESSAGES.jwks_unavailable)
+    if (Date.now() - failedAt < MIN_REFRESH_MS) throw new VerificationError('jwks_unavailable', JWKS_UNAVAILABLE)
     try {
       await load()
     } catch (error) {
@@ -331,49 +309,46 @@ export function createVerifier(options: VerifierOptions): Verifier {
     return { set: cached, stale: true }
   }
 
-  const getKey = async (header: JWSHeaderParameters, token: FlattenedJWSInput) => {
+  /**
+   * Finds a key in the current set; a miss refetches it (at most once per cooldown)
+   * and looks again, so a key published since the last fetch is found.
+   */
+  const lookUp = async <T>(find: (index: KeyIndex) => T | undefined): Promise<T | undefined> => {
     let { set, stale } = await currentKeys()
-    if (!explicitAlgorithms) {
-      const alg = header.alg ?? ''
-      // An algorithm the cached set does not publish may be a keyset that just changed alg.
-      if (!set.algorithms.has(alg) && (await unknownKeyRefetch())) ({ set, stale } = { set: cached!, stale: false })
-      if (!set.algorithms.has(alg)) throw new JOSEAlgNotAllowed('"alg" (Algorithm) Header Parameter value not allowed')
-    }
-    let key: Awaited<ReturnType<Cached['keys']>>
-    try {
-      key = await set.keys(header, token)
-    } catch (error) {
-      if (!(error instanceof JWKSNoMatchingKey) || !(await unknownKeyRefetch())) throw error
+    let found = find(set.index)
+    if (found === undefined && (await unknownKeyRefetch())) {
       ;({ set, stale } = { set: cached!, stale: false })
-      key = await set.keys(header, token)
+      found = find(set.index)
     }
-    if (stale) {
+    if (found !== undefined && stale) {
       staleVerifications++
       if (outage !== null) outage.staleVerifications++
     }
-    return key
+    return found
   }
 
-  const verifyOptions = {
-    algorithms: explicitAlgorithms ?? [...ALGORITHMS],
-    issuer,
-    audience,
-    clockTolerance,
-    requiredClaims,
-    typ: options.typ,
+  const keys: KeySource = {
+    byKid: (kid) => lookUp((index) => index.byKid.get(kid)),
+    // A token without a kid: an algorithm the cached set lacks may be a keyset that just changed alg.
+    forAlg: async (alg) => (await lookUp((index) => {
+      const matching = index.all.filter((key) => key.alg === alg)
+      return matching.length > 0 ? matching : undefined
+    })) ?? [],
+  }
+
+  const checks = {
+    algorithms: explicitAlgorithms ?? ALGORITHMS,
+    claims: { issuer, audience, clockTolerance, requiredClaims, typ: options.typ },
   }
 
   return {
     async verify(token: string): Promise<VerifiedToken> {
-      if (typeof token !== 'string' || token.length === 0 || token.length > MAX_TOKEN_LENGTH) {
-        throw new VerificationError('token_malformed', MESSAGES.token_malformed)
+      // The checks and their codes are /v1/verify's own; a failed JWK Set fetch throws jwks_unavailable.
+      const verification = await verifyJwt(token, keys, checks)
+      if (!verification.valid) {
+        throw new VerificationError(verification.code, verification.detail, verification.claim === undefined ? undefined : { claim: verification.claim })
       }
-      try {
-        const { payload, protectedHeader } = await jwtVerify(token, getKey, verifyOptions)
-        return { payload, header: protectedHeader }
-      } catch (error) {
-        throw toVerificationError(error)
-      }
+      return { payload: verification.payload, header: verification.header }
     },
     async reload(): Promise<void> {
       await load()

@@ -1,3 +1,5 @@
+import { constants } from 'node:crypto'
+
 /**
  * The JWS algorithms Signet signs with (RFC 7518 section 3, RFC 8037 for EdDSA) and
  * what each needs from node:crypto.
@@ -57,4 +59,25 @@ export function isRsa(alg: Alg): boolean {
 /** Byte length of a SHA-2 digest, the PSS salt length RFC 7518 section 3.5 requires. */
 export function hashLength(hash: 'sha256' | 'sha384' | 'sha512'): number {
   return hash === 'sha256' ? 32 : hash === 'sha384' ? 48 : 64
+}
+
+/** What node:crypto's sign and verify take besides the key, for one algorithm. */
+export interface SignatureOptions {
+  /** ECDSA signatures are raw R||S of fixed length (RFC 7518 section 3.4), never DER. */
+  dsaEncoding: 'ieee-p1363'
+  /** PS*: RSASSA-PSS with MGF1 of the same hash and a salt as long as the digest (RFC 7518 section 3.5). */
+  padding?: number
+  saltLength?: number
+}
+
+const signatureOptionsOf = new Map<Alg, SignatureOptions>(ALGORITHMS.map((alg) => {
+  const spec = table[alg]
+  return [alg, spec.pss && spec.hash
+    ? { dsaEncoding: 'ieee-p1363', padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: hashLength(spec.hash) }
+    : { dsaEncoding: 'ieee-p1363' }]
+}))
+
+/** The node:crypto options of `alg`'s signatures: the one place PSS padding and salt length are chosen. */
+export function signatureOptions(alg: Alg): SignatureOptions {
+  return signatureOptionsOf.get(alg)!
 }

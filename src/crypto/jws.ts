@@ -1,5 +1,5 @@
-import { sign as cryptoSign, constants, type KeyObject } from 'node:crypto'
-import { algSpec, hashLength, type Alg } from './algorithms.js'
+import { sign as cryptoSign, type KeyObject } from 'node:crypto'
+import { algSpec, signatureOptions, type Alg } from './algorithms.js'
 
 /**
  * Something that makes JWS signatures with one private key. The software backend
@@ -26,13 +26,7 @@ export interface SigningKey {
 export function softwareSigningKey(kid: string, alg: Alg, privateKey: KeyObject): SigningKey {
   const spec = algSpec(alg)
   if (privateKey.type !== 'private') throw new TypeError('a signing key must be private')
-  const options = {
-    key: privateKey,
-    dsaEncoding: 'ieee-p1363' as const,
-    ...(spec.pss && spec.hash
-      ? { padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: hashLength(spec.hash) }
-      : {}),
-  }
+  const options = { key: privateKey, ...signatureOptions(alg) }
   const hash = spec.hash
   const offThread = (input: Buffer) =>
     new Promise<Buffer>((resolve, reject) => {

@@ -1,6 +1,6 @@
-import { createPrivateKey, createPublicKey, randomBytes, sign as cryptoSign, verify as cryptoVerify, constants, type KeyObject } from 'node:crypto'
+import { createPrivateKey, createPublicKey, randomBytes, sign as cryptoSign, verify as cryptoVerify, type KeyObject } from 'node:crypto'
 import forge from 'node-forge'
-import { algSpec, hashLength, type Alg } from '../crypto/algorithms.js'
+import { algSpec, signatureOptions, type Alg } from '../crypto/algorithms.js'
 import { InvalidRequest } from '../errors.js'
 import { SoftwareBackend, type KeyBackend } from './backend.js'
 import { checkKdfCost, MAX_KDF_ITERATIONS } from './kdf-cost.js'
@@ -201,7 +201,7 @@ function selfTest(privateKey: KeyObject, alg: Alg): KeyObject {
   const spec = algSpec(alg)
   const publicKey = createPublicKey(privateKey)
   const data = randomBytes(32)
-  const options = spec.pss && spec.hash ? { padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: hashLength(spec.hash) } : {}
+  const options = signatureOptions(alg)
   let valid = false
   try {
     const signature = cryptoSign(spec.hash, data, { key: privateKey, ...options })

@@ -3,7 +3,7 @@ import { claimPolicyOf } from '../auth/claim-policy.js'
 import type { Alg } from '../crypto/algorithms.js'
 import { wrapOf } from '../crypto/envelope.js'
 import type { SigningKey } from '../crypto/jws.js'
-import { ownsDatabase, type MasterKey } from '../crypto/master-key.js'
+import type { MasterKey } from '../crypto/master-key.js'
 import { systemClock, type Clock } from '../clock.js'
 import { HsmUnavailable, Sealed, SignetError } from '../errors.js'
 import type { Snapshot, Storage } from '../storage/types.js'
@@ -13,12 +13,10 @@ import type { Backends } from './backend.js'
 import { backendProblem, probeBackends, waitingForDevice } from './hsm-probe.js'
 import { jwksDocument, publishedKeys, type JwksDocument } from './jwks.js'
 import { nextDueAt } from './lifecycle.js'
+import { isDatabaseMasterKey, MASTER_KEY_CHECK, REKEYED_DATABASE } from './master-key-check.js'
 import { KEY_STATES, type Client, type KeyRecord, type KeyState, type Keyset } from './model.js'
 import { OutageGrace, type StorageOutage } from './outage-grace.js'
 import { effectivePrepublish } from './policy.js'
-
-/** The meta row holding the master key's check value. */
-export const MASTER_KEY_CHECK = 'master_key_check'
 
 /** One keyset as the request path sees it; rebuilt only when its rows change. */
 export interface LiveKeyset {
@@ -215,8 +213,8 @@ export class Keystore {
     const check = snapshot.meta[MASTER_KEY_CHECK]
     const sealed = !this.#masterKey
       ? 'no master key is loaded'
-      : check !== undefined && !ownsDatabase(this.#masterKey, check)
-        ? 'the master key does not match this database (was it rewrapped?)'
+      : !isDatabaseMasterKey(this.#masterKey, check)
+        ? REKEYED_DATABASE
         : null
     const sealedChanged = sealed !== this.#sealed
     this.#sealed = sealed

@@ -1,8 +1,8 @@
 import { auditedTransaction, type Audit, type AuditSink } from '../audit/recorder.js'
 import type { Clock } from '../clock.js'
-import { ownsDatabase, type MasterKey } from '../crypto/master-key.js'
+import type { MasterKey } from '../crypto/master-key.js'
 import { Conflict, InvalidRequest, KeyNotFound, KeysetNotFound, Sealed } from '../errors.js'
-import { MASTER_KEY_CHECK } from './keystore.js'
+import { isDatabaseMasterKey, MASTER_KEY_CHECK, REKEYED_DATABASE } from './master-key-check.js'
 import type { Storage, Tx } from '../storage/types.js'
 import type { Backends, NewKey } from './backend.js'
 import { activate, activeKey, nextPending, planDue, revoke, writeOrder, type Changes } from './lifecycle.js'
@@ -57,9 +57,8 @@ export class KeyService {
 
   async #transact<T>(work: (tx: Tx, audit: Audit) => Promise<T>): Promise<T> {
     const result = await auditedTransaction(this.#storage, this.#auditSink, () => this.#clock.now(), async (tx, audit) => {
-      const check = this.#masterKey ? await tx.getMeta(MASTER_KEY_CHECK) : null
-      if (check !== null && !ownsDatabase(this.#masterKey!, check)) {
-        throw new Sealed('the database belongs to another master key now (rewrapped?): restart with it; nothing was changed')
+      if (this.#masterKey && !isDatabaseMasterKey(this.#masterKey, await tx.getMeta(MASTER_KEY_CHECK))) {
+        throw new Sealed(`${REKEYED_DATABASE}: restart with the new master key; nothing was changed`)
       }
       return work(tx, audit)
     })

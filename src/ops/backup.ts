@@ -2,7 +2,7 @@ import { closeSync, existsSync, fsyncSync, openSync, renameSync, rmSync, statSyn
 import { basename, dirname, join, resolve } from 'node:path'
 import Database from 'better-sqlite3'
 import { ConfigError } from '../errors.js'
-import { MASTER_KEY_CHECK } from '../keys/keystore.js'
+import { MASTER_KEY_CHECK } from '../keys/master-key-check.js'
 import type { Storage } from '../storage/types.js'
 
 export interface BackupResult {

@@ -2,9 +2,9 @@ import { AUDIT_HEAD, chainEvent } from '../audit/chain.js'
 import { appendAudit, type AuditSink } from '../audit/recorder.js'
 import type { Clock } from '../clock.js'
 import { rewrap } from '../crypto/envelope.js'
-import { ownsDatabase, sealedCheckValue, type MasterKey } from '../crypto/master-key.js'
+import { sealedCheckValue, type MasterKey } from '../crypto/master-key.js'
 import { ConfigError } from '../errors.js'
-import { MASTER_KEY_CHECK } from '../keys/keystore.js'
+import { checkMasterKey, isDatabaseMasterKey, MASTER_KEY_CHECK } from '../keys/master-key-check.js'
 import type { AuditEvent, KeyRecord } from '../keys/model.js'
 import { checkAuditLog } from '../storage/integrity-check.js'
 import { sealExistingRows } from '../storage/integrity-upgrade.js'
@@ -55,8 +55,8 @@ export async function rewrapMasterKey(storage: Storage, from: MasterKey, to: Mas
   const result = await unsealed(storage).transaction(async (tx): Promise<RewrapResult> => {
     const check = await tx.getMeta(MASTER_KEY_CHECK)
     if (check === null) throw new ConfigError('this database has no master key yet: create it with signet init')
-    if (ownsDatabase(to, check)) return { rewrapped: 0, alreadyDone: true, masterKeyId: to.idHex }
-    if (!ownsDatabase(from, check)) throw new ConfigError('SIGNET_MASTER_KEY is not the master key of this database: nothing was changed')
+    if (isDatabaseMasterKey(to, check)) return { rewrapped: 0, alreadyDone: true, masterKeyId: to.idHex }
+    checkMasterKey(from, check, 'SIGNET_MASTER_KEY')
 
     // A database of an earlier version is upgraded under `from` first.
     const upgrade = await sealExistingRows(tx, fromKeys, at)

@@ -1,6 +1,6 @@
 import { appendAudit } from '../audit/recorder.js'
 import { isLegacyCheckValue } from '../crypto/master-key.js'
-import { MASTER_KEY_CHECK } from '../keys/keystore.js'
+import { MASTER_KEY_CHECK } from '../keys/master-key-check.js'
 import type { AuditEvent } from '../keys/model.js'
 import { INTEGRITY_META, rewriteSealedRows, type IntegrityKeys } from './row-integrity.js'
 import type { Tx } from './types.js'

@@ -1,7 +1,8 @@
 import { createHmac, createPublicKey, timingSafeEqual } from 'node:crypto'
 import { canonicalJson } from '../audit/chain.js'
 import { thumbprint } from '../crypto/jwk.js'
-import { ownsDatabase, sealedCheckValue, type MasterKey } from '../crypto/master-key.js'
+import { sealedCheckValue, type MasterKey } from '../crypto/master-key.js'
+import { isDatabaseMasterKey } from '../keys/master-key-check.js'
 import type { Client, Issuer, KeyRecord, Keyset } from '../keys/model.js'
 import type { Stored, Tx } from './types.js'
 
@@ -114,7 +115,7 @@ export class IntegrityKeys {
 
   /** Whether the database's master-key check value (absent before init) is this master key's. */
   ownsDatabase(checkValue: string | undefined): boolean {
-    return checkValue === undefined || ownsDatabase(this.#masterKey, checkValue)
+    return isDatabaseMasterKey(this.#masterKey, checkValue)
   }
 
   /** The master-key check value of a database whose rows are authenticated (crypto/master-key.ts). */

@@ -1,5 +1,5 @@
 import type { AuditLink } from '../audit/chain.js'
-import { MASTER_KEY_CHECK } from '../keys/keystore.js'
+import { MASTER_KEY_CHECK } from '../keys/master-key-check.js'
 import type { AuditEvent, Client, Issuer, KeyRecord, Keyset } from '../keys/model.js'
 import { rowIdOf, SEALED_TABLES, type IntegrityFailure, type IntegrityKeys, type RowOf, type SealedTable } from './row-integrity.js'
 import type { Snapshot, Storage, Stored, Tx } from './types.js'

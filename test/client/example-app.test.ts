@@ -75,7 +75,7 @@ describe('examples/app-server', () => {
     expect(missing.headers['www-authenticate']).toBe('Bearer')
     const garbage = await me('not-a-token')
     expect(garbage.statusCode).toBe(401)
-    expect(garbage.json().code).toBe('token_malformed')
+    expect(garbage.json().code).toBe('malformed')
   })
 
   it('GET /me refuses an expired token', async () => {
@@ -87,7 +87,7 @@ describe('examples/app-server', () => {
       await sleep(Math.max(0, exp * 1000 - Date.now()) + 50)
       const answer = await me(token)
       expect(answer.statusCode).toBe(401)
-      expect(answer.json().code).toBe('token_expired')
+      expect(answer.json().code).toBe('expired')
     } finally {
       await signer.close()
     }
@@ -100,7 +100,7 @@ describe('examples/app-server', () => {
       expect(keyset).toBe('other')
       const answer = await me(token)
       expect(answer.statusCode).toBe(401)
-      expect(answer.json().code).toBe('key_not_found')
+      expect(answer.json().code).toBe('unknown_kid')
     } finally {
       await other.close()
     }
@@ -115,7 +115,7 @@ describe('examples/app-server', () => {
     await sleep(1200) // past the JWKS max-age of 1 s
     const answer = await me(token)
     expect(answer.statusCode).toBe(401)
-    expect(answer.json().code).toBe('key_not_found')
+    expect(answer.json().code).toBe('unknown_kid')
     // Signet activated a replacement at once: the next login signs with it and verifies.
     const fresh = await sessionToken('bob')
     expect(decodeProtectedHeader(fresh).kid).not.toBe(kid)

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { MasterKey } from '../../src/crypto/master-key.js'
-import { MASTER_KEY_CHECK } from '../../src/keys/keystore.js'
+import { MASTER_KEY_CHECK } from '../../src/keys/master-key-check.js'
 import type { SqliteStorage } from '../../src/storage/sqlite/index.js'
 import { createHarness, type Harness } from '../helpers/harness.js'
 

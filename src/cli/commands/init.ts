@@ -18,7 +18,7 @@ export function registerInit(program: Command): void {
       const { generateToken } = await import('../../auth/tokens.js')
       const { MasterKey } = await import('../../crypto/master-key.js')
       const { ConfigError } = await import('../../errors.js')
-      const { MASTER_KEY_CHECK } = await import('../../keys/keystore.js')
+      const { MASTER_KEY_CHECK } = await import('../../keys/master-key-check.js')
       const { Signet } = await import('../../runtime.js')
       const { openStorage } = await import('../../storage/open.js')
       const { cliActor, commandLogger, describeDatabase, readConfig } = await import('../context.js')

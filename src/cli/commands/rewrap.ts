@@ -14,13 +14,13 @@ export function registerRewrap(program: Command): void {
       const { auditSinkFor } = await import('../../audit/recorder.js')
       const { systemClock } = await import('../../clock.js')
       const { ConfigError } = await import('../../errors.js')
-      const { MASTER_KEY_CHECK } = await import('../../keys/keystore.js')
-      const { openMasterKey, pkcs11MasterKeyOptions } = await import('../../keys/master-key-source.js')
+      const { isDatabaseMasterKey, MASTER_KEY_CHECK, masterKeyRequired, wrongMasterKey } = await import('../../keys/master-key-check.js')
+      const { masterKeyVariable, openMasterKey, pkcs11MasterKeyOptions } = await import('../../keys/master-key-source.js')
       const { rewrapMasterKey } = await import('../../ops/rewrap.js')
       const { cliActor, commandLogger, openExisting, readConfig } = await import('../context.js')
       const config = readConfig()
       if (!config.masterKey && config.masterKeyPkcs11 === null) {
-        throw new ConfigError('SIGNET_MASTER_KEY (or SIGNET_MASTER_KEY_FILE, or SIGNET_MASTER_KEY_PKCS11) is required by signet rewrap: the key the database is under now')
+        throw masterKeyRequired(' by signet rewrap: the key the database is under now')
       }
       if (!config.newMasterKey && config.newMasterKeyPkcs11 === null) {
         throw new ConfigError('SIGNET_NEW_MASTER_KEY (or SIGNET_NEW_MASTER_KEY_FILE, or SIGNET_NEW_MASTER_KEY_PKCS11) is required by signet rewrap; make one with: openssl rand -base64 32')
@@ -51,11 +51,9 @@ export function registerRewrap(program: Command): void {
           try {
             // Checked before the schema is touched: a wrong key changes nothing.
             const check = (await storage.getMeta(MASTER_KEY_CHECK))!
-            const { ownsDatabase } = await import('../../crypto/master-key.js')
-            if (!ownsDatabase(from, check) && !ownsDatabase(to, check)) {
-              const fromVariable = config.masterKeyPkcs11 !== null ? 'SIGNET_MASTER_KEY_PKCS11' : 'SIGNET_MASTER_KEY'
+            if (!isDatabaseMasterKey(from, check) && !isDatabaseMasterKey(to, check)) {
               const toVariable = config.newMasterKeyPkcs11 !== null ? 'SIGNET_NEW_MASTER_KEY_PKCS11' : 'SIGNET_NEW_MASTER_KEY'
-              throw new ConfigError(`neither ${fromVariable} nor ${toVariable} is the master key of this database: nothing was changed`)
+              throw wrongMasterKey(masterKeyVariable(config), toVariable)
             }
             // A server running on the old key would be sealed by the rewrap, silently for its callers.
             const { runningServer } = await import('../../ops/presence.js')

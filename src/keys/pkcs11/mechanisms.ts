@@ -1,5 +1,5 @@
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto'
-import { algSpec, hashLength, type Alg } from '../../crypto/algorithms.js'
+import { algSpec, signatureOptions, type Alg } from '../../crypto/algorithms.js'
 import { unwrapOctetString } from './der.js'
 
 /**
@@ -77,7 +77,7 @@ export function mechanismsFor(alg: Alg): AlgMechanisms {
     const hash = spec.hash!
     const pkcs1 = { mechanism: CKM.RSA_PKCS }
     const sign: Mechanism = spec.pss
-      ? { mechanism: CKM.RSA_PKCS_PSS, parameter: { type: CK_PARAMS_RSA_PSS, hashAlg: CKM_HASH[hash], mgf: CKG_MGF1[hash], saltLen: hashLength(hash) } }
+      ? { mechanism: CKM.RSA_PKCS_PSS, parameter: { type: CK_PARAMS_RSA_PSS, hashAlg: CKM_HASH[hash], mgf: CKG_MGF1[hash], saltLen: signatureOptions(alg).saltLength! } }
       : pkcs1
     return { generate: CKM.RSA_PKCS_KEY_PAIR_GEN, sign, certificate: pkcs1, required: [CKM.RSA_PKCS_KEY_PAIR_GEN, CKM.RSA_PKCS, sign.mechanism] }
   }
