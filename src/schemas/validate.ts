@@ -59,7 +59,7 @@ export function validationError(errors: readonly ErrorObject[] | null | undefine
     message = `${named.length === 0 ? '' : `${field}.`}${missing} is required`
   } else if (error.keyword === 'additionalProperties') {
     const member = JSON.stringify(String(error.params.additionalProperty).slice(0, QUOTED))
-    message = `${field} may hold only ${Object.keys(schema.properties ?? {}).join(', ')}, not ${member}`
+    message = `${field} has an additional member ${member}: it may hold only ${Object.keys(schema.properties ?? {}).join(', ')}`
   } else {
     message = `${field} ${typeof schema.errorMessage === 'string' ? schema.errorMessage : (error.message ?? 'is invalid')}`
   }
