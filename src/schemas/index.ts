@@ -240,9 +240,9 @@ export const revokeBody = Type.Object({
 export const importKeyBody = Type.Object({
   pem: Optional(Type.String({ minLength: 1, description: 'PKCS#8, PKCS#1 or SEC1 PEM private key, possibly encrypted', errorMessage: 'must be a non-empty string' })),
   passphrase: Optional(Type.String({ description: 'passphrase of an encrypted PEM', errorMessage: 'must be a string' })),
-  pkcs12: Optional(Type.String({ description: 'a PKCS#12 (.p12/.pfx) file in base64', errorMessage: 'must be a string' })),
-  password: Optional(Type.String({ description: 'password of the PKCS#12 file (empty if none)', errorMessage: 'must be a string' })),
-  jwk: Optional(Type.Object({}, { additionalProperties: true, description: 'a private JWK', errorMessage: 'must be a JSON Web Key object' })),
+  pkcs12: Optional(Type.String({ minLength: 1, description: 'a PKCS#12 (.p12/.pfx) file in base64', errorMessage: 'must be the file in base64' })),
+  password: Optional(Type.String({ description: 'password of the PKCS#12 file (empty if none); required with pkcs12', errorMessage: 'must be a string: the password of the PKCS#12 file (empty if it has none)' })),
+  jwk: Optional(Type.Unsafe<Record<string, unknown>>({ type: 'object', description: 'a private JWK', errorMessage: 'must be a JSON Web Key object' })),
   activate: Optional(Type.Enum(['scheduled', 'immediate'], { default: 'scheduled', errorMessage: 'must be scheduled or immediate' })),
 }, { additionalProperties: false, examples: [{ pkcs12: 'MIIJ...base64 of the .p12 file...', password: 'the file password', activate: 'scheduled' }] })
 export type ImportInput = Static<typeof importKeyBody>
