@@ -2,8 +2,6 @@ import { randomUUID } from 'node:crypto'
 import type { ServerOptions } from 'node:http'
 import type { ServerOptions as HttpsServerOptions } from 'node:https'
 import type { AddressInfo } from 'node:net'
-import { Ajv } from 'ajv'
-import addFormats from 'ajv-formats'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { Authenticator } from './auth/authenticate.js'
 import { urlHost, type Config } from './config.js'
@@ -30,6 +28,7 @@ import { SECURITY_HEADERS, securityHeadersPlugin } from './plugins/security-head
 import { publicRoutes } from './routes/public.js'
 import type { Signet } from './runtime.js'
 import { problem } from './schemas/index.js'
+import { bodyValidator, textValidator } from './schemas/validate.js'
 
 /** A caller's X-Request-Id is kept only when it looks like an id (no spaces, no control characters). */
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
@@ -84,15 +83,11 @@ export function fastifyOptions(logger: FastifyServerOptions['loggerInstance']): 
 }
 
 /**
- * Bodies are validated without type coercion, so "600" is not a ttl and 1.5 is not
- * an integer; query strings and path parameters arrive as text and are coerced.
+ * Request validation with the shared validators (schemas/validate.ts): bodies
+ * without type coercion, query strings and path parameters (text) with it.
  */
 export function installValidators(app: FastifyInstance): void {
-  const strict = new Ajv({ coerceTypes: false, useDefaults: true, removeAdditional: false, allErrors: false, strict: false })
-  const lenient = new Ajv({ coerceTypes: true, useDefaults: true, removeAdditional: false, allErrors: false, strict: false })
-  addFormats.default(strict)
-  addFormats.default(lenient)
-  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? strict : lenient).compile(schema))
+  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyValidator : textValidator).compile(schema))
 }
 
 /**

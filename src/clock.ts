@@ -37,5 +37,8 @@ export class ManualClock implements Clock {
   }
 }
 
+/** A time that is always set, in ISO 8601 UTC. */
+export const iso = (ms: number): string => new Date(ms).toISOString()
+
 export const isoOrNull = (ms: number | null | undefined): string | null =>
   ms === null || ms === undefined ? null : new Date(ms).toISOString()

@@ -4,6 +4,7 @@ import { availableParallelism } from 'node:os'
 import envSchema from 'env-schema'
 import { MasterKey } from './crypto/master-key.js'
 import { ConfigError } from './errors.js'
+import { KEYSET_NAME_PATTERN } from './schemas/keyset-name.js'
 
 /**
  * Configuration from the environment (docs/configuration.md), checked once at start.
@@ -13,8 +14,6 @@ import { ConfigError } from './errors.js'
  * `SIGNET_*` variable, so a typo never falls back silently to a default. Every
  * error names the variable and never echoes a secret value.
  */
-
-export const KEYSET_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/
 
 /** Variables that may be given directly or as a file path (`NAME_FILE`). */
 // SIGNET_DATABASE_URL may hold a PostgreSQL password, so it has a _FILE form too.
@@ -39,7 +38,7 @@ const schema = {
     SIGNET_PORT: { type: 'integer', minimum: 0, maximum: 65535, default: 8080 },
     SIGNET_PUBLIC_PORT: { type: 'integer', minimum: 0, maximum: 65535 },
     SIGNET_PUBLIC_URL: { type: 'string', pattern: '^https?://[^\\s]+$' },
-    SIGNET_DEFAULT_KEYSET: { type: 'string', pattern: KEYSET_NAME.source, default: 'default' },
+    SIGNET_DEFAULT_KEYSET: { type: 'string', pattern: KEYSET_NAME_PATTERN, default: 'default' },
     SIGNET_JWKS_MAX_AGE: { type: 'integer', minimum: 0, maximum: 31536000, default: 300 },
     SIGNET_TLS_CERT_FILE: { type: 'string', minLength: 1 },
     SIGNET_TLS_KEY_FILE: { type: 'string', minLength: 1 },

@@ -1,4 +1,4 @@
-import { isoOrNull } from './clock.js'
+import { iso, isoOrNull } from './clock.js'
 import { isRsa } from './crypto/algorithms.js'
 import { publishedJwk } from './keys/jwks.js'
 import type { AuditEvent, Client, Issuer, KeyRecord, Keyset } from './keys/model.js'
@@ -18,8 +18,8 @@ export function presentKeyset(keyset: Keyset, activeKid: string | null, prepubli
     x5c: keyset.x5c,
     backend: keyset.backend,
     activeKid,
-    createdAt: isoOrNull(keyset.createdAt),
-    updatedAt: isoOrNull(keyset.updatedAt),
+    createdAt: iso(keyset.createdAt),
+    updatedAt: iso(keyset.updatedAt),
   }
 }
 
@@ -59,7 +59,7 @@ export function presentClient(client: Client) {
     // Only on bound clients, so an unbound client's answer keeps the fields docs/api.md lists (the client object).
     ...(client.certificateSubject ? { certificateSubject: client.certificateSubject } : {}),
     ...(client.identity ? { identity: client.identity } : {}),
-    createdAt: isoOrNull(client.createdAt),
+    createdAt: iso(client.createdAt),
     revokedAt: isoOrNull(client.revokedAt),
   }
 }
@@ -74,13 +74,13 @@ export function presentIssuer(issuer: Issuer) {
     algorithms: issuer.algorithms,
     maxTokenLifetime: issuer.maxTokenLifetime,
     caCertificate: issuer.caCertificate,
-    createdAt: isoOrNull(issuer.createdAt),
-    updatedAt: isoOrNull(issuer.updatedAt),
+    createdAt: iso(issuer.createdAt),
+    updatedAt: iso(issuer.updatedAt),
   }
 }
 
 export function presentAuditEvent(event: AuditEvent) {
-  return { ...event, at: isoOrNull(event.at) }
+  return { ...event, at: iso(event.at) }
 }
 
 /** One page of the audit log; `next` is the `after` of the next page, null on the last one. */

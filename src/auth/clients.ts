@@ -1,52 +1,15 @@
 import { randomUUID } from 'node:crypto'
 import { auditedTransaction, type AuditSink } from '../audit/recorder.js'
 import type { Clock } from '../clock.js'
-import { KEYSET_NAME } from '../config.js'
 import { ClientNotFound, Conflict, InvalidRequest, IssuerNotFound } from '../errors.js'
-import { SCOPES, type Client, type Scope, type WorkloadIdentity } from '../keys/model.js'
-import { MAX_SECONDS } from '../keys/policy.js'
+import type { Client, Scope, WorkloadIdentity } from '../keys/model.js'
+import type { ClientInput, ClientPatch } from '../schemas/index.js'
 import type { Storage, Tx } from '../storage/types.js'
 import { normaliseSubject } from '../tls/subject.js'
-import { POLICY_LIMITS } from './claim-policy.js'
 import { generateToken, hashToken } from './tokens.js'
 
-export interface ClientInput {
-  name?: unknown
-  keysets?: unknown
-  scopes?: unknown
-  audiences?: unknown
-  maxTtl?: unknown
-  /** Subject of the client certificate the client must present (mutual TLS). */
-  certificateSubject?: unknown
-  subjects?: unknown
-  requiredClaims?: unknown
-  /** The workload identity it is bound to: `{ issuer, subject }` (docs/workload-identity.md). */
-  identity?: unknown
-  /** With an identity: also issue a bearer token (none by default). */
-  token?: unknown
-}
-
-/** Longest identity subject pattern. */
-export const MAX_IDENTITY_SUBJECT = 1024
-
-/** A workload identity binding: a registered issuer's name and a subject pattern with at least one literal character. */
-function checkIdentity(value: unknown): WorkloadIdentity {
-  const { issuer, subject } = (value ?? {}) as { issuer?: unknown; subject?: unknown }
-  if (value === null || typeof value !== 'object' || Array.isArray(value) || Object.keys(value).some((key) => key !== 'issuer' && key !== 'subject')) {
-    throw new InvalidRequest('identity must be { "issuer": "<issuer name>", "subject": "<subject or pattern>" }')
-  }
-  if (typeof issuer !== 'string' || !KEYSET_NAME.test(issuer)) throw new InvalidRequest('identity.issuer must be the name of a registered issuer')
-  if (typeof subject !== 'string' || subject.length === 0 || subject.length > MAX_IDENTITY_SUBJECT || /[\u0000-\u001f\u007f]/.test(subject)) {
-    throw new InvalidRequest(`identity.subject must be a subject of 1 to ${MAX_IDENTITY_SUBJECT} characters, where * matches any run of characters`)
-  }
-  // A bare * would accept every workload of the issuer (on a shared issuer such as GitHub's, anyone's).
-  if (/^\*+$/.test(subject)) throw new InvalidRequest('identity.subject must name a workload: a pattern needs at least one literal character')
-  return { issuer, subject }
-}
-
-/** What PATCH /v1/admin/clients/{id} and `signet clients update` may change; null clears an optional field. */
-export const PATCHABLE_FIELDS = ['keysets', 'scopes', 'audiences', 'maxTtl', 'subjects', 'requiredClaims', 'identity'] as const
-export type ClientPatch = Pick<ClientInput, (typeof PATCHABLE_FIELDS)[number]>
+/** Client fields as the API and the CLI give them, checked against src/schemas. */
+export type { ClientInput, ClientPatch } from '../schemas/index.js'
 
 /** The stored fields of a client that input sets. */
 export type ClientFields = Pick<Client, 'name' | 'keysets' | 'scopes' | 'audiences' | 'maxTtl' | 'certificateSubject' | 'identity'> & {
@@ -61,63 +24,36 @@ export type ClientFields = Pick<Client, 'name' | 'keysets' | 'scopes' | 'audienc
  */
 export type ClientGuard = (before: Client | null, after: ClientFields | null) => void
 
-const stringList = (value: unknown): value is string[] => Array.isArray(value) && value.every((item) => typeof item === 'string')
+/** A list without repeats, or null for none. */
+const distinct = <T>(list: readonly T[] | null | undefined): T[] | null => (list === undefined || list === null ? null : [...new Set(list)])
 
-/** An optional list of 1 to `items` strings of 1 to `length` characters each, or null. */
-function optionalList(field: 'audiences' | 'subjects' | 'requiredClaims', value: unknown, what: string): string[] | null {
-  if (value === undefined || value === null) return null
-  const { items, length } = POLICY_LIMITS[field]
-  if (!stringList(value) || value.length === 0 || value.length > items || value.some((item) => item.length === 0 || item.length > length)) {
-    throw new InvalidRequest(`${field} must be a list of 1 to ${items} ${what} of 1 to ${length} characters, or null for none`)
-  }
-  return [...new Set(value)]
-}
-
-/** Checks client input (API and CLI alike) and returns the fields to store. */
-export function checkClientInput(input: ClientInput): ClientFields {
-  const { name, keysets, scopes, maxTtl, certificateSubject } = input
-  if (typeof name !== 'string' || name.trim().length === 0 || name.length > 128) {
-    throw new InvalidRequest('name must be a non-empty string of at most 128 characters')
-  }
-  let allowed: string[] | '*'
-  if (keysets === '*' || (stringList(keysets) && keysets.length === 1 && keysets[0] === '*')) {
-    allowed = '*'
-  } else if (stringList(keysets) && keysets.length > 0 && keysets.length <= 100 && keysets.every((k) => KEYSET_NAME.test(k))) {
-    allowed = [...new Set(keysets)]
-  } else {
-    throw new InvalidRequest('keysets must be "*" or a list of 1 to 100 keyset names')
-  }
-  if (!stringList(scopes) || scopes.length === 0 || !scopes.every((s) => (SCOPES as readonly string[]).includes(s))) {
-    throw new InvalidRequest(`scopes must be a non-empty list of ${SCOPES.join(', ')}`)
-  }
-  const audiences = optionalList('audiences', input.audiences, 'strings')
-  const subjects = optionalList('subjects', input.subjects, 'patterns')
-  const requiredClaims = optionalList('requiredClaims', input.requiredClaims, 'claim names')
-  if (maxTtl !== undefined && maxTtl !== null && (typeof maxTtl !== 'number' || !Number.isSafeInteger(maxTtl) || maxTtl < 1 || maxTtl > MAX_SECONDS)) {
-    throw new InvalidRequest(`maxTtl must be a whole number of seconds from 1 to ${MAX_SECONDS}`)
-  }
+/**
+ * The fields to store from client input (API and CLI alike). Each field's type and
+ * limits were checked by the request schema; this trims and de-duplicates, and
+ * parses the certificate subject.
+ */
+export function clientFields(input: ClientInput): ClientFields {
+  const { keysets, maxTtl, certificateSubject } = input
   let subject: string | null = null
   if (certificateSubject !== undefined && certificateSubject !== null) {
-    if (typeof certificateSubject !== 'string') throw new InvalidRequest('certificateSubject must be a distinguished name such as CN=billing-api,O=Acme')
     try {
       subject = normaliseSubject(certificateSubject)
     } catch (error) {
       throw new InvalidRequest(`certificateSubject must be a distinguished name such as CN=billing-api,O=Acme: ${(error as Error).message}`)
     }
   }
-  const identity = input.identity === undefined || input.identity === null ? null : checkIdentity(input.identity)
-  if (input.token !== undefined && typeof input.token !== 'boolean') throw new InvalidRequest('token must be true or false')
+  const identity = input.identity ?? null
   return {
-    name: name.trim(),
-    keysets: allowed,
-    scopes: [...new Set(scopes)] as Scope[],
-    audiences,
-    maxTtl: (maxTtl as number | null | undefined) ?? null,
-    subjects,
-    requiredClaims,
+    name: input.name.trim(),
+    keysets: keysets === '*' || keysets.includes('*') ? '*' : [...new Set(keysets)],
+    scopes: [...new Set(input.scopes)] as Scope[],
+    audiences: distinct(input.audiences),
+    maxTtl: maxTtl ?? null,
+    subjects: distinct(input.subjects),
+    requiredClaims: distinct(input.requiredClaims),
     // Absent when not bound (see clientFromRow).
     ...(subject === null ? {} : { certificateSubject: subject }),
-    ...(identity === null ? {} : { identity }),
+    ...(identity === null ? {} : { identity: { issuer: identity.issuer, subject: identity.subject } }),
   }
 }
 
@@ -159,7 +95,7 @@ export class ClientService {
    * bearer token opens it.
    */
   async create(input: ClientInput, actor: string, guard?: ClientGuard): Promise<{ client: Client; token: string | null }> {
-    const fields = checkClientInput(input)
+    const fields = clientFields(input)
     guard?.(null, fields)
     const generated = generateToken()
     const token = fields.identity && input.token !== true ? null : generated
@@ -178,19 +114,15 @@ export class ClientService {
   }
 
   /**
-   * Changes a client's policy (PATCHABLE_FIELDS; null clears an optional one),
-   * checked like a new client's. The running service and other replicas pick it
+   * Changes a client's policy (the fields of patchClientBody; null clears an
+   * optional one), stored like a new client's. The running service and other replicas pick it
    * up as they pick up a revocation: with the next reload of the client map.
    * The audit event holds each changed field before and after.
    */
   async update(id: string, patch: ClientPatch, actor: string, guard?: ClientGuard): Promise<Client> {
-    const given = Object.keys(patch)
-    const unknown = given.find((field) => !(PATCHABLE_FIELDS as readonly string[]).includes(field))
-    if (unknown !== undefined) throw new InvalidRequest(`only ${PATCHABLE_FIELDS.join(', ')} can be changed, not ${JSON.stringify(unknown.slice(0, 32))}`)
-    if (given.length === 0) throw new InvalidRequest(`nothing to change: give at least one of ${PATCHABLE_FIELDS.join(', ')}`)
     const client = await auditedTransaction(this.#storage, this.#auditSink, () => this.#clock.now(), async (tx, audit) => {
       const current = await liveClient(tx, id)
-      const fields = checkClientInput({ ...current, ...patch })
+      const fields = clientFields({ ...current, ...patch })
       guard?.(current, fields)
       // identity is absent from fields when cleared, so it is dropped from current first.
       const { identity: _previous, ...unbound } = current

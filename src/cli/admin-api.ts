@@ -1,15 +1,13 @@
 import type { Command } from 'commander'
 import { UsageError } from './args.js'
-import type { ClientInput } from '../auth/clients.js'
 import type { Config } from '../config.js'
-import type { IssuerInput } from '../identity/issuer-policy.js'
-import type { ImportInput } from '../keys/import.js'
-import type { KeysetInput, KeysetPolicyInput } from '../keys/policy.js'
 import type { RotationMode } from '../keys/service.js'
+import type { ClientInput, ClientPatch, ImportInput, IssuerInput, KeysetInput, KeysetPatch } from '../schemas/index.js'
 import type { presentAuditEvent, presentClient, presentIssuer, presentKey, presentKeyset } from '../present.js'
 
 /**
- * What the admin commands do, in the shapes of the admin API's answers (the
+ * What the admin commands do, in the shapes of the admin API's requests (src/schemas,
+ * checked by the commands with schemas/validate.ts) and answers (the
  * routes of routes/admin.ts). Two implementations: on the database directly (admin-local.ts:
  * the services the server uses) and over HTTP (admin-remote.ts: SIGNET_URL or
  * --url with an admin token). Each command is written once, against this seam.
@@ -36,8 +34,6 @@ export interface AuditVerifyView {
   events: number
   problems: { id: number; reason: string }[]
 }
-/** A change to a client (PATCH /v1/admin/clients/{id}); the fields are checked by the service. */
-export type ClientPatch = Record<string, unknown>
 
 export interface AdminApi {
   /** `local` (the database) or `remote` (the admin API of a running Signet). */
@@ -47,7 +43,7 @@ export interface AdminApi {
   listKeysets(): Promise<KeysetView[]>
   getKeyset(name: string): Promise<KeysetView>
   createKeyset(input: KeysetInput): Promise<KeysetView>
-  updateKeyset(name: string, patch: KeysetPolicyInput): Promise<KeysetView>
+  updateKeyset(name: string, patch: KeysetPatch): Promise<KeysetView>
   listKeys(keyset: string): Promise<KeyView[]>
   rotate(keyset: string, mode: RotationMode): Promise<KeyView>
   revoke(kid: string, reason: string): Promise<KeyView>

@@ -1,11 +1,8 @@
-import type { ClientInput } from '../auth/clients.js'
 import type { Config } from '../config.js'
 import { ConfigError, SignetError } from '../errors.js'
-import type { IssuerInput } from '../identity/issuer-policy.js'
-import type { ImportInput } from '../keys/import.js'
-import type { KeysetInput, KeysetPolicyInput } from '../keys/policy.js'
 import type { RotationMode } from '../keys/service.js'
-import type { AdminApi, AuditPage, AuditVerifyView, ClientPatch, ClientView, IssuerView, JwksView, KeysetView, KeyView } from './admin-api.js'
+import type { ClientInput, ClientPatch, ImportInput, IssuerInput, KeysetInput, KeysetPatch } from '../schemas/index.js'
+import type { AdminApi, AuditPage, AuditVerifyView, ClientView, IssuerView, JwksView, KeysetView, KeyView } from './admin-api.js'
 
 /** Longest one call may take, including the retries of a shed request. */
 const TIMEOUT_MS = 30_000
@@ -110,7 +107,7 @@ export class RemoteAdminApi implements AdminApi {
     return this.#send('POST', '/v1/admin/keysets', input)
   }
 
-  updateKeyset(name: string, patch: KeysetPolicyInput): Promise<KeysetView> {
+  updateKeyset(name: string, patch: KeysetPatch): Promise<KeysetView> {
     return this.#send('PATCH', `/v1/admin/keysets/${encodeURIComponent(name)}`, patch)
   }
 

@@ -1,5 +1,5 @@
 import { InvalidArgumentError } from 'commander'
-import { ALGORITHMS } from '../crypto/algorithms.js'
+import { ALGORITHMS, type Alg } from '../crypto/algorithms.js'
 import { InvalidRequest, SignetError } from '../errors.js'
 
 /**
@@ -57,7 +57,7 @@ export function durationOrDefault(value: string): number | 'default' {
 }
 
 /** An algorithm name in any case (`es256` is ES256). */
-export function algorithm(value: string): string {
+export function algorithm(value: string): Alg {
   const found = ALGORITHMS.find((alg) => alg.toLowerCase() === value.toLowerCase())
   if (!found) throw new InvalidArgumentError(`must be one of ${ALGORITHMS.join(', ')}`)
   return found

@@ -1,5 +1,7 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import type { ErrorObject } from 'ajv'
 import { Internal, InvalidRequest, MethodNotAllowed, NotFound, PayloadTooLarge, SignetError, UnsupportedMediaType } from '../errors.js'
+import { validationError } from '../schemas/validate.js'
 
 export const PROBLEM_JSON = 'application/problem+json'
 
@@ -32,16 +34,8 @@ export function problemBody(error: SignetError): Record<string, unknown> {
  */
 export function toSignetError(error: FastifyError): SignetError {
   if (error instanceof SignetError) return error
-  if (error.validation) {
-    const where = error.validationContext ?? 'request'
-    const first = error.validation[0]
-    const path = first?.instancePath ? first.instancePath : ''
-    // A bad item of a batch names its index, wherever the refusal comes from.
-    const item = where === 'body' ? /^\/items\/(\d+)(?:\/|$)/.exec(path) : null
-    // ajv leaves the unknown member's name out of its message; say which one it was.
-    const extra = first?.keyword === 'additionalProperties' ? `: ${JSON.stringify(String(first.params.additionalProperty).slice(0, 64))}` : ''
-    return new InvalidRequest(`${where}${path} ${first?.message ?? 'is invalid'}${extra}`, item ? { index: Number(item[1]) } : undefined)
-  }
+  // The schema's own message for the field (schemas/validate.ts), as the CLI gives it.
+  if (error.validation) return validationError(error.validation as ErrorObject[], error.validationContext ?? 'request')
   switch (error.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return bodyTooLarge()

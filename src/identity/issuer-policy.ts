@@ -1,14 +1,14 @@
 import { createPublicKey, X509Certificate } from 'node:crypto'
 import { isIP } from 'node:net'
 import { ALGORITHMS, type Alg } from '../crypto/algorithms.js'
-import { checkKeysetName } from '../keys/policy.js'
 import { InvalidRequest } from '../errors.js'
 import type { Issuer, IssuerJwk } from '../keys/model.js'
+import type { IssuerInput, IssuerPatch } from '../schemas/index.js'
 
 /**
  * Issuer policy (docs/workload-identity.md): defaults, limits and the rules between
- * fields. Shared by the admin API (whose schemas quote these limits) and the CLI,
- * so both refuse the same input the same way.
+ * fields. The request schemas (src/schemas) enforce the limits; the admin API and
+ * the CLI check input against them, then here for the rules between fields.
  */
 export const ISSUER_LIMITS = {
   /** Characters of `issuer`, `jwksUri` and each audience. */
@@ -33,26 +33,10 @@ const KEY_TYPES = new Set(['RSA', 'EC', 'OKP'])
 /** Members only a private (or symmetric) JWK has. */
 const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k']
 
-export interface IssuerInput {
-  name?: unknown
-  issuer?: unknown
-  jwksUri?: unknown
-  jwks?: unknown
-  audiences?: unknown
-  algorithms?: unknown
-  maxTokenLifetime?: unknown
-  caCertificate?: unknown
-}
+/** Issuer fields as the API and the CLI give them, checked against src/schemas. */
+export type { IssuerInput, IssuerPatch } from '../schemas/index.js'
 
 const given = (value: unknown): boolean => value !== undefined && value !== null
-const CONTROL = /[\u0000-\u001f\u007f]/
-
-function text(field: string, value: unknown): string {
-  if (typeof value !== 'string' || value.length === 0 || value.length > ISSUER_LIMITS.text || CONTROL.test(value)) {
-    throw new InvalidRequest(`${field} must be a non-empty string of at most ${ISSUER_LIMITS.text} characters without control characters`)
-  }
-  return value
-}
 
 /**
  * Whether `hostname` (as URL gives it, lower-cased) is loopback: an address in
@@ -67,8 +51,7 @@ function isLoopback(hostname: string): boolean {
 }
 
 /** https, or http to a loopback address only (a sidecar or a local proxy); no credentials in the URL. */
-export function checkJwksUri(value: unknown): string {
-  const uri = text('jwksUri', value)
+function checkJwksUri(uri: string): string {
   let url: URL
   try {
     url = new URL(uri)
@@ -106,12 +89,12 @@ export function usableJwk(value: unknown): { jwk: IssuerJwk } | { reason: string
   return { jwk: jwk as IssuerJwk }
 }
 
-/** A static JWK Set: 1 to 100 public signature keys, every one usable. */
-export function checkStaticJwks(value: unknown): { keys: IssuerJwk[] } {
-  const keys = (value as { keys?: unknown } | null)?.keys
-  if (value === null || typeof value !== 'object' || !Array.isArray(keys) || keys.length === 0 || keys.length > ISSUER_LIMITS.keys) {
-    throw new InvalidRequest(`jwks must be a JWK Set: { "keys": [ 1 to ${ISSUER_LIMITS.keys} public keys ] }`)
-  }
+/**
+ * A static JWK Set (its shape and key count checked by the schema): every key
+ * usable, and at most jwksBytes serialised (a CLI file is not held to the body limit).
+ */
+function checkStaticJwks(value: { keys: unknown[] }): { keys: IssuerJwk[] } {
+  const { keys } = value
   if (Buffer.byteLength(JSON.stringify(value)) > ISSUER_LIMITS.jwksBytes) throw new InvalidRequest(`jwks must be at most ${ISSUER_LIMITS.jwksBytes} bytes`)
   return {
     keys: keys.map((key, index) => {
@@ -122,10 +105,8 @@ export function checkStaticJwks(value: unknown): { keys: IssuerJwk[] } {
   }
 }
 
-function checkCaCertificate(value: unknown): string {
-  if (typeof value !== 'string' || value.length > ISSUER_LIMITS.caCertificateBytes || !value.includes('-----BEGIN CERTIFICATE-----')) {
-    throw new InvalidRequest(`caCertificate must be a PEM certificate (at most ${ISSUER_LIMITS.caCertificateBytes} bytes)`)
-  }
+function checkCaCertificate(value: string): string {
+  if (!value.includes('-----BEGIN CERTIFICATE-----')) throw new InvalidRequest('caCertificate must be a PEM certificate')
   try {
     new X509Certificate(value)
   } catch {
@@ -136,44 +117,38 @@ function checkCaCertificate(value: unknown): string {
 
 type IssuerPolicy = Omit<Issuer, 'name' | 'createdAt' | 'updatedAt'>
 
-/** Checks every field of an issuer, and the rules between them. */
-function checkPolicy(input: IssuerInput): IssuerPolicy {
-  const issuer = text('issuer', input.issuer)
+/** An issuer's policy fields, from input or from a stored issuer with a change over it. */
+type PolicyFields = Omit<IssuerInput, 'name' | 'algorithms' | 'maxTokenLifetime'> & { algorithms: readonly Alg[]; maxTokenLifetime: number }
+
+/**
+ * The rules between an issuer's fields (each field's type and limits were checked
+ * by the request schema): exactly one key source, a usable JWK Set, a CA only for
+ * an https jwksUri.
+ */
+function checkPolicy(input: PolicyFields): IssuerPolicy {
   if (given(input.jwksUri) === given(input.jwks)) throw new InvalidRequest('give exactly one of jwksUri (where the JWK Set is fetched) and jwks (a static JWK Set)')
-  const jwksUri = given(input.jwksUri) ? checkJwksUri(input.jwksUri) : null
-  const jwks = given(input.jwks) ? checkStaticJwks(input.jwks) : null
-  const { audiences, algorithms, maxTokenLifetime } = input
-  if (!Array.isArray(audiences) || audiences.length === 0 || audiences.length > ISSUER_LIMITS.audiences) {
-    throw new InvalidRequest(`audiences must be a list of 1 to ${ISSUER_LIMITS.audiences} accepted aud values, e.g. ["signet"]`)
-  }
-  audiences.forEach((audience, index) => text(`audiences[${index}]`, audience))
-  if (!Array.isArray(algorithms) || algorithms.length === 0 || !algorithms.every((alg) => (ALGORITHMS as readonly unknown[]).includes(alg))) {
-    throw new InvalidRequest(`algorithms must be a non-empty list of ${ALGORITHMS.join(', ')} (never none or HMAC)`)
-  }
-  if (typeof maxTokenLifetime !== 'number' || !Number.isSafeInteger(maxTokenLifetime) || maxTokenLifetime < 1 || maxTokenLifetime > ISSUER_LIMITS.maxTokenLifetime) {
-    throw new InvalidRequest(`maxTokenLifetime must be a whole number of seconds from 1 to ${ISSUER_LIMITS.maxTokenLifetime}`)
-  }
+  const jwksUri = given(input.jwksUri) ? checkJwksUri(input.jwksUri!) : null
+  const jwks = given(input.jwks) ? checkStaticJwks(input.jwks!) : null
   let caCertificate: string | null = null
   if (given(input.caCertificate)) {
     if (jwksUri === null || !jwksUri.startsWith('https:')) throw new InvalidRequest('caCertificate applies only to an https jwksUri')
-    caCertificate = checkCaCertificate(input.caCertificate)
+    caCertificate = checkCaCertificate(input.caCertificate!)
   }
   return {
-    issuer,
+    issuer: input.issuer,
     jwksUri,
     jwks,
-    audiences: [...new Set(audiences as string[])],
-    algorithms: [...new Set(algorithms as Alg[])],
-    maxTokenLifetime,
+    audiences: [...new Set(input.audiences)],
+    algorithms: [...new Set(input.algorithms)],
+    maxTokenLifetime: input.maxTokenLifetime,
     caCertificate,
   }
 }
 
 /** A new issuer's fields, with the defaults filled in. */
 export function checkNewIssuer(input: IssuerInput): IssuerPolicy & { name: string } {
-  const name = checkKeysetName(input.name)
   return {
-    name,
+    name: input.name,
     ...checkPolicy({
       ...input,
       algorithms: input.algorithms ?? ISSUER_DEFAULTS.algorithms,
@@ -187,9 +162,9 @@ export function checkNewIssuer(input: IssuerInput): IssuerPolicy & { name: strin
  * drops the stored `jwksUri` (and its CA) and giving `jwksUri` drops a static set,
  * so a change can move an issuer from one key source to the other.
  */
-export function applyIssuerChange(current: Issuer, change: IssuerInput): IssuerPolicy {
+export function applyIssuerChange(current: Issuer, change: IssuerPatch): IssuerPolicy {
   if (change.name !== undefined && change.name !== current.name) throw new InvalidRequest('an issuer cannot be renamed')
-  const merged: IssuerInput = { ...current, ...Object.fromEntries(Object.entries(change).filter(([, value]) => value !== undefined)) }
+  const merged: PolicyFields = { ...current, ...Object.fromEntries(Object.entries(change).filter(([, value]) => value !== undefined)) }
   if (given(change.jwks) && change.jwksUri === undefined) {
     merged.jwksUri = null
     if (change.caCertificate === undefined) merged.caCertificate = null

@@ -3,7 +3,7 @@ import type { Clock } from '../clock.js'
 import { Conflict, IssuerNotFound } from '../errors.js'
 import type { Issuer } from '../keys/model.js'
 import type { Storage, Tx } from '../storage/types.js'
-import { applyIssuerChange, checkNewIssuer, type IssuerInput } from './issuer-policy.js'
+import { applyIssuerChange, checkNewIssuer, type IssuerInput, type IssuerPatch } from './issuer-policy.js'
 
 export interface IssuerServiceOptions {
   storage: Storage
@@ -73,7 +73,7 @@ export class IssuerService {
     return issuer
   }
 
-  async update(name: string, change: IssuerInput, actor: string): Promise<Issuer> {
+  async update(name: string, change: IssuerPatch, actor: string): Promise<Issuer> {
     const issuer = await this.#audited(async (tx, audit) => {
       const current = await tx.getIssuer(name)
       if (!current) throw new IssuerNotFound(`no issuer ${name}`)

@@ -5,6 +5,7 @@ import { InvalidRequest } from '../errors.js'
 import { SoftwareBackend, type KeyBackend } from './backend.js'
 import { checkKdfCost, MAX_KDF_ITERATIONS } from './kdf-cost.js'
 import type { KeyRecord, Keyset } from './model.js'
+import type { ImportInput } from '../schemas/index.js'
 import type { KeyService, RotationMode } from './service.js'
 
 /**
@@ -31,14 +32,8 @@ import type { KeyService, RotationMode } from './service.js'
 /** RSA sizes accepted on import: at least 2048 bits (docs/api.md), at most 8192 (signing cost). */
 const RSA_IMPORT_BITS = { min: 2048, max: 8192 } as const
 
-export interface ImportInput {
-  pem?: unknown
-  passphrase?: unknown
-  pkcs12?: unknown
-  password?: unknown
-  jwk?: unknown
-  activate?: unknown
-}
+/** The import body (src/schemas), its member types already checked by the schema. */
+export type { ImportInput } from '../schemas/index.js'
 
 export type ImportFormat = 'pem' | 'pkcs12' | 'jwk'
 
@@ -58,14 +53,12 @@ function importFormat(input: ImportInput): ImportFormat {
 /** The uploaded material as a private KeyObject. Throws InvalidRequest with fixed messages. */
 function parsePrivateKey(input: ImportInput): KeyObject {
   const format = importFormat(input)
-  if (format === 'pem') return fromPem(input.pem, input.passphrase)
-  if (format === 'pkcs12') return fromPkcs12(input.pkcs12, input.password)
-  return fromJwk(input.jwk)
+  if (format === 'pem') return fromPem(input.pem!, input.passphrase)
+  if (format === 'pkcs12') return fromPkcs12(input.pkcs12!, input.password)
+  return fromJwk(input.jwk!)
 }
 
-function fromPem(pem: unknown, passphrase: unknown): KeyObject {
-  if (typeof pem !== 'string' || pem.length === 0) throw new InvalidRequest('pem must be a non-empty string')
-  if (passphrase !== undefined && typeof passphrase !== 'string') throw new InvalidRequest('passphrase must be a string')
+function fromPem(pem: string, passphrase: string | undefined): KeyObject {
   const blocks = [...pem.matchAll(PRIVATE_PEM)]
   if (blocks.length === 0) {
     if (PUBLIC_PEM.test(pem)) throw new InvalidRequest(PUBLIC_ONLY)
@@ -89,9 +82,9 @@ function pemBody(block: string): Buffer {
   return Buffer.from(block.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64')
 }
 
-function fromPkcs12(pkcs12: unknown, password: unknown): KeyObject {
-  if (typeof pkcs12 !== 'string' || pkcs12.length === 0) throw new InvalidRequest('pkcs12 must be the file in base64')
-  if (typeof password !== 'string') throw new InvalidRequest('password must be a string: the password of the PKCS#12 file (empty if it has none)')
+function fromPkcs12(pkcs12: string, password: string | undefined): KeyObject {
+  // A rule between fields: a PKCS#12 file comes with its password.
+  if (password === undefined) throw new InvalidRequest('password must be a string: the password of the PKCS#12 file (empty if it has none)')
   const compact = pkcs12.replace(/\s+/g, '')
   if (!BASE64.test(compact)) throw new InvalidRequest('pkcs12 must be the file in base64')
   const der = Buffer.from(compact.replace(/-/g, '+').replace(/_/g, '/'), 'base64')
@@ -132,9 +125,7 @@ function fromPkcs12(pkcs12: unknown, password: unknown): KeyObject {
 
 const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi']
 
-function fromJwk(jwk: unknown): KeyObject {
-  if (typeof jwk !== 'object' || jwk === null || Array.isArray(jwk)) throw new InvalidRequest('jwk must be a JSON Web Key object')
-  const members = jwk as Record<string, unknown>
+function fromJwk(members: Record<string, unknown>): KeyObject {
   if (members.kty === 'oct') throw new InvalidRequest('jwk is a symmetric key; Signet signs with RSA, EC or Ed25519 keys')
   if (members.d === undefined) throw new InvalidRequest(PUBLIC_ONLY)
   if (members.use !== undefined && members.use !== 'sig') throw new InvalidRequest('jwk has a use other than sig')
@@ -219,12 +210,6 @@ export interface ImportDependencies {
   software: KeyBackend
 }
 
-function rotationMode(activate: unknown): RotationMode {
-  if (activate === undefined || activate === 'scheduled') return 'scheduled'
-  if (activate === 'immediate') return 'immediate'
-  throw new InvalidRequest('activate must be scheduled or immediate')
-}
-
 /**
  * Imports a key into keyset `name`: parse, check against the keyset, encrypt,
  * and add it as pending (activating after prepublish) or, with
@@ -232,7 +217,7 @@ function rotationMode(activate: unknown): RotationMode {
  * thumbprint; a kid that exists anywhere (even revoked) is refused with 409.
  */
 export async function importKey(deps: ImportDependencies, name: string, input: ImportInput, actor: string): Promise<KeyRecord> {
-  const mode = rotationMode(input.activate)
+  const mode: RotationMode = input.activate ?? 'scheduled'
   const { keyset } = await deps.keys.getKeyset(name)
   checkImportTarget(keyset)
   const privateKey = parsePrivateKey(input)
@@ -247,9 +232,10 @@ export async function importKey(deps: ImportDependencies, name: string, input: I
  * The import input for a key file (`signet keys import FILE`): a JSON object is a
  * JWK, text with a PEM header is a PEM, anything else is taken as a binary
  * PKCS#12 file. `secret` is the passphrase of an encrypted PEM or the password of a
- * PKCS#12 file (an absent one is the empty password for PKCS#12).
+ * PKCS#12 file (an absent one is the empty password for PKCS#12). The caller
+ * checks the result against the import body's schema.
  */
-export function importInputFromFile(content: Buffer, secret: string | undefined, format?: ImportFormat): ImportInput {
+export function importInputFromFile(content: Buffer, secret: string | undefined, format?: ImportFormat): Record<string, unknown> {
   const text = content.toString('utf8')
   const kind = format ?? (/^\s*\{/.test(text) ? 'jwk' : text.includes('-----BEGIN ') ? 'pem' : 'pkcs12')
   if (kind === 'jwk') {

@@ -1,11 +1,13 @@
-import { ALGORITHMS, RSA_BITS, isAlg, isRsa, type Alg, type RsaBits } from '../crypto/algorithms.js'
-import { KEYSET_NAME } from '../config.js'
+import { isRsa, type Alg, type RsaBits } from '../crypto/algorithms.js'
 import { InvalidRequest } from '../errors.js'
-import type { Backend, Keyset } from './model.js'
+import type { KeysetInput, KeysetPatch } from '../schemas/index.js'
+import type { Keyset } from './model.js'
 
 /**
- * Keyset policy: defaults and the rules that hold between fields (docs/api.md, the keyset object).
- * Shared by the admin API and the CLI, so both refuse the same input the same way.
+ * Keyset policy: defaults and the rules that hold between fields (docs/api.md, the
+ * keyset object). The type and range of each field are the request schema's
+ * (src/schemas); the admin API and the CLI check input against it before it
+ * reaches this module.
  */
 export const DEFAULTS = {
   alg: 'ES256' as Alg,
@@ -21,79 +23,41 @@ export const SKEW_SECONDS = 60
 /** Longest accepted ttl, rotation period or prepublish, in seconds (10 years). */
 export const MAX_SECONDS = 315_360_000
 
-export interface KeysetPolicyInput {
-  alg?: unknown
-  rsaBits?: unknown
-  issuer?: unknown
-  defaultTtl?: unknown
-  maxTtl?: unknown
-  rotationPeriod?: unknown
-  prepublish?: unknown
-  x5c?: unknown
-  backend?: unknown
-}
-
-export interface KeysetInput extends KeysetPolicyInput {
-  name?: unknown
-}
+/** Keyset fields as the API and the CLI give them, checked against src/schemas. */
+export type { KeysetInput, KeysetPatch } from '../schemas/index.js'
+export type KeysetPolicyInput = Omit<KeysetPatch, 'name'>
 
 /** The effective prepublish of a keyset: its own, or max(3600, 2 x JWKS max-age). */
 export function effectivePrepublish(keyset: Pick<Keyset, 'prepublish'>, jwksMaxAge: number): number {
   return keyset.prepublish ?? Math.max(3600, 2 * jwksMaxAge)
 }
 
-export function checkKeysetName(name: unknown): string {
-  if (typeof name !== 'string' || !KEYSET_NAME.test(name)) {
-    throw new InvalidRequest('name must match ^[a-z0-9][a-z0-9_-]{0,62}$')
-  }
-  return name
-}
-
-function seconds(field: string, value: unknown, min: number): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > MAX_SECONDS) {
-    throw new InvalidRequest(`${field} must be a whole number of seconds from ${min} to ${MAX_SECONDS}`)
-  }
-  return value
-}
-
+/**
+ * The given fields over `base`. Each field's type and range was checked by the
+ * request schema; what is left are the rules between fields.
+ */
 function applyPolicy(base: Keyset, input: KeysetPolicyInput): Keyset {
   const next = { ...base }
-  if (input.alg !== undefined) {
-    if (!isAlg(input.alg)) throw new InvalidRequest(`alg must be one of ${ALGORITHMS.join(', ')}`)
-    next.alg = input.alg
-  }
+  if (input.alg !== undefined) next.alg = input.alg
   if (input.rsaBits !== undefined) {
-    if (!(RSA_BITS as readonly unknown[]).includes(input.rsaBits)) throw new InvalidRequest('rsaBits must be 2048, 3072 or 4096')
     if (!isRsa(next.alg)) throw new InvalidRequest(`rsaBits applies to RSA algorithms only, not ${next.alg}`)
-    next.rsaBits = input.rsaBits as RsaBits
+    next.rsaBits = input.rsaBits
   }
-  if (input.issuer !== undefined) {
-    if (input.issuer !== null && (typeof input.issuer !== 'string' || input.issuer.length === 0 || input.issuer.length > 2048)) {
-      throw new InvalidRequest('issuer must be a non-empty string of at most 2048 characters, or null')
-    }
-    next.issuer = input.issuer as string | null
-  }
-  if (input.defaultTtl !== undefined) next.defaultTtl = seconds('defaultTtl', input.defaultTtl, 1)
-  if (input.maxTtl !== undefined) next.maxTtl = seconds('maxTtl', input.maxTtl, 1)
-  if (input.rotationPeriod !== undefined) next.rotationPeriod = seconds('rotationPeriod', input.rotationPeriod, 0)
-  if (input.prepublish !== undefined) next.prepublish = input.prepublish === null ? null : seconds('prepublish', input.prepublish, 0)
-  if (input.x5c !== undefined) {
-    if (typeof input.x5c !== 'boolean') throw new InvalidRequest('x5c must be true or false')
-    next.x5c = input.x5c
-  }
-  if (input.backend !== undefined) {
-    if (input.backend !== 'software' && input.backend !== 'pkcs11') throw new InvalidRequest('backend must be software or pkcs11')
-    next.backend = input.backend as Backend
-  }
+  if (input.issuer !== undefined) next.issuer = input.issuer
+  if (input.defaultTtl !== undefined) next.defaultTtl = input.defaultTtl
+  if (input.maxTtl !== undefined) next.maxTtl = input.maxTtl
+  if (input.rotationPeriod !== undefined) next.rotationPeriod = input.rotationPeriod
+  if (input.prepublish !== undefined) next.prepublish = input.prepublish
+  if (input.x5c !== undefined) next.x5c = input.x5c
+  if (input.backend !== undefined) next.backend = input.backend
   if (next.defaultTtl > next.maxTtl) throw new InvalidRequest('defaultTtl must not exceed maxTtl')
   return next
 }
 
 /** A new keyset from API or CLI input, with defaults filled in. */
 export function newKeyset(input: KeysetInput, now: number): Keyset {
-  const name = checkKeysetName(input.name)
   const base: Keyset = {
-    name,
+    name: input.name,
     alg: DEFAULTS.alg,
     rsaBits: DEFAULTS.rsaBits,
     issuer: null,
@@ -107,14 +71,15 @@ export function newKeyset(input: KeysetInput, now: number): Keyset {
     updatedAt: now,
   }
   // A keyset created with a small maxTtl and no defaultTtl gets defaultTtl = maxTtl.
-  const defaultTtl = input.defaultTtl === undefined && typeof input.maxTtl === 'number' && input.maxTtl < DEFAULTS.defaultTtl
+  const defaultTtl = input.defaultTtl === undefined && input.maxTtl !== undefined && input.maxTtl < DEFAULTS.defaultTtl
     ? input.maxTtl
     : input.defaultTtl
-  return applyPolicy(base, { ...input, defaultTtl })
+  const { name: _name, ...policy } = input
+  return applyPolicy(base, { ...policy, defaultTtl })
 }
 
 /** The keyset after a PATCH; `name` and `backend` cannot change. */
-export function patchKeyset(current: Keyset, patch: KeysetPolicyInput & { name?: unknown }, now: number): Keyset {
+export function patchKeyset(current: Keyset, patch: KeysetPatch, now: number): Keyset {
   if (patch.name !== undefined && patch.name !== current.name) throw new InvalidRequest('a keyset cannot be renamed')
   if (patch.backend !== undefined && patch.backend !== current.backend) throw new InvalidRequest('the backend of a keyset cannot change')
   const { name: _name, ...policy } = patch

@@ -7,7 +7,7 @@ import type { Storage, Tx } from '../storage/types.js'
 import type { Backends, NewKey } from './backend.js'
 import { activate, activeKey, nextPending, planDue, revoke, writeOrder, type Changes } from './lifecycle.js'
 import type { KeyRecord, Keyset } from './model.js'
-import { checkKeysetName, effectivePrepublish, newKeyset, patchKeyset, type KeysetInput, type KeysetPolicyInput } from './policy.js'
+import { effectivePrepublish, newKeyset, patchKeyset, type KeysetInput, type KeysetPatch } from './policy.js'
 
 export type RotationMode = 'scheduled' | 'immediate'
 
@@ -122,7 +122,7 @@ export class KeyService {
 
   /** Creates the keyset if it does not exist (`signet serve` on an empty database). */
   async ensureKeyset(input: KeysetInput, actor: string): Promise<boolean> {
-    const name = checkKeysetName(input.name)
+    const { name } = input
     const exists = await this.#storage.transaction(async (tx) => (await tx.getKeyset(name)) !== null)
     if (exists) return false
     try {
@@ -135,7 +135,7 @@ export class KeyService {
   }
 
   /** Changes a keyset's policy; a new alg or rsaBits takes effect at the next rotation. */
-  async updateKeyset(name: string, patch: KeysetPolicyInput & { name?: unknown }, actor: string): Promise<Keyset> {
+  async updateKeyset(name: string, patch: KeysetPatch, actor: string): Promise<Keyset> {
     return this.#transact(async (tx, audit) => {
       const current = await requireKeyset(tx, name)
       const next = patchKeyset(current, patch, this.#clock.now())

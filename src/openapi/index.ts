@@ -20,7 +20,7 @@ const JWKS_PATHS = new Set(['/.well-known/jwks.json', '/keysets/{name}/jwks.json
 const METHODS = ['get', 'put', 'post', 'delete', 'patch', 'head', 'options']
 
 /**
- * What the schemas alone cannot say: tags, summaries and security per operation;
+ * What the schemas alone cannot say: operationIds, tags, summaries and security per operation;
  * error answers as application/problem+json (the Problem component); JWK Sets as
  * application/jwk-set+json with their caching headers and 304.
  */
@@ -31,6 +31,7 @@ export function finishDocument(document: Json): Json {
       if (!operation) continue
       const text = OPERATIONS[`${method.toUpperCase()} ${path}`]
       if (text) {
+        operation.operationId = text.operationId
         operation.tags = [text.tag]
         operation.summary = text.summary
         if (text.description) operation.description = text.description
@@ -70,6 +71,8 @@ async function openapi(app: FastifyInstance): Promise<void> {
         version: packageVersion(),
         description: 'A standalone JWT signing service: keys stay in Signet, app servers ask it to sign, verifiers fetch the JWK Set. Errors are RFC 9457 problem details with a stable code.',
       },
+      // Relative: the Signet that serves this document (its internal listener).
+      servers: [{ url: '/', description: 'this Signet (the internal listener; the public listener serves the public routes only)' }],
       tags: TAGS,
       components: {
         securitySchemes: {

@@ -1,12 +1,9 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Authenticator } from '../auth/authenticate.js'
 import { authenticationHook, requireScope } from '../auth/authenticate.js'
 import { clientGuardFor, isFullAdmin, managesClientKeysets, managesKeyset, requireFullAdmin, requireKeysetAccess } from '../auth/admin-access.js'
-import type { ClientInput, ClientPatch } from '../auth/clients.js'
-import type { IssuerInput } from '../identity/issuer-policy.js'
-import type { KeysetInput, KeysetPolicyInput } from '../keys/policy.js'
-import type { RotationMode } from '../keys/service.js'
-import { importKey, type ImportInput } from '../keys/import.js'
+import { importKey } from '../keys/import.js'
 import type { Signet } from '../runtime.js'
 import {
   auditAnswer, auditQuery, auditVerifyAnswer, clientAnswer, clientListAnswer, createClientBody, createIssuerBody, createKeysetBody, errors, idParams, issuerAnswer,
@@ -21,13 +18,15 @@ export interface AdminRoutesOptions {
 }
 
 /**
- * The admin API (SPEC section 3): keysets, keys, clients, workload-token issuers
+ * The admin API (docs/api.md): keysets, keys, clients, workload-token issuers
  * and the audit log. Every
  * change is audited in the same transaction that makes it, before the answer.
  * An admin client with a list of keysets sees and changes only those keysets and
  * the clients within them (auth/admin-access.ts); a refusal changes nothing.
  */
-export async function adminRoutes(app: FastifyInstance, options: AdminRoutesOptions): Promise<void> {
+export async function adminRoutes(instance: FastifyInstance, options: AdminRoutesOptions): Promise<void> {
+  // Request types come from the schemas themselves.
+  const app = instance.withTypeProvider<TypeBoxTypeProvider>()
   const { signet, auth } = options
   const actor = (request: { principal: { actor: string } | null }) => request.principal!.actor
 
@@ -50,15 +49,15 @@ export async function adminRoutes(app: FastifyInstance, options: AdminRoutesOpti
     return { keysets: list.map(({ keyset, activeKid }) => keysetOut(keyset, activeKid)) }
   })
 
-  app.post<{ Body: KeysetInput }>('/v1/admin/keysets', {
+  app.post('/v1/admin/keysets', {
     schema: { body: createKeysetBody, response: { 201: keysetAnswer, ...errors(400, 401, 403, 409, 503) } },
   }, async (request, reply) => {
-    requireKeysetAccess(request.principal!, request.body.name as string)
+    requireKeysetAccess(request.principal!, request.body.name)
     const { keyset, key } = await signet.keys.createKeyset(request.body, actor(request))
     return reply.code(201).send(keysetOut(keyset, key.kid))
   })
 
-  app.get<{ Params: { name: string } }>('/v1/admin/keysets/:name', {
+  app.get('/v1/admin/keysets/:name', {
     schema: { params: nameParams, response: { 200: keysetAnswer, ...errors(401, 403, 404, 503) } },
   }, async (request) => {
     requireKeysetAccess(request.principal!, request.params.name)
@@ -66,7 +65,7 @@ export async function adminRoutes(app: FastifyInstance, options: AdminRoutesOpti
     return keysetOut(keyset, activeKid)
   })
 
-  app.patch<{ Params: { name: string }; Body: KeysetPolicyInput }>('/v1/admin/keysets/:name', {
+  app.patch('/v1/admin/keysets/:name', {
     schema: { params: nameParams, body: patchKeysetBody, response: { 200: keysetAnswer, ...errors(400, 401, 403, 404, 503) } },
   }, async (request) => {
     requireKeysetAccess(request.principal!, request.params.name)
@@ -75,7 +74,7 @@ export async function adminRoutes(app: FastifyInstance, options: AdminRoutesOpti
     return keysetOut(keyset, activeKid)
   })
 
-  app.get<{ Params: { name: string } }>('/v1/admin/keysets/:name/keys', {
+  app.get('/v1/admin/keysets/:name/keys', {
     schema: { params: nameParams, response: { 200: keyListAnswer, ...errors(401, 403, 404, 503) } },
   }, async (request) => {
     requireKeysetAccess(request.principal!, request.params.name)
@@ -83,7 +82,7 @@ export async function adminRoutes(app: FastifyInstance, options: AdminRoutesOpti
     return { keys: keys.map((key) => presentKey(key, keyset.x5c)) }
   })
 
-  app.post<{ Params: { name: string }; Body: { mode?: RotationMode } | undefined }>('/v1/admin/keysets/:name/rotate', {
+  app.post('/v1/admin/keysets/:name/rotate', {
     schema: { params: nameParams, body: rotateBody, response: { 201: keyAnswer, ...errors(400, 401, 403, 404, 503) } },
     preValidation: bodyIsOptional,
   }, async (request, reply) => {
@@ -92,7 +91,7 @@ export async function adminRoutes(app: FastifyInstance, options: AdminRoutesOpti
     return reply.code(201).send(presentKey(key, publishesCertificates(key.keyset)))
   })
 
-  app.post<{ Params: { name: string }; Body: ImportInput }>('/v1/admin/keysets/:name/import', {
+  app.post('/v1/admin/keysets/:name/import', {
     schema: { params: nameParams, body: importKeyBody, response: { 201: keyAnswer, ...errors(400, 401, 403, 404, 409, 413, 503) } },
   }, async (request, reply) => {
     requireKeysetAccess(request.principal!, request.params.name)
@@ -100,7 +99,7 @@ export async function adminRoutes(app: FastifyInstance, options: AdminRoutesOpti
     return reply.code(201).send(presentKey(key, publishesCertificates(key.keyset)))
   })
 
-  app.post<{ Params: { kid: string }; Body: { reason: string } }>('/v1/admin/keys/:kid/revoke', {
+  app.post('/v1/admin/keys/:kid/revoke', {
     schema: { params: kidParams, body: revokeBody, response: { 200: keyAnswer, ...errors(400, 401, 403, 404, 409, 503) } },
   }, async (request) => {
     // A key's keyset never changes, so checking before the revocation is enough.
@@ -109,7 +108,7 @@ export async function adminRoutes(app: FastifyInstance, options: AdminRoutesOpti
     return presentKey(key, publishesCertificates(key.keyset))
   })
 
-  app.post<{ Body: ClientInput }>('/v1/admin/clients', {
+  app.post('/v1/admin/clients', {
     schema: { body: createClientBody, response: { 201: clientAnswer, ...errors(400, 401, 403, 404, 409, 503) } },
   }, async (request, reply) => {
     const { client, token } = await signet.clients.create(request.body, actor(request), clientGuardFor(request.principal!))
@@ -120,11 +119,11 @@ export async function adminRoutes(app: FastifyInstance, options: AdminRoutesOpti
     clients: (await signet.clients.list()).filter((client) => managesClientKeysets(request.principal!, client.keysets)).map(presentClient),
   }))
 
-  app.patch<{ Params: { id: string }; Body: ClientPatch }>('/v1/admin/clients/:id', {
+  app.patch('/v1/admin/clients/:id', {
     schema: { params: idParams, body: patchClientBody, response: { 200: clientAnswer, ...errors(400, 401, 403, 404, 409, 503) } },
   }, async (request) => presentClient(await signet.clients.update(request.params.id, request.body, actor(request), clientGuardFor(request.principal!))))
 
-  app.delete<{ Params: { id: string } }>('/v1/admin/clients/:id', {
+  app.delete('/v1/admin/clients/:id', {
     schema: { params: idParams, response: { 200: clientAnswer, ...errors(401, 403, 404, 409, 503) } },
   }, async (request) => presentClient(await signet.clients.revoke(request.params.id, actor(request), clientGuardFor(request.principal!))))
 
@@ -136,27 +135,27 @@ export async function adminRoutes(app: FastifyInstance, options: AdminRoutesOpti
     issuers: (await signet.issuers.list()).map(presentIssuer),
   }))
 
-  app.post<{ Body: IssuerInput }>('/v1/admin/issuers', {
+  app.post('/v1/admin/issuers', {
     ...issuerAdmin,
     schema: { body: createIssuerBody, response: { 201: issuerAnswer, ...errors(400, 401, 403, 409, 503) } },
   }, async (request, reply) => reply.code(201).send(presentIssuer(await signet.issuers.create(request.body, actor(request)))))
 
-  app.get<{ Params: { name: string } }>('/v1/admin/issuers/:name', {
+  app.get('/v1/admin/issuers/:name', {
     ...issuerAdmin,
     schema: { params: nameParams, response: { 200: issuerAnswer, ...errors(401, 403, 404, 503) } },
   }, async (request) => presentIssuer(await signet.issuers.get(request.params.name)))
 
-  app.patch<{ Params: { name: string }; Body: IssuerInput }>('/v1/admin/issuers/:name', {
+  app.patch('/v1/admin/issuers/:name', {
     ...issuerAdmin,
     schema: { params: nameParams, body: patchIssuerBody, response: { 200: issuerAnswer, ...errors(400, 401, 403, 404, 409, 503) } },
   }, async (request) => presentIssuer(await signet.issuers.update(request.params.name, request.body, actor(request))))
 
-  app.delete<{ Params: { name: string } }>('/v1/admin/issuers/:name', {
+  app.delete('/v1/admin/issuers/:name', {
     ...issuerAdmin,
     schema: { params: nameParams, response: { 200: issuerAnswer, ...errors(401, 403, 404, 409, 503) } },
   }, async (request) => presentIssuer(await signet.issuers.remove(request.params.name, actor(request))))
 
-  app.get<{ Querystring: { after: number; limit: number } }>('/v1/admin/audit', {
+  app.get('/v1/admin/audit', {
     schema: { querystring: auditQuery, response: { 200: auditAnswer, ...errors(400, 401, 403, 503) } },
   }, async (request) => {
     const { after, limit } = request.query

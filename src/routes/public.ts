@@ -1,9 +1,10 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify'
 import { KeysetNotFound, NotFound, SignetError } from '../errors.js'
 import type { LiveKeyset } from '../keys/keystore.js'
 import { sendProblem } from '../http/problem.js'
 import type { Signet } from '../runtime.js'
-import { errors, jwks, nameParams } from '../schemas/index.js'
+import { discoveryAnswer, errors, jwks, nameParams, statusAnswer } from '../schemas/index.js'
 
 export interface PublicRoutesOptions {
   signet: Signet
@@ -34,7 +35,9 @@ const shareAcrossOrigins: onRequestHookHandler = (_request, reply, done) => {
  * Unauthenticated routes: JWK Sets, OpenID discovery and health. JWK Sets are
  * served as the bytes the keystore built, with a strong ETag and 304 on a match.
  */
-export async function publicRoutes(app: FastifyInstance, options: PublicRoutesOptions): Promise<void> {
+export async function publicRoutes(instance: FastifyInstance, options: PublicRoutesOptions): Promise<void> {
+  // Request types come from the schemas themselves.
+  const app = instance.withTypeProvider<TypeBoxTypeProvider>()
   const { signet } = options
   const cacheControl = `public, max-age=${signet.config.jwksMaxAge}`
 
@@ -44,17 +47,18 @@ export async function publicRoutes(app: FastifyInstance, options: PublicRoutesOp
     return live
   }
 
-  const sendJwks = (request: FastifyRequest, reply: FastifyReply, live: LiveKeyset) => {
+  /** Sends the JWK Set (or 304); the handlers are synchronous, so nothing is returned. */
+  const sendJwks = (request: FastifyRequest, reply: FastifyReply, live: LiveKeyset): void => {
     const { body, etag } = live.jwks
     reply.header('cache-control', cacheControl).header('etag', etag)
-    if (etagMatches(request.headers['if-none-match'], etag)) return reply.code(304).send()
-    return reply.type('application/jwk-set+json').send(body)
+    if (etagMatches(request.headers['if-none-match'], etag)) reply.code(304).send()
+    else reply.type('application/jwk-set+json').send(body)
   }
 
   const jwksSchema = { response: { 200: jwks, ...errors(404) } }
   app.get('/.well-known/jwks.json', { schema: jwksSchema, onRequest: shareAcrossOrigins }, (request, reply) =>
     sendJwks(request, reply, liveKeyset(signet.config.defaultKeyset)))
-  app.get<{ Params: { name: string } }>('/keysets/:name/jwks.json', { schema: { params: nameParams, ...jwksSchema }, onRequest: shareAcrossOrigins }, (request, reply) =>
+  app.get('/keysets/:name/jwks.json', { schema: { params: nameParams, ...jwksSchema }, onRequest: shareAcrossOrigins }, (request, reply) =>
     sendJwks(request, reply, liveKeyset(request.params.name)))
 
   const discovery = (live: LiveKeyset, jwksPath: string) => {
@@ -62,30 +66,18 @@ export async function publicRoutes(app: FastifyInstance, options: PublicRoutesOp
     return {
       issuer: live.keyset.issuer,
       jwks_uri: `${options.publicUrl()}${jwksPath}`,
-      id_token_signing_alg_values_supported: live.algorithms,
+      id_token_signing_alg_values_supported: [...live.algorithms],
     }
   }
-  const discoverySchema = {
-    response: {
-      200: {
-        type: 'object',
-        properties: {
-          issuer: { type: 'string' },
-          jwks_uri: { type: 'string' },
-          id_token_signing_alg_values_supported: { type: 'array', items: { type: 'string' } },
-        },
-      },
-      ...errors(404),
-    },
-  }
+  const discoverySchema = { response: { 200: discoveryAnswer, ...errors(404) } }
   app.get('/.well-known/openid-configuration', { schema: discoverySchema, onRequest: shareAcrossOrigins }, async () =>
     discovery(liveKeyset(signet.config.defaultKeyset), '/.well-known/jwks.json'))
-  app.get<{ Params: { name: string } }>('/keysets/:name/.well-known/openid-configuration', { schema: { params: nameParams, ...discoverySchema }, onRequest: shareAcrossOrigins }, async (request) =>
+  app.get('/keysets/:name/.well-known/openid-configuration', { schema: { params: nameParams, ...discoverySchema }, onRequest: shareAcrossOrigins }, async (request) =>
     discovery(liveKeyset(request.params.name), `/keysets/${request.params.name}/jwks.json`))
 
-  app.get('/healthz', { schema: { response: { 200: { type: 'object', properties: { status: { type: 'string' } } } } } }, async () => ({ status: 'ok' }))
+  app.get('/healthz', { schema: { response: { 200: statusAnswer } } }, async () => ({ status: 'ok' }))
 
-  app.get('/readyz', { schema: { response: { 200: { type: 'object', properties: { status: { type: 'string' } } }, ...errors(503) } } }, async (_request, reply) => {
+  app.get('/readyz', { schema: { response: { 200: statusAnswer, ...errors(503) } } }, async (_request, reply) => {
     const readiness = signet.keystore.readiness()
     if (readiness.ready) return { status: 'ready' }
     const problem = new SignetError(readiness.code ?? 'not_ready', 503, 'Not ready', readiness.reason ?? 'not ready')

@@ -1,424 +1,441 @@
 /**
- * JSON schemas of every request and answer. Fastify validates bodies with them
- * (ajv, with type coercion off so "600" is not a number) and serialises answers
- * with them; the OpenAPI document is generated from the same objects.
+ * JSON schemas of every request and answer, written with TypeBox: they are the
+ * only input contract. Fastify validates requests with them (schemas/validate.ts,
+ * which the CLI uses too), the route handlers take their types from them (the
+ * TypeBox type provider), answers are serialised with them, and the OpenAPI
+ * document is generated from them. Every limit is here, with the message a
+ * refusal gives (`errorMessage`, after the field's name); the code checks only
+ * what compares fields with each other or with stored state (docs/api.md).
  */
+import { Type, type Static, type TSchema, type TUnsafe } from 'typebox'
 import { ALGORITHMS, RSA_BITS } from '../crypto/algorithms.js'
 import { KEY_STATES, SCOPES } from '../keys/model.js'
+import { MAX_SECONDS } from '../keys/policy.js'
 import { POLICY_LIMITS } from '../auth/claim-policy.js'
-import { MAX_IDENTITY_SUBJECT } from '../auth/clients.js'
 import { ISSUER_DEFAULTS, ISSUER_LIMITS } from '../identity/issuer-policy.js'
 import { MAX_SUBJECT_LENGTH } from '../tls/subject.js'
+import { KeysetName } from './keyset-name.js'
 
-const nullable = (schema: Record<string, unknown>) => ({ anyOf: [schema, { type: 'null' }] })
-const isoTime = nullable({ type: 'string', format: 'date-time' })
+export { KeysetName, KEYSET_NAME_PATTERN } from './keyset-name.js'
 
-export const problem = {
-  $id: 'Problem',
-  type: 'object',
-  description: 'RFC 9457 problem details',
-  properties: {
-    type: { type: 'string' },
-    title: { type: 'string' },
-    status: { type: 'integer' },
-    detail: { type: 'string' },
-    code: { type: 'string' },
-    index: { type: 'integer', description: 'the failing item of a batch' },
-  },
-  required: ['type', 'title', 'status', 'detail', 'code'],
-  additionalProperties: true,
-} as const
+const Optional = Type.Optional
+const nullable = <T extends TSchema>(schema: T, options: { description?: string } = {}) => Type.Union([schema, Type.Null()], options)
+const isoTime = nullable(Type.String({ format: 'date-time' }))
+
+/** Longest client name. */
+export const MAX_CLIENT_NAME = 128
+/** Longest keyset issuer (iss). */
+export const MAX_KEYSET_ISSUER = 2048
+/** Longest typ or cty a caller may set in a token header. */
+export const MAX_HEADER_VALUE = 128
+/** Longest jti a caller may choose. */
+export const MAX_JTI = 256
+/** Most tokens signed by one batch request. */
+export const MAX_BATCH_ITEMS = 1000
+/** Longest revocation reason. */
+export const MAX_REVOKE_REASON = 512
+/** Most keysets a client may be limited to. */
+export const MAX_CLIENT_KEYSETS = 100
+/** Longest identity subject pattern. */
+export const MAX_IDENTITY_SUBJECT = 1024
+/** Most audit events on one page. */
+export const MAX_AUDIT_PAGE = 1000
+
+/** No control characters (U+0000 to U+001F, U+007F). */
+const NO_CONTROL = '^[^\\u0000-\\u001f\\u007f]*$'
+
+/** A whole number of seconds from `min` to MAX_SECONDS. */
+const seconds = (min: number, description?: string) => Type.Integer({
+  minimum: min, maximum: MAX_SECONDS, errorMessage: `must be a whole number of seconds from ${min} to ${MAX_SECONDS}`, ...(description ? { description } : {}),
+})
+
+export const problem = Type.Object({
+  type: Type.String(),
+  title: Type.String(),
+  status: Type.Integer(),
+  detail: Type.String(),
+  code: Type.String(),
+  index: Optional(Type.Integer({ description: 'the failing item of a batch' })),
+}, { $id: 'Problem', description: 'RFC 9457 problem details', additionalProperties: true })
+
+export type ProblemBody = Static<typeof problem>
 
 /** Error answers a route may give, each a problem body. */
-export function errors(...statuses: number[]): Record<number, unknown> {
-  return Object.fromEntries(statuses.map((status) => [status, { $ref: 'Problem#' }]))
+export function errors<const S extends number[]>(...statuses: S): { [K in S[number]]: TUnsafe<ProblemBody> } {
+  return Object.fromEntries(statuses.map((status) => [status, Type.Unsafe<ProblemBody>({ $ref: 'Problem#' })])) as { [K in S[number]]: TUnsafe<ProblemBody> }
 }
 
-const keysetName = { type: 'string', pattern: '^[a-z0-9][a-z0-9_-]{0,62}$' }
+export const publicJwk = Type.Object({
+  kty: Type.String(),
+  kid: Type.String(),
+  use: Type.String(),
+  alg: Type.String(),
+  n: Optional(Type.String()),
+  e: Optional(Type.String()),
+  crv: Optional(Type.String()),
+  x: Optional(Type.String()),
+  y: Optional(Type.String()),
+  x5c: Optional(Type.Array(Type.String())),
+  'x5t#S256': Optional(Type.String()),
+}, { additionalProperties: false })
 
-export const publicJwk = {
-  type: 'object',
-  properties: {
-    kty: { type: 'string' },
-    kid: { type: 'string' },
-    use: { type: 'string' },
-    alg: { type: 'string' },
-    n: { type: 'string' },
-    e: { type: 'string' },
-    crv: { type: 'string' },
-    x: { type: 'string' },
-    y: { type: 'string' },
-    x5c: { type: 'array', items: { type: 'string' } },
-    'x5t#S256': { type: 'string' },
-  },
-  required: ['kty', 'kid', 'use', 'alg'],
-  additionalProperties: false,
-} as const
+export const jwks = Type.Object({ keys: Type.Array(publicJwk) })
 
-export const jwks = {
-  type: 'object',
-  properties: { keys: { type: 'array', items: publicJwk } },
-  required: ['keys'],
-} as const
+/** An OpenID discovery document of a keyset with an issuer. */
+export const discoveryAnswer = Type.Object({
+  issuer: Optional(Type.String()),
+  jwks_uri: Optional(Type.String()),
+  id_token_signing_alg_values_supported: Optional(Type.Array(Type.String())),
+})
+
+/** /healthz and /readyz. */
+export const statusAnswer = Type.Object({ status: Optional(Type.String()) })
 
 // ---- internal: sign and verify
 
+/** The registered claims whose type Signet checks; iat and exp are refused in code (reserved_claim). */
+const claims = Type.Object({
+  sub: Optional(Type.String({ errorMessage: 'must be a string' })),
+  iss: Optional(Type.String({ errorMessage: 'must be a string' })),
+  jti: Optional(Type.String({ minLength: 1, maxLength: MAX_JTI, errorMessage: `must be a string of 1 to ${MAX_JTI} characters` })),
+  nbf: Optional(Type.Number({ errorMessage: 'must be a number' })),
+  aud: Optional(Type.Union([
+    Type.String({ errorMessage: 'must be a string or a non-empty list of strings' }),
+    Type.Array(Type.String({ errorMessage: 'must be a string or a non-empty list of strings' }), { minItems: 1, errorMessage: 'must be a string or a non-empty list of strings' }),
+  ], { errorMessage: 'must be a string or a non-empty list of strings' })),
+}, {
+  additionalProperties: true,
+  description: 'claims to sign; iat and exp are set by Signet, at most 16 KiB serialised',
+  errorMessage: 'must be a JSON object',
+})
+
+const headerValue = Type.String({ minLength: 1, maxLength: MAX_HEADER_VALUE, errorMessage: `must be a string of 1 to ${MAX_HEADER_VALUE} characters` })
+
 const signItemProperties = {
-  claims: { type: 'object', description: 'claims to sign; iat and exp are set by Signet' },
-  ttl: { type: 'integer', description: 'lifetime in seconds' },
-  header: {
-    type: 'object',
+  claims,
+  ttl: Optional(Type.Integer({ minimum: 1, description: 'lifetime in seconds; at most the maxTtl of the keyset and of the client', errorMessage: 'must be a whole number of seconds, at least 1' })),
+  header: Optional(Type.Object({ typ: Optional(headerValue), cty: Optional(headerValue) }, {
+    additionalProperties: false,
     description: 'protected header members a caller may set: typ and cty',
-    properties: { typ: { type: 'string' }, cty: { type: 'string' } },
-  },
+    errorMessage: 'must be an object',
+  })),
 }
 
-export const signBody = {
-  type: 'object',
-  properties: { keyset: { type: 'string' }, ...signItemProperties },
-  required: ['claims'],
+export const signBody = Type.Object({ keyset: Optional(Type.String()), ...signItemProperties }, {
   additionalProperties: false,
-} as const
+  examples: [{ keyset: 'default', claims: { sub: 'user-42', aud: 'api' }, ttl: 600 }],
+})
 
-export const signedToken = {
-  type: 'object',
-  properties: {
-    token: { type: 'string' },
-    kid: { type: 'string' },
-    alg: { type: 'string' },
-    keyset: { type: 'string' },
-    iat: { type: 'integer' },
-    exp: { type: 'integer' },
-    jti: { type: 'string' },
-  },
-  required: ['token', 'kid', 'alg', 'keyset', 'iat', 'exp', 'jti'],
-} as const
+export type SignItem = Static<typeof signItem>
+const signItem = Type.Object(signItemProperties, { additionalProperties: false })
 
-export const signBatchBody = {
-  type: 'object',
-  properties: {
-    keyset: { type: 'string' },
-    // Items are checked one by one in the handler, so a refusal can name its index.
-    items: { type: 'array', minItems: 1, maxItems: 1000, items: { type: 'object', properties: signItemProperties } },
-  },
-  required: ['items'],
+export const signedToken = Type.Object({
+  token: Type.String(),
+  kid: Type.String(),
+  alg: Type.String(),
+  keyset: Type.String(),
+  iat: Type.Integer(),
+  exp: Type.Integer(),
+  jti: Type.String(),
+})
+
+export const signBatchBody = Type.Object({
+  keyset: Optional(Type.String()),
+  items: Type.Array(signItem, { minItems: 1, maxItems: MAX_BATCH_ITEMS, errorMessage: `must be a list of 1 to ${MAX_BATCH_ITEMS} sign requests` }),
+}, {
   additionalProperties: false,
-} as const
+  examples: [{ keyset: 'default', items: [{ claims: { sub: 'user-1' } }, { claims: { sub: 'user-2' }, ttl: 300 }] }],
+})
 
-export const signBatchAnswer = {
-  type: 'object',
-  properties: { results: { type: 'array', items: signedToken } },
-  required: ['results'],
-} as const
+export const signBatchAnswer = Type.Object({ results: Type.Array(signedToken) })
 
-export const verifyBody = {
-  type: 'object',
-  properties: {
-    token: { type: 'string' },
-    keyset: { type: 'string' },
-    audience: { type: 'string' },
-    issuer: { type: 'string' },
-  },
-  required: ['token'],
-  additionalProperties: false,
-} as const
+export const verifyBody = Type.Object({
+  token: Type.String(),
+  keyset: Optional(Type.String()),
+  audience: Optional(Type.String()),
+  issuer: Optional(Type.String()),
+}, { additionalProperties: false, examples: [{ token: 'eyJhbGciOiJFUzI1NiIsImtpZCI6Ii4uLiJ9.eyJzdWIiOiJ1c2VyLTQyIn0.c2ln', audience: 'api' }] })
 
-export const verifyAnswer = {
-  type: 'object',
-  properties: {
-    valid: { type: 'boolean' },
-    header: { type: 'object', additionalProperties: true },
-    payload: { type: 'object', additionalProperties: true },
-    code: { type: 'string' },
-    detail: { type: 'string' },
-  },
-  required: ['valid'],
-} as const
+export const verifyAnswer = Type.Object({
+  valid: Type.Boolean(),
+  header: Optional(Type.Object({}, { additionalProperties: true })),
+  payload: Optional(Type.Object({}, { additionalProperties: true })),
+  code: Optional(Type.String()),
+  detail: Optional(Type.String()),
+})
 
 // ---- admin
 
 const keysetPolicyProperties = {
-  alg: { type: 'string', enum: [...ALGORITHMS] },
-  rsaBits: { type: 'integer', enum: [...RSA_BITS] },
-  issuer: nullable({ type: 'string' }),
-  defaultTtl: { type: 'integer' },
-  maxTtl: { type: 'integer' },
-  rotationPeriod: { type: 'integer' },
-  prepublish: nullable({ type: 'integer' }),
-  x5c: { type: 'boolean' },
-  backend: { type: 'string', enum: ['software', 'pkcs11'] },
+  alg: Optional(Type.Enum([...ALGORITHMS], { errorMessage: `must be one of ${ALGORITHMS.join(', ')}` })),
+  rsaBits: Optional(Type.Enum([...RSA_BITS], { description: 'RSA algorithms only', errorMessage: `must be ${RSA_BITS.slice(0, -1).join(', ')} or ${RSA_BITS.at(-1)}` })),
+  issuer: Optional(nullable(Type.String({ minLength: 1, maxLength: MAX_KEYSET_ISSUER, errorMessage: `must be a non-empty string of at most ${MAX_KEYSET_ISSUER} characters, or null` }), { description: 'stamped as iss into every token' })),
+  defaultTtl: Optional(seconds(1, 'at most maxTtl')),
+  maxTtl: Optional(seconds(1)),
+  rotationPeriod: Optional(seconds(0, '0: manual rotation only')),
+  prepublish: Optional(nullable(seconds(0), { description: 'null: max(3600, 2 x SIGNET_JWKS_MAX_AGE)' })),
+  x5c: Optional(Type.Boolean({ errorMessage: 'must be true or false' })),
+  backend: Optional(Type.Enum(['software', 'pkcs11'], { errorMessage: 'must be software or pkcs11' })),
 }
 
-export const createKeysetBody = {
-  type: 'object',
-  properties: { name: keysetName, ...keysetPolicyProperties },
-  required: ['name'],
+export const createKeysetBody = Type.Object({ name: KeysetName(), ...keysetPolicyProperties }, {
   additionalProperties: false,
-} as const
+  examples: [{ name: 'sessions', alg: 'ES256', issuer: 'https://auth.example.com', defaultTtl: 900, maxTtl: 3600, rotationPeriod: 2592000 }],
+})
+export type KeysetInput = Static<typeof createKeysetBody>
 
-export const patchKeysetBody = {
-  type: 'object',
-  properties: { name: { type: 'string' }, ...keysetPolicyProperties },
+export const patchKeysetBody = Type.Object({ name: Optional(Type.String({ description: 'a keyset cannot be renamed: the current name only' })), ...keysetPolicyProperties }, {
   additionalProperties: false,
-} as const
+  examples: [{ maxTtl: 7200, rotationPeriod: 604800 }],
+})
+export type KeysetPatch = Static<typeof patchKeysetBody>
 
-export const keysetAnswer = {
-  type: 'object',
-  properties: {
-    name: { type: 'string' },
-    alg: { type: 'string' },
-    rsaBits: nullable({ type: 'integer' }),
-    issuer: nullable({ type: 'string' }),
-    defaultTtl: { type: 'integer' },
-    maxTtl: { type: 'integer' },
-    rotationPeriod: { type: 'integer' },
-    prepublish: { type: 'integer' },
-    x5c: { type: 'boolean' },
-    backend: { type: 'string' },
-    activeKid: nullable({ type: 'string' }),
-    createdAt: { type: 'string' },
-    updatedAt: { type: 'string' },
-  },
-} as const
+export const keysetAnswer = Type.Object({
+  name: Optional(Type.String()),
+  alg: Optional(Type.String()),
+  rsaBits: Optional(nullable(Type.Integer())),
+  issuer: Optional(nullable(Type.String())),
+  defaultTtl: Optional(Type.Integer()),
+  maxTtl: Optional(Type.Integer()),
+  rotationPeriod: Optional(Type.Integer()),
+  prepublish: Optional(Type.Integer()),
+  x5c: Optional(Type.Boolean()),
+  backend: Optional(Type.String()),
+  activeKid: Optional(nullable(Type.String())),
+  createdAt: Optional(Type.String()),
+  updatedAt: Optional(Type.String()),
+})
 
-export const keysetListAnswer = {
-  type: 'object',
-  properties: { keysets: { type: 'array', items: keysetAnswer } },
-} as const
+export const keysetListAnswer = Type.Object({ keysets: Optional(Type.Array(keysetAnswer)) })
 
-export const keyAnswer = {
-  type: 'object',
-  properties: {
-    kid: { type: 'string' },
-    keyset: { type: 'string' },
-    alg: { type: 'string' },
-    state: { type: 'string', enum: [...KEY_STATES] },
-    createdAt: isoTime,
-    activatesAt: isoTime,
-    activatedAt: isoTime,
-    retiredAt: isoTime,
-    publishedUntil: isoTime,
-    destroyedAt: isoTime,
-    revokedAt: isoTime,
-    revokeReason: nullable({ type: 'string' }),
-    jwk: publicJwk,
-  },
-} as const
+export const keyAnswer = Type.Object({
+  kid: Optional(Type.String()),
+  keyset: Optional(Type.String()),
+  alg: Optional(Type.String()),
+  state: Optional(Type.Enum([...KEY_STATES])),
+  createdAt: Optional(isoTime),
+  activatesAt: Optional(isoTime),
+  activatedAt: Optional(isoTime),
+  retiredAt: Optional(isoTime),
+  publishedUntil: Optional(isoTime),
+  destroyedAt: Optional(isoTime),
+  revokedAt: Optional(isoTime),
+  revokeReason: Optional(nullable(Type.String())),
+  jwk: Optional(publicJwk),
+})
 
-export const keyListAnswer = {
-  type: 'object',
-  properties: { keys: { type: 'array', items: keyAnswer } },
-} as const
+export const keyListAnswer = Type.Object({ keys: Optional(Type.Array(keyAnswer)) })
 
-export const rotateBody = {
-  type: 'object',
-  properties: { mode: { type: 'string', enum: ['scheduled', 'immediate'] } },
-  additionalProperties: false,
-} as const
+const activation = Type.Enum(['scheduled', 'immediate'], { errorMessage: 'must be scheduled or immediate' })
 
-/** SPEC section 3: `{ "reason" }`, required: a revocation through the API says why, for the audit log. */
-export const revokeBody = {
-  type: 'object',
-  required: ['reason'],
-  properties: { reason: { type: 'string', minLength: 1, maxLength: 512 } },
-  additionalProperties: false,
-} as const
+export const rotateBody = Type.Object({ mode: Optional(activation) }, { additionalProperties: false, examples: [{ mode: 'immediate' }] })
+export type RotateInput = Static<typeof rotateBody>
+
+/** A revocation through the API says why, for the audit log. */
+export const revokeBody = Type.Object({
+  reason: Type.String({ minLength: 1, maxLength: MAX_REVOKE_REASON, errorMessage: `must be a non-empty string of at most ${MAX_REVOKE_REASON} characters` }),
+}, { additionalProperties: false, examples: [{ reason: 'key material exposed in a log' }] })
 
 /** Bring your own key: exactly one of pem, pkcs12 or jwk (checked in keys/import.ts). */
-export const importKeyBody = {
-  type: 'object',
-  properties: {
-    pem: { type: 'string', description: 'PKCS#8, PKCS#1 or SEC1 PEM private key, possibly encrypted' },
-    passphrase: { type: 'string', description: 'passphrase of an encrypted PEM' },
-    pkcs12: { type: 'string', description: 'a PKCS#12 (.p12/.pfx) file in base64' },
-    password: { type: 'string', description: 'password of the PKCS#12 file (empty if none)' },
-    jwk: { type: 'object', description: 'a private JWK' },
-    activate: { type: 'string', enum: ['scheduled', 'immediate'], default: 'scheduled' },
-  },
-  additionalProperties: false,
-} as const
+export const importKeyBody = Type.Object({
+  pem: Optional(Type.String({ minLength: 1, description: 'PKCS#8, PKCS#1 or SEC1 PEM private key, possibly encrypted', errorMessage: 'must be a non-empty string' })),
+  passphrase: Optional(Type.String({ description: 'passphrase of an encrypted PEM', errorMessage: 'must be a string' })),
+  pkcs12: Optional(Type.String({ minLength: 1, description: 'a PKCS#12 (.p12/.pfx) file in base64', errorMessage: 'must be the file in base64' })),
+  password: Optional(Type.String({ description: 'password of the PKCS#12 file (empty if none); required with pkcs12', errorMessage: 'must be a string: the password of the PKCS#12 file (empty if it has none)' })),
+  jwk: Optional(Type.Unsafe<Record<string, unknown>>({ type: 'object', description: 'a private JWK', errorMessage: 'must be a JSON Web Key object' })),
+  activate: Optional(Type.Enum(['scheduled', 'immediate'], { default: 'scheduled', errorMessage: 'must be scheduled or immediate' })),
+}, { additionalProperties: false, examples: [{ pkcs12: 'MIIJ...base64 of the .p12 file...', password: 'the file password', activate: 'scheduled' }] })
+export type ImportInput = Static<typeof importKeyBody>
 
-const workloadIdentity = {
-  type: 'object',
-  description: 'authenticate this client by a workload token of `issuer` whose sub matches `subject` (* matches any run of characters)',
-  properties: {
-    issuer: { ...keysetName, description: 'name of a registered issuer' },
-    subject: { type: 'string', minLength: 1, maxLength: MAX_IDENTITY_SUBJECT, description: 'e.g. system:serviceaccount:billing:api or spiffe://example.org/ns/billing/*' },
-  },
-  required: ['issuer', 'subject'],
+const identitySubjectMessage = `must be a subject of 1 to ${MAX_IDENTITY_SUBJECT} characters without control characters, with at least one literal character (* matches any run of characters)`
+
+const workloadIdentity = Type.Object({
+  issuer: KeysetName({ description: 'name of a registered issuer' }),
+  subject: Type.String({
+    minLength: 1,
+    maxLength: MAX_IDENTITY_SUBJECT,
+    // A bare * would accept every workload of the issuer (on a shared issuer such as GitHub's, anyone's).
+    pattern: '^[^\\u0000-\\u001f\\u007f]*[^*\\u0000-\\u001f\\u007f][^\\u0000-\\u001f\\u007f]*$',
+    description: 'e.g. system:serviceaccount:billing:api or spiffe://example.org/ns/billing/*',
+    errorMessage: identitySubjectMessage,
+  }),
+}, {
   additionalProperties: false,
-} as const
+  description: 'authenticate this client by a workload token of `issuer` whose sub matches `subject` (* matches any run of characters)',
+  errorMessage: 'must be { "issuer": "<issuer name>", "subject": "<subject or pattern>" }',
+})
 
 /** A client's optional policy list with its limits (auth/claim-policy.ts); null: none. */
-const policyList = (field: keyof typeof POLICY_LIMITS, description: string) => ({
-  description,
-  anyOf: [{
-    type: 'array',
-    minItems: 1,
-    maxItems: POLICY_LIMITS[field].items,
-    items: { type: 'string', minLength: 1, maxLength: POLICY_LIMITS[field].length },
-  }, { type: 'null' }],
-})
+const policyList = (field: keyof typeof POLICY_LIMITS, what: string, description: string) => {
+  const { items, length } = POLICY_LIMITS[field]
+  const errorMessage = `must be a list of 1 to ${items} ${what} of 1 to ${length} characters, or null for none`
+  return Optional(nullable(Type.Array(Type.String({ minLength: 1, maxLength: length, errorMessage }), { minItems: 1, maxItems: items, errorMessage }), { description }))
+}
+
+const clientKeysetsMessage = `must be "*" or a list of 1 to ${MAX_CLIENT_KEYSETS} keyset names`
 
 /** The client fields PATCH may change, as create takes them. */
 const clientPolicyProperties = {
-  // Keyset names and their count are checked in auth/clients.ts, whose message says both.
-  // The list comes first so that a wrong type is answered "must be array".
-  keysets: { anyOf: [{ type: 'array', items: { type: 'string' } }, { type: 'string', const: '*' }] },
-  scopes: { type: 'array', items: { type: 'string', enum: [...SCOPES] } },
-  audiences: policyList('audiences', 'allowed aud values; with them every token needs an aud'),
-  maxTtl: nullable({ type: 'integer' }),
-  subjects: policyList('subjects', 'patterns sub must match (* matches any run of characters, all else is literal); with them every token needs a sub'),
-  requiredClaims: policyList('requiredClaims', 'claim names every token must carry'),
-  identity: nullable(workloadIdentity),
+  // The list comes first, so that a wrong type is answered with the list's message.
+  keysets: Type.Union([
+    Type.Array(KeysetName({ errorMessage: clientKeysetsMessage }), { minItems: 1, maxItems: MAX_CLIENT_KEYSETS, errorMessage: clientKeysetsMessage }),
+    Type.Literal('*', { errorMessage: clientKeysetsMessage }),
+    Type.Array(Type.Literal('*', { errorMessage: clientKeysetsMessage }), { minItems: 1, maxItems: 1, errorMessage: clientKeysetsMessage }),
+  ], { description: 'keysets it may use, or "*" for all' }),
+  scopes: Type.Array(Type.Enum([...SCOPES], { errorMessage: `must be a non-empty list of ${SCOPES.join(', ')}` }), { minItems: 1, errorMessage: `must be a non-empty list of ${SCOPES.join(', ')}` }),
+  audiences: policyList('audiences', 'strings', 'allowed aud values; with them every token needs an aud'),
+  maxTtl: Optional(nullable(seconds(1), { description: 'longest token lifetime for this client; null: the keyset maxTtl only' })),
+  subjects: policyList('subjects', 'patterns', 'patterns sub must match (* matches any run of characters, all else is literal); with them every token needs a sub'),
+  requiredClaims: policyList('requiredClaims', 'claim names', 'claim names every token must carry'),
+  identity: Optional(nullable(workloadIdentity)),
 }
 
-export const createClientBody = {
-  type: 'object',
-  properties: {
-    name: { type: 'string' },
-    ...clientPolicyProperties,
-    certificateSubject: nullable({ type: 'string', maxLength: MAX_SUBJECT_LENGTH, description: 'bind the client to the subject of its mutual-TLS client certificate, e.g. CN=billing-api,O=Acme' }),
-    token: { type: 'boolean', description: 'with an identity: also issue a bearer token (default false)' },
-  },
-  required: ['name', 'keysets', 'scopes'],
+export const createClientBody = Type.Object({
+  name: Type.String({
+    minLength: 1,
+    maxLength: MAX_CLIENT_NAME,
+    pattern: '\\S',
+    description: 'what the client is, e.g. billing api; spaces around it are dropped',
+    errorMessage: `must be a non-empty string of at most ${MAX_CLIENT_NAME} characters`,
+  }),
+  ...clientPolicyProperties,
+  certificateSubject: Optional(nullable(Type.String({ maxLength: MAX_SUBJECT_LENGTH, errorMessage: `must be a distinguished name of at most ${MAX_SUBJECT_LENGTH} characters, such as CN=billing-api,O=Acme` }), { description: 'bind the client to the subject of its mutual-TLS client certificate, e.g. CN=billing-api,O=Acme' })),
+  token: Optional(Type.Boolean({ description: 'with an identity: also issue a bearer token (default false)', errorMessage: 'must be true or false' })),
+}, {
   additionalProperties: false,
-} as const
+  examples: [{ name: 'billing api', keysets: ['default'], scopes: ['sign'], audiences: ['billing'], maxTtl: 900 }],
+})
+export type ClientInput = Static<typeof createClientBody>
 
-/**
- * PATCH /v1/admin/clients/{id}: the fields to change (at least one, checked by
- * ClientService.update with a message naming them); null clears an optional one.
- */
-export const patchClientBody = {
-  type: 'object',
-  properties: clientPolicyProperties,
+/** The fields PATCH /v1/admin/clients/{id} and `signet clients update` may change. */
+export const PATCHABLE_CLIENT_FIELDS = Object.keys(clientPolicyProperties) as (keyof typeof clientPolicyProperties)[]
+
+/** PATCH /v1/admin/clients/{id}: the fields to change (at least one); null clears an optional one. */
+export const patchClientBody = Type.Object({
+  keysets: Optional(clientPolicyProperties.keysets),
+  scopes: Optional(clientPolicyProperties.scopes),
+  audiences: clientPolicyProperties.audiences,
+  maxTtl: clientPolicyProperties.maxTtl,
+  subjects: clientPolicyProperties.subjects,
+  requiredClaims: clientPolicyProperties.requiredClaims,
+  identity: clientPolicyProperties.identity,
+}, {
   additionalProperties: false,
-} as const
+  minProperties: 1,
+  errorMessage: `must give at least one of ${PATCHABLE_CLIENT_FIELDS.join(', ')}: nothing to change`,
+  examples: [{ audiences: ['billing', 'reports'], maxTtl: null }],
+})
+export type ClientPatch = Static<typeof patchClientBody>
 
-export const clientAnswer = {
-  type: 'object',
-  properties: {
-    id: { type: 'string' },
-    name: { type: 'string' },
-    keysets: { anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }] },
-    scopes: { type: 'array', items: { type: 'string' } },
-    audiences: nullable({ type: 'array', items: { type: 'string' } }),
-    maxTtl: nullable({ type: 'integer' }),
-    subjects: nullable({ type: 'array', items: { type: 'string' } }),
-    requiredClaims: nullable({ type: 'array', items: { type: 'string' } }),
-    certificateSubject: { type: 'string', description: 'present when the client is bound to a client certificate subject' },
-    identity: { ...workloadIdentity, description: 'present when the client is bound to a workload identity' },
-    createdAt: { type: 'string' },
-    revokedAt: isoTime,
-    token: { type: 'string', description: 'shown once, at creation' },
-  },
-} as const
+export const clientAnswer = Type.Object({
+  id: Optional(Type.String()),
+  name: Optional(Type.String()),
+  keysets: Optional(Type.Union([Type.String(), Type.Array(Type.String())])),
+  scopes: Optional(Type.Array(Type.String())),
+  audiences: Optional(nullable(Type.Array(Type.String()))),
+  maxTtl: Optional(nullable(Type.Integer())),
+  subjects: Optional(nullable(Type.Array(Type.String()))),
+  requiredClaims: Optional(nullable(Type.Array(Type.String()))),
+  certificateSubject: Optional(Type.String({ description: 'present when the client is bound to a client certificate subject' })),
+  identity: Optional(Type.Object(workloadIdentity.properties, { additionalProperties: false, description: 'present when the client is bound to a workload identity' })),
+  createdAt: Optional(Type.String()),
+  revokedAt: Optional(isoTime),
+  token: Optional(Type.String({ description: 'shown once, at creation' })),
+})
 
-export const clientListAnswer = {
-  type: 'object',
-  properties: { clients: { type: 'array', items: clientAnswer } },
-} as const
+export const clientListAnswer = Type.Object({ clients: Optional(Type.Array(clientAnswer)) })
 
 // ---- admin: workload-identity issuers (docs/workload-identity.md)
 
-const issuerText = { type: 'string', minLength: 1, maxLength: ISSUER_LIMITS.text }
-const issuerJwks = {
-  type: 'object',
-  description: 'a static JWK Set: public RSA, EC or OKP keys only',
-  properties: { keys: { type: 'array', minItems: 1, maxItems: ISSUER_LIMITS.keys, items: { type: 'object', required: ['kty'] } } },
-  required: ['keys'],
-}
+const issuerTextMessage = `must be a non-empty string of at most ${ISSUER_LIMITS.text} characters without control characters`
+const issuerText = (options: { description?: string; format?: string } = {}) =>
+  Type.String({ minLength: 1, maxLength: ISSUER_LIMITS.text, pattern: NO_CONTROL, errorMessage: issuerTextMessage, ...options })
+const jwksMessage = `must be a JWK Set: { "keys": [ 1 to ${ISSUER_LIMITS.keys} public keys ] }`
+const issuerJwks = Type.Object({
+  keys: Type.Array(Type.Object({ kty: Type.String() }, { additionalProperties: true, errorMessage: jwksMessage }), { minItems: 1, maxItems: ISSUER_LIMITS.keys, errorMessage: jwksMessage }),
+}, { description: 'a static JWK Set: public RSA, EC or OKP keys only', errorMessage: jwksMessage })
+const issuerAudiencesMessage = `must be a list of 1 to ${ISSUER_LIMITS.audiences} accepted aud values of 1 to ${ISSUER_LIMITS.text} characters, e.g. ["signet"]`
+const issuerAlgorithmsMessage = `must be a non-empty list of ${ALGORITHMS.join(', ')} (never none or HMAC)`
 
 const issuerPolicyProperties = {
-  issuer: { ...issuerText, description: 'the exact iss of its tokens; unique' },
-  jwksUri: nullable({ ...issuerText, format: 'uri', description: 'https, or http to a loopback address only' }),
-  jwks: nullable(issuerJwks),
-  audiences: { type: 'array', minItems: 1, maxItems: ISSUER_LIMITS.audiences, items: issuerText, description: 'accepted aud values, e.g. ["signet"]' },
-  algorithms: { type: 'array', minItems: 1, maxItems: ALGORITHMS.length, items: { type: 'string', enum: [...ALGORITHMS] }, description: `asymmetric only; default ${ISSUER_DEFAULTS.algorithms.join(', ')}` },
-  maxTokenLifetime: { type: 'integer', minimum: 1, maximum: ISSUER_LIMITS.maxTokenLifetime, description: `seconds from iat (or nbf) to exp; default ${ISSUER_DEFAULTS.maxTokenLifetime}` },
-  caCertificate: nullable({ type: 'string', maxLength: ISSUER_LIMITS.caCertificateBytes, description: 'PEM of the CA of an https jwksUri' }),
+  issuer: issuerText({ description: 'the exact iss of its tokens; unique' }),
+  jwksUri: Optional(nullable(issuerText({ format: 'uri', description: 'https, or http to a loopback address only' }))),
+  jwks: Optional(nullable(issuerJwks)),
+  audiences: Type.Array(Type.String({ minLength: 1, maxLength: ISSUER_LIMITS.text, pattern: NO_CONTROL, errorMessage: issuerAudiencesMessage }), {
+    minItems: 1, maxItems: ISSUER_LIMITS.audiences, description: 'accepted aud values, e.g. ["signet"]', errorMessage: issuerAudiencesMessage,
+  }),
+  algorithms: Optional(Type.Array(Type.Enum([...ALGORITHMS], { errorMessage: issuerAlgorithmsMessage }), {
+    minItems: 1, maxItems: ALGORITHMS.length, description: `asymmetric only; default ${ISSUER_DEFAULTS.algorithms.join(', ')}`, errorMessage: issuerAlgorithmsMessage,
+  })),
+  maxTokenLifetime: Optional(Type.Integer({
+    minimum: 1, maximum: ISSUER_LIMITS.maxTokenLifetime, description: `seconds from iat (or nbf) to exp; default ${ISSUER_DEFAULTS.maxTokenLifetime}`,
+    errorMessage: `must be a whole number of seconds from 1 to ${ISSUER_LIMITS.maxTokenLifetime}`,
+  })),
+  caCertificate: Optional(nullable(Type.String({
+    maxLength: ISSUER_LIMITS.caCertificateBytes, description: 'PEM of the CA of an https jwksUri',
+    errorMessage: `must be a PEM certificate of at most ${ISSUER_LIMITS.caCertificateBytes} characters`,
+  }))),
 }
 
-export const createIssuerBody = {
-  type: 'object',
-  properties: { name: keysetName, ...issuerPolicyProperties },
-  required: ['name', 'issuer', 'audiences'],
+export const createIssuerBody = Type.Object({ name: KeysetName(), ...issuerPolicyProperties }, {
   additionalProperties: false,
-} as const
+  examples: [{ name: 'prod-cluster', issuer: 'https://kubernetes.default.svc.cluster.local', jwksUri: 'https://kubernetes.default.svc.cluster.local/openid/v1/jwks', audiences: ['signet'] }],
+})
+export type IssuerInput = Static<typeof createIssuerBody>
 
-export const patchIssuerBody = {
-  type: 'object',
-  properties: { name: { type: 'string' }, ...issuerPolicyProperties },
-  additionalProperties: false,
-} as const
+export const patchIssuerBody = Type.Object({
+  name: Optional(Type.String({ description: 'an issuer cannot be renamed: the current name only' })),
+  issuer: Optional(issuerPolicyProperties.issuer),
+  jwksUri: issuerPolicyProperties.jwksUri,
+  jwks: issuerPolicyProperties.jwks,
+  audiences: Optional(issuerPolicyProperties.audiences),
+  algorithms: issuerPolicyProperties.algorithms,
+  maxTokenLifetime: issuerPolicyProperties.maxTokenLifetime,
+  caCertificate: issuerPolicyProperties.caCertificate,
+}, { additionalProperties: false, examples: [{ audiences: ['signet', 'signet-staging'] }] })
+export type IssuerPatch = Static<typeof patchIssuerBody>
 
-export const issuerAnswer = {
-  type: 'object',
-  properties: {
-    name: { type: 'string' },
-    issuer: { type: 'string' },
-    jwksUri: nullable({ type: 'string' }),
-    jwks: nullable({ type: 'object', properties: { keys: { type: 'array', items: { type: 'object', additionalProperties: true } } } }),
-    audiences: { type: 'array', items: { type: 'string' } },
-    algorithms: { type: 'array', items: { type: 'string' } },
-    maxTokenLifetime: { type: 'integer' },
-    caCertificate: nullable({ type: 'string' }),
-    createdAt: { type: 'string' },
-    updatedAt: { type: 'string' },
-  },
-} as const
+export const issuerAnswer = Type.Object({
+  name: Optional(Type.String()),
+  issuer: Optional(Type.String()),
+  jwksUri: Optional(nullable(Type.String())),
+  jwks: Optional(nullable(Type.Object({ keys: Optional(Type.Array(Type.Object({}, { additionalProperties: true }))) }))),
+  audiences: Optional(Type.Array(Type.String())),
+  algorithms: Optional(Type.Array(Type.String())),
+  maxTokenLifetime: Optional(Type.Integer()),
+  caCertificate: Optional(nullable(Type.String())),
+  createdAt: Optional(Type.String()),
+  updatedAt: Optional(Type.String()),
+})
 
-export const issuerListAnswer = {
-  type: 'object',
-  properties: { issuers: { type: 'array', items: issuerAnswer } },
-} as const
+export const issuerListAnswer = Type.Object({ issuers: Optional(Type.Array(issuerAnswer)) })
 
-export const auditQuery = {
-  type: 'object',
-  properties: {
-    after: { type: 'integer', minimum: 0, default: 0 },
-    limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
-  },
-  additionalProperties: false,
-} as const
+export const auditQuery = Type.Object({
+  after: Type.Integer({ minimum: 0, default: 0, description: 'the id of the last event already seen', errorMessage: 'must be a whole number, at least 0' }),
+  limit: Type.Integer({ minimum: 1, maximum: MAX_AUDIT_PAGE, default: 100, errorMessage: `must be a whole number from 1 to ${MAX_AUDIT_PAGE}` }),
+}, { additionalProperties: false })
 
 /** GET /v1/admin/audit/verify: the hash chain's state, as `signet audit verify` checks it. */
-export const auditVerifyAnswer = {
-  type: 'object',
-  properties: {
-    intact: { type: 'boolean' },
-    events: { type: 'integer' },
-    problems: {
-      type: 'array',
-      items: { type: 'object', properties: { id: { type: 'integer' }, reason: { type: 'string' } }, required: ['id', 'reason'] },
-    },
-  },
-  required: ['intact', 'events', 'problems'],
-} as const
+export const auditVerifyAnswer = Type.Object({
+  intact: Type.Boolean(),
+  events: Type.Integer(),
+  problems: Type.Array(Type.Object({ id: Type.Integer(), reason: Type.String() })),
+})
 
-export const auditAnswer = {
-  type: 'object',
-  properties: {
-    events: {
-      type: 'array',
-      items: {
-        type: 'object',
-        properties: {
-          id: { type: 'integer' },
-          at: { type: 'string' },
-          actor: { type: 'string' },
-          action: { type: 'string' },
-          target: { type: 'string' },
-          details: { type: 'object', additionalProperties: true },
-          prevHash: { type: 'string' },
-          hash: { type: 'string' },
-        },
-      },
-    },
-    next: nullable({ type: 'integer' }),
-  },
-} as const
+export const auditAnswer = Type.Object({
+  events: Optional(Type.Array(Type.Object({
+    id: Optional(Type.Integer()),
+    at: Optional(Type.String()),
+    actor: Optional(Type.String()),
+    action: Optional(Type.String()),
+    target: Optional(Type.String()),
+    details: Optional(Type.Object({}, { additionalProperties: true })),
+    prevHash: Optional(Type.String()),
+    hash: Optional(Type.String()),
+  }))),
+  next: Optional(nullable(Type.Integer())),
+})
 
-export const nameParams = { type: 'object', properties: { name: { type: 'string' } }, required: ['name'] } as const
-export const kidParams = { type: 'object', properties: { kid: { type: 'string' } }, required: ['kid'] } as const
-export const idParams = { type: 'object', properties: { id: { type: 'string' } }, required: ['id'] } as const
+export const nameParams = Type.Object({ name: Type.String() })
+export const kidParams = Type.Object({ kid: Type.String() })
+export const idParams = Type.Object({ id: Type.String() })

@@ -6,20 +6,16 @@ import {
 import type { SignedToken } from '../client/types.js'
 import type { LiveKeyset } from '../keys/keystore.js'
 import type { Client } from '../keys/model.js'
+import type { SignItem } from '../schemas/index.js'
 import { checkClaimPolicy } from '../auth/claim-policy.js'
 
 /** Largest serialised `claims` object accepted (SPEC section 3). */
 export const MAX_CLAIMS_BYTES = 16 * 1024
 /** Claims the service sets itself. */
 const RESERVED = ['iat', 'exp'] as const
-/** Header members a caller may set. */
-const HEADER_MEMBERS = new Set(['typ', 'cty'])
 
-export interface SignItem {
-  claims?: unknown
-  ttl?: unknown
-  header?: unknown
-}
+/** One sign request, as the request schema (src/schemas) checked it. */
+export type { SignItem } from '../schemas/index.js'
 
 /** A sign request checked against every rule, ready to sign. */
 export interface PreparedToken {
@@ -71,27 +67,18 @@ function encodedHeader(signer: SigningKey, header: TokenHeader): string {
   return encoded
 }
 
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
-}
-
-function checkTtl(live: LiveKeyset, client: Client, ttl: unknown): number {
+/** The token's lifetime: the one asked for (at least 1, by the schema) within the keyset's and the client's maxTtl. */
+function checkTtl(live: LiveKeyset, client: Client, ttl: number | undefined): number {
   const ceiling = Math.min(live.keyset.maxTtl, client.maxTtl ?? Infinity)
   if (ttl === undefined) return Math.min(live.keyset.defaultTtl, ceiling)
-  if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < 1) throw new InvalidRequest('ttl must be a whole number of seconds, at least 1')
   if (ttl > ceiling) throw new TtlTooLong(`ttl must not exceed ${ceiling} seconds for this client and keyset`)
   return ttl
 }
 
-function checkHeader(header: unknown): TokenHeader {
-  if (header === undefined) return { typ: 'JWT' }
-  if (!isPlainObject(header)) throw new InvalidRequest('header must be an object')
-  for (const [name, value] of Object.entries(header)) {
-    if (!HEADER_MEMBERS.has(name)) throw new InvalidRequest(`header may set only typ and cty, not ${JSON.stringify(name.slice(0, 32))}`)
-    if (typeof value !== 'string' || value.length === 0 || value.length > 128) throw new InvalidRequest(`header ${name} must be a string of 1 to 128 characters`)
-  }
-  const result: TokenHeader = { typ: (header.typ as string | undefined) ?? 'JWT' }
-  if (header.cty !== undefined) result.cty = header.cty as string
+/** The protected header: typ (JWT unless given) and cty; the schema allows no other member. */
+function tokenHeader(header: SignItem['header']): TokenHeader {
+  const result: TokenHeader = { typ: header?.typ ?? 'JWT' }
+  if (header?.cty !== undefined) result.cty = header.cty
   return result
 }
 
@@ -119,28 +106,20 @@ function checkExactNumbers(claims: Record<string, unknown>, serialised: string):
   }
 }
 
-function checkRegisteredClaims(claims: Record<string, unknown>): void {
+/** iat and exp are Signet's; the types of sub, iss, jti, nbf and aud are the schema's. */
+function refuseReservedClaims(claims: Record<string, unknown>): void {
   for (const name of RESERVED) {
     if (name in claims) throw new ReservedClaim(`${name} is set by Signet and may not be sent`)
-  }
-  const { sub, aud, nbf, jti, iss } = claims
-  if (sub !== undefined && typeof sub !== 'string') throw new InvalidRequest('sub must be a string')
-  if (iss !== undefined && typeof iss !== 'string') throw new InvalidRequest('iss must be a string')
-  if (jti !== undefined && (typeof jti !== 'string' || jti.length === 0 || jti.length > 256)) throw new InvalidRequest('jti must be a string of 1 to 256 characters')
-  if (nbf !== undefined && (typeof nbf !== 'number' || !Number.isFinite(nbf))) throw new InvalidRequest('nbf must be a number')
-  if (aud !== undefined) {
-    const valid = typeof aud === 'string' || (Array.isArray(aud) && aud.length > 0 && aud.every((a) => typeof a === 'string'))
-    if (!valid) throw new InvalidRequest('aud must be a string or a non-empty list of strings')
   }
 }
 
 /**
- * Checks one sign item against SPEC section 3 and builds its payload. `now` is in
+ * Checks one sign item (already checked against its schema) against the
+ * keyset and the client, and builds its payload. `now` is in
  * milliseconds. Nothing is signed yet, so a batch can check every item first.
  */
 export function prepareToken(live: LiveKeyset, client: Client, item: SignItem, now: number): PreparedToken {
-  const { claims } = item
-  if (!isPlainObject(claims)) throw new InvalidRequest('claims must be a JSON object')
+  const claims: Record<string, unknown> = item.claims
   let serialised: string
   try {
     serialised = JSON.stringify(claims)
@@ -149,13 +128,13 @@ export function prepareToken(live: LiveKeyset, client: Client, item: SignItem, n
   }
   if (Buffer.byteLength(serialised) > MAX_CLAIMS_BYTES) throw new PayloadTooLarge(`claims must be at most ${MAX_CLAIMS_BYTES} bytes serialised`)
   checkExactNumbers(claims, serialised)
-  checkRegisteredClaims(claims)
+  refuseReservedClaims(claims)
 
   const issuer = live.keyset.issuer
   if (issuer !== null && claims.iss !== undefined && claims.iss !== issuer) throw new IssuerMismatch('iss must be the keyset issuer or left out')
   checkClaimPolicy(client, claims, issuer !== null)
   const ttl = checkTtl(live, client, item.ttl)
-  const header = checkHeader(item.header)
+  const header = tokenHeader(item.header)
 
   const iat = Math.floor(now / 1000)
   const exp = iat + ttl

@@ -1,5 +1,9 @@
 import { compileErrors, validate } from '@readme/openapi-parser'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { POLICY_LIMITS } from '../../src/auth/claim-policy.js'
+import { ISSUER_LIMITS } from '../../src/identity/issuer-policy.js'
+import { MAX_SECONDS } from '../../src/keys/policy.js'
+import { KEYSET_NAME_PATTERN } from '../../src/schemas/keyset-name.js'
 import { createHarness, type Harness } from '../helpers/harness.js'
 
 /**
@@ -39,6 +43,16 @@ const SPEC_ROUTES: { method: string; path: string; success: string; body: boolea
 
 const PROBLEM_REF = '#/components/schemas/Problem'
 
+const LIMIT_KEYWORDS = ['minLength', 'maxLength', 'minItems', 'maxItems', 'minimum', 'maximum', 'pattern', 'minProperties', 'enum']
+
+/** Every schema node under `schema` with its path: properties, items and anyOf branches. */
+function* schemaNodes(schema: Record<string, any>, path: string): Generator<[string, Record<string, any>]> {
+  yield [path, schema]
+  for (const [name, member] of Object.entries((schema.properties ?? {}) as Record<string, any>)) yield* schemaNodes(member, `${path}.${name}`)
+  if (schema.items) yield* schemaNodes(schema.items, `${path}[]`)
+  for (const [index, branch] of ((schema.anyOf ?? []) as Record<string, any>[]).entries()) yield* schemaNodes(branch, `${path}|${index}`)
+}
+
 describe('the OpenAPI document', () => {
   let h: Harness
   let document: Record<string, any>
@@ -60,6 +74,72 @@ describe('the OpenAPI document', () => {
     const result = await validate(structuredClone(document))
     expect(result.valid, result.valid ? '' : compileErrors(result)).toBe(true)
     expect(result.specification).toBe('OpenAPI')
+  })
+
+  it('gives every operation a unique operationId, and names its server', () => {
+    const ids = Object.values(document.paths as Record<string, Record<string, any>>).flatMap((item) => Object.values(item).map((operation) => operation.operationId))
+    expect(ids.length).toBe(SPEC_ROUTES.length + 1)
+    for (const id of ids) expect(id).toMatch(/^[a-z][A-Za-z]+$/)
+    expect(new Set(ids).size).toBe(ids.length)
+    expect(document.paths['/v1/sign'].post.operationId).toBe('sign')
+    expect(document.servers).toEqual([expect.objectContaining({ url: '/' })])
+  })
+
+  it('shows an example of every request body, which its own schema accepts', async () => {
+    const { bodyValidator } = await import('../../src/schemas/validate.js')
+    for (const route of SPEC_ROUTES.filter((r) => r.body)) {
+      const media = document.paths[route.path][route.method].requestBody.content['application/json']
+      const name = `${route.method.toUpperCase()} ${route.path}`
+      expect(media.example, name).toEqual(expect.any(Object))
+      const { errorMessage: _e, ...schema } = media.schema
+      expect(bodyValidator.validate(schema, structuredClone(media.example)), `${name}: ${JSON.stringify(bodyValidator.errors)}`).toBe(true)
+    }
+  })
+
+  it('states every input limit, each with the message a refusal gives', () => {
+    const bodies = Object.fromEntries(SPEC_ROUTES.filter((r) => r.body).map((r) => [`${r.method.toUpperCase()} ${r.path}`, document.paths[r.path][r.method].requestBody.content['application/json'].schema]))
+    const limits: Record<string, unknown> = {}
+    for (const [route, schema] of Object.entries(bodies)) {
+      for (const [path, node] of schemaNodes(schema, route)) {
+        const own = LIMIT_KEYWORDS.filter((keyword) => keyword in node)
+        if (own.length === 0) continue
+        expect(node.errorMessage, `${path} (${own.join(', ')}) has a message`).toEqual(expect.any(String))
+        limits[path] = Object.fromEntries(own.map((keyword) => [keyword, node[keyword]]))
+      }
+    }
+    const sign = 'POST /v1/sign'
+    expect(limits[`${sign}.ttl`]).toEqual({ minimum: 1 })
+    expect(limits[`${sign}.claims.jti`]).toEqual({ minLength: 1, maxLength: 256 })
+    expect(limits[`${sign}.header.typ`]).toEqual({ minLength: 1, maxLength: 128 })
+    expect(limits['POST /v1/sign/batch.items']).toEqual({ minItems: 1, maxItems: 1000 })
+    const keyset = 'POST /v1/admin/keysets'
+    expect(limits[`${keyset}.name`]).toEqual({ pattern: KEYSET_NAME_PATTERN })
+    for (const field of ['defaultTtl', 'maxTtl']) expect(limits[`${keyset}.${field}`]).toEqual({ minimum: 1, maximum: MAX_SECONDS })
+    expect(limits[`${keyset}.rotationPeriod`]).toEqual({ minimum: 0, maximum: MAX_SECONDS })
+    expect(limits[`${keyset}.issuer|0`]).toEqual({ minLength: 1, maxLength: 2048 })
+    expect(limits['POST /v1/admin/keys/{kid}/revoke.reason']).toEqual({ minLength: 1, maxLength: 512 })
+    const client = 'POST /v1/admin/clients'
+    expect(limits[`${client}.name`]).toEqual({ minLength: 1, maxLength: 128, pattern: '\\S' })
+    expect(limits[`${client}.keysets|0`]).toEqual({ minItems: 1, maxItems: 100 })
+    expect(limits[`${client}.keysets|0[]`]).toEqual({ pattern: KEYSET_NAME_PATTERN })
+    expect(limits[`${client}.identity|0.issuer`]).toEqual({ pattern: KEYSET_NAME_PATTERN })
+    expect(limits[`${client}.identity|0.subject`]).toMatchObject({ minLength: 1, maxLength: 1024 })
+    expect(limits[`${client}.maxTtl|0`]).toEqual({ minimum: 1, maximum: MAX_SECONDS })
+    for (const field of ['audiences', 'subjects', 'requiredClaims'] as const) {
+      expect(limits[`${client}.${field}|0`], field).toEqual({ minItems: 1, maxItems: POLICY_LIMITS[field].items })
+      expect(limits[`${client}.${field}|0[]`], field).toEqual({ minLength: 1, maxLength: POLICY_LIMITS[field].length })
+    }
+    expect(limits['PATCH /v1/admin/clients/{id}']).toEqual({ minProperties: 1 })
+    const issuer = 'POST /v1/admin/issuers'
+    expect(limits[`${issuer}.name`]).toEqual({ pattern: KEYSET_NAME_PATTERN })
+    expect(limits[`${issuer}.issuer`]).toMatchObject({ minLength: 1, maxLength: ISSUER_LIMITS.text })
+    expect(limits[`${issuer}.audiences`]).toEqual({ minItems: 1, maxItems: ISSUER_LIMITS.audiences })
+    expect(limits[`${issuer}.jwks|0.keys`]).toEqual({ minItems: 1, maxItems: ISSUER_LIMITS.keys })
+    expect(limits[`${issuer}.maxTokenLifetime`]).toEqual({ minimum: 1, maximum: ISSUER_LIMITS.maxTokenLifetime })
+    expect(limits[`${issuer}.caCertificate|0`]).toEqual({ maxLength: ISSUER_LIMITS.caCertificateBytes })
+
+    const audit = (document.paths['/v1/admin/audit'].get.parameters as Record<string, any>[]).find((parameter) => parameter.name === 'limit')
+    expect(audit.schema).toMatchObject({ minimum: 1, maximum: 1000, errorMessage: expect.any(String) })
   })
 
   it('is checked by a validator that does refuse a broken document', async () => {

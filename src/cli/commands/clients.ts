@@ -71,11 +71,13 @@ export function registerClients(program: Command): void {
       if (options.token && !options.identity) throw new UsageError('--token only applies with --identity (a client without one always gets a token)')
       if (options.tokenFile && options.identity && !options.token) throw new UsageError('--token-file: a client with --identity gets no token unless --token asks for one')
       const { rmSync } = await import('node:fs')
-      const { checkClientInput } = await import('../../auth/clients.js')
+      const { clientFields } = await import('../../auth/clients.js')
+      const { createClientBody } = await import('../../schemas/index.js')
+      const { checkBody } = await import('../../schemas/validate.js')
       const { adminApi } = await import('../admin-api.js')
       const { claimSecretFile, writeSecretFile } = await import('../files.js')
       const api = await adminApi(command)
-      const input = {
+      const given = {
         name,
         keysets: options.keysets ?? [api.defaultKeyset],
         scopes: options.scopes,
@@ -86,7 +88,12 @@ export function registerClients(program: Command): void {
         ...(options.certificateSubject !== undefined ? { certificateSubject: options.certificateSubject } : {}),
         ...(options.identity ? { identity: options.identity, token: options.token === true } : {}),
       }
-      await inFlagTerms(CLIENT_FLAGS, async () => checkClientInput(input)) // bad input fails before anything is written
+      // Checked as the API checks it: bad input fails before anything is written.
+      const input = await inFlagTerms(CLIENT_FLAGS, async () => {
+        const checked = checkBody(createClientBody, given)
+        clientFields(checked)
+        return checked
+      })
       // The token file is claimed first, so a client is never made whose token cannot be kept.
       if (options.tokenFile) claimSecretFile(options.tokenFile, '--token-file')
       let created
@@ -147,8 +154,11 @@ export function registerClients(program: Command): void {
     .option('--json', 'print the changed client as JSON')
     .action(async (idOrName: string, options: UpdateOptions, command: Command) => {
       const { adminApi } = await import('../admin-api.js')
-      const patch = clientPatch(options)
-      if (Object.keys(patch).length === 0) throw new UsageError('signet clients update: nothing to change (give at least one option, see --help)')
+      const { patchClientBody } = await import('../../schemas/index.js')
+      const { checkBody } = await import('../../schemas/validate.js')
+      const given = clientPatch(options)
+      if (Object.keys(given).length === 0) throw new UsageError('signet clients update: nothing to change (give at least one option, see --help)')
+      const patch = await inFlagTerms(CLIENT_FLAGS, async () => checkBody(patchClientBody, given))
       const api = await adminApi(command)
       const target = await findClient(api, idOrName)
       const client = await inFlagTerms(CLIENT_FLAGS, () => api.updateClient(target.id, patch))
@@ -185,8 +195,8 @@ interface UpdateOptions {
   json?: boolean
 }
 
-/** The options given, as ClientService.update takes them: false (a --no- option) is null. */
-function clientPatch(options: UpdateOptions): import('../../auth/clients.js').ClientPatch {
+/** The options given, as API fields: false (a --no- option) is null. Checked against the API's schema by the caller. */
+function clientPatch(options: UpdateOptions): Record<string, unknown> {
   const set = (value: unknown) => (value === true ? undefined : value === false ? null : value)
   const patch = {
     keysets: options.keysets,

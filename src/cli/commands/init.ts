@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import type { Command } from 'commander'
+import type { Alg } from '../../crypto/algorithms.js'
 import type { Config } from '../../config.js'
 import { algorithm } from '../args.js'
 import { printJson, printLines } from '../output.js'
@@ -12,7 +13,7 @@ export function registerInit(program: Command): void {
     .option('--master-key-file <path>', 'write the new master key to this new file (mode 0600) instead of printing it; give it to Signet as SIGNET_MASTER_KEY_FILE')
     .option('--master-key-pkcs11 <label>', 'generate the master key inside the PKCS#11 token (SIGNET_PKCS11_*) under this label, instead of printing one')
     .option('--json', 'print the result as JSON')
-    .action(async (options: { alg: string; masterKeyFile?: string; masterKeyPkcs11?: string; json?: boolean }, command: Command) => {
+    .action(async (options: { alg: Alg; masterKeyFile?: string; masterKeyPkcs11?: string; json?: boolean }, command: Command) => {
       const { refuseUrl } = await import('../admin-api.js')
       refuseUrl(command, 'init', 'it creates the database')
       const { generateToken } = await import('../../auth/tokens.js')

@@ -45,6 +45,8 @@ export function registerIssuers(program: Command): void {
     .option('--json', 'print the issuer as JSON')
     .action(async (name: string, options: { issuer: string; jwksUri?: string; jwksFile?: string; audiences: string[]; algorithms?: string[]; maxTokenLifetime?: number; caFile?: string; json?: boolean }, command: Command) => {
       const { checkNewIssuer } = await import('../../identity/issuer-policy.js')
+      const { createIssuerBody } = await import('../../schemas/index.js')
+      const { checkBody } = await import('../../schemas/validate.js')
       const { adminApi } = await import('../admin-api.js')
       if ((options.jwksUri === undefined) === (options.jwksFile === undefined)) throw new UsageError('issuers add: give exactly one of --jwks-uri and --jwks-file')
       let jwks: unknown
@@ -56,7 +58,7 @@ export function registerIssuers(program: Command): void {
           throw new UsageError(`--jwks-file: ${options.jwksFile} is not JSON`)
         }
       }
-      const input = {
+      const given = {
         name,
         issuer: options.issuer,
         audiences: options.audiences,
@@ -65,7 +67,9 @@ export function registerIssuers(program: Command): void {
         ...(options.maxTokenLifetime !== undefined ? { maxTokenLifetime: options.maxTokenLifetime } : {}),
         ...(options.caFile !== undefined ? { caCertificate: await readOptionFile('--ca-file', options.caFile) } : {}),
       }
-      checkNewIssuer(input) // bad input fails before the database (or the server) is reached
+      // Checked as the API checks it: bad input fails before the database (or the server) is reached.
+      const input = checkBody(createIssuerBody, given)
+      checkNewIssuer(input)
       const issuer = await (await adminApi(command)).createIssuer(input)
       if (options.json) printJson(issuer)
       else {

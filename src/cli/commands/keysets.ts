@@ -1,10 +1,10 @@
 import { Option, type Command } from 'commander'
 import { RSA_BITS } from '../../crypto/algorithms.js'
-import type { KeysetPolicyInput } from '../../keys/policy.js'
 import type { KeysetView } from '../admin-api.js'
 import { UsageError, algorithm, duration, durationOrDefault, inFlagTerms } from '../args.js'
 import { printJson, printLines, printTable } from '../output.js'
 import { commandGroup } from '../group.js'
+import { KEYSET_NAME_PATTERN } from '../../schemas/keyset-name.js'
 
 interface PolicyOptions {
   alg?: string
@@ -39,8 +39,9 @@ function policyOptions(command: Command, forUpdate: boolean): Command {
   return command
 }
 
-function policyInput(options: PolicyOptions): KeysetPolicyInput {
-  const input: KeysetPolicyInput = {}
+/** The options given, as API fields; checked against the API's schema by the caller. */
+function policyInput(options: PolicyOptions): Record<string, unknown> {
+  const input: Record<string, unknown> = {}
   if (options.alg !== undefined) input.alg = options.alg
   if (options.rsaBits !== undefined) input.rsaBits = Number(options.rsaBits)
   if (options.issuer !== undefined) input.issuer = options.issuer === false ? null : options.issuer
@@ -88,12 +89,16 @@ export function registerKeysets(program: Command): void {
     })
 
   policyOptions(
-    keysets.command('create').description('create a keyset; its first key is active at once').argument('<name>', 'keyset name, ^[a-z0-9][a-z0-9_-]{0,62}$'),
+    keysets.command('create').description('create a keyset; its first key is active at once').argument('<name>', `keyset name, ${KEYSET_NAME_PATTERN}`),
     false,
   ).action(async (name: string, options: PolicyOptions, command: Command) => {
     const { adminApi } = await import('../admin-api.js')
+    const { createKeysetBody } = await import('../../schemas/index.js')
+    const { checkBody } = await import('../../schemas/validate.js')
+    // Checked here as the API checks it, so a bad name or value fails before the database or the server is reached.
+    const input = await inFlagTerms(POLICY_FLAGS, async () => checkBody(createKeysetBody, { name, ...policyInput(options) }))
     const api = await adminApi(command)
-    const presented = await inFlagTerms(POLICY_FLAGS, () => api.createKeyset({ name, ...policyInput(options) }))
+    const presented = await inFlagTerms(POLICY_FLAGS, () => api.createKeyset(input))
     if (options.json) printJson(presented)
     else printKeysets([presented])
   })
@@ -103,8 +108,11 @@ export function registerKeysets(program: Command): void {
     true,
   ).action(async (name: string, options: PolicyOptions, command: Command) => {
     const { adminApi } = await import('../admin-api.js')
-    const patch = policyInput(options)
-    if (Object.keys(patch).length === 0) throw new UsageError('signet keysets update: nothing to change (give at least one option, see --help)')
+    const { patchKeysetBody } = await import('../../schemas/index.js')
+    const { checkBody } = await import('../../schemas/validate.js')
+    const given = policyInput(options)
+    if (Object.keys(given).length === 0) throw new UsageError('signet keysets update: nothing to change (give at least one option, see --help)')
+    const patch = await inFlagTerms(POLICY_FLAGS, async () => checkBody(patchKeysetBody, given))
     const api = await adminApi(command)
     const presented = await inFlagTerms(POLICY_FLAGS, () => api.updateKeyset(name, patch))
     if (options.json) {
