@@ -51,7 +51,7 @@ export interface SignetOptions {
 
 /**
  * Checks the master key against the database before anything is written: a wrong
- * key stops here and leaves storage as it was (SPEC section 2, point 3).
+ * key stops here and leaves storage as it was (docs/guarantees.md, point 3).
  */
 async function unlock(storage: Storage, masterKey: MasterKey | null, variable: string): Promise<{ initialised: boolean }> {
   const check = await storage.getMeta(MASTER_KEY_CHECK)

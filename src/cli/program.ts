@@ -15,7 +15,7 @@ import { registerServe } from './commands/serve.js'
 import { registerStatus } from './commands/status.js'
 
 /**
- * Every command of SPEC section 5. Adding one is a file in commands/ that exports
+ * Every command (README, Command line; docs/configuration.md). Adding one is a file in commands/ that exports
  * a `register(program)` function, and one line here.
  */
 const COMMANDS: ((program: Command) => void)[] = [

@@ -1,4 +1,4 @@
-/** Shapes shared by SignetClient and its callers (SPEC sections 3 and 6). */
+/** Shapes shared by SignetClient and its callers (docs/api.md, the sign routes; docs/client.md). */
 
 /** The claims of a token to sign. Signet sets `iat`, `exp`, `jti` (and `iss` when the keyset has an issuer). */
 export type Claims = Record<string, unknown>

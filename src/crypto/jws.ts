@@ -37,7 +37,7 @@ export function softwareSigningKey(kid: string, alg: Alg, privateKey: KeyObject)
 
 export const base64url = (data: Buffer | string): string => Buffer.from(data).toString('base64url')
 
-/** Protected header of a token Signet signs: only what SPEC section 3 allows. */
+/** Protected header of a token Signet signs: only what docs/api.md (POST /v1/sign) allows. */
 export interface TokenHeader {
   typ: string
   cty?: string

@@ -9,7 +9,7 @@ import type { Client } from '../keys/model.js'
 import type { SignItem } from '../schemas/index.js'
 import { checkClaimPolicy } from '../auth/claim-policy.js'
 
-/** Largest serialised `claims` object accepted (SPEC section 3). */
+/** Largest serialised `claims` object accepted (docs/api.md, POST /v1/sign). */
 export const MAX_CLAIMS_BYTES = 16 * 1024
 /** Claims the service sets itself. */
 const RESERVED = ['iat', 'exp'] as const

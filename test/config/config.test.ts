@@ -14,7 +14,7 @@ describe('configuration', () => {
   const dir = tempDir()
   afterAll(() => dir.remove())
 
-  it('has the defaults of SPEC section 4', () => {
+  it('has the defaults of docs/configuration.md', () => {
     const config = loadConfig({ SIGNET_MASTER_KEY: masterKey })
     expect(config).toMatchObject({ dbPath: './data/signet.db', host: '127.0.0.1', port: 8080, defaultKeyset: 'default', jwksMaxAge: 300, logLevel: 'info', publicPort: null, databaseUrl: null, adminToken: null, tls: null, workers: 1 })
   })

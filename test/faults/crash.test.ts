@@ -24,7 +24,7 @@ interface Running {
 }
 
 /**
- * kill -9 at random moments (SPEC section 2, guarantee 6). A server process rotates,
+ * kill -9 at random moments (docs/guarantees.md, guarantee 6). A server process rotates,
  * activates and revokes keys in a loop with a fast clock while this test signs
  * through it; it is killed with SIGKILL 30 times. After each kill the database is
  * read directly: exactly one active key per keyset, no key lost, every published

@@ -9,7 +9,7 @@ import type { AuditEvent } from '../../src/keys/model.js'
 import type { Snapshot } from '../../src/storage/types.js'
 
 /**
- * Checks of SPEC section 2 on what storage holds and what the service serves,
+ * Checks of the guarantees (docs/guarantees.md) on what storage holds and what the service serves,
  * shared by the storage-fault and crash tests. Each takes plain data so it can run
  * on a database read directly as well as through a running service.
  */
@@ -101,7 +101,7 @@ export async function checkIssuedTokens(tokens: IssuedToken[], jwksByKeyset: Rec
  * Guarantee 5: a key activated by the schedule was in the JWK Set at least
  * `prepublish` seconds before it signed. `firstSeen` holds when each kid was first
  * seen published; immediate rotations, imports activated at once, a keyset's first
- * key and keys promoted by a revocation are the exceptions the SPEC names.
+ * key and keys promoted by a revocation are the exceptions docs/guarantees.md names.
  */
 export function checkPrepublish(snapshot: Snapshot, audit: AuditEvent[], firstSeen: Map<string, number>, prepublishOf: (keyset: string) => number): number {
   const immediate = new Set<string>()

@@ -15,7 +15,7 @@ interface Issued {
 }
 
 /**
- * Rotation under load (SPEC guarantees 4 and 5): several clients sign without pause
+ * Rotation under load (docs/guarantees.md, 4 and 5): several clients sign without pause
  * while a verifier built on jose's remote JWK Set, caching for the max-age the
  * service serves, checks every token at once. Through 10 scheduled rotations and
  * 2 emergency revocations: no signing fails, and no verification fails except for

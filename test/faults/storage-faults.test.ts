@@ -27,7 +27,7 @@ const LONELY = { name: 'lonely', alg: 'ES256', rotationPeriod: 0 }
  * failure at each of their writes in turn, at commit and at begin, then under a
  * random 25% write failure rate. Each failed change must answer 503
  * storage_unavailable and leave storage, the audit log and the served JWK Sets
- * exactly as they were; afterwards guarantees 1-7 of SPEC section 2 must hold.
+ * exactly as they were; afterwards guarantees 1-7 of docs/guarantees.md must hold.
  */
 describe('storage faults during rotations, revocations and client changes', () => {
   const dir = tempDir('signet-faults-')
@@ -269,7 +269,7 @@ describe('storage faults during rotations, revocations and client changes', () =
     expect(failures).toBeGreaterThan(60)
   })
 
-  it('afterwards, guarantees 1 to 7 of SPEC section 2 hold', async () => {
+  it('afterwards, guarantees 1 to 7 of docs/guarantees.md hold', async () => {
     faulty.disarm()
     await h.signet.tick()
     const snapshot = await h.signet.storage.snapshot()

@@ -12,7 +12,7 @@ import { ALGORITHMS, ecdsaRawToDer, jwkToPem, keysetFor, missingTool, run, tampe
 
 /**
  * Acceptance 1 of issue 4: tokens from a listening Signet, for every algorithm of
- * SPEC section 1, verify with independent verifiers, and a tampered payload or
+ * the key lifecycle (docs/key-lifecycle.md), verify with independent verifiers, and a tampered payload or
  * signature fails in each.
  */
 

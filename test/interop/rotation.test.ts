@@ -11,7 +11,7 @@ import { startLiveSignet, type LiveSignet } from './live.js'
  *
  * Signet runs for real: its background loop polls every 500 ms and runs the
  * scheduler when something is due. JWKS max-age is 1 s and prepublish 2 s (the
- * SPEC's 2 x max-age), rotation every 2 s. The verifiers never rescue themselves by
+ * the default of 2 x max-age, docs/key-lifecycle.md), rotation every 2 s. The verifiers never rescue themselves by
  * refetching on an unknown kid (their cooldown is a minute): they must already hold
  * each new key from a max-age refresh before it signs.
  */

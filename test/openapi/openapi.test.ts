@@ -7,7 +7,7 @@ import { KEYSET_NAME_PATTERN } from '../../src/schemas/keyset-name.js'
 import { createHarness, type Harness } from '../helpers/harness.js'
 
 /**
- * Every route of SPEC section 3: method, path (OpenAPI syntax), success status,
+ * Every route of docs/api.md: method, path (OpenAPI syntax), success status,
  * whether it takes a JSON body, and whether it takes a bearer token.
  */
 const SPEC_ROUTES: { method: string; path: string; success: string; body: boolean; auth: boolean }[] = [
