@@ -9,7 +9,7 @@ import { cliJson, fileTempDir, getJson, postJson, requireBuild, startServe, unti
  * generation every 500 ms). The server and every command are separate processes.
  */
 
-/** SPEC section 5: "a running server picks the change up within 2 s". */
+/** README, Command line: a running server picks the change up within 2 s. */
 const PICKUP_MS = 2000
 
 const dir = fileTempDir('signet-live-')

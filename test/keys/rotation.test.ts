@@ -8,7 +8,7 @@ const DAY = 24 * HOUR
 
 /**
  * Acceptance 2 of the core issue: with a moved clock, scheduled rotation, immediate
- * rotation, revocation, retirement and destruction follow SPEC section 1 and
+ * rotation, revocation, retirement and destruction follow docs/key-lifecycle.md and
  * guarantees 4 and 5; a token signed just before each transition verifies against
  * the JWK Set served after it until its exp; a pending key never signs; exactly one
  * key is active at every step.

@@ -9,7 +9,7 @@ import { captureLogs, newAdminToken, newMasterKey, tempDir } from '../helpers/ha
 
 /**
  * A listener that cannot start stops the start with a message naming the variable
- * that caused it (SPEC section 4), not Node's bare error.
+ * that caused it (docs/configuration.md), not Node's bare error.
  */
 describe('listen failures name their variable', () => {
   const dir = tempDir('signet-listen-')

@@ -10,7 +10,7 @@ import { createHarness, type Harness } from '../helpers/harness.js'
  * Every route of docs/api.md: method, path (OpenAPI syntax), success status,
  * whether it takes a JSON body, and whether it takes a bearer token.
  */
-const SPEC_ROUTES: { method: string; path: string; success: string; body: boolean; auth: boolean }[] = [
+const API_ROUTES: { method: string; path: string; success: string; body: boolean; auth: boolean }[] = [
   { method: 'get', path: '/.well-known/jwks.json', success: '200', body: false, auth: false },
   { method: 'get', path: '/keysets/{name}/jwks.json', success: '200', body: false, auth: false },
   { method: 'get', path: '/.well-known/openid-configuration', success: '200', body: false, auth: false },
@@ -78,7 +78,7 @@ describe('the OpenAPI document', () => {
 
   it('gives every operation a unique operationId, and names its server', () => {
     const ids = Object.values(document.paths as Record<string, Record<string, any>>).flatMap((item) => Object.values(item).map((operation) => operation.operationId))
-    expect(ids.length).toBe(SPEC_ROUTES.length + 1)
+    expect(ids.length).toBe(API_ROUTES.length + 1)
     for (const id of ids) expect(id).toMatch(/^[a-z][A-Za-z]+$/)
     expect(new Set(ids).size).toBe(ids.length)
     expect(document.paths['/v1/sign'].post.operationId).toBe('sign')
@@ -87,7 +87,7 @@ describe('the OpenAPI document', () => {
 
   it('shows an example of every request body, which its own schema accepts', async () => {
     const { bodyValidator } = await import('../../src/schemas/validate.js')
-    for (const route of SPEC_ROUTES.filter((r) => r.body)) {
+    for (const route of API_ROUTES.filter((r) => r.body)) {
       const media = document.paths[route.path][route.method].requestBody.content['application/json']
       const name = `${route.method.toUpperCase()} ${route.path}`
       expect(media.example, name).toEqual(expect.any(Object))
@@ -97,7 +97,7 @@ describe('the OpenAPI document', () => {
   })
 
   it('states every input limit, each with the message a refusal gives', () => {
-    const bodies = Object.fromEntries(SPEC_ROUTES.filter((r) => r.body).map((r) => [`${r.method.toUpperCase()} ${r.path}`, document.paths[r.path][r.method].requestBody.content['application/json'].schema]))
+    const bodies = Object.fromEntries(API_ROUTES.filter((r) => r.body).map((r) => [`${r.method.toUpperCase()} ${r.path}`, document.paths[r.path][r.method].requestBody.content['application/json'].schema]))
     const limits: Record<string, unknown> = {}
     for (const [route, schema] of Object.entries(bodies)) {
       for (const [path, node] of schemaNodes(schema, route)) {
@@ -149,8 +149,8 @@ describe('the OpenAPI document', () => {
     expect((await validate(broken)).valid).toBe(false)
   })
 
-  it('lists every route of SPEC section 3 with its request and answer schemas and problem+json errors', () => {
-    for (const route of SPEC_ROUTES) {
+  it('lists every route of docs/api.md with its request and answer schemas and problem+json errors', () => {
+    for (const route of API_ROUTES) {
       const name = `${route.method.toUpperCase()} ${route.path}`
       const operation = document.paths[route.path]?.[route.method]
       expect(operation, name).toBeDefined()
@@ -208,12 +208,12 @@ describe('the OpenAPI document', () => {
     expect(document.paths['/v1/admin/keysets'].post.requestBody.required).toBe(true)
   })
 
-  it('documents the SPEC routes and /metrics, and nothing else', () => {
+  it('documents the API routes and /metrics, and nothing else', () => {
     const documented = Object.entries(document.paths as Record<string, Record<string, unknown>>)
       .flatMap(([path, item]) => Object.keys(item).map((method) => `${method.toUpperCase()} ${path}`))
-    // Every SPEC route, plus /metrics, and nothing else (HEAD twins and /openapi.json, /docs are hidden).
+    // Every API route, plus /metrics, and nothing else (HEAD twins and /openapi.json, /docs are hidden).
     expect(documented.length).toBe(new Set(documented).size)
-    expect(new Set(documented)).toEqual(new Set([...SPEC_ROUTES.map((r) => `${r.method.toUpperCase()} ${r.path}`), 'GET /metrics']))
+    expect(new Set(documented)).toEqual(new Set([...API_ROUTES.map((r) => `${r.method.toUpperCase()} ${r.path}`), 'GET /metrics']))
   })
 
   it('serves the interactive page at /docs, with its assets', async () => {

@@ -68,7 +68,7 @@ describe('admin API', () => {
     expect(empty.statusCode).toBe(201)
     const kid = empty.json().kid as string
 
-    // SPEC section 3: the revoke body is { "reason" }, and the reason goes to the audit log.
+    // docs/api.md: the revoke body is { "reason" }, and the reason goes to the audit log.
     const before = await h.signet.storage.snapshot()
     const refusals = [
       await h.request('POST', `/v1/admin/keys/${kid}/revoke`, { token: h.adminToken }),
