@@ -13,6 +13,7 @@ import { KEY_STATES, SCOPES } from '../keys/model.js'
 import { MAX_SECONDS } from '../keys/policy.js'
 import { POLICY_LIMITS } from '../auth/claim-policy.js'
 import { ISSUER_DEFAULTS, ISSUER_LIMITS } from '../identity/issuer-policy.js'
+import { VERIFICATION_CODE_MEANINGS, VERIFICATION_CODES } from '../signing/verification-codes.js'
 import { MAX_SUBJECT_LENGTH } from '../tls/subject.js'
 import { KeysetName } from './keyset-name.js'
 
@@ -160,7 +161,9 @@ export const verifyAnswer = Type.Object({
   valid: Type.Boolean(),
   header: Optional(Type.Object({}, { additionalProperties: true })),
   payload: Optional(Type.Object({}, { additionalProperties: true })),
-  code: Optional(Type.String()),
+  code: Optional(Type.Enum([...VERIFICATION_CODES], {
+    description: `when valid is false: ${VERIFICATION_CODES.map((code) => `${code} (${VERIFICATION_CODE_MEANINGS[code]})`).join('; ')}`,
+  })),
   detail: Optional(Type.String()),
 })
 

@@ -4,6 +4,7 @@ import { POLICY_LIMITS } from '../../src/auth/claim-policy.js'
 import { ISSUER_LIMITS } from '../../src/identity/issuer-policy.js'
 import { MAX_SECONDS } from '../../src/keys/policy.js'
 import { KEYSET_NAME_PATTERN } from '../../src/schemas/keyset-name.js'
+import { VERIFICATION_CODES } from '../../src/signing/verification-codes.js'
 import { createHarness, type Harness } from '../helpers/harness.js'
 
 /**
@@ -140,6 +141,13 @@ describe('the OpenAPI document', () => {
 
     const audit = (document.paths['/v1/admin/audit'].get.parameters as Record<string, any>[]).find((parameter) => parameter.name === 'limit')
     expect(audit.schema).toMatchObject({ minimum: 1, maximum: 1000, errorMessage: expect.any(String) })
+  })
+
+  it('names every verification code /v1/verify can answer, from the one list the client library shares', () => {
+    const answer = document.paths['/v1/verify'].post.responses['200'].content['application/json'].schema
+    const code = answer.properties.code
+    expect(code.enum ?? code.anyOf?.map((choice: { const: string }) => choice.const)).toEqual([...VERIFICATION_CODES])
+    for (const name of VERIFICATION_CODES) expect(code.description).toContain(name)
   })
 
   it('is checked by a validator that does refuse a broken document', async () => {
