@@ -1,3 +1,4 @@
+import { clientPolicy } from './auth/clients.js'
 import { iso, isoOrNull } from './clock.js'
 import { isRsa } from './crypto/algorithms.js'
 import { publishedJwk } from './keys/jwks.js'
@@ -50,12 +51,7 @@ export function presentClient(client: Client) {
   return {
     id: client.id,
     name: client.name,
-    keysets: client.keysets,
-    scopes: client.scopes,
-    audiences: client.audiences,
-    maxTtl: client.maxTtl,
-    subjects: client.subjects ?? null,
-    requiredClaims: client.requiredClaims ?? null,
+    ...clientPolicy(client),
     // Only on bound clients, so an unbound client's answer keeps the fields docs/api.md lists (the client object).
     ...(client.certificateSubject ? { certificateSubject: client.certificateSubject } : {}),
     ...(client.identity ? { identity: client.identity } : {}),

@@ -1,4 +1,5 @@
 import { appendFileSync } from 'node:fs'
+import type { Clock } from '../clock.js'
 import type { AuditEvent, AuditInput } from '../keys/model.js'
 import type { Storage, Tx } from '../storage/types.js'
 import { AUDIT_HEAD, chainEvent, sealedAuditHead } from './chain.js'
@@ -75,4 +76,42 @@ export async function auditedTransaction<T>(
   })
   sink?.write(events)
   return result
+}
+
+/** What a service that makes audited changes is given. */
+export interface AuditedChangeOptions {
+  storage: Storage
+  clock: Clock
+  auditSink?: AuditSink | null
+  /** Called after every committed change, so the in-memory view catches up at once. */
+  onCommit?: () => Promise<void>
+}
+
+/**
+ * How the admin services (keys, clients, issuers) change state: each change is one
+ * audited transaction, and `onCommit` runs once it has committed. Reads go straight
+ * to storage.
+ */
+export class AuditedChanges {
+  readonly storage: Storage
+  readonly clock: Clock
+  readonly #sink: AuditSink | null
+  readonly #onCommit: () => Promise<void>
+
+  constructor(options: AuditedChangeOptions) {
+    this.storage = options.storage
+    this.clock = options.clock
+    this.#sink = options.auditSink ?? null
+    this.#onCommit = options.onCommit ?? (async () => {})
+  }
+
+  async apply<T>(work: (tx: Tx, audit: Audit) => Promise<T>): Promise<T> {
+    const result = await auditedTransaction(this.storage, this.#sink, () => this.clock.now(), work)
+    await this.#onCommit()
+    return result
+  }
+
+  read<T>(work: (tx: Tx) => Promise<T>): Promise<T> {
+    return this.storage.transaction(work)
+  }
 }

@@ -1,10 +1,9 @@
 import { randomUUID } from 'node:crypto'
-import { auditedTransaction, type AuditSink } from '../audit/recorder.js'
-import type { Clock } from '../clock.js'
+import { AuditedChanges, type AuditedChangeOptions } from '../audit/recorder.js'
 import { ClientNotFound, Conflict, InvalidRequest, IssuerNotFound } from '../errors.js'
 import type { Client, Scope, WorkloadIdentity } from '../keys/model.js'
 import type { ClientInput, ClientPatch } from '../schemas/index.js'
-import type { Storage, Tx } from '../storage/types.js'
+import type { Tx } from '../storage/types.js'
 import { normaliseSubject } from '../tls/subject.js'
 import { generateToken, hashToken } from './tokens.js'
 
@@ -67,25 +66,14 @@ export async function checkBinding(tx: Tx, identity: WorkloadIdentity): Promise<
   if (twin) throw new Conflict(`client ${twin.id} is already bound to this issuer and subject`)
 }
 
-export interface ClientServiceOptions {
-  storage: Storage
-  clock: Clock
-  auditSink?: AuditSink | null
-  onCommit?: () => Promise<void>
-}
+export type ClientServiceOptions = AuditedChangeOptions
 
 /** Application servers allowed to call Signet, and their bearer tokens. */
 export class ClientService {
-  readonly #storage: Storage
-  readonly #clock: Clock
-  readonly #auditSink: AuditSink | null
-  readonly #onCommit: () => Promise<void>
+  readonly #changes: AuditedChanges
 
   constructor(options: ClientServiceOptions) {
-    this.#storage = options.storage
-    this.#clock = options.clock
-    this.#auditSink = options.auditSink ?? null
-    this.#onCommit = options.onCommit ?? (async () => {})
+    this.#changes = new AuditedChanges(options)
   }
 
   /**
@@ -99,18 +87,17 @@ export class ClientService {
     guard?.(null, fields)
     const generated = generateToken()
     const token = fields.identity && input.token !== true ? null : generated
-    const client: Client = { id: randomUUID(), ...fields, tokenHash: hashToken(generated), createdAt: this.#clock.now(), revokedAt: null }
-    await auditedTransaction(this.#storage, this.#auditSink, () => this.#clock.now(), async (tx, audit) => {
+    const client: Client = { id: randomUUID(), ...fields, tokenHash: hashToken(generated), createdAt: this.#changes.clock.now(), revokedAt: null }
+    await this.#changes.apply(async (tx, audit) => {
       if (client.identity) await checkBinding(tx, client.identity)
       await tx.insertClient(client)
       await audit({ actor, action: 'client.create', target: client.id, details: { name: client.name, ...policyOf(client), ...(client.certificateSubject ? { certificateSubject: client.certificateSubject } : {}), ...(client.identity ? { identity: client.identity, token: token !== null } : {}) } })
     })
-    await this.#onCommit()
     return { client, token }
   }
 
   async list(): Promise<Client[]> {
-    return this.#storage.transaction((tx) => tx.listClients())
+    return this.#changes.read((tx) => tx.listClients())
   }
 
   /**
@@ -120,7 +107,7 @@ export class ClientService {
    * The audit event holds each changed field before and after.
    */
   async update(id: string, patch: ClientPatch, actor: string, guard?: ClientGuard): Promise<Client> {
-    const client = await auditedTransaction(this.#storage, this.#auditSink, () => this.#clock.now(), async (tx, audit) => {
+    const client = await this.#changes.apply(async (tx, audit) => {
       const current = await liveClient(tx, id)
       const fields = clientFields({ ...current, ...patch })
       guard?.(current, fields)
@@ -137,21 +124,19 @@ export class ClientService {
       await audit({ actor, action: 'client.update', target: id, details: { name: current.name, changes } })
       return next
     })
-    await this.#onCommit()
     return client
   }
 
   /** Revokes a client: its token stops working as soon as the change is seen. */
   async revoke(id: string, actor: string, guard?: ClientGuard): Promise<Client> {
-    const client = await auditedTransaction(this.#storage, this.#auditSink, () => this.#clock.now(), async (tx, audit) => {
+    const client = await this.#changes.apply(async (tx, audit) => {
       const current = await liveClient(tx, id)
       guard?.(current, null)
-      const revoked = { ...current, revokedAt: this.#clock.now() }
+      const revoked = { ...current, revokedAt: this.#changes.clock.now() }
       await tx.updateClient(revoked)
       await audit({ actor, action: 'client.revoke', target: id, details: { name: current.name } })
       return revoked
     })
-    await this.#onCommit()
     return client
   }
 }
@@ -164,8 +149,8 @@ async function liveClient(tx: Tx, id: string): Promise<Client> {
   return current
 }
 
-/** A client's policy as the audit log records it: no token hash, nothing secret. */
-function policyOf(client: Client) {
+/** What a client may do, as API answers show it (absent optional limits as null). */
+export function clientPolicy(client: Client) {
   return {
     keysets: client.keysets,
     scopes: client.scopes,
@@ -173,6 +158,10 @@ function policyOf(client: Client) {
     maxTtl: client.maxTtl,
     subjects: client.subjects ?? null,
     requiredClaims: client.requiredClaims ?? null,
-    identity: client.identity ?? null,
   }
+}
+
+/** A client's policy as the audit log records it: no token hash, nothing secret. */
+function policyOf(client: Client) {
+  return { ...clientPolicy(client), identity: client.identity ?? null }
 }

@@ -1,16 +1,10 @@
-import { auditedTransaction, type AuditSink } from '../audit/recorder.js'
-import type { Clock } from '../clock.js'
+import { AuditedChanges, type AuditedChangeOptions } from '../audit/recorder.js'
 import { Conflict, IssuerNotFound } from '../errors.js'
 import type { Issuer } from '../keys/model.js'
-import type { Storage, Tx } from '../storage/types.js'
+import type { Tx } from '../storage/types.js'
 import { applyIssuerChange, checkNewIssuer, type IssuerInput, type IssuerPatch } from './issuer-policy.js'
 
-export interface IssuerServiceOptions {
-  storage: Storage
-  clock: Clock
-  auditSink?: AuditSink | null
-  onCommit?: () => Promise<void>
-}
+export type IssuerServiceOptions = AuditedChangeOptions
 
 /** What the audit log keeps of an issuer: its policy, not a whole key set or certificate. */
 function auditDetails(issuer: Issuer): Record<string, unknown> {
@@ -33,63 +27,51 @@ async function refuseTakenIss(tx: Tx, iss: string, except: string | null): Promi
 
 /** Trusted workload-token issuers (docs/workload-identity.md); every change is audited. */
 export class IssuerService {
-  readonly #storage: Storage
-  readonly #clock: Clock
-  readonly #auditSink: AuditSink | null
-  readonly #onCommit: () => Promise<void>
+  readonly #changes: AuditedChanges
 
   constructor(options: IssuerServiceOptions) {
-    this.#storage = options.storage
-    this.#clock = options.clock
-    this.#auditSink = options.auditSink ?? null
-    this.#onCommit = options.onCommit ?? (async () => {})
-  }
-
-  #audited<T>(work: Parameters<typeof auditedTransaction<T>>[3]): Promise<T> {
-    return auditedTransaction(this.#storage, this.#auditSink, () => this.#clock.now(), work)
+    this.#changes = new AuditedChanges(options)
   }
 
   async create(input: IssuerInput, actor: string): Promise<Issuer> {
     const fields = checkNewIssuer(input)
-    const now = this.#clock.now()
+    const now = this.#changes.clock.now()
     const issuer: Issuer = { ...fields, createdAt: now, updatedAt: now }
-    await this.#audited(async (tx, audit) => {
+    await this.#changes.apply(async (tx, audit) => {
       if (await tx.getIssuer(issuer.name)) throw new Conflict(`issuer ${issuer.name} exists`)
       await refuseTakenIss(tx, issuer.issuer, null)
       await tx.insertIssuer(issuer)
       await audit({ actor, action: 'issuer.create', target: issuer.name, details: auditDetails(issuer) })
     })
-    await this.#onCommit()
     return issuer
   }
 
   async list(): Promise<Issuer[]> {
-    return this.#storage.transaction((tx) => tx.listIssuers())
+    return this.#changes.read((tx) => tx.listIssuers())
   }
 
   async get(name: string): Promise<Issuer> {
-    const issuer = await this.#storage.transaction((tx) => tx.getIssuer(name))
+    const issuer = await this.#changes.read((tx) => tx.getIssuer(name))
     if (!issuer) throw new IssuerNotFound(`no issuer ${name}`)
     return issuer
   }
 
   async update(name: string, change: IssuerPatch, actor: string): Promise<Issuer> {
-    const issuer = await this.#audited(async (tx, audit) => {
+    const issuer = await this.#changes.apply(async (tx, audit) => {
       const current = await tx.getIssuer(name)
       if (!current) throw new IssuerNotFound(`no issuer ${name}`)
-      const next: Issuer = { ...current, ...applyIssuerChange(current, change), updatedAt: this.#clock.now() }
+      const next: Issuer = { ...current, ...applyIssuerChange(current, change), updatedAt: this.#changes.clock.now() }
       await refuseTakenIss(tx, next.issuer, name)
       await tx.updateIssuer(next)
       await audit({ actor, action: 'issuer.update', target: name, details: auditDetails(next) })
       return next
     })
-    await this.#onCommit()
     return issuer
   }
 
   /** Deletes an issuer; refused (409) while a live client is bound to it. */
   async remove(name: string, actor: string): Promise<Issuer> {
-    const issuer = await this.#audited(async (tx, audit) => {
+    const issuer = await this.#changes.apply(async (tx, audit) => {
       const current = await tx.getIssuer(name)
       if (!current) throw new IssuerNotFound(`no issuer ${name}`)
       const bound = (await tx.listClients()).filter((client) => client.revokedAt === null && client.identity?.issuer === name)
@@ -98,7 +80,6 @@ export class IssuerService {
       await audit({ actor, action: 'issuer.delete', target: name, details: auditDetails(current) })
       return current
     })
-    await this.#onCommit()
     return issuer
   }
 }

@@ -1,9 +1,9 @@
-import { auditedTransaction, type Audit, type AuditSink } from '../audit/recorder.js'
+import { AuditedChanges, type Audit, type AuditedChangeOptions } from '../audit/recorder.js'
 import type { Clock } from '../clock.js'
 import type { MasterKey } from '../crypto/master-key.js'
 import { Conflict, InvalidRequest, KeyNotFound, KeysetNotFound, Sealed } from '../errors.js'
 import { isDatabaseMasterKey, MASTER_KEY_CHECK, REKEYED_DATABASE } from './master-key-check.js'
-import type { Storage, Tx } from '../storage/types.js'
+import type { Tx } from '../storage/types.js'
 import type { Backends, NewKey } from './backend.js'
 import { activate, activeKey, nextPending, planDue, revoke, writeOrder, type Changes } from './lifecycle.js'
 import type { KeyRecord, Keyset } from './model.js'
@@ -11,14 +11,9 @@ import { effectivePrepublish, newKeyset, patchKeyset, type KeysetInput, type Key
 
 export type RotationMode = 'scheduled' | 'immediate'
 
-export interface KeyServiceOptions {
-  storage: Storage
+export interface KeyServiceOptions extends AuditedChangeOptions {
   backends: Backends
-  clock: Clock
   jwksMaxAge: number
-  auditSink?: AuditSink | null
-  /** Called after every committed change, so the in-memory view catches up at once. */
-  onCommit?: () => Promise<void>
   /**
    * The master key new private keys are sealed under. A change is refused (503
    * sealed) when the database now belongs to another master key (a rewrap by
@@ -37,33 +32,27 @@ export interface KeyServiceOptions {
  * opens; a key made for a change that turns out not to be needed is discarded.
  */
 export class KeyService {
-  readonly #storage: Storage
+  readonly #changes: AuditedChanges
   readonly #backends: Backends
   readonly #clock: Clock
   readonly #jwksMaxAge: number
-  readonly #auditSink: AuditSink | null
-  readonly #onCommit: () => Promise<void>
   readonly #masterKey: MasterKey | null
 
   constructor(options: KeyServiceOptions) {
-    this.#storage = options.storage
+    this.#changes = new AuditedChanges(options)
     this.#backends = options.backends
     this.#clock = options.clock
     this.#jwksMaxAge = options.jwksMaxAge
-    this.#auditSink = options.auditSink ?? null
-    this.#onCommit = options.onCommit ?? (async () => {})
     this.#masterKey = options.masterKey ?? null
   }
 
   async #transact<T>(work: (tx: Tx, audit: Audit) => Promise<T>): Promise<T> {
-    const result = await auditedTransaction(this.#storage, this.#auditSink, () => this.#clock.now(), async (tx, audit) => {
+    return this.#changes.apply(async (tx, audit) => {
       if (this.#masterKey && !isDatabaseMasterKey(this.#masterKey, await tx.getMeta(MASTER_KEY_CHECK))) {
         throw new Sealed(`${REKEYED_DATABASE}: restart with the new master key; nothing was changed`)
       }
       return work(tx, audit)
     })
-    await this.#onCommit()
-    return result
   }
 
   prepublishOf(keyset: Keyset): number {
@@ -71,7 +60,7 @@ export class KeyService {
   }
 
   async listKeysets(): Promise<{ keyset: Keyset; activeKid: string | null }[]> {
-    return this.#storage.transaction(async (tx) => {
+    return this.#changes.read(async (tx) => {
       const keys = await tx.listKeys()
       return (await tx.listKeysets()).map((keyset) => ({
         keyset,
@@ -81,7 +70,7 @@ export class KeyService {
   }
 
   async getKeyset(name: string): Promise<{ keyset: Keyset; activeKid: string | null }> {
-    return this.#storage.transaction(async (tx) => {
+    return this.#changes.read(async (tx) => {
       const keyset = await requireKeyset(tx, name)
       return { keyset, activeKid: activeKey(await tx.listKeys(name))?.kid ?? null }
     })
@@ -89,11 +78,11 @@ export class KeyService {
 
   /** A keyset and its keys, read together. */
   async listKeys(name: string): Promise<{ keyset: Keyset; keys: KeyRecord[] }> {
-    return this.#storage.transaction(async (tx) => ({ keyset: await requireKeyset(tx, name), keys: await tx.listKeys(name) }))
+    return this.#changes.read(async (tx) => ({ keyset: await requireKeyset(tx, name), keys: await tx.listKeys(name) }))
   }
 
   async getKey(kid: string): Promise<KeyRecord> {
-    const key = await this.#storage.transaction((tx) => tx.getKey(kid))
+    const key = await this.#changes.read((tx) => tx.getKey(kid))
     if (!key) throw new KeyNotFound(`no key ${kid}`)
     return key
   }
@@ -123,7 +112,7 @@ export class KeyService {
   /** Creates the keyset if it does not exist (`signet serve` on an empty database). */
   async ensureKeyset(input: KeysetInput, actor: string): Promise<boolean> {
     const { name } = input
-    const exists = await this.#storage.transaction(async (tx) => (await tx.getKeyset(name)) !== null)
+    const exists = await this.#changes.read(async (tx) => (await tx.getKeyset(name)) !== null)
     if (exists) return false
     try {
       await this.createKeyset(input, actor)
@@ -155,7 +144,7 @@ export class KeyService {
    * after prepublish; `immediate` activates it now and retires the active key.
    */
   async rotate(name: string, mode: RotationMode, actor: string): Promise<KeyRecord> {
-    const keyset = await this.#storage.transaction((tx) => requireKeyset(tx, name))
+    const keyset = await this.#changes.read((tx) => requireKeyset(tx, name))
     const fresh = await this.#backends[keyset.backend].generate(keyset)
     return this.#addKey(keyset, fresh, mode, actor, 'key.rotate')
   }
@@ -197,7 +186,7 @@ export class KeyService {
    */
   async revoke(kid: string, reason: string, actor: string): Promise<KeyRecord> {
     if (typeof reason !== 'string' || reason.length > 512) throw new InvalidRequest('reason must be a string of at most 512 characters')
-    const before = await this.#storage.transaction(async (tx) => {
+    const before = await this.#changes.read(async (tx) => {
       const key = await tx.getKey(kid)
       if (!key) return null
       return { key, keyset: (await tx.getKeyset(key.keyset))!, keys: await tx.listKeys(key.keyset) }
@@ -247,7 +236,7 @@ export class KeyService {
    */
   async tick(actor = 'scheduler'): Promise<number> {
     const now = this.#clock.now()
-    const view = await this.#storage.snapshot()
+    const view = await this.#changes.storage.snapshot()
     let count = 0
     for (const keyset of view.keysets) {
       const keys = view.keys.filter((key) => key.keyset === keyset.name)
