@@ -1,7 +1,6 @@
 import type { Config } from '../config.js'
-import { ConfigError } from '../errors.js'
 import { jwksDocument, publishedKeys } from '../keys/jwks.js'
-import type { Client, Keyset } from '../keys/model.js'
+import type { Keyset } from '../keys/model.js'
 import { effectivePrepublish } from '../keys/policy.js'
 import type { RotationMode } from '../keys/service.js'
 import {
@@ -10,9 +9,8 @@ import {
 } from '../schemas/index.js'
 import { checkBody } from '../schemas/validate.js'
 import { presentAuditPage, presentClient, presentIssuer, presentKey, presentKeyset } from '../present.js'
-import type { Storage } from '../storage/types.js'
 import type { AdminApi, AuditPage, ClientView, IssuerView, JwksView, KeysetView, KeyView } from './admin-api.js'
-import { cliActor, commandLogger, readKeyset, withSignet, withStorage } from './context.js'
+import { cliActor, readKeyset, withSignet, withStorage } from './context.js'
 
 /**
  * The admin commands on the database directly, with the services the server uses.

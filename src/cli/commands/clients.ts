@@ -2,6 +2,7 @@ import { InvalidArgumentError, type Command } from 'commander'
 import type { AdminApi, ClientView } from '../admin-api.js'
 import { UsageError, duration, inFlagTerms, list, repeatable } from '../args.js'
 import { printJson, printLines, printTable, shortTime } from '../output.js'
+import { adminAction } from '../admin-action.js'
 import { commandGroup } from '../group.js'
 
 /** The API's field names as the flags that set them, for error messages. */
@@ -128,12 +129,7 @@ export function registerClients(program: Command): void {
     .command('list')
     .description('list clients (never their tokens)')
     .option('--json', 'print the list as JSON')
-    .action(async (options: { json?: boolean }, command: Command) => {
-      const { adminApi } = await import('../admin-api.js')
-      const list = await (await adminApi(command)).listClients()
-      if (options.json) printJson({ clients: list })
-      else printClients(list)
-    })
+    .action(adminAction((api) => api.listClients(), { json: (list) => ({ clients: list }), text: printClients }))
 
   clients
     .command('update')

@@ -2,6 +2,7 @@ import { Option, type Command } from 'commander'
 import { ALGORITHMS } from '../../crypto/algorithms.js'
 import { list, UsageError, wholeNumber } from '../args.js'
 import { printJson, printLines, printTable, shortTime } from '../output.js'
+import { adminAction } from '../admin-action.js'
 import { commandGroup } from '../group.js'
 import type { IssuerView } from '../admin-api.js'
 
@@ -82,12 +83,7 @@ export function registerIssuers(program: Command): void {
     .command('list')
     .description('list trusted issuers')
     .option('--json', 'print the list as JSON')
-    .action(async (options: { json?: boolean }, command: Command) => {
-      const { adminApi } = await import('../admin-api.js')
-      const list = await (await adminApi(command)).listIssuers()
-      if (options.json) printJson({ issuers: list })
-      else printIssuers(list)
-    })
+    .action(adminAction((api) => api.listIssuers(), { json: (list) => ({ issuers: list }), text: printIssuers }))
 
   issuers
     .command('remove')

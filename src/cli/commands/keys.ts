@@ -1,4 +1,5 @@
 import type { Command } from 'commander'
+import { adminAction } from '../admin-action.js'
 import type { KeyView } from '../admin-api.js'
 import { inWords, printJson, printLines, printTable, shortTime, timeAndDistance } from '../output.js'
 import { commandGroup } from '../group.js'
@@ -25,13 +26,7 @@ export function registerKeys(program: Command): void {
     .description('list the keys of a keyset (default: SIGNET_DEFAULT_KEYSET), every state')
     .argument('[keyset]', 'keyset name')
     .option('--json', 'print the list as JSON')
-    .action(async (name: string | undefined, options: { json?: boolean }, command: Command) => {
-      const { adminApi } = await import('../admin-api.js')
-      const api = await adminApi(command)
-      const list = await api.listKeys(name ?? api.defaultKeyset)
-      if (options.json) printJson({ keys: list })
-      else printKeys(list)
-    })
+    .action(adminAction((api, name?: string) => api.listKeys(name ?? api.defaultKeyset), { json: (list) => ({ keys: list }), text: printKeys }))
 
   keys
     .command('rotate')

@@ -3,6 +3,7 @@ import { RSA_BITS } from '../../crypto/algorithms.js'
 import type { KeysetView } from '../admin-api.js'
 import { UsageError, algorithm, duration, durationOrDefault, inFlagTerms } from '../args.js'
 import { printJson, printLines, printTable } from '../output.js'
+import { adminAction } from '../admin-action.js'
 import { commandGroup } from '../group.js'
 import { KEYSET_NAME_PATTERN } from '../../schemas/keyset-name.js'
 
@@ -81,12 +82,7 @@ export function registerKeysets(program: Command): void {
     .command('list')
     .description('list keysets with their policy and active kid')
     .option('--json', 'print the list as JSON')
-    .action(async (options: { json?: boolean }, command: Command) => {
-      const { adminApi } = await import('../admin-api.js')
-      const list = await (await adminApi(command)).listKeysets()
-      if (options.json) printJson({ keysets: list })
-      else printKeysets(list)
-    })
+    .action(adminAction((api) => api.listKeysets(), { json: (list) => ({ keysets: list }), text: printKeysets }))
 
   policyOptions(
     keysets.command('create').description('create a keyset; its first key is active at once').argument('<name>', `keyset name, ${KEYSET_NAME_PATTERN}`),

@@ -1,5 +1,6 @@
 import type { Command } from 'commander'
-import { printJson } from '../output.js'
+import { adminAction } from '../admin-action.js'
+import { keysetStatus, printStatus } from '../status.js'
 
 export function registerStatus(program: Command): void {
   program
@@ -7,15 +8,14 @@ export function registerStatus(program: Command): void {
     .description('per keyset: the active kid and its age, the next rotation, pending keys and when they activate, retired keys and when they leave the JWKS')
     .argument('[keyset]', 'only this keyset (default: every keyset)')
     .option('--json', 'print the status as JSON')
-    .action(async (name: string | undefined, options: { json?: boolean }, command: Command) => {
-      const { adminApi } = await import('../admin-api.js')
-      const { keysetStatus, printStatus } = await import('../status.js')
-      const api = await adminApi(command)
+    .action(adminAction(async (api, name?: string) => {
       const keysets = name === undefined ? await api.listKeysets() : [await api.getKeyset(name)]
       const now = Date.now()
       const statuses = []
       for (const keyset of keysets) statuses.push(keysetStatus(keyset, await api.listKeys(keyset.name), now))
-      if (options.json) printJson({ now: new Date(now).toISOString(), keysets: statuses })
-      else printStatus(statuses, now)
-    })
+      return { now, statuses }
+    }, {
+      json: ({ now, statuses }) => ({ now: new Date(now).toISOString(), keysets: statuses }),
+      text: ({ now, statuses }) => printStatus(statuses, now),
+    }))
 }
