@@ -167,13 +167,10 @@ export function registerClients(program: Command): void {
     .description('revoke a client: its token stops working (a running server within 2 s)')
     .argument('<client>', 'the client id, or the name of exactly one live client')
     .option('--json', 'print the revoked client as JSON')
-    .action(async (idOrName: string, options: { json?: boolean }, command: Command) => {
-      const { adminApi } = await import('../admin-api.js')
-      const api = await adminApi(command)
-      const client = await api.revokeClient((await findClient(api, idOrName)).id)
-      if (options.json) printJson(client)
-      else printClients([client])
-    })
+    .action(adminAction(async (api, idOrName: string) => api.revokeClient((await findClient(api, idOrName)).id), {
+      json: (client) => client,
+      text: (client) => printClients([client]),
+    }))
 }
 
 interface UpdateOptions {

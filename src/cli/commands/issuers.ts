@@ -90,10 +90,8 @@ export function registerIssuers(program: Command): void {
     .description('stop trusting an issuer (refused while live clients are bound to it)')
     .argument('<name>', 'the issuer name')
     .option('--json', 'print the removed issuer as JSON')
-    .action(async (name: string, options: { json?: boolean }, command: Command) => {
-      const { adminApi } = await import('../admin-api.js')
-      const issuer = await (await adminApi(command)).removeIssuer(name)
-      if (options.json) printJson(issuer)
-      else printLines(`Removed issuer ${issuer.name} (${issuer.issuer}).`)
-    })
+    .action(adminAction((api, name: string) => api.removeIssuer(name), {
+      json: (issuer) => issuer,
+      text: (issuer) => printLines(`Removed issuer ${issuer.name} (${issuer.issuer}).`),
+    }))
 }
