@@ -1,7 +1,7 @@
 import { execFile, spawn } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { join, relative } from 'node:path'
 import { promisify } from 'node:util'
 import { afterAll, describe, expect, it } from 'vitest'
 import { childEnv, REPO, waitReady } from './helpers.js'
@@ -78,6 +78,35 @@ describe('README', () => {
       expect(line).toMatch(/=REPLACE_WITH_/)
     }
     expect(example).toContain('openssl rand -base64 32')
+  })
+
+  it('names every file and folder of src/ in its Layout tree, and nothing that is not there, and every folder of test/', () => {
+    const section = readme.slice(readme.indexOf('\n### Layout\n'), readme.indexOf('\n## More documentation'))
+    const tree = /```text\n([\s\S]*?)```/.exec(section)![1]!
+    // Each line: an indented name (two spaces a level), then what it holds. A folder
+    // line may name the files it holds in its description (`sqlite/  ...: index.ts, migrations.ts`).
+    const named = new Set<string>()
+    const parents: string[] = []
+    for (const line of tree.split('\n').filter((l) => l.trim() !== '')) {
+      const [, indent, name, description = ''] = /^( *)(\S+)(?: +(.*))?$/.exec(line)!
+      const depth = indent!.length / 2
+      expect(Number.isInteger(depth) && depth <= parents.length, line).toBe(true)
+      parents.length = depth
+      const path = [...parents, name!.replace(/\/$/, '')].join('/')
+      named.add(path)
+      if (name!.endsWith('/')) {
+        parents.push(name!.replace(/\/$/, ''))
+        for (const [file] of description.matchAll(/\b[\w-]+\.ts\b/g)) named.add(`${path}/${file}`)
+      }
+    }
+    const entries = readdirSync(join(REPO, 'src'), { recursive: true, withFileTypes: true })
+      .map((entry) => relative(REPO, join(entry.parentPath, entry.name)).split('\\').join('/'))
+      // The console's browser code is named by its folder only.
+      .filter((path) => !path.startsWith('src/console/web/'))
+    expect([...named].sort()).toEqual(['src', ...entries].sort())
+    for (const folder of readdirSync(join(REPO, 'test'), { withFileTypes: true }).filter((entry) => entry.isDirectory())) {
+      expect(section, `test/${folder.name}`).toContain(`\`${folder.name}\``)
+    }
   })
 })
 
