@@ -93,12 +93,15 @@ interface KeyIndex {
 
 /**
  * Imports the keys a JWK Set publishes for one of Signet's algorithms (its `alg`
- * member); any other key (no `alg`, HMAC, unparsable) can verify nothing and is left out.
+ * member) and for signatures: any other key (no `alg`, HMAC, `use` other than
+ * `sig`, `key_ops` without `verify`, unparsable) can verify nothing and is left out.
  */
 async function indexKeys(set: JSONWebKeySet): Promise<KeyIndex> {
   const index: KeyIndex = { byKid: new Map(), all: [] }
   await Promise.all(set.keys.map(async (jwk) => {
     if (typeof jwk.alg !== 'string' || !(ALGORITHMS as readonly string[]).includes(jwk.alg)) return
+    if (jwk.use !== undefined && jwk.use !== 'sig') return
+    if (jwk.key_ops !== undefined && !(Array.isArray(jwk.key_ops) && jwk.key_ops.includes('verify'))) return
     const published = await importJWK(jwk, jwk.alg).then((key) => ({ alg: jwk.alg!, key }), () => null)
     if (published === null) return
     index.all.push(published)

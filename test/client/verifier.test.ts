@@ -125,6 +125,20 @@ describe('createVerifier', () => {
       await expectCode(createVerifier({ jwksUrl: jwks.url }).verify(await impostor.sign({})), 'invalid_signature')
     })
 
+    it('a token of a published key marked for another use (use other than sig, key_ops without verify)', async () => {
+      const token = await es256.sign({ sub: 'user-42' })
+      for (const marks of [{ use: 'enc' }, { key_ops: ['encrypt'] }, { key_ops: 'verify' }]) {
+        jwks.keys = [{ ...es256.jwk, ...marks } as typeof es256.jwk, rs256.jwk]
+        await expectCode(createVerifier({ jwksUrl: jwks.url }).verify(token), 'unknown_kid')
+        await expectCode(createVerifier({ jwksUrl: jwks.url, algorithms: ['ES256'] }).verify(token), 'unknown_kid')
+      }
+      // The same key marked for verifying, or not marked at all, verifies.
+      for (const marks of [{ key_ops: ['verify'] }, { use: undefined }]) {
+        jwks.keys = [{ ...es256.jwk, ...marks } as typeof es256.jwk]
+        expect((await createVerifier({ jwksUrl: jwks.url }).verify(token)).payload.sub).toBe('user-42')
+      }
+    })
+
     it('alg none and HMAC tokens made with the public key as secret, without fetching the JWK Set', async () => {
       const verifier = createVerifier({ jwksUrl: jwks.url })
       const unsecured = new UnsecuredJWT({ sub: 'admin' }).setExpirationTime('5m').encode()
