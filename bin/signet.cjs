@@ -14,10 +14,14 @@ process.env.UV_THREADPOOL_SIZE ??= String(Math.max(2, availableParallelism()))
 // at run time does nothing (measured: new space stayed at 128 MB). The serving
 // commands therefore re-exec this same process (same pid, no child) with the flag,
 // once, unless it or NODE_OPTIONS already names one. README, Performance.
+// Not when a parent talks to this process over an IPC channel (a supervisor's
+// fork()): execve would close it. Not under Node's permission model without
+// --allow-child-process, which refuses execve: the process then runs as it is.
 const SEMI_SPACE_FLAG = '--max-semi-space-size=8'
 const serving = ['serve', 'dev'].includes(process.argv[2])
 const semiSpaceGiven = process.execArgv.some((arg) => arg.startsWith('--max-semi-space-size')) || /--max-semi-space-size/.test(process.env.NODE_OPTIONS ?? '')
-if (serving && !semiSpaceGiven && typeof process.execve === 'function') {
+const canReexec = typeof process.execve === 'function' && typeof process.send !== 'function' && process.permission?.has('child') !== false
+if (serving && !semiSpaceGiven && canReexec) {
   process.execve(process.execPath, [process.execPath, SEMI_SPACE_FLAG, ...process.execArgv, __filename, ...process.argv.slice(2)], process.env)
 }
 import('../dist/cli/index.js')

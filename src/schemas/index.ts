@@ -128,7 +128,8 @@ export const signBody = Type.Object({ keyset: Optional(Type.String()), ...signIt
 })
 
 export type SignItem = Static<typeof signItem>
-const signItem = Type.Object(signItemProperties, { additionalProperties: false })
+// errorMessage speaks only for the object's own type (required and unknown members have messages of their own).
+const signItem = Type.Object(signItemProperties, { additionalProperties: false, errorMessage: 'must be an object { "claims", "ttl"?, "header"? }' })
 
 export const signedToken = Type.Object({
   token: Type.String(),
@@ -351,7 +352,7 @@ export const clientListAnswer = Type.Object({ clients: Optional(Type.Array(clien
 // ---- admin: workload-identity issuers (docs/workload-identity.md)
 
 const issuerTextMessage = `must be a non-empty string of at most ${ISSUER_LIMITS.text} characters without control characters`
-const issuerText = (options: { description?: string; format?: string } = {}) =>
+const issuerText = (options: { description?: string; format?: string; errorMessage?: string } = {}) =>
   Type.String({ minLength: 1, maxLength: ISSUER_LIMITS.text, pattern: NO_CONTROL, errorMessage: issuerTextMessage, ...options })
 const jwksMessage = `must be a JWK Set: { "keys": [ 1 to ${ISSUER_LIMITS.keys} public keys ] }`
 const issuerJwks = Type.Object({
@@ -362,7 +363,11 @@ const issuerAlgorithmsMessage = `must be a non-empty list of ${ALGORITHMS.join('
 
 const issuerPolicyProperties = {
   issuer: issuerText({ description: 'the exact iss of its tokens; unique' }),
-  jwksUri: Optional(nullable(issuerText({ format: 'uri', description: 'https, or http to a loopback address only' }))),
+  jwksUri: Optional(nullable(issuerText({
+    format: 'uri',
+    description: 'https, or http to a loopback address only',
+    errorMessage: `must be an absolute URL of at most ${ISSUER_LIMITS.text} characters without control characters`,
+  }))),
   jwks: Optional(nullable(issuerJwks)),
   audiences: Type.Array(Type.String({ minLength: 1, maxLength: ISSUER_LIMITS.text, pattern: NO_CONTROL, errorMessage: issuerAudiencesMessage }), {
     minItems: 1, maxItems: ISSUER_LIMITS.audiences, description: 'accepted aud values, e.g. ["signet"]', errorMessage: issuerAudiencesMessage,

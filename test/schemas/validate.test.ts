@@ -44,6 +44,7 @@ describe('one validator for the API and the CLI', () => {
     ['POST', '/v1/admin/keysets', createKeysetBody, { name: 'ok', maxTtl: 0 }, /^maxTtl must be a whole number of seconds from 1 to/],
     ['POST', '/v1/admin/keysets', createKeysetBody, { name: 'ok', rsaBits: 1024 }, /^rsaBits must be 2048, 3072 or 4096$/],
     ['POST', '/v1/admin/issuers', createIssuerBody, { name: 'k8s', issuer: 'https://k8s', audiences: [], jwksUri: 'https://k8s/jwks' }, /^audiences must be a list of 1 to 100/],
+    ['POST', '/v1/admin/issuers', createIssuerBody, { name: 'k8s', issuer: 'https://k8s', audiences: ['signet'], jwksUri: 'not a url' }, /^jwksUri must be an absolute URL of at most 2048 characters/],
   ]
 
   it.each(cases)('%s %s refuses %j with the message the CLI gives', async (method, path, schema, body, detail) => {
@@ -60,6 +61,7 @@ describe('one validator for the API and the CLI', () => {
     const token = (await h.createClient({ scopes: ['sign'] })).token
     const response = await h.request('POST', '/v1/sign/batch', { token, body })
     expect(response.json()).toMatchObject({ code: 'invalid_request', index: 1, detail: 'item 1: ttl must be a whole number of seconds, at least 1' })
+    expect(refusal(signBatchBody, { items: [{ claims: {} }, 'x'] })).toEqual({ detail: 'item 1: the item must be an object { "claims", "ttl"?, "header"? }', index: 1 })
   })
 
   it('accepts what the schema allows and fills in defaults', () => {
