@@ -53,6 +53,17 @@ const CONNECTION_LOST = new Set([
   0x190, // CKR_CRYPTOKI_NOT_INITIALIZED
 ])
 
+/**
+ * Errors after which the module itself may need a reset (C_Finalize, C_Initialize):
+ * a lost connection, and the catch-all failures SoftHSM2 answers with, once its
+ * token came back, until the module is initialized again.
+ */
+const RESET_AFTER = new Set([
+  ...CONNECTION_LOST,
+  0x05, // CKR_GENERAL_ERROR
+  0x06, // CKR_FUNCTION_FAILED
+])
+
 interface Connection {
   generation: number
   slot: Handle
@@ -326,7 +337,7 @@ export class Pkcs11MasterKey implements MasterKey {
       // Many modules see a token that came back only after C_Finalize and C_Initialize.
       // At most one reset a PRESENCE_CHECK_MS: a reset finalizes the module under any call in
       // progress, so resetting after every failed call could keep every next call failing.
-      else if ((error instanceof Pkcs11Fault || CONNECTION_LOST.has(pkcs11Code(error) ?? -1)) && Date.now() - this.#resetAt >= PRESENCE_CHECK_MS) {
+      else if ((error instanceof Pkcs11Fault || RESET_AFTER.has(pkcs11Code(error) ?? -1)) && Date.now() - this.#resetAt >= PRESENCE_CHECK_MS) {
         this.#resetAt = Date.now()
         void this.#library.reset(seen).catch(() => {})
       }
