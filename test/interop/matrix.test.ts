@@ -7,7 +7,7 @@ import { JwksClient } from 'jwks-rsa'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createVerifier, SignetClient } from '../../src/client/index.js'
 import { tempDir } from '../helpers/harness.js'
-import { startLiveSignet, type LiveSignet } from './live.js'
+import { startLiveSignet, type LiveSignet } from '../helpers/live-server.js'
 import { ALGORITHMS, ecdsaRawToDer, jwkToPem, keysetFor, missingTool, run, tamper, verifyWithPyJwt, type TokenSet } from './tokens.js'
 
 /**

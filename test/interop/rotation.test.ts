@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { createRemoteJWKSet, decodeJwt, jwtVerify } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createVerifier, SignetClient } from '../../src/client/index.js'
-import { startLiveSignet, type LiveSignet } from './live.js'
+import { startLiveSignet, type LiveSignet } from '../helpers/live-server.js'
 
 /**
  * Acceptance 3 of issue 4: while an app server signs continuously and verifiers with
