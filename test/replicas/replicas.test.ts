@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { advisoryLockKey, advisoryLockRow } from '../../src/storage/postgres/locks.js'
 import { newAdminToken, newMasterKey } from '../helpers/harness.js'
 import { createTestSchema, pgBaseUrl, PG_SKIP, type TestSchema } from '../storage/postgres-fixture.js'
-import { call, ensureBuilt, startReplica, type ReplicaProcess } from './cluster.js'
+import { call, requireBuild, startReplica, type ReplicaProcess } from './cluster.js'
 import { within } from '../helpers/wait.js'
 
 /**
@@ -71,7 +71,7 @@ suite('three replicas on one PostgreSQL database', () => {
   }
 
   beforeAll(async () => {
-    await ensureBuilt()
+    requireBuild()
     db = await createTestSchema('signet_replicas')
     const env = { SIGNET_MASTER_KEY: masterKey, SIGNET_ADMIN_TOKEN: adminToken, SIGNET_DATABASE_URL: db.url }
     // All three at the same instant on an empty schema: migrations, initialisation and
