@@ -42,6 +42,8 @@ export interface IssuerKeysOptions {
   clock: Clock
   /** A fetch failed; the last good set (if any) stays in use. */
   onFetchError?: (error: Error) => void
+  /** How long a fetch may take; FETCH_TIMEOUT_MS by default (tests shorten it). */
+  fetchTimeoutMs?: number
 }
 
 /** Seconds of Cache-Control max-age, bounded; no-store/no-cache count as the minimum. */
@@ -71,6 +73,7 @@ export class IssuerKeys {
   readonly #uri: string | null
   readonly #agent: Agent | null
   readonly #onFetchError: (error: Error) => void
+  readonly #timeoutMs: number
   #set: LocalSet | null = null
   #expiresAt = 0
   /** When the last fetch started (-Infinity: never), for the cooldown. */
@@ -82,6 +85,8 @@ export class IssuerKeys {
   constructor(options: IssuerKeysOptions) {
     this.#clock = options.clock
     this.#onFetchError = options.onFetchError ?? (() => {})
+    this.#timeoutMs = options.fetchTimeoutMs ?? FETCH_TIMEOUT_MS
+    const timeout = this.#timeoutMs
     if ('jwks' in options.source) {
       this.#uri = null
       this.#agent = null
@@ -92,9 +97,9 @@ export class IssuerKeys {
       // A private CA replaces the default roots for this endpoint only.
       const ca = options.source.caCertificate
       this.#agent = new Agent({
-        connect: { timeout: FETCH_TIMEOUT_MS, ...(ca ? { ca } : {}) },
-        headersTimeout: FETCH_TIMEOUT_MS,
-        bodyTimeout: FETCH_TIMEOUT_MS,
+        connect: { timeout, ...(ca ? { ca } : {}) },
+        headersTimeout: timeout,
+        bodyTimeout: timeout,
         keepAliveTimeout: 1_000,
       })
     }
@@ -135,7 +140,7 @@ export class IssuerKeys {
       method: 'GET',
       dispatcher: this.#agent!,
       headers: { accept: 'application/jwk-set+json, application/json' },
-      signal: AbortSignal.timeout(FETCH_TIMEOUT_MS),
+      signal: AbortSignal.timeout(this.#timeoutMs),
     })
     // A body left unread or cut short is destroyed, which undici reports as an 'error'
     // event; the failure is already reported by the read below, so that event is not an error of its own.

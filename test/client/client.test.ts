@@ -1,7 +1,7 @@
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { SignetClient, SignetClientError } from '../../src/client/index.js'
-import { startLiveSignet, type LiveSignet } from '../interop/live.js'
+import { startLiveSignet, type LiveSignet } from '../helpers/live-server.js'
 
 async function refusal(promise: Promise<unknown>): Promise<SignetClientError> {
   const error = await promise.then(() => null, (caught: unknown) => caught)

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { SignetClient } from '../../src/client/index.js'
 import { tempDir } from '../helpers/harness.js'
 import { kubernetesClaims, issuerKey, TestIssuer } from '../identity/test-issuer.js'
-import { startLiveSignet, type LiveSignet } from '../interop/live.js'
+import { startLiveSignet, type LiveSignet } from '../helpers/live-server.js'
 
 // The example is plain JavaScript importing the built package (`signet` -> dist/client);
 // `npm test` builds first (pretest).

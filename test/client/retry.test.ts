@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { SignetClient, SignetClientError } from '../../src/client/index.js'
 import { backoffDelay, isConnectionError, nextDelay, retryAfterMs } from '../../src/client/retry.js'
-import { startLiveSignet, type LiveSignet } from '../interop/live.js'
+import { startLiveSignet, type LiveSignet } from '../helpers/live-server.js'
 
 /** Timers on a busy shared machine fire late; a deadline is checked with this much slack. */
 const DEADLINE_SLACK_MS = 250

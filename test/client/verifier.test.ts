@@ -1,6 +1,6 @@
 import { createHmac, createPublicKey, KeyObject, randomBytes, sign } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { exportPKCS8, importPKCS8, SignJWT, UnsecuredJWT } from 'jose'
+import { decodeJwt, decodeProtectedHeader, exportPKCS8, importPKCS8, SignJWT, UnsecuredJWT, type JWTPayload } from 'jose'
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
 import { createVerifier, VerificationError, type VerificationErrorCode } from '../../src/client/index.js'
 import { cacheControlMaxAge } from '../../src/client/verifier.js'
@@ -18,6 +18,19 @@ async function expectCode(promise: Promise<unknown>, code: VerificationErrorCode
   const error = await failure(promise)
   expect(error.code).toBe(code)
   return error
+}
+
+/**
+ * A verification that succeeded answers exactly the payload that was signed (sub,
+ * aud, iss, iat, exp and the rest) and its protected header, and an exp still ahead
+ * (or within `toleranceS`).
+ */
+async function expectVerified(result: Promise<{ payload: JWTPayload; header: object }>, token: string, toleranceS = 0): Promise<JWTPayload> {
+  const { payload, header } = await result
+  expect(payload).toEqual(decodeJwt(token))
+  expect(header).toEqual(decodeProtectedHeader(token))
+  expect(payload.exp).toBeGreaterThan(Math.floor(Date.now() / 1000) - toleranceS - 1)
+  return payload
 }
 
 describe('createVerifier', () => {
@@ -44,8 +57,10 @@ describe('createVerifier', () => {
     it('a token of a published key, answering its payload and header, from one cached JWKS fetch', async () => {
       const verifier = createVerifier({ jwksUrl: jwks.url })
       for (const key of [es256, rs256, es256]) {
-        const { payload, header } = await verifier.verify(await key.sign({ sub: 'user-42', role: 'admin' }))
-        expect(payload).toMatchObject({ sub: 'user-42', role: 'admin' })
+        const token = await key.sign({ sub: 'user-42', role: 'admin' })
+        const { payload, header } = await verifier.verify(token)
+        expect(payload).toEqual(decodeJwt(token))
+        expect(payload).toMatchObject({ sub: 'user-42', role: 'admin', exp: expect.any(Number) })
         expect(header).toMatchObject({ alg: key.alg, kid: key.kid })
       }
       expect(jwks.fetches).toBe(1)
@@ -53,19 +68,21 @@ describe('createVerifier', () => {
 
     it('iss and aud when they match the options', async () => {
       const verifier = createVerifier({ jwksUrl: new URL(jwks.url), issuer: 'https://issuer.example', audience: ['api', 'web'] })
-      const { payload } = await verifier.verify(await es256.sign({ iss: 'https://issuer.example', aud: 'web' }))
-      expect(payload.aud).toBe('web')
+      const token = await es256.sign({ sub: 'user-42', iss: 'https://issuer.example', aud: 'web' })
+      const payload = await expectVerified(verifier.verify(token), token)
+      expect(payload).toMatchObject({ sub: 'user-42', iss: 'https://issuer.example', aud: 'web' })
     })
 
     it('any iss and aud when the options do not name them', async () => {
       const verifier = createVerifier({ jwksUrl: jwks.url })
-      await expect(verifier.verify(await es256.sign({ iss: 'anyone', aud: 'anything' }))).resolves.toBeTruthy()
+      const token = await es256.sign({ sub: 'user-7', iss: 'anyone', aud: 'anything' })
+      expect(await expectVerified(verifier.verify(token), token)).toMatchObject({ sub: 'user-7', iss: 'anyone', aud: 'anything' })
     })
 
     it('a token expired less than clockTolerance ago', async () => {
       const expiredAMinuteAgo = await es256.sign({}, {}, Math.floor(Date.now() / 1000) - 60)
       await expectCode(createVerifier({ jwksUrl: jwks.url }).verify(expiredAMinuteAgo), 'expired')
-      await expect(createVerifier({ jwksUrl: jwks.url, clockTolerance: 120 }).verify(expiredAMinuteAgo)).resolves.toBeTruthy()
+      await expectVerified(createVerifier({ jwksUrl: jwks.url, clockTolerance: 120 }).verify(expiredAMinuteAgo), expiredAMinuteAgo, 120)
     })
   })
 
@@ -156,7 +173,8 @@ describe('createVerifier', () => {
       const verifier = createVerifier({ jwksUrl: jwks.url, algorithms: ['RS256'] })
       await expectCode(verifier.verify(await es256.sign({})), 'alg_not_allowed')
       expect(jwks.fetches).toBe(0)
-      await expect(verifier.verify(await rs256.sign({}))).resolves.toBeTruthy()
+      const allowed = await rs256.sign({ sub: 'user-rs' })
+      expect(await expectVerified(verifier.verify(allowed), allowed)).toMatchObject({ sub: 'user-rs' })
     })
 
     it('by default, an algorithm no published key has (PS256 with an RS256 key)', async () => {
@@ -183,7 +201,8 @@ describe('createVerifier', () => {
     it('a token whose typ differs from the typ option', async () => {
       const verifier = createVerifier({ jwksUrl: jwks.url, typ: 'at+jwt' })
       expect((await expectCode(verifier.verify(await es256.sign({})), 'invalid_claims')).claim).toBe('typ')
-      await expect(verifier.verify(await es256.sign({}, { typ: 'at+jwt' }))).resolves.toBeTruthy()
+      const accessToken = await es256.sign({ sub: 'user-at' }, { typ: 'at+jwt' })
+      expect(await expectVerified(verifier.verify(accessToken), accessToken)).toMatchObject({ sub: 'user-at' })
     })
 
     it('an unknown crit header', async () => {
@@ -211,7 +230,7 @@ describe('createVerifier', () => {
       expect(jwks.fetches).toBe(1)
       jwks.status = 200
       await sleep(1050)
-      await expect(verifier.verify(token)).resolves.toBeTruthy() // recovers once the endpoint does
+      await expectVerified(verifier.verify(token), token) // recovers once the endpoint does
       await expectCode(createVerifier({ jwksUrl: 'http://127.0.0.1:9/jwks.json' }).verify(await es256.sign({})), 'jwks_unavailable')
     })
   })
@@ -227,7 +246,8 @@ describe('createVerifier', () => {
       for (let i = 0; i < 50; i++) await expectCode(verifier.verify(await madeUp()), 'unknown_kid')
       expect(jwks.fetches).toBe(2)
       // Real tokens keep verifying from the cache.
-      await expect(verifier.verify(await es256.sign({}))).resolves.toBeTruthy()
+      const real = await es256.sign({ sub: 'user-42' })
+      await expectVerified(verifier.verify(real), real)
       expect(jwks.fetches).toBe(2)
     })
 
@@ -236,7 +256,8 @@ describe('createVerifier', () => {
       await verifier.verify(await es256.sign({}))
       const fresh = await makeKey('ES256', 'key-rotated')
       jwks.keys = [...jwks.keys, fresh.jwk]
-      await expect(verifier.verify(await fresh.sign({}))).resolves.toBeTruthy()
+      const rotated = await fresh.sign({ sub: 'user-42' })
+      await expectVerified(verifier.verify(rotated), rotated)
       expect(jwks.fetches).toBe(2)
     })
 
@@ -251,7 +272,7 @@ describe('createVerifier', () => {
       await expectCode(verifier.verify(token), 'unknown_kid') // still cooling down
       expect(jwks.fetches).toBe(2)
       await sleep(350)
-      await expect(verifier.verify(token)).resolves.toBeTruthy()
+      await expectVerified(verifier.verify(token), token)
       expect(jwks.fetches).toBe(3)
     })
 
@@ -268,7 +289,7 @@ describe('createVerifier', () => {
       await expectCode(verifier.verify(withoutKid), 'alg_not_allowed')
       expect(jwks.fetches).toBe(2)
       await sleep(350)
-      expect((await verifier.verify(token)).payload.sub).toBe('with-kid')
+      expect(await expectVerified(verifier.verify(token), token)).toMatchObject({ sub: 'with-kid' })
       expect((await verifier.verify(withoutKid)).payload.sub).toBe('without-kid')
       expect(jwks.fetches).toBe(3)
     })
@@ -279,7 +300,7 @@ describe('createVerifier', () => {
       const token = await es256.sign({})
       await verifier.verify(token)
       jwks.keys = [rs256.jwk, outsider.jwk] // es256 revoked, another ES256 key published
-      await expect(verifier.verify(token)).resolves.toBeTruthy() // cached
+      await expectVerified(verifier.verify(token), token) // cached
       await sleep(1100)
       await expectCode(verifier.verify(token), 'unknown_kid')
       // The refresh after max-age, and one refetch for the kid it no longer has.
@@ -325,7 +346,7 @@ describe('createVerifier', () => {
     it('a known kid still verifies, with its payload checked in full; the stale use is counted and logged once', async () => {
       const { verifier, log } = await expiredDuringOutage()
       const token = await es256.sign({ aud: 'api', sub: 'user-42' })
-      for (let i = 0; i < 5; i++) expect((await verifier.verify(token)).payload.sub).toBe('user-42')
+      for (let i = 0; i < 5; i++) expect((await expectVerified(verifier.verify(token), token)).sub).toBe('user-42')
       expect((await verifier.verify(await rs256.sign({ aud: 'api' }))).header.kid).toBe('key-rs256')
       expect(verifier.staleVerifications).toBe(6)
       // Stale keys, but every claim is still checked.
@@ -360,7 +381,8 @@ describe('createVerifier', () => {
       jwks.status = 200
       await sleep(1050) // past the one-second pause after a failed fetch
       await verifier.verify(await es256.sign({ aud: 'api' })) // the background refetch happens here
-      await expect(verifier.verify(await fresh.sign({ aud: 'api' }))).resolves.toBeTruthy()
+      const recovered = await fresh.sign({ aud: 'api', sub: 'user-42' })
+      expect(await expectVerified(verifier.verify(recovered), recovered)).toMatchObject({ aud: 'api', sub: 'user-42' })
       await verifier.verify(await es256.sign({ aud: 'api' }))
       expect(verifier.staleVerifications).toBeLessThanOrEqual(2)
       expect(log.lines.map((line) => line.level)).toEqual(['warn', 'info'])
@@ -370,7 +392,7 @@ describe('createVerifier', () => {
     it('past staleIfErrorMs every token is refused, and that is logged at error once', async () => {
       const { verifier, log } = await expiredDuringOutage({ staleIfErrorMs: 400 })
       const token = await es256.sign({ aud: 'api' })
-      await expect(verifier.verify(token)).resolves.toBeTruthy()
+      await expectVerified(verifier.verify(token), token)
       await sleep(500)
       for (let i = 0; i < 3; i++) await expectCode(verifier.verify(token), 'jwks_unavailable')
       await sleep(1050)

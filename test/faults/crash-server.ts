@@ -1,6 +1,8 @@
 /**
  * A Signet server for the crash test (test/faults/crash.test.ts), meant to be
- * killed with SIGKILL at any moment: `node --import tsx crash-server.ts`.
+ * killed with SIGKILL at any moment: `node crash-server.ts`. Node strips the types
+ * itself and the code is the build's (dist/, made by `npm test`'s pretest): no tsx
+ * compiling src/ on each of the thirty starts, which was most of the test's time.
  *
  * Its clock runs CRASH_SPEED times faster than real time from CRASH_T0 (virtual)
  * at CRASH_REAL0 (real), computed from the wall clock so every restart, and the
@@ -10,9 +12,9 @@
  * scheduler activates, retires and destroys them. Logs go to stdout as JSON lines.
  */
 import pino from 'pino'
-import { buildApp } from '../../src/app.js'
-import { loadConfig } from '../../src/config.js'
-import { Signet } from '../../src/runtime.js'
+import { buildApp } from '../../dist/app.js'
+import { loadConfig } from '../../dist/config.js'
+import { Signet } from '../../dist/runtime.js'
 
 const speed = Number(process.env.CRASH_SPEED)
 const t0 = Number(process.env.CRASH_T0)

@@ -2,11 +2,12 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import type { JSONWebKeySet } from 'jose'
-import { afterAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { MasterKey } from '../../src/crypto/master-key.js'
 import { SqliteStorage } from '../../src/storage/sqlite/index.js'
 import type { Snapshot } from '../../src/storage/types.js'
 import { newAdminToken, newMasterKey, tempDir } from '../helpers/harness.js'
+import { requireBuild } from '../cli/helpers.js'
 import { LeakWatch, watchPrivateKey } from '../helpers/secrets.js'
 import { checkAuditChain, checkIssuedTokens, checkStoredKeys, type IssuedToken } from './guarantees.js'
 
@@ -43,6 +44,7 @@ describe('crashes: SIGKILL at random moments', () => {
   const virtualNow = () => Math.floor(t0 + (Date.now() - real0) * SPEED)
   let running: Running | null = null
 
+  beforeAll(() => requireBuild()) // the server runs from dist/
   afterAll(async () => {
     if (running) {
       running.child.kill('SIGKILL')
@@ -52,7 +54,7 @@ describe('crashes: SIGKILL at random moments', () => {
   })
 
   function start(): Running {
-    const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE], {
+    const child = spawn(process.execPath, [FIXTURE], {
       cwd: ROOT,
       stdio: ['pipe', 'pipe', 'pipe'],
       env: {

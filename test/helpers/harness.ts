@@ -1,30 +1,16 @@
 import { join } from 'node:path'
-import { Writable } from 'node:stream'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
-import pino from 'pino'
 import { buildApp } from '../../src/app.js'
 import { ManualClock, type Clock } from '../../src/clock.js'
 import { loadConfig, type Config } from '../../src/config.js'
 import { Signet, type SignetOptions } from '../../src/runtime.js'
 import type { Storage } from '../../src/storage/types.js'
+import { listenOnLoopback } from './live-server.js'
+import { captureLogs } from './logs.js'
 import { LeakWatch, watchPrivateKey } from './secrets.js'
 import { newAdminToken, newMasterKey, tempDir } from './temp.js'
 
-export { newAdminToken, newMasterKey, tempDir }
-
-/** A log sink that keeps every line, for the leak scan and for assertions. */
-export function captureLogs(watch?: LeakWatch) {
-  const lines: string[] = []
-  const stream = new Writable({
-    write(chunk, _encoding, done) {
-      const text = chunk.toString()
-      lines.push(text)
-      watch?.record(text)
-      done()
-    },
-  })
-  return { lines, logger: pino({ level: 'debug' }, stream) }
-}
+export { captureLogs, newAdminToken, newMasterKey, tempDir }
 
 export interface HarnessOptions {
   env?: Record<string, string>
@@ -119,12 +105,8 @@ export async function createHarness(options: HarnessOptions = {}) {
     for (const key of snapshot.keys) if (key.privateKey) watchPrivateKey(watch, mk, { ...key, privateKey: key.privateKey })
   }
 
-  /** Listens on a free loopback port, for verifiers that fetch the JWKS over HTTP. */
-  async function listen(): Promise<string> {
-    await app.listen({ host: '127.0.0.1', port: 0 })
-    const address = app.server.address() as { port: number }
-    return `http://127.0.0.1:${address.port}`
-  }
+  /** Puts this harness's app (inject and manual clock included) on a free loopback port, for clients that need a URL. */
+  const listen = (): Promise<string> => listenOnLoopback(app)
 
   async function close(): Promise<void> {
     await app.close()

@@ -1,13 +1,13 @@
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { createVerifier as createFastJwtVerifier } from 'fast-jwt'
-import { createRemoteJWKSet, jwtVerify } from 'jose'
+import { createRemoteJWKSet, decodeJwt, jwtVerify } from 'jose'
 import jsonwebtoken from 'jsonwebtoken'
 import { JwksClient } from 'jwks-rsa'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createVerifier, SignetClient } from '../../src/client/index.js'
 import { tempDir } from '../helpers/harness.js'
-import { startLiveSignet, type LiveSignet } from './live.js'
+import { startLiveSignet, type LiveSignet } from '../helpers/live-server.js'
 import { ALGORITHMS, ecdsaRawToDer, jwkToPem, keysetFor, missingTool, run, tamper, verifyWithPyJwt, type TokenSet } from './tokens.js'
 
 /**
@@ -62,7 +62,10 @@ describe('interop: Signet tokens with independent verifiers', () => {
       await expect(jwtVerify(set().tamperedSignature, remote, { algorithms: [alg] })).rejects.toMatchObject({ code: 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED' })
 
       const verifier = createVerifier({ jwksUrl: jwksUrl(alg), audience: AUDIENCE })
-      expect((await verifier.verify(set().valid)).payload.sub).toBe('user-42')
+      const verified = await verifier.verify(set().valid)
+      expect(verified.payload).toEqual(decodeJwt(set().valid))
+      expect(verified.payload).toMatchObject({ sub: 'user-42', aud: AUDIENCE, role: 'reader' })
+      expect(verified.payload.exp! - verified.payload.iat!).toBe(600)
       await expect(verifier.verify(set().tamperedPayload)).rejects.toMatchObject({ code: 'invalid_signature' })
       await expect(verifier.verify(set().tamperedSignature)).rejects.toMatchObject({ code: 'invalid_signature' })
     })

@@ -1,8 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises'
-import { createRemoteJWKSet, jwtVerify } from 'jose'
+import { createRemoteJWKSet, decodeJwt, jwtVerify } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createVerifier, SignetClient } from '../../src/client/index.js'
-import { startLiveSignet, type LiveSignet } from './live.js'
+import { startLiveSignet, type LiveSignet } from '../helpers/live-server.js'
 
 /**
  * Acceptance 3 of issue 4: while an app server signs continuously and verifiers with
@@ -59,7 +59,8 @@ describe('scheduled rotations seen by app servers', () => {
       }
       issued.push(token)
       try {
-        await verifier.verify(token)
+        const { payload } = await verifier.verify(token)
+        if (payload.sub !== `user-${n}`) verifyFailures.push(`createVerifier #${n}: answered sub ${String(payload.sub)}`)
       } catch (error) {
         verifyFailures.push(`createVerifier #${n} (key ${kids.length}): ${(error as Error).message}`)
       }
@@ -88,7 +89,12 @@ describe('scheduled rotations seen by app servers', () => {
     // Every token issued is still verifiable now, by a verifier that starts cold.
     const cold = createVerifier({ jwksUrl, algorithms: ['ES256'] })
     const late: string[] = []
-    for (const token of issued) await cold.verify(token).catch((error: Error) => late.push(error.message))
+    for (const token of issued) {
+      await cold.verify(token).then(
+        ({ payload }) => { if (payload.sub !== decodeJwt(token).sub || typeof payload.exp !== 'number') late.push(`answered ${JSON.stringify(payload)}`) },
+        (error: Error) => late.push(error.message),
+      )
+    }
     expect(late).toEqual([])
     expect(issued.length).toBeGreaterThan(ROTATIONS * 5)
   })

@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { importX509, jwtVerify } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { SignetClient } from '../../src/client/index.js'
-import { startLiveSignet, type LiveSignet } from './live.js'
+import { startLiveSignet, type LiveSignet } from '../helpers/live-server.js'
 import { tempDir } from '../helpers/harness.js'
 import { ALGORITHMS, missingTool, run } from './tokens.js'
 

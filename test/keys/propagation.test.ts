@@ -4,6 +4,7 @@ import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createHarness, type Harness } from '../helpers/harness.js'
 import { within } from '../helpers/wait.js'
+import { requireBuild } from '../cli/helpers.js'
 
 const run = promisify(execFile)
 const FIXTURE = join(import.meta.dirname, '../fixtures/other-process.ts')
@@ -17,6 +18,7 @@ describe('changes made by another process', () => {
   let signer: string
 
   beforeAll(async () => {
+    requireBuild() // the other process runs from dist/
     h = await createHarness({ clock: { now: () => Date.now() } })
     signer = (await h.createClient({ scopes: ['sign'] })).token
     h.signet.start()
@@ -28,7 +30,7 @@ describe('changes made by another process', () => {
   })
 
   async function other(action: string, arg?: string): Promise<any> {
-    const { stdout } = await run(process.execPath, ['--import', 'tsx', FIXTURE, action, ...(arg ? [arg] : [])], {
+    const { stdout } = await run(process.execPath, [FIXTURE, action, ...(arg ? [arg] : [])], {
       env: { PATH: process.env.PATH, SIGNET_MASTER_KEY: h.masterKey, SIGNET_DB: join(h.dir, 'signet.db'), SIGNET_LOG_LEVEL: 'silent' },
       cwd: join(import.meta.dirname, '../..'),
     })

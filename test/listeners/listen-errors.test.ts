@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadConfig } from '../../src/config.js'
 import { ConfigError } from '../../src/errors.js'
 import { startServer } from '../../src/server.js'
-import { captureLogs, newAdminToken, newMasterKey, tempDir } from '../helpers/harness.js'
+import { captureLogs, newMasterKey, tempDir } from '../helpers/harness.js'
+import { startLiveSignet } from '../helpers/live-server.js'
 
 /**
  * A listener that cannot start stops the start with a message naming the variable
@@ -57,16 +58,10 @@ describe('listen failures name their variable', () => {
   })
 
   it('an IPv6 SIGNET_HOST listens, and discovery names it in brackets', async () => {
-    const adminToken = newAdminToken()
-    const server = await startServer(config({ SIGNET_HOST: '::1', SIGNET_PORT: '0', SIGNET_ADMIN_TOKEN: adminToken }), captureLogs().logger)
+    const server = await startLiveSignet({ SIGNET_HOST: '::1' })
     try {
       expect(server.url).toMatch(/^http:\/\/\[::1\]:\d+$/)
-      const created = await fetch(`${server.url}/v1/admin/keysets`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ name: 'with-issuer', issuer: 'https://issuer.example' }),
-      })
-      expect(created.status).toBe(201)
+      expect((await server.admin('POST', '/v1/admin/keysets', { name: 'with-issuer', issuer: 'https://issuer.example' })).status).toBe(201)
       const discovery = await (await fetch(`${server.url}/keysets/with-issuer/.well-known/openid-configuration`)).json() as { jwks_uri: string }
       expect(discovery.jwks_uri).toBe(`${server.url}/keysets/with-issuer/jwks.json`)
       expect((await fetch(discovery.jwks_uri)).status).toBe(200)

@@ -1,8 +1,5 @@
-import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { loadConfig } from '../../src/config.js'
-import { startServer, type RunningServer } from '../../src/server.js'
-import { captureLogs, newAdminToken, newMasterKey, tempDir } from '../helpers/harness.js'
+import { startLiveSignet, type LiveSignet } from '../helpers/live-server.js'
 import { LeakWatch } from '../helpers/secrets.js'
 
 /** Every route that must not exist on the public listener, with a plausible request for each. */
@@ -35,11 +32,9 @@ const INTERNAL_ROUTES: [method: string, path: string, body?: unknown][] = [
 ]
 
 describe('the public listener (SIGNET_PUBLIC_PORT)', () => {
-  const dir = tempDir()
   const watch = new LeakWatch()
-  const logs = captureLogs(watch)
-  const adminToken = watch.secret('the admin token', newAdminToken())
-  let server: RunningServer
+  let server: LiveSignet
+  let adminToken: string
   let clientToken: string
   let internal: string
   let external: string
@@ -55,14 +50,8 @@ describe('the public listener (SIGNET_PUBLIC_PORT)', () => {
   }
 
   beforeAll(async () => {
-    server = await startServer(loadConfig({
-      SIGNET_MASTER_KEY: watch.secret('the master key', newMasterKey()),
-      SIGNET_ADMIN_TOKEN: adminToken,
-      SIGNET_DB: join(dir.path, 'signet.db'),
-      SIGNET_HOST: '127.0.0.1',
-      SIGNET_PORT: '0',
-      SIGNET_PUBLIC_PORT: '0',
-    }), logs.logger)
+    server = await startLiveSignet({ SIGNET_HOST: '127.0.0.1', SIGNET_PUBLIC_PORT: '0' }, { watch })
+    adminToken = server.adminToken
     internal = server.url
     expect(server.publicUrl).not.toBeNull()
     external = server.publicUrl!
@@ -76,7 +65,6 @@ describe('the public listener (SIGNET_PUBLIC_PORT)', () => {
   afterAll(async () => {
     await server?.close()
     watch.assertClean()
-    dir.remove()
   })
 
   it('answers 404 to every internal route: sign, verify, admin, metrics and docs', async () => {

@@ -1,6 +1,6 @@
 import { connect, type Socket } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startLiveSignet, type LiveSignet } from '../interop/live.js'
+import { startLiveSignet, type LiveSignet } from '../helpers/live-server.js'
 import { parseHead } from '../helpers/raw-http.js'
 import { within } from '../helpers/wait.js'
 

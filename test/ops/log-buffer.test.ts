@@ -5,6 +5,7 @@ import pino from 'pino'
 import { afterAll, describe, expect, it } from 'vitest'
 import { createLogger, LOG_BUFFER_LIMIT } from '../../src/logger.js'
 import { tempDir } from '../helpers/harness.js'
+import { requireBuild } from '../cli/helpers.js'
 
 /**
  * When nobody reads the service's stdout (a stalled log collector), log lines are
@@ -40,11 +41,12 @@ describe('a log reader that stops reading', () => {
   })
 
   it('does not keep the process from exiting: the last lines wait for the reader only a moment', async () => {
+    requireBuild() // the child logs through the build's logger
     const fifo = join(dir.path, 'stdout-at-exit')
     execFileSync('mkfifo', [fifo])
     const fd = openSync(fifo, constants.O_RDWR | constants.O_NONBLOCK)
     const started = Date.now()
-    const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '../fixtures/log-then-exit.ts')], { stdio: ['ignore', fd, 'inherit'] })
+    const child = spawn(process.execPath, [join(import.meta.dirname, '../fixtures/log-then-exit.ts')], { stdio: ['ignore', fd, 'inherit'] })
     const code = await new Promise<number | null>((resolve) => {
       const kill = setTimeout(() => child.kill('SIGKILL'), 30_000)
       child.once('exit', (exitCode) => {

@@ -4,7 +4,7 @@ import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose'
 import { Agent, Client } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { cliJson, fileTempDir, getJson, requireBuild, startServe } from '../cli/helpers.js'
-import { startLiveSignet } from '../interop/live.js'
+import { startLiveSignet } from '../helpers/live-server.js'
 import { congested } from '../helpers/congested.js'
 
 /**

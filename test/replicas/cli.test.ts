@@ -12,7 +12,7 @@ import { PostgresStorage } from '../../src/storage/postgres/index.js'
 import { cliJson, runCli } from '../cli/helpers.js'
 import { createHarness, tempDir } from '../helpers/harness.js'
 import { createTestSchema, pgBaseUrl, PG_SKIP, urlForSchema, type TestSchema } from '../storage/postgres-fixture.js'
-import { call, ensureBuilt, startReplica, type ReplicaProcess } from './cluster.js'
+import { call, requireBuild, startReplica, type ReplicaProcess } from './cluster.js'
 import { within } from '../helpers/wait.js'
 
 const run = promisify(execFile)
@@ -30,7 +30,7 @@ suite('signet CLI on PostgreSQL', () => {
   let replica: ReplicaProcess | null = null
 
   beforeAll(async () => {
-    await ensureBuilt()
+    requireBuild()
     db = await createTestSchema('signet_cli')
   }, 60_000)
   afterAll(async () => {

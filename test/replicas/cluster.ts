@@ -1,20 +1,7 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process'
-import { existsSync } from 'node:fs'
-import { join } from 'node:path'
-import { createInterface } from 'node:readline'
-import { promisify } from 'node:util'
+import type { ChildProcess } from 'node:child_process'
+import { spawnCli } from '../cli/helpers.js'
 
-const ROOT = join(import.meta.dirname, '../..')
-export const CLI = join(ROOT, 'dist/cli/index.js')
-
-/** `npm test` builds first (pretest); a bare `vitest run` of this directory builds here if dist/ is missing. */
-export async function ensureBuilt(): Promise<void> {
-  if (existsSync(CLI)) return
-  await promisify(execFile)('npx', ['tsc', '-p', '.'], { cwd: ROOT, timeout: 120_000 }).catch(() => {
-    // tsc exits non-zero on type errors elsewhere but still emits; the check below decides.
-  })
-  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run npx tsc -p . first`)
-}
+export { requireBuild } from '../cli/helpers.js'
 
 export interface LogLine {
   level: number
@@ -23,13 +10,13 @@ export interface LogLine {
   [key: string]: unknown
 }
 
-/** One `signet serve` child process. */
+/** One `signet serve` child process, a replica of the service. */
 export interface ReplicaProcess {
   readonly name: string
   readonly child: ChildProcess
   readonly url: string
+  /** Its pino JSON log lines, as they arrive. */
   readonly logs: LogLine[]
-  readonly stderr: string[]
   /** Whether its last lease log line says it holds the scheduler lease. */
   leaseHeld(): boolean
   alive(): boolean
@@ -38,63 +25,36 @@ export interface ReplicaProcess {
 }
 
 /**
- * Starts `node dist/cli/index.js serve` with exactly the given SIGNET_* variables
- * (nothing else from this process leaks in) on a free port, and resolves once it
- * listens. Its pino JSON log lines are kept for assertions.
+ * Starts `signet serve` (the built binary, through spawnCli: no SIGNET_* of this
+ * process leaks in) with the given SIGNET_* variables on a free port, and resolves
+ * once it listens. What it adds to startServe: a name, and the lease it holds.
  */
-export function startReplica(name: string, env: Record<string, string>, timeoutMs = 30_000): Promise<ReplicaProcess> {
-  const child = spawn(process.execPath, [CLI, 'serve'], {
-    env: { PATH: process.env.PATH ?? '', SIGNET_HOST: '127.0.0.1', SIGNET_PORT: '0', SIGNET_LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  const logs: LogLine[] = []
-  const stderr: string[] = []
+export async function startReplica(name: string, env: Record<string, string>, timeoutMs = 30_000): Promise<ReplicaProcess> {
+  const running = spawnCli(['serve'], { env: { SIGNET_HOST: '127.0.0.1', SIGNET_PORT: '0', SIGNET_LOG_LEVEL: 'info', ...env } })
   let exited = false
-  const exit = new Promise<void>((resolve) => child.once('exit', () => {
-    exited = true
-    resolve()
-  }))
-  createInterface({ input: child.stderr! }).on('line', (line) => stderr.push(line))
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL')
-      reject(new Error(`replica ${name} did not start within ${timeoutMs} ms: ${stderr.join('\n')}`))
-    }, timeoutMs)
-    void exit.then(() => {
-      clearTimeout(timer)
-      reject(new Error(`replica ${name} exited before listening: ${stderr.join('\n')}`))
-    })
-    createInterface({ input: child.stdout! }).on('line', (text) => {
-      let line: LogLine
-      try {
-        line = JSON.parse(text) as LogLine
-      } catch {
-        return
-      }
-      logs.push(line)
-      if (line.msg === 'signet listening' && typeof line.url === 'string') {
-        clearTimeout(timer)
-        const url = line.url
-        resolve({
-          name,
-          child,
-          url,
-          logs,
-          stderr,
-          leaseHeld: () => {
-            const last = logs.filter((l) => l.msg.startsWith('scheduler lease')).at(-1)
-            return last?.msg.startsWith('scheduler lease taken') ?? false
-          },
-          alive: () => !exited,
-          stop: async (signal: NodeJS.Signals = 'SIGTERM') => {
-            if (exited) return
-            child.kill(signal)
-            await exit
-          },
-        })
-      }
-    })
-  })
+  void running.exited.then(() => { exited = true })
+  let url: string
+  try {
+    url = await running.waitFor((line) => (line.includes('"signet listening"') ? (JSON.parse(line) as { url: string }).url : undefined), timeoutMs)
+  } catch (error) {
+    await running.stop('SIGKILL')
+    throw new Error(`replica ${name} did not start: ${(error as Error).message}`)
+  }
+  const logs = running.logs as LogLine[]
+  return {
+    name,
+    child: running.child,
+    url,
+    logs,
+    leaseHeld: () => {
+      const last = logs.filter((l) => l.msg.startsWith('scheduler lease')).at(-1)
+      return last?.msg.startsWith('scheduler lease taken') ?? false
+    },
+    alive: () => !exited,
+    stop: async (signal: NodeJS.Signals = 'SIGTERM') => {
+      await running.stop(signal)
+    },
+  }
 }
 
 /** fetch against a replica, answering status, headers, text and (when JSON) the parsed body. */

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { advisoryLockKey, advisoryLockRow } from '../../src/storage/postgres/locks.js'
 import { newAdminToken, newMasterKey } from '../helpers/harness.js'
 import { createTestSchema, pgBaseUrl, PG_SKIP, type TestSchema } from '../storage/postgres-fixture.js'
-import { call, ensureBuilt, startReplica, type ReplicaProcess } from './cluster.js'
+import { call, requireBuild, startReplica, type ReplicaProcess } from './cluster.js'
 import { TcpProxy } from './proxy.js'
 import { within } from '../helpers/wait.js'
 
@@ -28,7 +28,7 @@ suite('PostgreSQL outage under two replicas', () => {
   const adminToken = newAdminToken()
 
   beforeAll(async () => {
-    await ensureBuilt()
+    requireBuild()
     db = await createTestSchema('signet_outage')
     proxy = new TcpProxy(db.url)
     await proxy.listen()

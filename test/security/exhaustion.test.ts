@@ -7,6 +7,7 @@ import { MasterKey } from '../../src/crypto/master-key.js'
 import { SoftwareBackend, type KeyBackend } from '../../src/keys/backend.js'
 import { buildApp } from '../../src/app.js'
 import { createHarness, newMasterKey, type Harness } from '../helpers/harness.js'
+import { listenOnLoopback } from '../helpers/live-server.js'
 import { issue, makeCa } from '../tls/certs.js'
 import { within } from '../helpers/wait.js'
 import { expectProblem } from './helpers.js'
@@ -200,8 +201,7 @@ describe('resource exhaustion', () => {
     const server = issue(ca, [{ shortName: 'CN', value: '127.0.0.1' }], 'server')
     const app = await buildApp(h.signet, { https: { key: server.keyPem, cert: server.certPem } })
     try {
-      await app.listen({ host: '127.0.0.1', port: 0 })
-      const { port } = app.server.address() as { port: number }
+      const port = Number(new URL(await listenOnLoopback(app, 'https')).port)
       const slow = await Promise.all(Array.from({ length: 20 }, () => new Promise<{ received: string; closed: boolean }>((resolve, reject) => {
         const state = { received: '', closed: false }
         const socket = tlsConnect({ host: '127.0.0.1', port, ca: ca.certPem, servername: 'localhost' }, () => {

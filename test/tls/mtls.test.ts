@@ -4,10 +4,11 @@ import { join } from 'node:path'
 import { createLocalJWKSet, jwtVerify } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { SignetClient } from '../../src/client/index.js'
-import { loadConfig, type Config } from '../../src/config.js'
+import { loadConfig } from '../../src/config.js'
 import { ConfigError } from '../../src/errors.js'
-import { startServer, type RunningServer } from '../../src/server.js'
-import { captureLogs, createHarness, newAdminToken, newMasterKey, tempDir } from '../helpers/harness.js'
+import { startServer } from '../../src/server.js'
+import { captureLogs, createHarness, newMasterKey, tempDir } from '../helpers/harness.js'
+import { startLiveSignet, type LiveSignet } from '../helpers/live-server.js'
 import { LeakWatch } from '../helpers/secrets.js'
 import { issue, makeCa, type Issued } from './certs.js'
 
@@ -53,9 +54,8 @@ function call(url: string, options: { ca: string; client?: Issued; method?: stri
 describe('HTTPS with a client CA (mutual TLS)', () => {
   const dir = tempDir()
   const watch = new LeakWatch()
-  const logs = captureLogs(watch)
-  const adminToken = watch.secret('the admin token', newAdminToken())
-  let server: RunningServer
+  let server: LiveSignet
+  let adminToken: string
   let ca: Issued
   let otherCa: Issued
   let billingCert: Issued
@@ -82,18 +82,14 @@ describe('HTTPS with a client CA (mutual TLS)', () => {
     rogueCert = issue(otherCa, [{ shortName: 'O', value: 'Acme' }, { shortName: 'CN', value: 'billing-api' }], 'client')
     for (const issued of [server_, billingCert, intruderCert, unboundCert, rogueCert, ca, otherCa]) watch.secret('a TLS private key', issued.keyPem.split('\n')[1]!)
 
-    const config: Config = loadConfig({
-      SIGNET_MASTER_KEY: watch.secret('the master key', newMasterKey()),
-      SIGNET_ADMIN_TOKEN: adminToken,
-      SIGNET_DB: join(dir.path, 'signet.db'),
+    server = await startLiveSignet({
       SIGNET_HOST: '127.0.0.1',
-      SIGNET_PORT: '0',
       SIGNET_PUBLIC_PORT: '0',
       SIGNET_TLS_CERT_FILE: file('server.crt', server_.certPem),
       SIGNET_TLS_KEY_FILE: file('server.key', server_.keyPem),
       SIGNET_TLS_CLIENT_CA_FILE: file('client-ca.crt', ca.certPem),
-    })
-    server = await startServer(config, logs.logger)
+    }, { watch, dir: dir.path })
+    adminToken = server.adminToken
     expect(server.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/)
     expect(server.publicUrl).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/)
 

@@ -4,9 +4,8 @@ import { join } from 'node:path'
 import { connect } from 'node:tls'
 import { Agent } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { loadConfig } from '../../src/config.js'
-import { startServer, type RunningServer } from '../../src/server.js'
-import { captureLogs, newMasterKey, tempDir } from '../helpers/harness.js'
+import { tempDir } from '../helpers/harness.js'
+import { startLiveSignet, type LiveSignet } from '../helpers/live-server.js'
 import { LeakWatch } from '../helpers/secrets.js'
 import { until } from '../cli/helpers.js'
 import { issue, makeCa, type Issued } from './certs.js'
@@ -36,8 +35,7 @@ describe('TLS reload', () => {
   const dir = tempDir()
   const volume = join(dir.path, 'tls')
   const watch = new LeakWatch()
-  const logs = captureLogs(watch)
-  let server: RunningServer
+  let server: LiveSignet
   let first: Issued
   let version = 0
 
@@ -64,14 +62,11 @@ describe('TLS reload', () => {
     rotate(first.certPem, first.keyPem)
     symlinkSync('..data/tls.crt', join(volume, 'tls.crt'))
     symlinkSync('..data/tls.key', join(volume, 'tls.key'))
-    server = await startServer(loadConfig({
-      SIGNET_MASTER_KEY: watch.secret('the master key', newMasterKey()),
-      SIGNET_DB: join(dir.path, 'signet.db'),
-      SIGNET_PORT: '0',
+    server = await startLiveSignet({
       SIGNET_PUBLIC_PORT: '0',
       SIGNET_TLS_CERT_FILE: join(volume, 'tls.crt'),
       SIGNET_TLS_KEY_FILE: join(volume, 'tls.key'),
-    }), logs.logger)
+    }, { watch, dir: dir.path })
   })
 
   afterAll(async () => {
@@ -88,7 +83,7 @@ describe('TLS reload', () => {
     // It is a working certificate: a client trusting only the new CA is served.
     const health = await fetch(`${server.publicUrl}/healthz`, { dispatcher: new Agent({ connect: { ca: second.caPem } }) } as RequestInit)
     expect(health.status).toBe(200)
-    const reloaded = logs.lines.map((line) => JSON.parse(line)).find((line) => line.msg === 'TLS certificate reloaded')
+    const reloaded = server.logs.map((line) => JSON.parse(line)).find((line) => line.msg === 'TLS certificate reloaded')
     expect(reloaded.level).toBe(30)
     expect(reloaded.certificate.fingerprint256).toBe(fingerprintOf(second))
   })
@@ -98,7 +93,7 @@ describe('TLS reload', () => {
     const third = newServerCert('third')
     const fourth = newServerCert('fourth')
     rotate(third.certPem, fourth.keyPem) // the key of another certificate
-    const refused = await until(async () => logs.lines.map((line) => JSON.parse(line)).find((line) => /cannot be used/.test(line.msg)), 5000)
+    const refused = await until(async () => server.logs.map((line) => JSON.parse(line)).find((line) => /cannot be used/.test(line.msg)), 5000)
     expect(refused.value.level).toBe(50)
     expect(refused.value.err.message).toMatch(/SIGNET_TLS_CERT_FILE and SIGNET_TLS_KEY_FILE cannot be used together/)
     expect(await both()).toEqual([current, current])
@@ -123,7 +118,7 @@ describe('TLS reload', () => {
     writeFileSync(join(volume, 'tls.key'), sixth.keyPem)
     writeFileSync(join(volume, 'tls.crt'), sixth.certPem)
     await until(async () => ((await servedFingerprint(server.url)) === fingerprintOf(sixth) ? true : undefined), 5000)
-    const refusals = () => logs.lines.filter((line) => line.includes('cannot be used')).length
+    const refusals = () => server.logs.filter((line) => line.includes('cannot be used')).length
     const before = refusals()
     writeFileSync(join(volume, 'tls.crt'), 'not a certificate')
     await until(async () => (refusals() > before ? true : undefined), 5000)
@@ -135,7 +130,6 @@ describe('TLS reload of the client CA (mutual TLS)', () => {
   it('a rotated SIGNET_TLS_CLIENT_CA_FILE decides which client certificates new connections accept', async () => {
     const dir = tempDir()
     const watch = new LeakWatch()
-    const logs = captureLogs(watch)
     const serverCa = makeCa('server CA')
     const serverCert = issue(serverCa, [{ shortName: 'CN', value: 'localhost' }], 'server')
     const oldClientCa = makeCa('old client CA')
@@ -147,14 +141,11 @@ describe('TLS reload of the client CA (mutual TLS)', () => {
       writeFileSync(join(dir.path, name), content)
       return join(dir.path, name)
     }
-    const server = await startServer(loadConfig({
-      SIGNET_MASTER_KEY: watch.secret('the master key', newMasterKey()),
-      SIGNET_DB: join(dir.path, 'signet.db'),
-      SIGNET_PORT: '0',
+    const server = await startLiveSignet({
       SIGNET_TLS_CERT_FILE: file('tls.crt', serverCert.certPem),
       SIGNET_TLS_KEY_FILE: file('tls.key', serverCert.keyPem),
       SIGNET_TLS_CLIENT_CA_FILE: file('client-ca.crt', oldClientCa.certPem),
-    }), logs.logger)
+    }, { watch, dir: dir.path })
     /** Whether a new connection presenting `client` is let through the handshake and answered. */
     const accepted = async (client: Issued) => {
       const agent = new Agent({ connect: { ca: serverCa.certPem, cert: client.certPem, key: client.keyPem } })
