@@ -458,7 +458,7 @@ describe('SIGNET_WORKERS: shutdown and start failures', () => {
       const exit = await running.exited
       expect(exit.code).toBe(1)
       const stderr = signetStderr(running.stderr())
-      expect(stderr).toHaveLength(1)
+      expect(stderr, running.stderr()).toHaveLength(1)
       expect(stderr[0]).toMatch(new RegExp(`^signet: SIGNET_PORT=${port}: the port is already in use`))
       const forked = [...new Set(running.logs.map((l) => l.pid as number))].filter((pid) => pid !== running.child.pid)
       for (const pid of forked) await within(5000, () => !alive(pid))
