@@ -2,7 +2,7 @@ import { appendFileSync } from 'node:fs'
 import type { Clock } from '../clock.js'
 import type { AuditEvent, AuditInput } from '../keys/model.js'
 import type { Storage, Tx } from '../storage/types.js'
-import { AUDIT_HEAD, chainEvent, sealedAuditHead } from './chain.js'
+import { AUDIT_HEAD, chainEvent, sealedAuditHead, type AuditLink } from './chain.js'
 
 /**
  * Appends `input` to the hash-chained audit log in `tx`: the one place an event is
@@ -54,9 +54,11 @@ export type Audit = (input: Omit<AuditInput, 'at'> & { at?: number }) => Promise
 
 /**
  * Runs `work` in one storage transaction with an `audit` function that appends to
- * the hash-chained log inside the same transaction: the change, its audit row and
- * (on the sealed storage) the log's head commit together or not at all. Committed
- * events then go to the sink.
+ * the hash-chained log inside the same transaction: the change, its audit rows and
+ * (on the sealed storage) the log's head commit together or not at all. The newest
+ * event is read once and the head written once per transaction, however many events
+ * the change records (appendAudit does both per event). Committed events then go to
+ * the sink.
  */
 export async function auditedTransaction<T>(
   storage: Storage,
@@ -67,12 +69,20 @@ export async function auditedTransaction<T>(
   const events: AuditEvent[] = []
   const result = await storage.transaction(async (tx) => {
     events.length = 0
+    const key = tx.auditKey ?? null
+    let previous: AuditLink | null | undefined
     const audit: Audit = async (input) => {
-      const event = await appendAudit(tx, { ...input, at: input.at ?? now() })
+      if (previous === undefined) previous = await tx.lastAudit()
+      const event = chainEvent(previous ?? null, { ...input, at: input.at ?? now() }, key)
+      await tx.insertAudit(event)
+      previous = event
       events.push(event)
       return event
     }
-    return work(tx, audit)
+    const outcome = await work(tx, audit)
+    const newest = events.at(-1)
+    if (key && newest) await tx.setMeta(AUDIT_HEAD, sealedAuditHead(newest, key))
+    return outcome
   })
   sink?.write(events)
   return result
@@ -89,8 +99,8 @@ export interface AuditedChangeOptions {
 
 /**
  * How the admin services (keys, clients, issuers) change state: each change is one
- * audited transaction, and `onCommit` runs once it has committed. Reads go straight
- * to storage.
+ * audited transaction, and `onCommit` runs once it has committed. Reads run in a
+ * storage transaction (which takes the write lock) without an audit.
  */
 export class AuditedChanges {
   readonly storage: Storage

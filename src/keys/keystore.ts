@@ -180,7 +180,7 @@ export class Keystore {
 
   /** Notes storage as failing; reported once per outage, not on every poll. */
   #storageFailed(error: unknown, context: string): void {
-    if (this.#outageGrace.failed(error)) this.#onError(error, context)
+    if (this.#outageGrace.failed()) this.#onError(error, context)
   }
 
   /**

@@ -206,8 +206,8 @@ export function planDue(keyset: Keyset, keys: KeyRecord[], now: number, prepubli
   let newKeyActivatesAt: number | null = null
   if (active && !hasPending) {
     const rotationDue = rotationDueAt(keyset, active)
-    const nextKeyDue = nextKeyDueAt(keyset, active, prepublishSeconds)
-    if (rotationDue !== null && nextKeyDue !== null && now >= nextKeyDue) newKeyActivatesAt = scheduledActivation(rotationDue, now, prepublishSeconds)
+    // The next key is made prepublish before the rotation is due (nextKeyDueAt).
+    if (rotationDue !== null && now >= rotationDue - prepublishSeconds * SECOND) newKeyActivatesAt = scheduledActivation(rotationDue, now, prepublishSeconds)
   }
   return { ...changes, newKeyActivatesAt, needsActiveKey: !active && !hasPending }
 }

@@ -9,7 +9,7 @@ export interface StorageOutage {
 }
 
 /** SIGNET_STORAGE_OUTAGE_GRACE when not set. */
-export const DEFAULT_OUTAGE_GRACE_SECONDS = 300
+const DEFAULT_OUTAGE_GRACE_SECONDS = 300
 
 /**
  * The storage-outage grace. While storage does not answer, signing goes on from
@@ -20,8 +20,8 @@ export const DEFAULT_OUTAGE_GRACE_SECONDS = 300
 export class OutageGrace {
   readonly #clock: Clock
   readonly #graceMs: number
-  /** Why storage last failed; null while it answers. */
-  #error: string | null = null
+  /** True from a failure until storage answers again. */
+  #failing = false
   /** When storage last answered a poll or a refresh. */
   #lastContactAt: number
 
@@ -33,25 +33,25 @@ export class OutageGrace {
 
   /** True while storage answers (no failure since its last answer). */
   get storageAnswers(): boolean {
-    return this.#error === null
+    return !this.#failing
   }
 
   /** Storage answered: any outage is over. */
   answered(): void {
-    this.#error = null
+    this.#failing = false
     this.#lastContactAt = this.#clock.now()
   }
 
   /** Storage failed. True on the first failure of an outage, so it is reported once, not on every poll. */
-  failed(error: unknown): boolean {
-    const first = this.#error === null
-    this.#error = error instanceof Error ? error.message : String(error)
+  failed(): boolean {
+    const first = !this.#failing
+    this.#failing = true
     return first
   }
 
   /** Null while storage answers; else since when it does not and how long signing goes on. */
   outage(): StorageOutage | null {
-    if (this.#error === null) return null
+    if (!this.#failing) return null
     const signingUntil = this.#lastContactAt + this.#graceMs
     return { lastContactAt: this.#lastContactAt, signingUntil, signingStopped: this.#clock.now() >= signingUntil }
   }

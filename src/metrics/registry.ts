@@ -199,15 +199,19 @@ export class SignetMetrics {
   }
 }
 
+function activeKeyOf(live: LiveKeyset) {
+  return live.activeKid === null ? undefined : live.published.find((key) => key.kid === live.activeKid)
+}
+
 function activeKeyActivatedAt(live: LiveKeyset): number | null {
-  if (live.activeKid === null) return null
-  return live.published.find((key) => key.kid === live.activeKid)?.activatedAt ?? null
+  return activeKeyOf(live)?.activatedAt ?? null
 }
 
 /**
- * When the scheduler next changes which key signs: the earliest pending key's
- * activation, or, without a pending key, the automatic rotation that creates one
- * `prepublish` seconds before it is due (lifecycle.nextKeyDueAt, as the scheduler plans it).
+ * When the scheduler next acts on the keyset's keys: the earliest pending key's
+ * activation, or, without a pending key, when automatic rotation creates the next
+ * key, `prepublish` seconds before it is due (lifecycle.nextKeyDueAt, as the
+ * scheduler plans it). Not lifecycle.nextRotationAt, which is when a new key signs.
  */
 export function nextRotationAt(live: LiveKeyset, prepublishSeconds: number): number | null {
   let next: number | null = null
@@ -215,6 +219,6 @@ export function nextRotationAt(live: LiveKeyset, prepublishSeconds: number): num
     if (key.state === 'pending' && key.activatesAt !== null && (next === null || key.activatesAt < next)) next = key.activatesAt
   }
   if (next !== null) return next
-  const active = live.published.find((key) => key.kid === live.activeKid)
+  const active = activeKeyOf(live)
   return active ? nextKeyDueAt(live.keyset, active, prepublishSeconds) : null
 }

@@ -306,14 +306,14 @@ export class Pkcs11MasterKey implements MasterKey {
     })
   }
 
+  /** When the module was last reset after a failure (Date.now()). */
+  #resetAt = 0
+
   /**
    * Runs one operation on the key, connecting first if needed. A lost session or
    * module reset gets one new connection and one retry; anything else is
    * HsmUnavailable (503), never a raw PKCS#11 error. A refused PIN is not sent again.
    */
-  /** When the module was last reset after a failure (Date.now()). */
-  #resetAt = 0
-
   #call<T>(what: string, work: (api: Api, connection: Connection) => T): T {
     if (this.#closed) throw new HsmUnavailable('the master key is closed')
     if (this.#refused) throw new HsmUnavailable(`the HSM master key is unavailable: ${this.#refused}`)
@@ -335,8 +335,8 @@ export class Pkcs11MasterKey implements MasterKey {
     } catch (error) {
       if (error instanceof SettingsProblem) this.#refused = error.summary
       // Many modules see a token that came back only after C_Finalize and C_Initialize.
-      // At most one reset a PRESENCE_CHECK_MS: a reset finalizes the module under any call in
-      // progress, so resetting after every failed call could keep every next call failing.
+      // At most one reset a PRESENCE_CHECK_MS: calls made while a reset runs fail with a
+      // Pkcs11Fault, which would start another reset once it finishes, and so on.
       else if ((error instanceof Pkcs11Fault || RESET_AFTER.has(pkcs11Code(error) ?? -1)) && Date.now() - this.#resetAt >= PRESENCE_CHECK_MS) {
         this.#resetAt = Date.now()
         void this.#library.reset(seen).catch(() => {})
