@@ -8,7 +8,6 @@ import { normaliseSubject } from '../tls/subject.js'
 import { generateToken, hashToken } from './tokens.js'
 
 /** Client fields as the API and the CLI give them, checked against src/schemas. */
-export type { ClientInput, ClientPatch } from '../schemas/index.js'
 
 /** The stored fields of a client that input sets. */
 export type ClientFields = Pick<Client, 'name' | 'keysets' | 'scopes' | 'audiences' | 'maxTtl' | 'certificateSubject' | 'identity'> & {

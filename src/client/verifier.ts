@@ -185,7 +185,8 @@ export function createVerifier(options: VerifierOptions): Verifier {
     throw new TypeError('createVerifier: clockTolerance must be a non-negative number of seconds')
   }
   if (options.typ !== undefined && (typeof options.typ !== 'string' || options.typ.length === 0)) throw new TypeError('createVerifier: typ must be a string')
-  const requiredClaims = options.requiredClaims ?? []
+  // exp is always required; the list is built once, not per token.
+  const requiredClaims = [...new Set(['exp', ...(options.requiredClaims ?? [])])]
   const cooldown = checkDuration('cooldown', options.cooldown, 30_000)
   const cacheMaxAge = checkDuration('cacheMaxAge', options.cacheMaxAge, 600_000)
   const timeout = checkDuration('timeout', options.timeout, 2000)

@@ -34,7 +34,6 @@ const KEY_TYPES = new Set(['RSA', 'EC', 'OKP'])
 const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k']
 
 /** Issuer fields as the API and the CLI give them, checked against src/schemas. */
-export type { IssuerInput, IssuerPatch } from '../schemas/index.js'
 
 const given = (value: unknown): boolean => value !== undefined && value !== null
 

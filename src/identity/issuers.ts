@@ -2,7 +2,8 @@ import { AuditedChanges, type AuditedChangeOptions } from '../audit/recorder.js'
 import { Conflict, IssuerNotFound } from '../errors.js'
 import type { Issuer } from '../keys/model.js'
 import type { Tx } from '../storage/types.js'
-import { applyIssuerChange, checkNewIssuer, type IssuerInput, type IssuerPatch } from './issuer-policy.js'
+import type { IssuerInput, IssuerPatch } from '../schemas/index.js'
+import { applyIssuerChange, checkNewIssuer } from './issuer-policy.js'
 
 export type IssuerServiceOptions = AuditedChangeOptions
 

@@ -33,7 +33,6 @@ import type { KeyService, RotationMode } from './service.js'
 const RSA_IMPORT_BITS = { min: 2048, max: 8192 } as const
 
 /** The import body (src/schemas), its member types already checked by the schema. */
-export type { ImportInput } from '../schemas/index.js'
 
 export type ImportFormat = 'pem' | 'pkcs12' | 'jwk'
 

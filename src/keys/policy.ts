@@ -24,7 +24,6 @@ export const SKEW_SECONDS = 60
 export const MAX_SECONDS = 315_360_000
 
 /** Keyset fields as the API and the CLI give them, checked against src/schemas. */
-export type { KeysetInput, KeysetPatch } from '../schemas/index.js'
 export type KeysetPolicyInput = Omit<KeysetPatch, 'name'>
 
 /** The effective prepublish of a keyset: its own, or max(3600, 2 x JWKS max-age). */

@@ -1,5 +1,4 @@
 import { AuditedChanges, type Audit, type AuditedChangeOptions } from '../audit/recorder.js'
-import type { Clock } from '../clock.js'
 import type { MasterKey } from '../crypto/master-key.js'
 import { Conflict, InvalidRequest, KeyNotFound, KeysetNotFound, Sealed } from '../errors.js'
 import { isDatabaseMasterKey, MASTER_KEY_CHECK, REKEYED_DATABASE } from './master-key-check.js'
@@ -7,7 +6,8 @@ import type { Tx } from '../storage/types.js'
 import type { Backends, NewKey } from './backend.js'
 import { activate, activeKey, nextPending, planDue, revoke, writeOrder, type Changes } from './lifecycle.js'
 import type { KeyRecord, Keyset } from './model.js'
-import { effectivePrepublish, newKeyset, patchKeyset, type KeysetInput, type KeysetPatch } from './policy.js'
+import type { KeysetInput, KeysetPatch } from '../schemas/index.js'
+import { effectivePrepublish, newKeyset, patchKeyset } from './policy.js'
 
 export type RotationMode = 'scheduled' | 'immediate'
 
@@ -34,14 +34,12 @@ export interface KeyServiceOptions extends AuditedChangeOptions {
 export class KeyService {
   readonly #changes: AuditedChanges
   readonly #backends: Backends
-  readonly #clock: Clock
   readonly #jwksMaxAge: number
   readonly #masterKey: MasterKey | null
 
   constructor(options: KeyServiceOptions) {
     this.#changes = new AuditedChanges(options)
     this.#backends = options.backends
-    this.#clock = options.clock
     this.#jwksMaxAge = options.jwksMaxAge
     this.#masterKey = options.masterKey ?? null
   }
@@ -89,7 +87,7 @@ export class KeyService {
 
   /** Creates a keyset with its first key, active at once (docs/api.md, POST /v1/admin/keysets). */
   async createKeyset(input: KeysetInput, actor: string): Promise<{ keyset: Keyset; key: KeyRecord }> {
-    const now = this.#clock.now()
+    const now = this.#changes.clock.now()
     const keyset = newKeyset(input, now)
     const fresh = await this.#backends[keyset.backend].generate(keyset)
     try {
@@ -127,7 +125,7 @@ export class KeyService {
   async updateKeyset(name: string, patch: KeysetPatch, actor: string): Promise<Keyset> {
     return this.#transact(async (tx, audit) => {
       const current = await requireKeyset(tx, name)
-      const next = patchKeyset(current, patch, this.#clock.now())
+      const next = patchKeyset(current, patch, this.#changes.clock.now())
       await tx.updateKeyset(next)
       const active = activeKey(await tx.listKeys(name))
       if (active && next.maxTtl > active.maxTtlSeen) {
@@ -159,7 +157,7 @@ export class KeyService {
       return await this.#transact(async (tx, audit) => {
         const current = await requireKeyset(tx, keyset.name)
         if (await tx.getKey(fresh.kid)) throw new Conflict(`key ${fresh.kid} exists`)
-        const now = this.#clock.now()
+        const now = this.#changes.clock.now()
         const activatesAt = mode === 'immediate' ? now : now + this.prepublishOf(current) * 1000
         const key = { ...pendingKey(fresh, now, current.maxTtl), activatesAt }
         await tx.insertKey(key)
@@ -202,7 +200,7 @@ export class KeyService {
         if (!key) throw new KeyNotFound(`no key ${kid}`)
         if (key.state === 'revoked' || key.state === 'destroyed') throw new Conflict(`key ${kid} is already ${key.state}`)
         const keyset = await requireKeyset(tx, key.keyset)
-        const now = this.#clock.now()
+        const now = this.#changes.clock.now()
         let keys = await tx.listKeys(keyset.name)
         const changes = revoke(keys, kid, reason, now)
         if (key.state === 'active') {
@@ -235,7 +233,7 @@ export class KeyService {
    * Returns the number of state changes and keys made.
    */
   async tick(actor = 'scheduler'): Promise<number> {
-    const now = this.#clock.now()
+    const now = this.#changes.clock.now()
     const view = await this.#changes.storage.snapshot()
     let count = 0
     for (const keyset of view.keysets) {
@@ -255,7 +253,7 @@ export class KeyService {
       const count = await this.#transact(async (tx, audit) => {
         const keyset = await tx.getKeyset(planned.name)
         if (!keyset) return 0
-        const now = this.#clock.now()
+        const now = this.#changes.clock.now()
         const keys = await tx.listKeys(keyset.name)
         const plan = planDue(keyset, keys, now, this.prepublishOf(keyset))
         await this.#write(tx, audit, plan, actor, keyset.name)

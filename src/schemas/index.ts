@@ -7,7 +7,7 @@
  * refusal gives (`errorMessage`, after the field's name); the code checks only
  * what compares fields with each other or with stored state (docs/api.md).
  */
-import { Type, type Static, type TSchema, type TUnsafe } from 'typebox'
+import { Type, type Static, type TSchema, type TString, type TUnsafe } from 'typebox'
 import { ALGORITHMS, RSA_BITS } from '../crypto/algorithms.js'
 import { KEY_STATES, SCOPES } from '../keys/model.js'
 import { MAX_SECONDS } from '../keys/policy.js'
@@ -15,9 +15,11 @@ import { POLICY_LIMITS } from '../auth/claim-policy.js'
 import { ISSUER_DEFAULTS, ISSUER_LIMITS } from '../identity/issuer-policy.js'
 import { VERIFICATION_CODE_MEANINGS, VERIFICATION_CODES } from '../signing/verification-codes.js'
 import { MAX_SUBJECT_LENGTH } from '../tls/subject.js'
-import { KeysetName } from './keyset-name.js'
+import { KEYSET_NAME_MESSAGE, KEYSET_NAME_PATTERN } from './keyset-name.js'
 
-export { KeysetName, KEYSET_NAME_PATTERN } from './keyset-name.js'
+/** A keyset (or issuer) name in a request body; `options` may add a description. */
+const KeysetName = (options: { description?: string; errorMessage?: string } = {}): TString =>
+  Type.String({ pattern: KEYSET_NAME_PATTERN, errorMessage: KEYSET_NAME_MESSAGE, ...options })
 
 const Optional = Type.Optional
 const nullable = <T extends TSchema>(schema: T, options: { description?: string } = {}) => Type.Union([schema, Type.Null()], options)
@@ -233,7 +235,6 @@ export const keyListAnswer = Type.Object({ keys: Optional(Type.Array(keyAnswer))
 const activation = Type.Enum(['scheduled', 'immediate'], { errorMessage: 'must be scheduled or immediate' })
 
 export const rotateBody = Type.Object({ mode: Optional(activation) }, { additionalProperties: false, examples: [{ mode: 'immediate' }] })
-export type RotateInput = Static<typeof rotateBody>
 
 /** A revocation through the API says why, for the audit log. */
 export const revokeBody = Type.Object({

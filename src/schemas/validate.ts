@@ -1,4 +1,4 @@
-import { Ajv, type ErrorObject, type Options, type ValidateFunction } from 'ajv'
+import { Ajv, type ErrorObject, type Options } from 'ajv'
 import addFormats from 'ajv-formats'
 import type { Static, TSchema } from 'typebox'
 import { InvalidRequest, type SignetError } from '../errors.js'
@@ -66,19 +66,14 @@ export function validationError(errors: readonly ErrorObject[] | null | undefine
   return new InvalidRequest(`${prefix}${message}`, index === undefined ? undefined : { index })
 }
 
-const compiled = new WeakMap<object, ValidateFunction>()
-
 /**
  * `value` checked against a request body schema, as the API checks it (defaults
  * filled in); else the InvalidRequest the API would answer. The CLI checks what it
  * is about to send or store with this.
  */
 export function checkBody<T extends TSchema>(schema: T, value: unknown): Static<T> {
-  let validate = compiled.get(schema)
-  if (validate === undefined) {
-    validate = bodyValidator.compile(schema)
-    compiled.set(schema, validate)
-  }
+  // ajv keeps what it compiled per schema object: a second call costs a lookup.
+  const validate = bodyValidator.compile(schema)
   if (!validate(value)) throw validationError(validate.errors, 'body')
   return value as Static<T>
 }

@@ -14,8 +14,6 @@ export const MAX_CLAIMS_BYTES = 16 * 1024
 /** Claims the service sets itself. */
 const RESERVED = ['iat', 'exp'] as const
 
-/** One sign request, as the request schema (src/schemas) checked it. */
-export type { SignItem } from '../schemas/index.js'
 
 /** A sign request checked against every rule, ready to sign. */
 export interface PreparedToken {

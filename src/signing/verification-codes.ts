@@ -30,7 +30,7 @@ export const VERIFICATION_CODE_MEANINGS: Readonly<Record<VerificationCode, strin
   unsupported_crit: 'a critical header (crit) the verifier does not understand',
   invalid_signature: 'the signature does not verify with the published key',
   expired: 'exp has passed',
-  not_yet_valid: 'nbf (or iat) is in the future',
+  not_yet_valid: 'nbf is in the future, or nbf or iat is not a number',
   audience_mismatch: 'aud is not the audience asked for',
   issuer_mismatch: 'iss is not the issuer asked for',
   missing_claim: 'a required claim is absent (exp always is required)',

@@ -107,7 +107,9 @@ export async function verifyJwt(token: unknown, keys: KeySource, checks: JwtChec
   }
   if (candidates.length === 0) return fail('alg_not_allowed', 'the token algorithm is not allowed')
 
-  const requiredClaims = [...new Set(['exp', ...(checks.claims?.requiredClaims ?? [])])]
+  // Callers pass a list holding exp already (built once, not per token); one without gets it added.
+  const given = checks.claims?.requiredClaims
+  const requiredClaims = given?.includes('exp') ? given : [...(given ?? []), 'exp']
   let last: Verification = fail('invalid_signature', 'signature verification failed')
   for (const candidate of candidates) {
     try {
@@ -128,6 +130,8 @@ export interface VerifyOptions {
   now: number
 }
 
+const EXP_REQUIRED = ['exp']
+
 /** /v1/verify: a token against the keys a keyset publishes (docs/api.md). */
 export async function verifyToken(live: LiveKeyset, token: unknown, options: VerifyOptions): Promise<Verification> {
   const keys: KeySource = {
@@ -137,6 +141,7 @@ export async function verifyToken(live: LiveKeyset, token: unknown, options: Ver
   const verification = await verifyJwt(token, keys, {
     algorithms: ALGORITHMS,
     claims: {
+      requiredClaims: EXP_REQUIRED,
       currentDate: new Date(options.now),
       ...(options.audience !== undefined ? { audience: options.audience } : {}),
       ...(options.issuer !== undefined ? { issuer: options.issuer } : {}),
