@@ -3,11 +3,9 @@ import { jwksDocument, publishedKeys } from '../keys/jwks.js'
 import type { Keyset } from '../keys/model.js'
 import { effectivePrepublish } from '../keys/policy.js'
 import type { RotationMode } from '../keys/service.js'
-import {
-  createClientBody, createIssuerBody, createKeysetBody, importKeyBody, patchClientBody, patchKeysetBody, revokeBody, rotateBody,
-  type ClientInput, type ClientPatch, type ImportInput, type IssuerInput, type KeysetInput, type KeysetPatch,
+import type {
+  ClientInput, ClientPatch, ImportInput, IssuerInput, KeysetInput, KeysetPatch,
 } from '../schemas/index.js'
-import { checkBody } from '../schemas/validate.js'
 import { presentAuditPage, presentClient, presentIssuer, presentKey, presentKeyset } from '../present.js'
 import type { AdminApi, AuditPage, ClientView, IssuerView, JwksView, KeysetView, KeyView } from './admin-api.js'
 import { cliActor, readKeyset, withSignet, withStorage } from './context.js'
@@ -16,9 +14,10 @@ import { cliActor, readKeyset, withSignet, withStorage } from './context.js'
  * The admin commands on the database directly, with the services the server uses.
  * Reads need neither the master key nor a migration; changes to keys need the
  * master key (withSignet); clients need none (they touch no private key). A
- * running server sees each change within a poll interval. Every body is checked
- * against the admin route's own schema first (schemas/validate.ts), as the route
- * would check it, since no route stands in front of the services here.
+ * running server sees each change within a poll interval. No route stands in
+ * front of the services here: the commands check every body against the admin
+ * route's own schema (schemas/validate.ts) before they call this, as they do
+ * before a remote call.
  */
 export class LocalAdminApi implements AdminApi {
   readonly mode = 'local'
@@ -45,7 +44,6 @@ export class LocalAdminApi implements AdminApi {
   }
 
   async createKeyset(input: KeysetInput): Promise<KeysetView> {
-    checkBody(createKeysetBody, input)
     return withSignet(this.#config, 'keysets create', async (signet) => {
       const { keyset, key } = await signet.keys.createKeyset(input, cliActor())
       return presentKeyset(keyset, key.kid, signet.keys.prepublishOf(keyset))
@@ -53,7 +51,6 @@ export class LocalAdminApi implements AdminApi {
   }
 
   async updateKeyset(name: string, patch: KeysetPatch): Promise<KeysetView> {
-    checkBody(patchKeysetBody, patch)
     return withSignet(this.#config, 'keysets update', async (signet) => {
       await signet.keys.updateKeyset(name, patch, cliActor())
       const { keyset, activeKid } = await signet.keys.getKeyset(name)
@@ -67,17 +64,14 @@ export class LocalAdminApi implements AdminApi {
   }
 
   async rotate(keyset: string, mode: RotationMode): Promise<KeyView> {
-    checkBody(rotateBody, { mode })
     return presentKey(await withSignet(this.#config, 'keys rotate', (signet) => signet.keys.rotate(keyset, mode, cliActor())))
   }
 
   async revoke(kid: string, reason: string): Promise<KeyView> {
-    checkBody(revokeBody, { reason })
     return presentKey(await withSignet(this.#config, 'keys revoke', (signet) => signet.keys.revoke(kid, reason, cliActor())))
   }
 
   async importKey(keyset: string, input: ImportInput): Promise<KeyView> {
-    checkBody(importKeyBody, input)
     const { importKey } = await import('../keys/import.js')
     return presentKey(await withSignet(this.#config, 'keys import', (signet) =>
       importKey({ keys: signet.keys, software: signet.backends.software }, keyset, input, cliActor())))
@@ -92,7 +86,6 @@ export class LocalAdminApi implements AdminApi {
   }
 
   async createClient(input: ClientInput): Promise<ClientView & { token?: string }> {
-    checkBody(createClientBody, input)
     const { client, token } = await this.#clients('clients create', (service) => service.create(input, cliActor()))
     return { ...presentClient(client), ...(token === null ? {} : { token }) }
   }
@@ -107,7 +100,6 @@ export class LocalAdminApi implements AdminApi {
   }
 
   async updateClient(id: string, patch: ClientPatch): Promise<ClientView> {
-    checkBody(patchClientBody, patch)
     return presentClient(await this.#clients('clients update', (service) => service.update(id, patch, cliActor())))
   }
 
@@ -118,7 +110,6 @@ export class LocalAdminApi implements AdminApi {
 
   /** An issuer row carries authority and is sealed under the master key too (docs/security.md). */
   async createIssuer(input: IssuerInput): Promise<IssuerView> {
-    checkBody(createIssuerBody, input)
     return presentIssuer(await withSignet(this.#config, 'issuers add', (signet) => signet.issuers.create(input, cliActor())))
   }
 

@@ -60,8 +60,11 @@ export function registerKeys(program: Command): void {
     .option('--json', 'print the revoked key, the replacement kid and the JWKS max-age as JSON')
     .action(async (kid: string, options: { reason: string; json?: boolean }, command: Command) => {
       const { adminApi } = await import('../admin-api.js')
+      const { revokeBody } = await import('../../schemas/index.js')
+      const { checkBody } = await import('../../schemas/validate.js')
+      const { reason } = checkBody(revokeBody, { reason: options.reason })
       const api = await adminApi(command)
-      const key = await api.revoke(kid, options.reason)
+      const key = await api.revoke(kid, reason)
       const replacementKid = (await api.listKeys(key.keyset)).find((k) => k.state === 'active')?.kid ?? null
       const { maxAge } = await api.jwks(key.keyset)
       if (options.json) {
