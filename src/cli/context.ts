@@ -6,7 +6,7 @@ import { loadConfig, type Config } from '../config.js'
 import { isLegacyCheckValue } from '../crypto/master-key.js'
 import { ConfigError, KeysetNotFound } from '../errors.js'
 import type { KeyRecord, Keyset } from '../keys/model.js'
-import { checkMasterKey, MASTER_KEY_CHECK, masterKeyRequired } from '../keys/master-key-check.js'
+import { checkMasterKey, MASTER_KEY_CHECK, requireMasterKeySource } from '../keys/master-key-check.js'
 import { masterKeyVariable } from '../keys/master-key-source.js'
 import { DEV_DATA_DIR } from '../ops/dev-state.js'
 import type { Signet } from '../runtime.js'
@@ -120,9 +120,7 @@ async function checkedRows(config: Config, storage: Storage): Promise<Storage> {
  * SIGNET_MASTER_KEY.
  */
 export async function withIntegrityKeys<T>(config: Config, command: string, work: (storage: Storage, keys: IntegrityKeys) => Promise<T>): Promise<T> {
-  if (!config.masterKey && config.masterKeyPkcs11 === null) {
-    throw masterKeyRequired(` by signet ${command}: rows and the audit log are authenticated under it`)
-  }
+  requireMasterKeySource(config, ` by signet ${command}: rows and the audit log are authenticated under it`)
   const { IntegrityKeys } = await import('../storage/row-integrity.js')
   const { openMasterKey } = await import('../keys/master-key-source.js')
   // The master key may live in a PKCS#11 token: opened here, closed when done.
@@ -153,9 +151,7 @@ export async function readKeyset(config: Config, name: string | undefined): Prom
  * change keys: they need the master key. No keystore is loaded (nothing signs here).
  */
 export async function withSignet<T>(config: Config, command: string, work: (signet: Signet) => Promise<T>): Promise<T> {
-  if (!config.masterKey && config.masterKeyPkcs11 === null) {
-    throw masterKeyRequired(` by signet ${command}`)
-  }
+  requireMasterKeySource(config, ` by signet ${command}`)
   const { Signet } = await import('../runtime.js') // loaded only by commands that change keys
   const storage = await openExisting(config, { migrate: false, checkMasterKey: false })
   // Signet.open checks the master key against the database before it writes anything.

@@ -42,3 +42,8 @@ const MASTER_KEY_SOURCES = 'SIGNET_MASTER_KEY (or SIGNET_MASTER_KEY_FILE, or SIG
 export function masterKeyRequired(why: string): ConfigError {
   return new ConfigError(`${MASTER_KEY_SOURCES} is required${why}`)
 }
+
+/** Refuses, naming both sources and `why`, when the configuration gives no master key at all. */
+export function requireMasterKeySource(config: { masterKey: unknown; masterKeyPkcs11: string | null }, why: string): void {
+  if (!config.masterKey && config.masterKeyPkcs11 === null) throw masterKeyRequired(why)
+}

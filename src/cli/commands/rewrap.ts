@@ -14,14 +14,12 @@ export function registerRewrap(program: Command): void {
       const { auditSinkFor } = await import('../../audit/recorder.js')
       const { systemClock } = await import('../../clock.js')
       const { ConfigError } = await import('../../errors.js')
-      const { isDatabaseMasterKey, MASTER_KEY_CHECK, masterKeyRequired, wrongMasterKey } = await import('../../keys/master-key-check.js')
+      const { isDatabaseMasterKey, MASTER_KEY_CHECK, requireMasterKeySource, wrongMasterKey } = await import('../../keys/master-key-check.js')
       const { masterKeyVariable, openMasterKey, pkcs11MasterKeyOptions } = await import('../../keys/master-key-source.js')
       const { rewrapMasterKey } = await import('../../ops/rewrap.js')
       const { cliActor, commandLogger, openExisting, readConfig } = await import('../context.js')
       const config = readConfig()
-      if (!config.masterKey && config.masterKeyPkcs11 === null) {
-        throw masterKeyRequired(' by signet rewrap: the key the database is under now')
-      }
+      requireMasterKeySource(config, ' by signet rewrap: the key the database is under now')
       if (!config.newMasterKey && config.newMasterKeyPkcs11 === null) {
         throw new ConfigError('SIGNET_NEW_MASTER_KEY (or SIGNET_NEW_MASTER_KEY_FILE, or SIGNET_NEW_MASTER_KEY_PKCS11) is required by signet rewrap; make one with: openssl rand -base64 32')
       }
