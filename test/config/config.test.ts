@@ -4,7 +4,7 @@ import { writeFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { loadConfig, MAX_WORKERS, urlHost } from '../../src/config.js'
+import { loadConfig, MAX_WORKERS, SCHEMA_KEYWORDS, urlHost, VARIABLE_RULES } from '../../src/config.js'
 import { ConfigError } from '../../src/errors.js'
 import { tempDir } from '../helpers/harness.js'
 
@@ -35,6 +35,10 @@ describe('configuration', () => {
     [{ SIGNET_DEFAULT_KEYSET: 'Bad Name' }, /SIGNET_DEFAULT_KEYSET must match pattern/],
     [{ SIGNET_ADMIN_TOKEN: 'short' }, /SIGNET_ADMIN_TOKEN must NOT have fewer than 32 characters/],
     [{ SIGNET_DATABASE_URL: 'mysql://x' }, /SIGNET_DATABASE_URL must match pattern/],
+    [{ SIGNET_DATABASE_POOL_SIZE: '0' }, /SIGNET_DATABASE_POOL_SIZE must be >= 1$/],
+    [{ SIGNET_DB: '' }, /SIGNET_DB must NOT have fewer than 1 characters/],
+    [{ SIGNET_PKCS11_MODULE: '/x.so', SIGNET_MASTER_KEY: undefined, SIGNET_MASTER_KEY_PKCS11: 'k'.repeat(129) }, /SIGNET_MASTER_KEY_PKCS11 must NOT have more than 128 characters/],
+    [{ SIGNET_PUBLIC_URL: 'ftp://signet' }, /SIGNET_PUBLIC_URL must match pattern/],
     [{ SIGNET_MASTER_KEY: 'c2hvcnQ=' }, /SIGNET_MASTER_KEY must be 32 random bytes in base64/],
     [{ SIGNET_TLS_CERT_FILE: '/x.pem' }, /SIGNET_TLS_KEY_FILE is required/],
     [{ SIGNET_PORT: '9000', SIGNET_PUBLIC_PORT: '9000' }, /SIGNET_PUBLIC_PORT must differ/],
@@ -56,6 +60,20 @@ describe('configuration', () => {
   ])('refuses %j naming the variable', (env, message) => {
     expect(() => loadConfig({ SIGNET_MASTER_KEY: masterKey, ...env })).toThrow(ConfigError)
     expect(() => loadConfig({ SIGNET_MASTER_KEY: masterKey, ...env })).toThrow(message)
+  })
+
+  it('checks every rule it declares: each variable uses only the keywords the checker applies', () => {
+    for (const [name, rule] of Object.entries(VARIABLE_RULES)) {
+      expect(Object.keys(rule).filter((keyword) => !(SCHEMA_KEYWORDS as readonly string[]).includes(keyword)), name).toEqual([])
+    }
+  })
+
+  it('counts lengths in code points and fills in each default as its type', () => {
+    // 32 characters of which two are astral: 34 UTF-16 units, still 32 characters.
+    expect(loadConfig({ SIGNET_MASTER_KEY: masterKey, SIGNET_ADMIN_TOKEN: `${'a'.repeat(30)}😀😀` }).adminToken).toHaveLength(34)
+    expect(() => loadConfig({ SIGNET_MASTER_KEY: masterKey, SIGNET_ADMIN_TOKEN: `${'a'.repeat(29)}😀😀` })).toThrow(/fewer than 32 characters/)
+    const config = loadConfig({ SIGNET_MASTER_KEY: masterKey })
+    expect([typeof config.port, typeof config.databasePoolSize, typeof config.dbPath]).toEqual(['number', 'number', 'string'])
   })
 
   it.each(['127.0.0.1', '0.0.0.0', '::', '::1', 'fe80::1', 'localhost', 'signet', 'signet.internal', 'signet-1.svc.cluster.local', 'host.example.'])('takes SIGNET_HOST=%s', (host) => {
