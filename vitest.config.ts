@@ -44,6 +44,11 @@ export default defineConfig({
     // time (rotation periods, leases, kills, cache lifetimes) rather than computing, and
     // a third file fills those waits (npm test: 225 s with two, 194 s with three here).
     maxWorkers: 3,
+    // Files that a worker runs one after another share its loaded modules instead of
+    // each loading vitest, fastify and src/ again: the suite's CPU went from 434 s to
+    // ... s. A test may therefore not rely on a fresh module (auth-constant-time.test.ts
+    // loads the module it mocks again) and must put back what it changes in process.env.
+    isolate: false,
     // Hundreds of tests start `node bin/signet.cjs`: Node's compile cache (code cached
     // on disk, checked against each module's source) spares each start most of its
     // module compiling. Test runs only; a serving process does not use it.

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import type { ServerOptions } from 'node:http'
 import type { ServerOptions as HttpsServerOptions } from 'node:https'
 import type { AddressInfo } from 'node:net'
+import type { Ajv, ValidateFunction } from 'ajv'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { Authenticator } from './auth/authenticate.js'
 import { urlHost, type Config } from './config.js'
@@ -85,9 +86,27 @@ export function fastifyOptions(logger: FastifyServerOptions['loggerInstance']): 
 /**
  * Request validation with the shared validators (schemas/validate.ts): bodies
  * without type coercion, query strings and path parameters (text) with it.
+ * Each route's validator is compiled when the route is first called, not at start:
+ * compiling all of them cost a start about 160 ms of CPU, mostly for admin routes
+ * a serving process may never see (README, Performance). ajv caches by schema, so
+ * a route compiled once stays compiled, in every app of the process.
  */
 export function installValidators(app: FastifyInstance): void {
-  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyValidator : textValidator).compile(schema))
+  app.setValidatorCompiler(({ schema, httpPart }) => compiledOnFirstUse(httpPart === 'body' ? bodyValidator : textValidator, schema))
+}
+
+/** A validator function as fastify calls it: it reads `errors` off the function after a false result. */
+type RouteValidator = ((data: unknown) => boolean) & { errors?: ValidateFunction['errors'] }
+
+function compiledOnFirstUse(ajv: Ajv, schema: object): RouteValidator {
+  let compiled: ValidateFunction | undefined
+  const validate: RouteValidator = (data) => {
+    compiled ??= ajv.compile(schema)
+    const valid = compiled(data)
+    validate.errors = compiled.errors
+    return valid
+  }
+  return validate
 }
 
 /**

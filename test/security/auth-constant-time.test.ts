@@ -19,6 +19,9 @@ vi.mock('node:crypto', async (importOriginal) => {
   return { ...actual, timingSafeEqual, default: { ...actual, timingSafeEqual } }
 })
 
+// Files share a worker's modules (vitest.config.ts, isolate: false): authenticate.js may
+// already be loaded with the real node:crypto, so it is loaded again under the mock.
+vi.resetModules()
 const { Authenticator } = await import('../../src/auth/authenticate.js')
 const { hashToken } = await import('../../src/auth/tokens.js')
 
