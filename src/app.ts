@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto'
 import type { ServerOptions } from 'node:http'
 import type { ServerOptions as HttpsServerOptions } from 'node:https'
 import type { AddressInfo } from 'node:net'
-import type { Ajv, ValidateFunction } from 'ajv'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { Authenticator } from './auth/authenticate.js'
 import { urlHost, type Config } from './config.js'
@@ -10,6 +9,7 @@ import { consoleRoutes } from './console/serve.js'
 import { InvalidRequest, NotFound } from './errors.js'
 import { WorkloadAuthenticator } from './identity/workload-auth.js'
 import { clientErrorHandler } from './http/client-error.js'
+import { serializersOnFirstUse, validatorOnFirstUse } from './http/compile-on-first-use.js'
 import { installJsonParser } from './http/json.js'
 import { RequestLog } from './http/request-log.js'
 import { installNotFound } from './http/methods.js'
@@ -60,6 +60,8 @@ export function fastifyOptions(logger: FastifyServerOptions['loggerInstance']): 
     ...clientTimeouts(10_000, 30_000),
     loggerInstance: logger,
     bodyLimit: BODY_LIMIT,
+    // Answer serializers are built at a route's first answer (http/compile-on-first-use.ts).
+    schemaController: { compilersFactory: serializersOnFirstUse },
     // Take the caller's X-Request-Id when it is sane, so logs can be joined across services.
     genReqId: (request) => {
       const given = request.headers['x-request-id']
@@ -85,28 +87,11 @@ export function fastifyOptions(logger: FastifyServerOptions['loggerInstance']): 
 
 /**
  * Request validation with the shared validators (schemas/validate.ts): bodies
- * without type coercion, query strings and path parameters (text) with it.
- * Each route's validator is compiled when the route is first called, not at start:
- * compiling all of them cost a start about 160 ms of CPU, mostly for admin routes
- * a serving process may never see (README, Performance). ajv caches by schema, so
- * a route compiled once stays compiled, in every app of the process.
+ * without type coercion, query strings and path parameters (text) with it, each
+ * compiled at its route's first call (http/compile-on-first-use.ts).
  */
 export function installValidators(app: FastifyInstance): void {
-  app.setValidatorCompiler(({ schema, httpPart }) => compiledOnFirstUse(httpPart === 'body' ? bodyValidator : textValidator, schema))
-}
-
-/** A validator function as fastify calls it: it reads `errors` off the function after a false result. */
-type RouteValidator = ((data: unknown) => boolean) & { errors?: ValidateFunction['errors'] }
-
-function compiledOnFirstUse(ajv: Ajv, schema: object): RouteValidator {
-  let compiled: ValidateFunction | undefined
-  const validate: RouteValidator = (data) => {
-    compiled ??= ajv.compile(schema)
-    const valid = compiled(data)
-    validate.errors = compiled.errors
-    return valid
-  }
-  return validate
+  app.setValidatorCompiler(({ schema, httpPart }) => validatorOnFirstUse(httpPart === 'body' ? bodyValidator : textValidator, schema))
 }
 
 /**

@@ -1,5 +1,5 @@
 import { createLocalJWKSet, errors as joseErrors, type JWSHeaderParameters, type FlattenedJWSInput } from 'jose'
-import { Agent, request } from 'undici'
+import type { Agent } from 'undici'
 import type { Clock } from '../clock.js'
 import type { IssuerJwk } from '../keys/model.js'
 import { ISSUER_LIMITS, usableJwk } from './issuer-policy.js'
@@ -71,7 +71,9 @@ function parseJwks(body: string): { keys: IssuerJwk[] } {
 export class IssuerKeys {
   readonly #clock: Clock
   readonly #uri: string | null
-  readonly #agent: Agent | null
+  /** Made at the first fetch: undici is loaded only by a Signet with a URL issuer. */
+  #agent: Agent | null = null
+  readonly #ca: string | undefined
   readonly #onFetchError: (error: Error) => void
   readonly #timeoutMs: number
   #set: LocalSet | null = null
@@ -86,22 +88,14 @@ export class IssuerKeys {
     this.#clock = options.clock
     this.#onFetchError = options.onFetchError ?? (() => {})
     this.#timeoutMs = options.fetchTimeoutMs ?? FETCH_TIMEOUT_MS
-    const timeout = this.#timeoutMs
     if ('jwks' in options.source) {
       this.#uri = null
-      this.#agent = null
+      this.#ca = undefined
       this.#set = createLocalJWKSet(options.source.jwks as never)
       this.#expiresAt = Number.POSITIVE_INFINITY
     } else {
       this.#uri = options.source.jwksUri
-      // A private CA replaces the default roots for this endpoint only.
-      const ca = options.source.caCertificate
-      this.#agent = new Agent({
-        connect: { timeout, ...(ca ? { ca } : {}) },
-        headersTimeout: timeout,
-        bodyTimeout: timeout,
-        keepAliveTimeout: 1_000,
-      })
+      this.#ca = options.source.caCertificate ?? undefined
     }
   }
 
@@ -136,9 +130,18 @@ export class IssuerKeys {
 
   async #fetch(): Promise<void> {
     this.fetches++
+    const { Agent, request } = await import('undici')
+    const timeout = this.#timeoutMs
+    // A private CA replaces the default roots for this endpoint only.
+    this.#agent ??= new Agent({
+      connect: { timeout, ...(this.#ca ? { ca: this.#ca } : {}) },
+      headersTimeout: timeout,
+      bodyTimeout: timeout,
+      keepAliveTimeout: 1_000,
+    })
     const response = await request(this.#uri!, {
       method: 'GET',
-      dispatcher: this.#agent!,
+      dispatcher: this.#agent,
       headers: { accept: 'application/jwk-set+json, application/json' },
       signal: AbortSignal.timeout(this.#timeoutMs),
     })

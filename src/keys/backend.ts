@@ -5,7 +5,7 @@ import { toPublicJwk } from '../crypto/jwk.js'
 import { softwareSigningKey, type SigningKey } from '../crypto/jws.js'
 import { generateKeyPair, type KeyPair } from '../crypto/keygen.js'
 import type { MasterKey } from '../crypto/master-key.js'
-import { keyObjectTbsSigner, selfSignedCertificate, type TbsSigner } from '../crypto/x509.js'
+import type { TbsSigner } from '../crypto/x509.js'
 import { HsmUnavailable, Sealed } from '../errors.js'
 import type { Backend, KeyRecord, Keyset } from './model.js'
 
@@ -37,6 +37,9 @@ export interface KeyBackend {
 
 /** Public JWK, kid and self-signed certificate of a key pair: the same for every backend. */
 export async function describeKeyPair(keyset: string, alg: Alg, publicKey: KeyObject, sign: TbsSigner) {
+  // Loaded here, when a key is made: node-forge (the certificate's ASN.1) is not needed
+  // by the commands and starts that only read keys (README, "Start-up cost").
+  const { selfSignedCertificate } = await import('../crypto/x509.js')
   const publicJwk = await toPublicJwk(publicKey, alg)
   const now = Date.now()
   const certificate = await selfSignedCertificate({
@@ -70,7 +73,7 @@ export class SoftwareBackend implements KeyBackend {
 
   /** Encrypts an existing key pair (generated or imported) for storage. */
   async wrap(keyset: string, alg: Alg, pair: KeyPair): Promise<NewKey> {
-    const { publicJwk, certificate } = await describeKeyPair(keyset, alg, pair.publicKey, keyObjectTbsSigner(pair.privateKey))
+    const { publicJwk, certificate } = await describeKeyPair(keyset, alg, pair.publicKey, (await import('../crypto/x509.js')).keyObjectTbsSigner(pair.privateKey))
     const der = pair.privateKey.export({ type: 'pkcs8', format: 'der' })
     try {
       const privateKey = seal(this.#key(), der, { kid: publicJwk.kid, keyset, alg })

@@ -1,6 +1,5 @@
 import type { Config } from '../config.js'
 import { ConfigError } from '../errors.js'
-import { PostgresStorage } from './postgres/index.js'
 import { SqliteStorage } from './sqlite/index.js'
 import type { Storage } from './types.js'
 
@@ -18,6 +17,8 @@ export async function openStorage(config: StorageConfig): Promise<Storage> {
     } catch {
       throw new ConfigError('SIGNET_DATABASE_URL is not a valid URL (postgres://user@host:5432/database)')
     }
+    // Loaded only here: pg is not needed by the SQLite default (README, "Start-up cost").
+    const { PostgresStorage } = await import('./postgres/index.js')
     return new PostgresStorage({ url: config.databaseUrl, poolSize: config.databasePoolSize, timeoutMs: config.databaseTimeoutMs })
   }
   return new SqliteStorage(config.dbPath)
