@@ -10,6 +10,7 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci
 COPY tsconfig.json ./
+COPY scripts/bundle-typebox.mjs ./scripts/
 COPY src ./src
 RUN npm run build && npm prune --omit=dev
 
