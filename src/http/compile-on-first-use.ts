@@ -8,6 +8,7 @@ import type { FastifyServerOptions } from 'fastify'
  * cost each start about 220 ms of CPU, mostly for admin routes a serving process may
  * never see, and a start is what `signet serve`, every worker and every restart pays.
  * The first call of a route pays its own compile instead (a few ms, once per process).
+ * README, "Start-up cost".
  */
 
 /** A validator function as fastify calls it: it reads `errors` off the function after a false result. */
