@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Agent, request, type Dispatcher } from 'undici'
 import { SignetClientError } from './errors.js'
+import { httpUrl } from './http-url.js'
 import { backoffDelay, isConnectionError, isRetryableStatus, nextDelay, retryAfterMs } from './retry.js'
 import { fileToken, fixedToken, isUsableToken, providedToken, type TokenProvider, type TokenSource } from './token-source.js'
 import type { Claims, SignBatchItem, SignedToken, SignOptions } from './types.js'
@@ -55,13 +56,7 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 
 function baseUrl(url: string | URL | undefined): URL {
   if (url === undefined) throw new TypeError('SignetClient: url is required (or set SIGNET_URL)')
-  let parsed: URL
-  try {
-    parsed = new URL(url)
-  } catch {
-    throw new TypeError('SignetClient: url must be an absolute http(s) URL')
-  }
-  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new TypeError('SignetClient: url must be an http(s) URL')
+  const parsed = httpUrl(url, 'SignetClient: url')
   if (!parsed.pathname.endsWith('/')) parsed.pathname += '/'
   parsed.search = ''
   parsed.hash = ''

@@ -2,6 +2,7 @@ import { createRemoteJWKSet, customFetch, importJWK, type JSONWebKeySet, type JW
 import { ALGORITHMS, type Alg } from '../crypto/algorithms.js'
 import { verifyJwt, type KeySource, type PublishedKey } from '../signing/verify.js'
 import { VerificationError } from './errors.js'
+import { httpUrl } from './http-url.js'
 
 /** Options of {@link createVerifier}. */
 export interface VerifierOptions {
@@ -136,16 +137,6 @@ function checkAlgorithms(value: readonly string[] | undefined): Alg[] | null {
   return [...new Set(value as Alg[])]
 }
 
-function jwksUrlOf(value: string | URL): URL {
-  let url: URL
-  try {
-    url = new URL(value)
-  } catch {
-    throw new TypeError('createVerifier: jwksUrl must be an absolute http(s) URL')
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError('createVerifier: jwksUrl must be an http(s) URL')
-  return url
-}
 
 /** Seconds of `max-age` in a Cache-Control header (0 for no-cache/no-store), or null when it says nothing. */
 export function cacheControlMaxAge(header: string | null): number | null {
@@ -176,7 +167,7 @@ export function cacheControlMaxAge(header: string | null): number | null {
  */
 export function createVerifier(options: VerifierOptions): Verifier {
   if (typeof options !== 'object' || options === null) throw new TypeError('createVerifier: options are required')
-  const url = jwksUrlOf(options.jwksUrl)
+  const url = httpUrl(options.jwksUrl, 'createVerifier: jwksUrl')
   const issuer = checkStrings('issuer', options.issuer)
   const audience = checkStrings('audience', options.audience)
   const explicitAlgorithms = checkAlgorithms(options.algorithms)

@@ -1,0 +1,15 @@
+/**
+ * The one rule for the URLs a caller gives the client library (SignetClient's `url`,
+ * createVerifier's `jwksUrl`): absolute, and http or https. `what` names the option
+ * in the TypeError, as `SignetClient: url` or `createVerifier: jwksUrl`.
+ */
+export function httpUrl(value: string | URL, what: string): URL {
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    throw new TypeError(`${what} must be an absolute http(s) URL`)
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError(`${what} must be an http(s) URL`)
+  return url
+}
