@@ -3,6 +3,9 @@ import { join, relative } from 'node:path'
 import { defineConfig } from 'vitest/config'
 import { BaseSequencer, type TestSpecification } from 'vitest/node'
 
+/** The PKCS#11 (SoftHSM2) tests: part of the slow run, in a project of their own (below). */
+const HSM = 'test/hsm'
+
 /**
  * Test files that are not part of `npm run test:fast` (the edit loop): they run the
  * built binary or other processes, need the build, PostgreSQL, Docker, SoftHSM2 or
@@ -27,7 +30,7 @@ const SLOW = [
   'test/client/example-app.test.ts',
   // Docker, SoftHSM2, Chromium, PostgreSQL.
   'test/docker/**',
-  'test/hsm/**',
+  `${HSM}/**`,
   'test/console/browser.test.ts',
   'test/storage/postgres*.test.ts',
   // Kills, faults and load; rotations, cache lifetimes, restarts and certificate
@@ -60,7 +63,7 @@ const LONGEST = [
 ]
 
 /**
- * LONGEST first, then the rest of the slow project, then the short in-process files
+ * LONGEST first, then the rest of the slow and hsm projects, then the short in-process files
  * of the fast one, which fill the cores while the last slow files finish (vitest's
  * own order inside each part). Vitest's default runs the projects in name order,
  * fast first, which left the longest files for last.
@@ -70,7 +73,7 @@ class LongestFirst extends BaseSequencer {
     const rank = (file: TestSpecification): number => {
       const longest = LONGEST.indexOf(relative(import.meta.dirname, file.moduleId))
       if (longest >= 0) return longest
-      return LONGEST.length + (file.project.name === 'slow' ? 0 : 1)
+      return LONGEST.length + (file.project.name === 'fast' ? 1 : 0)
     }
     // Array.prototype.sort is stable: vitest's order holds within each rank.
     return (await super.sort(files)).sort((a, b) => rank(a) - rank(b))
@@ -99,7 +102,12 @@ export default defineConfig({
     env: { NODE_COMPILE_CACHE: join(tmpdir(), 'signet-test-compile-cache') },
     projects: [
       { extends: true, test: { name: 'fast', include: ['test/**/*.test.ts'], exclude: SLOW } },
-      { extends: true, test: { name: 'slow', include: SLOW.map((glob) => (glob.endsWith('/**') ? `${glob}/*.test.ts` : glob)) } },
+      { extends: true, test: { name: 'slow', include: SLOW.map((glob) => (glob.endsWith('/**') ? `${glob}/*.test.ts` : glob)), exclude: [`${HSM}/**`] } },
+      // PKCS#11 state is per process (the loaded module, its SOFTHSM2_CONF, its
+      // sessions), and each file makes and removes its own token directory: each HSM
+      // file gets a process of its own, so one that fails cannot leave the next a token
+      // that is gone.
+      { extends: true, test: { name: 'hsm', include: [`${HSM}/*.test.ts`], isolate: true } },
     ],
   },
 })

@@ -8,8 +8,9 @@ import { KEYSET_NAME_PATTERN } from './schemas/keyset-name.js'
 /**
  * Configuration from the environment (docs/configuration.md), checked once at start.
  *
- * The schema below is the table of every variable's rule; checkSchema applies it
- * (types, ranges, lengths, patterns, enums, defaults). On top of it this module
+ * The schema below is the table of every variable's rule: checkWholeNumbers holds
+ * the integers to digits, checkSchema applies ranges, lengths, patterns and enums
+ * and fills in the defaults. On top of it this module
  * reads `*_FILE` secrets, parses the master keys, and refuses any unknown
  * `SIGNET_*` variable, so a typo never falls back silently to a default. Every
  * error names the variable and never echoes a secret value.
@@ -157,8 +158,8 @@ function parseMasterKey(variable: string, value: string | undefined): MasterKey 
 }
 
 /**
- * Whole-number variables must be written as digits: ajv's coercion would also take
- * "1e3", "0x10" or "80 " (JavaScript's Number()), which a typo should never become.
+ * Whole-number variables must be written as digits: Number() would also take
+ * "1e3", "0x10" or "80 ", which a typo should never become.
  */
 function checkWholeNumbers(env: Record<string, string>): void {
   for (const [name, definition] of Object.entries(schema.properties)) {
@@ -209,8 +210,8 @@ type Rule = { type: 'string' | 'integer'; minLength?: number; maxLength?: number
  * in the defaults. The words are ajv's (JSON Schema's) own, as the API's. Not ajv
  * itself: compiling this one schema cost every `signet` command about 90 ms, a third
  * of its start (README, "Choices of libraries"). Integers were checked as digits before
- * (checkWholeNumbers); a rule using any other keyword is refused at load by the
- * config test, so the table cannot ask for what is not checked.
+ * (checkWholeNumbers). The config test refuses a rule with another type, or a keyword
+ * its type does not have here, so the table cannot ask for what is not checked.
  */
 function checkSchema(env: Record<string, string>): Record<Variable, string | number | undefined> {
   const values: Record<string, string | number | undefined> = {}
@@ -227,8 +228,11 @@ function checkSchema(env: Record<string, string>): Record<Variable, string | num
   return values as Record<Variable, string | number | undefined>
 }
 
-/** The JSON Schema keywords a variable's rule may use: checkSchema knows these, no other. */
-export const SCHEMA_KEYWORDS = ['type', 'minLength', 'maxLength', 'minimum', 'maximum', 'pattern', 'enum', 'default'] as const
+/** The JSON Schema keywords a variable's rule may use, by its type: checkSchema knows these, no other. */
+export const SCHEMA_KEYWORDS = {
+  string: ['type', 'minLength', 'maxLength', 'pattern', 'enum', 'default'],
+  integer: ['type', 'minimum', 'maximum', 'default'],
+} as const
 
 /** What is wrong with `raw` under `rule`, in ajv's words (lengths count code points, as ajv), or null. */
 function ruleProblem(rule: Rule, raw: string): string | null {

@@ -73,6 +73,8 @@ export class IssuerKeys {
   readonly #uri: string | null
   /** Made at the first fetch: undici is loaded only by a Signet with a URL issuer. */
   #agent: Agent | null = null
+  /** Set by close(): a fetch that comes after it makes no new Agent, which nothing would close. */
+  #closed = false
   readonly #ca: string | undefined
   readonly #onFetchError: (error: Error) => void
   readonly #timeoutMs: number
@@ -131,6 +133,7 @@ export class IssuerKeys {
   async #fetch(): Promise<void> {
     this.fetches++
     const { Agent, request } = await import('undici')
+    if (this.#closed) throw new Error('the issuer keys are closed')
     const timeout = this.#timeoutMs
     // A private CA replaces the default roots for this endpoint only.
     this.#agent ??= new Agent({
@@ -169,6 +172,7 @@ export class IssuerKeys {
   }
 
   async close(): Promise<void> {
+    this.#closed = true
     await this.#pending?.catch(() => {})
     await this.#agent?.close().catch(() => {})
   }

@@ -35,11 +35,15 @@ export interface KeyBackend {
   close?(): Promise<void>
 }
 
-/** Public JWK, kid and self-signed certificate of a key pair: the same for every backend. */
-export async function describeKeyPair(keyset: string, alg: Alg, publicKey: KeyObject, sign: TbsSigner) {
+/**
+ * Public JWK, kid and self-signed certificate of a key pair: the same for every backend.
+ * `signer` signs the certificate: the private key itself, or a TbsSigner (a token's C_Sign).
+ */
+export async function describeKeyPair(keyset: string, alg: Alg, publicKey: KeyObject, signer: TbsSigner | KeyObject) {
   // Loaded here, when a key is made: node-forge (the certificate's ASN.1) is not needed
   // by the commands and starts that only read keys (README, "Start-up cost").
-  const { selfSignedCertificate } = await import('../crypto/x509.js')
+  const { keyObjectTbsSigner, selfSignedCertificate } = await import('../crypto/x509.js')
+  const sign = typeof signer === 'function' ? signer : keyObjectTbsSigner(signer)
   const publicJwk = await toPublicJwk(publicKey, alg)
   const now = Date.now()
   const certificate = await selfSignedCertificate({
@@ -73,7 +77,7 @@ export class SoftwareBackend implements KeyBackend {
 
   /** Encrypts an existing key pair (generated or imported) for storage. */
   async wrap(keyset: string, alg: Alg, pair: KeyPair): Promise<NewKey> {
-    const { publicJwk, certificate } = await describeKeyPair(keyset, alg, pair.publicKey, (await import('../crypto/x509.js')).keyObjectTbsSigner(pair.privateKey))
+    const { publicJwk, certificate } = await describeKeyPair(keyset, alg, pair.publicKey, pair.privateKey)
     const der = pair.privateKey.export({ type: 'pkcs8', format: 'der' })
     try {
       const privateKey = seal(this.#key(), der, { kid: publicJwk.kid, keyset, alg })

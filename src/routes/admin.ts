@@ -3,7 +3,6 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Authenticator } from '../auth/authenticate.js'
 import { authenticationHook, requireScope } from '../auth/authenticate.js'
 import { clientGuardFor, isFullAdmin, managesClientKeysets, managesKeyset, requireFullAdmin, requireKeysetAccess } from '../auth/admin-access.js'
-import { importKey } from '../keys/import.js'
 import type { Signet } from '../runtime.js'
 import {
   auditAnswer, auditQuery, auditVerifyAnswer, clientAnswer, clientListAnswer, createClientBody, createIssuerBody, createKeysetBody, errors, idParams, issuerAnswer,
@@ -95,6 +94,8 @@ export async function adminRoutes(instance: FastifyInstance, options: AdminRoute
     schema: { params: nameParams, body: importKeyBody, response: { 201: keyAnswer, ...errors(400, 401, 403, 404, 409, 413, 503) } },
   }, async (request, reply) => {
     requireKeysetAccess(request.principal!, request.params.name)
+    // Loaded at the first import, as by the CLI: node-forge (PKCS#12, PEM) is not part of a start.
+    const { importKey } = await import('../keys/import.js')
     const key = await importKey({ keys: signet.keys, software: signet.backends.software }, request.params.name, request.body, actor(request))
     return reply.code(201).send(presentKey(key, publishesCertificates(key.keyset)))
   })

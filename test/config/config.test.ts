@@ -62,9 +62,11 @@ describe('configuration', () => {
     expect(() => loadConfig({ SIGNET_MASTER_KEY: masterKey, ...env })).toThrow(message)
   })
 
-  it('checks every rule it declares: each variable uses only the keywords the checker applies', () => {
-    for (const [name, rule] of Object.entries(VARIABLE_RULES)) {
-      expect(Object.keys(rule).filter((keyword) => !(SCHEMA_KEYWORDS as readonly string[]).includes(keyword)), name).toEqual([])
+  it('checks every rule it declares: each variable is a string or an integer and uses only the keywords the checker applies to its type', () => {
+    for (const [name, rule] of Object.entries(VARIABLE_RULES) as [string, { type: string }][]) {
+      expect(Object.keys(SCHEMA_KEYWORDS), name).toContain(rule.type)
+      const known: readonly string[] = SCHEMA_KEYWORDS[rule.type as keyof typeof SCHEMA_KEYWORDS]
+      expect(Object.keys(rule).filter((keyword) => !known.includes(keyword)), name).toEqual([])
     }
   })
 

@@ -3,6 +3,7 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { buildApp } from '../../src/app.js'
 import { ManualClock, type Clock } from '../../src/clock.js'
 import { loadConfig, type Config } from '../../src/config.js'
+import { SignetMetrics } from '../../src/metrics/registry.js'
 import { Signet, type SignetOptions } from '../../src/runtime.js'
 import type { Storage } from '../../src/storage/types.js'
 import { listenOnLoopback } from './live-server.js'
@@ -63,7 +64,10 @@ export async function createHarness(options: HarnessOptions = {}) {
     backends: options.backends,
     createDefaultKeyset: options.createDefaultKeyset ?? true,
   })
-  const app: FastifyInstance = await buildApp(signet)
+  // Without prom-client's process metrics: each set leaves a GC observer and an
+  // event-loop monitor running for the rest of the process, and a vitest worker runs
+  // many files (vitest.config.ts, isolate: false). test/metrics checks them on its own app.
+  const app: FastifyInstance = await buildApp(signet, { metrics: new SignetMetrics({ defaultMetrics: false }).track(signet) })
   await app.ready()
 
   async function request(method: string, url: string, init: InjectOptions = {}, shownOnce?: (body: string) => string): Promise<LightMyRequestResponse> {
