@@ -208,7 +208,7 @@ type Rule = { type: 'string' | 'integer'; minLength?: number; maxLength?: number
 /**
  * Applies the schema to the variables that are set, in the schema's order, and fills
  * in the defaults. The words are ajv's (JSON Schema's) own, as the API's. Not ajv
- * itself: compiling this one schema cost every `signet` command about 90 ms, a third
+ * itself: compiling this one schema cost every `signet` command about 90 ms (profiled)
  * of its start (README, "Choices of libraries"). Integers were checked as digits before
  * (checkWholeNumbers). The config test refuses a rule with another type, or a keyword
  * its type does not have here, so the table cannot ask for what is not checked.

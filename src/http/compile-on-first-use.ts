@@ -5,7 +5,7 @@ import type { FastifyServerOptions } from 'fastify'
 /**
  * Route schemas are compiled when a route is first called, not when the app starts.
  * Compiling every route's validator (ajv) and answer serializer (fast-json-stringify)
- * cost each start about 220 ms of CPU, mostly for admin routes a serving process may
+ * cost each start about 220 ms of CPU (profiled), mostly for admin routes a serving process may
  * never see, and a start is what `signet serve`, every worker and every restart pays.
  * The first call of a route pays its own compile instead (a few ms, once per process).
  * README, "Start-up cost".
