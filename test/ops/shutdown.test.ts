@@ -185,6 +185,19 @@ describe('graceful shutdown of signet serve', () => {
     await checkShutdown('SIGINT')
   })
 
+  it('a fault signal is a crash, not a stop: SIGSEGV ends the process by that signal at once, SIGABRT too', async () => {
+    for (const signal of ['SIGSEGV', 'SIGABRT'] as const) {
+      const server = await startServe(env)
+      try {
+        server.child.kill(signal)
+        expect(await server.exited).toEqual({ code: null, signal })
+        expect(server.logs.some((line) => line.msg === 'stopping: no new connections, finishing the requests in flight')).toBe(false)
+      } finally {
+        await server.stop('SIGKILL')
+      }
+    }
+  })
+
   it('a keep-alive connection whose request finishes during the shutdown does not hold it open', async () => {
     // Before the fix, such a connection stayed open (a client pool keeps it) and the
     // process was killed by the grace timeout with exit 1.
