@@ -5,18 +5,45 @@ import type { Storage, Tx } from '../storage/types.js'
 import { AUDIT_HEAD, chainEvent, sealedAuditHead, type AuditLink } from './chain.js'
 
 /**
- * Appends `input` to the hash-chained audit log in `tx`: the one place an event is
- * linked to the newest one before it. The transaction holds the storage's write
- * lock, so nobody extends the chain between the read and the insert. With `key`
- * (the audit key; by default the transaction's own, set by the sealed storage)
- * the link is an HMAC and the log's authenticated head moves to the new event in
- * the same transaction; without, it is the plain SHA-256 of logs written before
- * the keyed chain (audit/chain.ts).
+ * Links events onto the hash-chained audit log inside one transaction: the one place
+ * an event is linked to the newest one before it. The transaction holds the storage's
+ * write lock, so nobody extends the chain between the read and the inserts; the
+ * newest event is read once, however many events are appended. With `key` (the audit
+ * key; by default the transaction's own, set by the sealed storage) each link is an
+ * HMAC and `finish` moves the log's authenticated head to the last event, once; without,
+ * links are the plain SHA-256 of logs written before the keyed chain (audit/chain.ts).
  */
+class ChainWriter {
+  readonly #tx: Tx
+  readonly #key: Buffer | null
+  /** The newest event of the chain; undefined until read, null for an empty log. */
+  #previous: AuditLink | null | undefined
+  #appended: AuditEvent | null = null
+
+  constructor(tx: Tx, key: Buffer | null) {
+    this.#tx = tx
+    this.#key = key
+  }
+
+  async append(input: AuditInput): Promise<AuditEvent> {
+    if (this.#previous === undefined) this.#previous = await this.#tx.lastAudit()
+    const event = chainEvent(this.#previous, input, this.#key)
+    await this.#tx.insertAudit(event)
+    this.#previous = this.#appended = event
+    return event
+  }
+
+  /** Writes the authenticated head once, at the last event appended (keyed chain only). */
+  async finish(): Promise<void> {
+    if (this.#key && this.#appended) await this.#tx.setMeta(AUDIT_HEAD, sealedAuditHead(this.#appended, this.#key))
+  }
+}
+
+/** Appends one event to the audit log in `tx` and moves the head to it (ChainWriter). */
 export async function appendAudit(tx: Tx, input: AuditInput, key: Buffer | null = tx.auditKey ?? null): Promise<AuditEvent> {
-  const event = chainEvent(await tx.lastAudit(), input, key)
-  await tx.insertAudit(event)
-  if (key) await tx.setMeta(AUDIT_HEAD, sealedAuditHead(event, key))
+  const chain = new ChainWriter(tx, key)
+  const event = await chain.append(input)
+  await chain.finish()
   return event
 }
 
@@ -55,10 +82,9 @@ export type Audit = (input: Omit<AuditInput, 'at'> & { at?: number }) => Promise
 /**
  * Runs `work` in one storage transaction with an `audit` function that appends to
  * the hash-chained log inside the same transaction: the change, its audit rows and
- * (on the sealed storage) the log's head commit together or not at all. The newest
- * event is read once and the head written once per transaction, however many events
- * the change records (appendAudit does both per event). Committed events then go to
- * the sink.
+ * (on the sealed storage) the log's head commit together or not at all, the head
+ * written once however many events the change records (ChainWriter). Committed
+ * events then go to the sink.
  */
 export async function auditedTransaction<T>(
   storage: Storage,
@@ -69,19 +95,14 @@ export async function auditedTransaction<T>(
   const events: AuditEvent[] = []
   const result = await storage.transaction(async (tx) => {
     events.length = 0
-    const key = tx.auditKey ?? null
-    let previous: AuditLink | null | undefined
+    const chain = new ChainWriter(tx, tx.auditKey ?? null)
     const audit: Audit = async (input) => {
-      if (previous === undefined) previous = await tx.lastAudit()
-      const event = chainEvent(previous ?? null, { ...input, at: input.at ?? now() }, key)
-      await tx.insertAudit(event)
-      previous = event
+      const event = await chain.append({ ...input, at: input.at ?? now() })
       events.push(event)
       return event
     }
     const outcome = await work(tx, audit)
-    const newest = events.at(-1)
-    if (key && newest) await tx.setMeta(AUDIT_HEAD, sealedAuditHead(newest, key))
+    await chain.finish()
     return outcome
   })
   sink?.write(events)

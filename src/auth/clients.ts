@@ -7,8 +7,6 @@ import type { Tx } from '../storage/types.js'
 import { normaliseSubject } from '../tls/subject.js'
 import { generateToken, hashToken } from './tokens.js'
 
-/** Client fields as the API and the CLI give them, checked against src/schemas. */
-
 /** The stored fields of a client that input sets. */
 export type ClientFields = Pick<Client, 'name' | 'keysets' | 'scopes' | 'audiences' | 'maxTtl' | 'certificateSubject' | 'identity'> & {
   subjects: string[] | null

@@ -1,6 +1,6 @@
 import { createRemoteJWKSet, customFetch, importJWK, type JSONWebKeySet, type JWTHeaderParameters, type JWTPayload } from 'jose'
 import { ALGORITHMS, type Alg } from '../crypto/algorithms.js'
-import { verifyJwt, type KeySource, type PublishedKey } from '../signing/verify.js'
+import { requiredClaimsWith, verifyJwt, type KeySource, type PublishedKey } from '../signing/verify.js'
 import { VerificationError } from './errors.js'
 import { httpUrl } from './http-url.js'
 
@@ -137,7 +137,6 @@ function checkAlgorithms(value: readonly string[] | undefined): Alg[] | null {
   return [...new Set(value as Alg[])]
 }
 
-
 /** Seconds of `max-age` in a Cache-Control header (0 for no-cache/no-store), or null when it says nothing. */
 export function cacheControlMaxAge(header: string | null): number | null {
   if (header === null) return null
@@ -176,8 +175,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
     throw new TypeError('createVerifier: clockTolerance must be a non-negative number of seconds')
   }
   if (options.typ !== undefined && (typeof options.typ !== 'string' || options.typ.length === 0)) throw new TypeError('createVerifier: typ must be a string')
-  // exp is always required; the list is built once, not per token.
-  const requiredClaims = [...new Set(['exp', ...(options.requiredClaims ?? [])])]
+  const requiredClaims = requiredClaimsWith(options.requiredClaims)
   const cooldown = checkDuration('cooldown', options.cooldown, 30_000)
   const cacheMaxAge = checkDuration('cacheMaxAge', options.cacheMaxAge, 600_000)
   const timeout = checkDuration('timeout', options.timeout, 2000)

@@ -33,8 +33,6 @@ const KEY_TYPES = new Set(['RSA', 'EC', 'OKP'])
 /** Members only a private (or symmetric) JWK has. */
 const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k']
 
-/** Issuer fields as the API and the CLI give them, checked against src/schemas. */
-
 const given = (value: unknown): boolean => value !== undefined && value !== null
 
 /**

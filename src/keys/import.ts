@@ -32,8 +32,6 @@ import type { KeyService, RotationMode } from './service.js'
 /** RSA sizes accepted on import: at least 2048 bits (docs/api.md), at most 8192 (signing cost). */
 const RSA_IMPORT_BITS = { min: 2048, max: 8192 } as const
 
-/** The import body (src/schemas), its member types already checked by the schema. */
-
 export type ImportFormat = 'pem' | 'pkcs12' | 'jwk'
 
 const PRIVATE_PEM = /-----BEGIN ((?:RSA |EC |ENCRYPTED )?PRIVATE KEY)-----[\s\S]*?-----END \1-----/g

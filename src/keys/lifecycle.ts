@@ -120,7 +120,12 @@ export function rotationDueAt(keyset: Pick<Keyset, 'rotationPeriod'>, active: Pi
  */
 export function nextKeyDueAt(keyset: Pick<Keyset, 'rotationPeriod'>, active: Pick<KeyRecord, 'activatedAt' | 'createdAt'>, prepublishSeconds: number): number | null {
   const rotationDue = rotationDueAt(keyset, active)
-  return rotationDue === null ? null : rotationDue - prepublishSeconds * SECOND
+  return rotationDue === null ? null : keyDueBefore(rotationDue, prepublishSeconds)
+}
+
+/** The next key of a rotation due at `rotationDue` is made `prepublish` seconds before it. */
+function keyDueBefore(rotationDue: number, prepublishSeconds: number): number {
+  return rotationDue - prepublishSeconds * SECOND
 }
 
 /** When an automatic rotation due at `rotationDue` activates its key: never sooner than prepublish from now, so a key is seen before it signs. */
@@ -206,8 +211,7 @@ export function planDue(keyset: Keyset, keys: KeyRecord[], now: number, prepubli
   let newKeyActivatesAt: number | null = null
   if (active && !hasPending) {
     const rotationDue = rotationDueAt(keyset, active)
-    // The next key is made prepublish before the rotation is due (nextKeyDueAt).
-    if (rotationDue !== null && now >= rotationDue - prepublishSeconds * SECOND) newKeyActivatesAt = scheduledActivation(rotationDue, now, prepublishSeconds)
+    if (rotationDue !== null && now >= keyDueBefore(rotationDue, prepublishSeconds)) newKeyActivatesAt = scheduledActivation(rotationDue, now, prepublishSeconds)
   }
   return { ...changes, newKeyActivatesAt, needsActiveKey: !active && !hasPending }
 }

@@ -23,7 +23,7 @@ export const SKEW_SECONDS = 60
 /** Longest accepted ttl, rotation period or prepublish, in seconds (10 years). */
 export const MAX_SECONDS = 315_360_000
 
-/** Keyset fields as the API and the CLI give them, checked against src/schemas. */
+/** The policy fields of a keyset as the API and the CLI give them (src/schemas), its name aside. */
 export type KeysetPolicyInput = Omit<KeysetPatch, 'name'>
 
 /** The effective prepublish of a keyset: its own, or max(3600, 2 x JWKS max-age). */

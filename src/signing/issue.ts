@@ -14,7 +14,6 @@ export const MAX_CLAIMS_BYTES = 16 * 1024
 /** Claims the service sets itself. */
 const RESERVED = ['iat', 'exp'] as const
 
-
 /** A sign request checked against every rule, ready to sign. */
 export interface PreparedToken {
   header: TokenHeader

@@ -76,6 +76,17 @@ function fromJoseError(error: unknown): VerificationFailure {
 }
 
 /**
+ * The claims a token must carry: `exp` always, then `others`. A verifier of many
+ * tokens builds its list once with this (client/verifier.ts); verifyJwt adds exp itself
+ * to a list without it.
+ */
+export function requiredClaimsWith(others: readonly string[] = []): string[] {
+  return [...new Set(['exp', ...others])]
+}
+
+const EXP_ONLY = requiredClaimsWith()
+
+/**
  * The checks of a compact JWS, in the one order that both /v1/verify and the client's
  * verifier follow, so that they refuse the same token with the same code:
  * size, header, algorithm, kid, the kid's algorithm, then (jose) crit, signature
@@ -107,9 +118,8 @@ export async function verifyJwt(token: unknown, keys: KeySource, checks: JwtChec
   }
   if (candidates.length === 0) return fail('alg_not_allowed', 'the token algorithm is not allowed')
 
-  // Callers pass a list holding exp already (built once, not per token); one without gets it added.
   const given = checks.claims?.requiredClaims
-  const requiredClaims = given?.includes('exp') ? given : [...(given ?? []), 'exp']
+  const requiredClaims = given === undefined ? EXP_ONLY : given.includes('exp') ? given : requiredClaimsWith(given)
   let last: Verification = fail('invalid_signature', 'signature verification failed')
   for (const candidate of candidates) {
     try {
@@ -130,8 +140,6 @@ export interface VerifyOptions {
   now: number
 }
 
-const EXP_REQUIRED = ['exp']
-
 /** /v1/verify: a token against the keys a keyset publishes (docs/api.md). */
 export async function verifyToken(live: LiveKeyset, token: unknown, options: VerifyOptions): Promise<Verification> {
   const keys: KeySource = {
@@ -141,7 +149,6 @@ export async function verifyToken(live: LiveKeyset, token: unknown, options: Ver
   const verification = await verifyJwt(token, keys, {
     algorithms: ALGORITHMS,
     claims: {
-      requiredClaims: EXP_REQUIRED,
       currentDate: new Date(options.now),
       ...(options.audience !== undefined ? { audience: options.audience } : {}),
       ...(options.issuer !== undefined ? { issuer: options.issuer } : {}),

@@ -58,7 +58,7 @@ export interface Tx {
   readonly auditKey?: Buffer | null
   /** The id and hash of the newest audit event, or null while the log is empty. */
   lastAudit(): Promise<AuditLink | null>
-  /** Stores an audit event as given; its chain link is computed by audit/recorder.ts appendAudit. */
+  /** Stores an audit event as given; its chain link is computed by audit/recorder.ts (ChainWriter). */
   insertAudit(event: AuditEvent): Promise<void>
   /** Audit events with id > `after`, oldest first (re-keying the chain in a rewrap). */
   listAudit(after: number, limit: number): Promise<AuditEvent[]>
