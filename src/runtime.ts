@@ -202,7 +202,7 @@ export class Signet {
 
   /** On a database without keysets, creates the default keyset (ES256). */
   async #createDefaultKeyset(): Promise<void> {
-    const existing = await this.storage.transaction((tx) => tx.listKeysets())
+    const existing = await this.storage.transaction((tx) => tx.keysets.list())
     if (existing.length > 0) return
     if (await this.keys.ensureKeyset({ name: this.config.defaultKeyset }, 'system')) {
       this.logger.info({ keyset: this.config.defaultKeyset }, 'created the default keyset')

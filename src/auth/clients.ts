@@ -47,7 +47,7 @@ export function clientFields(input: ClientInput): ClientFields {
     maxTtl: maxTtl ?? null,
     subjects: distinct(input.subjects),
     requiredClaims: distinct(input.requiredClaims),
-    // Absent when not bound (see clientFromRow).
+    // Absent when not bound (see CLIENT_LAYOUT in storage/rows.ts).
     ...(subject === null ? {} : { certificateSubject: subject }),
     ...(identity === null ? {} : { identity: { issuer: identity.issuer, subject: identity.subject } }),
   }
@@ -58,8 +58,8 @@ export function clientFields(input: ClientInput): ClientFields {
  * has the very same binding (409): two would make that subject match none.
  */
 export async function checkBinding(tx: Tx, identity: WorkloadIdentity): Promise<void> {
-  if (!(await tx.getIssuer(identity.issuer))) throw new IssuerNotFound(`no issuer ${identity.issuer}`)
-  const twin = (await tx.listClients()).find((other) => other.revokedAt === null && other.identity?.issuer === identity.issuer && other.identity.subject === identity.subject)
+  if (!(await tx.issuers.get(identity.issuer))) throw new IssuerNotFound(`no issuer ${identity.issuer}`)
+  const twin = (await tx.clients.list()).find((other) => other.revokedAt === null && other.identity?.issuer === identity.issuer && other.identity.subject === identity.subject)
   if (twin) throw new Conflict(`client ${twin.id} is already bound to this issuer and subject`)
 }
 
@@ -87,14 +87,14 @@ export class ClientService {
     const client: Client = { id: randomUUID(), ...fields, tokenHash: hashToken(generated), createdAt: this.#changes.clock.now(), revokedAt: null }
     await this.#changes.apply(async (tx, audit) => {
       if (client.identity) await checkBinding(tx, client.identity)
-      await tx.insertClient(client)
+      await tx.clients.insert(client)
       await audit({ actor, action: 'client.create', target: client.id, details: { name: client.name, ...policyOf(client), ...(client.certificateSubject ? { certificateSubject: client.certificateSubject } : {}), ...(client.identity ? { identity: client.identity, token: token !== null } : {}) } })
     })
     return { client, token }
   }
 
   async list(): Promise<Client[]> {
-    return this.#changes.read((tx) => tx.listClients())
+    return this.#changes.read((tx) => tx.clients.list())
   }
 
   /**
@@ -112,7 +112,7 @@ export class ClientService {
       const { identity: _previous, ...unbound } = current
       const next: Client = { ...unbound, ...fields }
       if (next.identity && JSON.stringify(next.identity) !== JSON.stringify(current.identity ?? null)) await checkBinding(tx, next.identity)
-      await tx.updateClient(next)
+      await tx.clients.update(next)
       const before = policyOf(current)
       const after = policyOf(next)
       const changes = Object.fromEntries(Object.keys(after)
@@ -130,7 +130,7 @@ export class ClientService {
       const current = await liveClient(tx, id)
       guard?.(current, null)
       const revoked = { ...current, revokedAt: this.#changes.clock.now() }
-      await tx.updateClient(revoked)
+      await tx.clients.update(revoked)
       await audit({ actor, action: 'client.revoke', target: id, details: { name: current.name } })
       return revoked
     })
@@ -140,7 +140,7 @@ export class ClientService {
 
 /** A client that exists and is not revoked: else 404, or 409 (a revoked client stays revoked). */
 async function liveClient(tx: Tx, id: string): Promise<Client> {
-  const current = await tx.getClient(id)
+  const current = await tx.clients.get(id)
   if (!current) throw new ClientNotFound(`no client ${id}`)
   if (current.revokedAt !== null) throw new Conflict(`client ${id} is already revoked`)
   return current

@@ -105,7 +105,7 @@ export class LocalAdminApi implements AdminApi {
 
   async listIssuers(): Promise<IssuerView[]> {
     // migrate: a database made before issuers existed gets its (empty) table.
-    return (await withStorage(this.#config, (storage) => storage.transaction((tx) => tx.listIssuers()), { migrate: true })).map(presentIssuer)
+    return (await withStorage(this.#config, (storage) => storage.transaction((tx) => tx.issuers.list()), { migrate: true })).map(presentIssuer)
   }
 
   /** An issuer row carries authority and is sealed under the master key too (docs/security.md). */

@@ -22,7 +22,7 @@ function auditDetails(issuer: Issuer): Record<string, unknown> {
 
 /** The `iss` of a registered issuer is unique: two issuers for one `iss` would make a token's issuer ambiguous. */
 async function refuseTakenIss(tx: Tx, iss: string, except: string | null): Promise<void> {
-  const holder = (await tx.listIssuers()).find((issuer) => issuer.issuer === iss && issuer.name !== except)
+  const holder = (await tx.issuers.list()).find((issuer) => issuer.issuer === iss && issuer.name !== except)
   if (holder) throw new Conflict(`issuer ${holder.name} already has this iss`)
 }
 
@@ -39,31 +39,31 @@ export class IssuerService {
     const now = this.#changes.clock.now()
     const issuer: Issuer = { ...fields, createdAt: now, updatedAt: now }
     await this.#changes.apply(async (tx, audit) => {
-      if (await tx.getIssuer(issuer.name)) throw new Conflict(`issuer ${issuer.name} exists`)
+      if (await tx.issuers.get(issuer.name)) throw new Conflict(`issuer ${issuer.name} exists`)
       await refuseTakenIss(tx, issuer.issuer, null)
-      await tx.insertIssuer(issuer)
+      await tx.issuers.insert(issuer)
       await audit({ actor, action: 'issuer.create', target: issuer.name, details: auditDetails(issuer) })
     })
     return issuer
   }
 
   async list(): Promise<Issuer[]> {
-    return this.#changes.read((tx) => tx.listIssuers())
+    return this.#changes.read((tx) => tx.issuers.list())
   }
 
   async get(name: string): Promise<Issuer> {
-    const issuer = await this.#changes.read((tx) => tx.getIssuer(name))
+    const issuer = await this.#changes.read((tx) => tx.issuers.get(name))
     if (!issuer) throw new IssuerNotFound(`no issuer ${name}`)
     return issuer
   }
 
   async update(name: string, change: IssuerPatch, actor: string): Promise<Issuer> {
     const issuer = await this.#changes.apply(async (tx, audit) => {
-      const current = await tx.getIssuer(name)
+      const current = await tx.issuers.get(name)
       if (!current) throw new IssuerNotFound(`no issuer ${name}`)
       const next: Issuer = { ...current, ...applyIssuerChange(current, change), updatedAt: this.#changes.clock.now() }
       await refuseTakenIss(tx, next.issuer, name)
-      await tx.updateIssuer(next)
+      await tx.issuers.update(next)
       await audit({ actor, action: 'issuer.update', target: name, details: auditDetails(next) })
       return next
     })
@@ -73,11 +73,11 @@ export class IssuerService {
   /** Deletes an issuer; refused (409) while a live client is bound to it. */
   async remove(name: string, actor: string): Promise<Issuer> {
     const issuer = await this.#changes.apply(async (tx, audit) => {
-      const current = await tx.getIssuer(name)
+      const current = await tx.issuers.get(name)
       if (!current) throw new IssuerNotFound(`no issuer ${name}`)
-      const bound = (await tx.listClients()).filter((client) => client.revokedAt === null && client.identity?.issuer === name)
+      const bound = (await tx.clients.list()).filter((client) => client.revokedAt === null && client.identity?.issuer === name)
       if (bound.length > 0) throw new Conflict(`${bound.length} live client(s) are bound to issuer ${name} (${bound.slice(0, 5).map((client) => client.id).join(', ')}); revoke them first`)
-      await tx.deleteIssuer(name)
+      await tx.issuers.delete(name)
       await audit({ actor, action: 'issuer.delete', target: name, details: auditDetails(current) })
       return current
     })

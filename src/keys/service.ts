@@ -59,8 +59,8 @@ export class KeyService {
 
   async listKeysets(): Promise<{ keyset: Keyset; activeKid: string | null }[]> {
     return this.#changes.read(async (tx) => {
-      const keys = await tx.listKeys()
-      return (await tx.listKeysets()).map((keyset) => ({
+      const keys = await tx.keys.list()
+      return (await tx.keysets.list()).map((keyset) => ({
         keyset,
         activeKid: keys.find((key) => key.keyset === keyset.name && key.state === 'active')?.kid ?? null,
       }))
@@ -70,17 +70,17 @@ export class KeyService {
   async getKeyset(name: string): Promise<{ keyset: Keyset; activeKid: string | null }> {
     return this.#changes.read(async (tx) => {
       const keyset = await requireKeyset(tx, name)
-      return { keyset, activeKid: activeKey(await tx.listKeys(name))?.kid ?? null }
+      return { keyset, activeKid: activeKey(await tx.keys.list(name))?.kid ?? null }
     })
   }
 
   /** A keyset and its keys, read together. */
   async listKeys(name: string): Promise<{ keyset: Keyset; keys: KeyRecord[] }> {
-    return this.#changes.read(async (tx) => ({ keyset: await requireKeyset(tx, name), keys: await tx.listKeys(name) }))
+    return this.#changes.read(async (tx) => ({ keyset: await requireKeyset(tx, name), keys: await tx.keys.list(name) }))
   }
 
   async getKey(kid: string): Promise<KeyRecord> {
-    const key = await this.#changes.read((tx) => tx.getKey(kid))
+    const key = await this.#changes.read((tx) => tx.keys.get(kid))
     if (!key) throw new KeyNotFound(`no key ${kid}`)
     return key
   }
@@ -92,10 +92,10 @@ export class KeyService {
     const fresh = await this.#backends[keyset.backend].generate(keyset)
     try {
       return await this.#transact(async (tx, audit) => {
-        if (await tx.getKeyset(keyset.name)) throw new Conflict(`keyset ${keyset.name} exists`)
-        await tx.insertKeyset(keyset)
+        if (await tx.keysets.get(keyset.name)) throw new Conflict(`keyset ${keyset.name} exists`)
+        await tx.keysets.insert(keyset)
         const key = { ...pendingKey(fresh, now, keyset.maxTtl), activatesAt: now }
-        await tx.insertKey(key)
+        await tx.keys.insert(key)
         const changes = activate(keyset, [key], key.kid, now)
         await this.#write(tx, audit, changes, actor, keyset.name)
         await audit({ actor, action: 'keyset.create', target: keyset.name, details: { ...publicPolicy(keyset), kid: key.kid } })
@@ -110,7 +110,7 @@ export class KeyService {
   /** Creates the keyset if it does not exist (`signet serve` on an empty database). */
   async ensureKeyset(input: KeysetInput, actor: string): Promise<boolean> {
     const { name } = input
-    const exists = await this.#changes.read(async (tx) => (await tx.getKeyset(name)) !== null)
+    const exists = await this.#changes.read(async (tx) => (await tx.keysets.get(name)) !== null)
     if (exists) return false
     try {
       await this.createKeyset(input, actor)
@@ -126,11 +126,11 @@ export class KeyService {
     return this.#transact(async (tx, audit) => {
       const current = await requireKeyset(tx, name)
       const next = patchKeyset(current, patch, this.#changes.clock.now())
-      await tx.updateKeyset(next)
-      const active = activeKey(await tx.listKeys(name))
+      await tx.keysets.update(next)
+      const active = activeKey(await tx.keys.list(name))
       if (active && next.maxTtl > active.maxTtlSeen) {
         // A longer maxTtl while a key signs extends how long that key stays published.
-        await tx.updateKey({ ...active, maxTtlSeen: next.maxTtl })
+        await tx.keys.update({ ...active, maxTtlSeen: next.maxTtl })
       }
       await audit({ actor, action: 'keyset.update', target: name, details: { before: publicPolicy(current), after: publicPolicy(next) } })
       return next
@@ -156,17 +156,17 @@ export class KeyService {
     try {
       return await this.#transact(async (tx, audit) => {
         const current = await requireKeyset(tx, keyset.name)
-        if (await tx.getKey(fresh.kid)) throw new Conflict(`key ${fresh.kid} exists`)
+        if (await tx.keys.get(fresh.kid)) throw new Conflict(`key ${fresh.kid} exists`)
         const now = this.#changes.clock.now()
         const activatesAt = mode === 'immediate' ? now : now + this.prepublishOf(current) * 1000
         const key = { ...pendingKey(fresh, now, current.maxTtl), activatesAt }
-        await tx.insertKey(key)
+        await tx.keys.insert(key)
         await audit({ actor, action, target: key.kid, details: { keyset: current.name, alg: key.alg, mode } })
         if (mode === 'scheduled') {
           await audit({ actor, action: 'key.state', target: key.kid, details: { keyset: current.name, from: null, to: 'pending', activatesAt: key.activatesAt } })
           return key
         }
-        const keys = await tx.listKeys(current.name)
+        const keys = await tx.keys.list(current.name)
         const changes = activate(current, keys, key.kid, now)
         await this.#write(tx, audit, changes, actor, current.name)
         return changes.updated.get(key.kid)!
@@ -185,9 +185,9 @@ export class KeyService {
   async revoke(kid: string, reason: string, actor: string): Promise<KeyRecord> {
     if (typeof reason !== 'string' || reason.length > 512) throw new InvalidRequest('reason must be a string of at most 512 characters')
     const before = await this.#changes.read(async (tx) => {
-      const key = await tx.getKey(kid)
+      const key = await tx.keys.get(kid)
       if (!key) return null
-      return { key, keyset: (await tx.getKeyset(key.keyset))!, keys: await tx.listKeys(key.keyset) }
+      return { key, keyset: (await tx.keysets.get(key.keyset))!, keys: await tx.keys.list(key.keyset) }
     })
     if (!before) throw new KeyNotFound(`no key ${kid}`)
     // A replacement is needed only when the active key goes and nothing is pending.
@@ -196,18 +196,18 @@ export class KeyService {
     let used = false
     try {
       const revoked = await this.#transact(async (tx, audit) => {
-        const key = await tx.getKey(kid)
+        const key = await tx.keys.get(kid)
         if (!key) throw new KeyNotFound(`no key ${kid}`)
         if (key.state === 'revoked' || key.state === 'destroyed') throw new Conflict(`key ${kid} is already ${key.state}`)
         const keyset = await requireKeyset(tx, key.keyset)
         const now = this.#changes.clock.now()
-        let keys = await tx.listKeys(keyset.name)
+        let keys = await tx.keys.list(keyset.name)
         const changes = revoke(keys, kid, reason, now)
         if (key.state === 'active') {
           let successor = nextPending(keys)
           if (!successor && replacement) {
             successor = { ...pendingKey(replacement, now, keyset.maxTtl), activatesAt: now }
-            await tx.insertKey(successor)
+            await tx.keys.insert(successor)
             await audit({ actor, action: 'key.rotate', target: successor.kid, details: { keyset: keyset.name, alg: successor.alg, mode: 'immediate', replaces: kid } })
             keys = [...keys, successor]
             used = true
@@ -251,10 +251,10 @@ export class KeyService {
     const destroyed: KeyRecord[] = []
     try {
       const count = await this.#transact(async (tx, audit) => {
-        const keyset = await tx.getKeyset(planned.name)
+        const keyset = await tx.keysets.get(planned.name)
         if (!keyset) return 0
         const now = this.#changes.clock.now()
-        const keys = await tx.listKeys(keyset.name)
+        const keys = await tx.keys.list(keyset.name)
         const plan = planDue(keyset, keys, now, this.prepublishOf(keyset))
         await this.#write(tx, audit, plan, actor, keyset.name)
         destroyed.push(...plan.transitions.filter((t) => t.to === 'destroyed').map((t) => plan.updated.get(t.kid)!))
@@ -262,7 +262,7 @@ export class KeyService {
         if ((plan.newKeyActivatesAt !== null || plan.needsActiveKey) && fresh?.alg === keyset.alg) {
           const activatesAt = plan.needsActiveKey ? now : plan.newKeyActivatesAt!
           const key = { ...pendingKey(fresh, now, keyset.maxTtl), activatesAt }
-          await tx.insertKey(key)
+          await tx.keys.insert(key)
           used = true
           made = 1
           await audit({ actor, action: 'key.rotate', target: key.kid, details: { keyset: keyset.name, alg: key.alg, mode: plan.needsActiveKey ? 'immediate' : 'scheduled' } })
@@ -283,7 +283,7 @@ export class KeyService {
 
   /** Writes changed keys in an order the one-active index accepts, auditing each state change. */
   async #write(tx: Tx, audit: Audit, changes: Changes, actor: string, keyset: string, extra: Record<string, unknown> = {}): Promise<void> {
-    for (const key of writeOrder(changes.updated.values())) await tx.updateKey(key)
+    for (const key of writeOrder(changes.updated.values())) await tx.keys.update(key)
     for (const transition of changes.transitions) {
       await audit({ actor, action: 'key.state', target: transition.kid, details: { keyset, from: transition.from, to: transition.to, ...extra } })
     }
@@ -304,7 +304,7 @@ export class KeyService {
 }
 
 async function requireKeyset(tx: Tx, name: string): Promise<Keyset> {
-  const keyset = await tx.getKeyset(name)
+  const keyset = await tx.keysets.get(name)
   if (!keyset) throw new KeysetNotFound(`no keyset ${name}`)
   return keyset
 }

@@ -4,29 +4,22 @@ import { thumbprint } from '../crypto/jwk.js'
 import { sealedCheckValue, type MasterKey } from '../crypto/master-key.js'
 import { isDatabaseMasterKey } from '../keys/master-key-check.js'
 import type { Client, Issuer, KeyRecord, Keyset } from '../keys/model.js'
-import type { Stored, Tx } from './types.js'
-
-/** How the integrity code reaches the rows of one table inside a transaction. */
-interface SealedTableSpec<R> {
-  /** The primary key of a row. */
-  id(row: R): string
-  list(tx: Tx): Promise<Stored<R>[]>
-  update(tx: Tx, row: Stored<R>): Promise<void>
-}
+import type { Stored, Tx, TxTable } from './types.js'
 
 /**
  * Rows that carry authority, authenticated under a key derived from the master
- * key (docs/security.md, "The database is not trusted"). A new table is an entry
- * here, a `mac` column (mapped by rows.ts), a field of the same name in Snapshot
- * (checked there by sealed-storage.ts and by `signet check`; the upgrade and the
- * rewrap reach every row through this entry), and its Tx methods in SealedTx,
- * which the compiler asks for.
+ * key (docs/security.md, "The database is not trusted"), each with the primary
+ * key of its rows. A new table is an entry here, a `mac` column (mapped by
+ * rows.ts), a table of the same name in Tx and a field in Snapshot (checked there
+ * by sealed-storage.ts and by `signet check`; the upgrade and the rewrap reach
+ * every row as `tx[table]`), and its sealed table in SealedTx, which the compiler
+ * asks for.
  */
-export const SEALED_TABLES: { [T in SealedTable]: SealedTableSpec<RowOf<T>> } = {
-  keysets: { id: (row) => row.name, list: (tx) => tx.listKeysets(), update: (tx, row) => tx.updateKeyset(row) },
-  keys: { id: (row) => row.kid, list: (tx) => tx.listKeys(), update: (tx, row) => tx.updateKey(row) },
-  clients: { id: (row) => row.id, list: (tx) => tx.listClients(), update: (tx, row) => tx.updateClient(row) },
-  issuers: { id: (row) => row.name, list: (tx) => tx.listIssuers(), update: (tx, row) => tx.updateIssuer(row) },
+export const SEALED_TABLES: { [T in SealedTable]: { id(row: RowOf<T>): string } } = {
+  keysets: { id: (row) => row.name },
+  keys: { id: (row) => row.kid },
+  clients: { id: (row) => row.id },
+  issuers: { id: (row) => row.name },
 }
 
 /** The domain object of each sealed table. */
@@ -51,10 +44,10 @@ export async function rewriteSealedRows(
 ): Promise<Record<SealedTable, number>> {
   const counts = {} as Record<SealedTable, number>
   for (const table of Object.keys(SEALED_TABLES) as SealedTable[]) {
-    const { list, update } = SEALED_TABLES[table] as SealedTableSpec<object>
-    const rows = await list(tx)
-    for (const row of rows) await update(tx, await rewrite(table, row as never))
-    counts[table] = rows.length
+    const rows = tx[table] as TxTable<RowOf<typeof table>>
+    const stored = await rows.list()
+    for (const row of stored) await rows.update(await rewrite(table, row))
+    counts[table] = stored.length
   }
   return counts
 }
@@ -173,7 +166,7 @@ export class IntegrityKeys {
 
 /** The primary key of a row of `table`. */
 export function rowIdOf<T extends SealedTable>(table: T, row: RowOf<T>): string {
-  return (SEALED_TABLES[table] as SealedTableSpec<RowOf<T>>).id(row)
+  return (SEALED_TABLES[table] as { id(row: RowOf<T>): string }).id(row)
 }
 
 /** A key's kid is the RFC 7638 thumbprint of its public JWK, and the JWK names the same kid. */

@@ -1,8 +1,8 @@
 import type { AuditLink } from '../audit/chain.js'
 import { MASTER_KEY_CHECK } from '../keys/master-key-check.js'
-import type { AuditEvent, Client, Issuer, KeyRecord, Keyset } from '../keys/model.js'
+import type { AuditEvent } from '../keys/model.js'
 import { rowIdOf, SEALED_TABLES, type IntegrityFailure, type IntegrityKeys, type RowOf, type SealedTable } from './row-integrity.js'
-import type { Snapshot, Storage, Stored, Tx } from './types.js'
+import type { Snapshot, Storage, Stored, Tx, TxTable } from './types.js'
 
 /**
  * Failing rows as the running service reports them: each distinct failure is
@@ -54,20 +54,45 @@ async function one<T extends SealedTable>(keys: IntegrityKeys, report: Report, t
 }
 
 /**
- * A transaction as the rest of Signet sees it: every row it writes gets its MAC
- * here (the one place rows are sealed), every row it reads is checked, and a row
- * that fails is as good as absent. Audit events appended in it are chained with
- * the audit key, which also authenticates the log's head (audit/recorder.ts).
+ * A table as the rest of Signet sees it: every row it writes gets its MAC here
+ * (the one place rows are sealed), every row it reads is checked, and a row that
+ * fails is as good as absent.
+ */
+function sealedTable<T extends SealedTable>(raw: TxTable<RowOf<T>>, table: T, keys: IntegrityKeys, report: Report): TxTable<RowOf<T>> {
+  return {
+    get: async (id) => one(keys, report, table, await raw.get(id)),
+    list: async () => trusted(keys, report, table, await raw.list()),
+    insert: (row) => raw.insert(keys.seal(table, row)),
+    update: (row) => raw.update(keys.seal(table, row)),
+  }
+}
+
+/**
+ * A transaction whose tables are sealed (sealedTable). Audit events appended in
+ * it are chained with the audit key, which also authenticates the log's head
+ * (audit/recorder.ts).
  */
 class SealedTx implements Tx {
   readonly auditKey: Buffer
+  readonly keysets: Tx['keysets']
+  readonly keys: Tx['keys']
+  readonly clients: Tx['clients']
+  readonly issuers: Tx['issuers']
 
   constructor(
     readonly raw: Tx,
-    readonly keys: IntegrityKeys,
-    readonly report: Report,
+    integrity: IntegrityKeys,
+    report: Report,
   ) {
-    this.auditKey = keys.audit
+    this.auditKey = integrity.audit
+    this.keysets = sealedTable(raw.keysets, 'keysets', integrity, report)
+    this.keys = {
+      ...sealedTable(raw.keys, 'keys', integrity, report),
+      list: async (keyset) => trusted(integrity, report, 'keys', await raw.keys.list(keyset)),
+    }
+    this.clients = sealedTable(raw.clients, 'clients', integrity, report)
+    // Deleting needs no seal: what is gone cannot be forged.
+    this.issuers = { ...sealedTable(raw.issuers, 'issuers', integrity, report), delete: (name) => raw.issuers.delete(name) }
   }
 
   getMeta(name: string): Promise<string | null> {
@@ -76,74 +101,6 @@ class SealedTx implements Tx {
 
   setMeta(name: string, value: string): Promise<void> {
     return this.raw.setMeta(name, value)
-  }
-
-  async getKeyset(name: string): Promise<Keyset | null> {
-    return one(this.keys, this.report, 'keysets', await this.raw.getKeyset(name))
-  }
-
-  async listKeysets(): Promise<Keyset[]> {
-    return trusted(this.keys, this.report, 'keysets', await this.raw.listKeysets())
-  }
-
-  insertKeyset(keyset: Keyset): Promise<void> {
-    return this.raw.insertKeyset(this.keys.seal('keysets', keyset))
-  }
-
-  updateKeyset(keyset: Keyset): Promise<void> {
-    return this.raw.updateKeyset(this.keys.seal('keysets', keyset))
-  }
-
-  async getKey(kid: string): Promise<KeyRecord | null> {
-    return one(this.keys, this.report, 'keys', await this.raw.getKey(kid))
-  }
-
-  async listKeys(keyset?: string): Promise<KeyRecord[]> {
-    return trusted(this.keys, this.report, 'keys', await this.raw.listKeys(keyset))
-  }
-
-  insertKey(key: KeyRecord): Promise<void> {
-    return this.raw.insertKey(this.keys.seal('keys', key))
-  }
-
-  updateKey(key: KeyRecord): Promise<void> {
-    return this.raw.updateKey(this.keys.seal('keys', key))
-  }
-
-  async getClient(id: string): Promise<Client | null> {
-    return one(this.keys, this.report, 'clients', await this.raw.getClient(id))
-  }
-
-  async listClients(): Promise<Client[]> {
-    return trusted(this.keys, this.report, 'clients', await this.raw.listClients())
-  }
-
-  insertClient(client: Client): Promise<void> {
-    return this.raw.insertClient(this.keys.seal('clients', client))
-  }
-
-  updateClient(client: Client): Promise<void> {
-    return this.raw.updateClient(this.keys.seal('clients', client))
-  }
-
-  async getIssuer(name: string): Promise<Issuer | null> {
-    return one(this.keys, this.report, 'issuers', await this.raw.getIssuer(name))
-  }
-
-  async listIssuers(): Promise<Issuer[]> {
-    return trusted(this.keys, this.report, 'issuers', await this.raw.listIssuers())
-  }
-
-  insertIssuer(issuer: Issuer): Promise<void> {
-    return this.raw.insertIssuer(this.keys.seal('issuers', issuer))
-  }
-
-  updateIssuer(issuer: Issuer): Promise<void> {
-    return this.raw.updateIssuer(this.keys.seal('issuers', issuer))
-  }
-
-  deleteIssuer(name: string): Promise<void> {
-    return this.raw.deleteIssuer(name)
   }
 
   lastAudit(): Promise<AuditLink | null> {

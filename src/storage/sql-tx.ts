@@ -1,13 +1,8 @@
 import type { AuditLink } from '../audit/chain.js'
 import { ConfigError, Conflict, SignetError, StorageUnavailable } from '../errors.js'
 import type { AuditEvent, Client, Issuer, KeyRecord, Keyset } from '../keys/model.js'
-import {
-  AUDIT_COLUMNS, CLIENT_COLUMNS, ISSUER_COLUMNS, KEY_COLUMNS, KEYSET_COLUMNS,
-  auditFromRow, auditToRow, clientFromRow, clientToRow, issuerFromRow, issuerToRow, keyFromRow, keysetFromRow, keysetToRow, keyToRow,
-} from './rows.js'
-import type { Snapshot, Stored, Tx } from './types.js'
-
-export type Row = Record<string, unknown>
+import { AUDIT_LAYOUT, CLIENT_LAYOUT, ISSUER_LAYOUT, KEY_LAYOUT, KEYSET_LAYOUT, type Layout, type Row } from './rows.js'
+import type { IssuerTable, KeyTable, Snapshot, Stored, Tx, TxTable } from './types.js'
 
 /**
  * What the shared SQL needs of a database connection. Statements are written
@@ -35,7 +30,7 @@ export function driverFailure(error: unknown, brokenConstraint: boolean, detail 
 }
 
 /** One table of the shared layout (storage/rows.ts), with the statements that reach it. */
-interface Table<T> {
+interface TableStatements<T> {
   fromRow(row: Row): Stored<T>
   /** The row's values in column order, for `insert`. */
   insertValues(value: Stored<T>): unknown[]
@@ -47,7 +42,7 @@ interface Table<T> {
   update: string
 }
 
-function table<T>(table: string, key: string, order: string, columns: string[], fromRow: (row: Row) => Stored<T>, toRow: (value: Stored<T>) => Row): Table<T> {
+function statements<T>(table: string, key: string, order: string, { columns, fromRow, toRow }: Layout<Stored<T>>): TableStatements<T> {
   const set = columns.filter((c) => c !== key)
   const values = (row: Row, names: string[]): unknown[] => names.map((c) => row[c] ?? null)
   return {
@@ -61,11 +56,53 @@ function table<T>(table: string, key: string, order: string, columns: string[], 
   }
 }
 
-const KEYSETS = table('keysets', 'name', 'created_at, name', KEYSET_COLUMNS, keysetFromRow, keysetToRow)
-const KEYS = table('keys', 'kid', 'created_at, kid', KEY_COLUMNS, keyFromRow, keyToRow)
-const CLIENTS = table('clients', 'id', 'created_at, id', CLIENT_COLUMNS, clientFromRow, clientToRow)
-const ISSUERS = table('issuers', 'name', 'name', ISSUER_COLUMNS, issuerFromRow, issuerToRow)
-const AUDIT = table<AuditEvent>('audit', 'id', 'id', AUDIT_COLUMNS, auditFromRow, auditToRow)
+const KEYSETS = statements('keysets', 'name', 'created_at, name', KEYSET_LAYOUT)
+const KEYS = statements('keys', 'kid', 'created_at, kid', KEY_LAYOUT)
+const CLIENTS = statements('clients', 'id', 'created_at, id', CLIENT_LAYOUT)
+const ISSUERS = statements('issuers', 'name', 'name', ISSUER_LAYOUT)
+const AUDIT = statements('audit', 'id', 'id', AUDIT_LAYOUT)
+
+/** How a table writes: through its transaction, which records that something was written. */
+type Write = (sql: string, params: readonly unknown[]) => Promise<void>
+
+/** A table's reads and writes over the driver, one statement each. */
+class SqlTable<T> implements TxTable<T> {
+  constructor(
+    protected readonly driver: SqlDriver,
+    protected readonly write: Write,
+    protected readonly statements: TableStatements<T>,
+  ) {}
+
+  async get(id: string): Promise<Stored<T> | null> {
+    const [row] = await this.driver.all(this.statements.get, [id])
+    return row ? this.statements.fromRow(row) : null
+  }
+
+  async list(): Promise<Stored<T>[]> {
+    return (await this.driver.all(this.statements.list)).map(this.statements.fromRow)
+  }
+
+  insert(value: Stored<T>): Promise<void> {
+    return this.write(this.statements.insert, this.statements.insertValues(value))
+  }
+
+  update(value: Stored<T>): Promise<void> {
+    return this.write(this.statements.update, this.statements.updateValues(value))
+  }
+}
+
+class SqlKeyTable extends SqlTable<KeyRecord> implements KeyTable {
+  override async list(keyset?: string): Promise<Stored<KeyRecord>[]> {
+    if (keyset === undefined) return super.list()
+    return (await this.driver.all('SELECT * FROM keys WHERE keyset = ? ORDER BY created_at, kid', [keyset])).map(KEYS.fromRow)
+  }
+}
+
+class SqlIssuerTable extends SqlTable<Issuer> implements IssuerTable {
+  delete(name: string): Promise<void> {
+    return this.write('DELETE FROM issuers WHERE name = ?', [name])
+  }
+}
 
 /**
  * The reads and writes of a transaction, written once for every SQL storage over
@@ -76,29 +113,21 @@ const AUDIT = table<AuditEvent>('audit', 'id', 'id', AUDIT_COLUMNS, auditFromRow
  */
 export class SqlTx implements Tx {
   wrote = false
-
-  constructor(readonly driver: SqlDriver) {}
-
-  async #write(sql: string, params: readonly unknown[]): Promise<void> {
+  readonly #write: Write = async (sql, params) => {
     await this.driver.run(sql, params)
     this.wrote = true
   }
 
-  async #get<T>(table: Table<T>, id: string): Promise<Stored<T> | null> {
-    const [row] = await this.driver.all(table.get, [id])
-    return row ? table.fromRow(row) : null
-  }
+  readonly keysets: TxTable<Keyset>
+  readonly keys: KeyTable
+  readonly clients: TxTable<Client>
+  readonly issuers: IssuerTable
 
-  async #list<T>(table: Table<T>): Promise<Stored<T>[]> {
-    return (await this.driver.all(table.list)).map(table.fromRow)
-  }
-
-  #insert<T>(table: Table<T>, value: Stored<T>): Promise<void> {
-    return this.#write(table.insert, table.insertValues(value))
-  }
-
-  #update<T>(table: Table<T>, value: Stored<T>): Promise<void> {
-    return this.#write(table.update, table.updateValues(value))
+  constructor(readonly driver: SqlDriver) {
+    this.keysets = new SqlTable(driver, this.#write, KEYSETS)
+    this.keys = new SqlKeyTable(driver, this.#write, KEYS)
+    this.clients = new SqlTable(driver, this.#write, CLIENTS)
+    this.issuers = new SqlIssuerTable(driver, this.#write, ISSUERS)
   }
 
   async getMeta(name: string): Promise<string | null> {
@@ -110,86 +139,17 @@ export class SqlTx implements Tx {
     return this.#write('INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value', [name, value])
   }
 
-  getKeyset(name: string): Promise<Stored<Keyset> | null> {
-    return this.#get(KEYSETS, name)
-  }
-
-  listKeysets(): Promise<Stored<Keyset>[]> {
-    return this.#list(KEYSETS)
-  }
-
-  insertKeyset(keyset: Stored<Keyset>): Promise<void> {
-    return this.#insert(KEYSETS, keyset)
-  }
-
-  updateKeyset(keyset: Stored<Keyset>): Promise<void> {
-    return this.#update(KEYSETS, keyset)
-  }
-
-  getKey(kid: string): Promise<Stored<KeyRecord> | null> {
-    return this.#get(KEYS, kid)
-  }
-
-  async listKeys(keyset?: string): Promise<Stored<KeyRecord>[]> {
-    if (keyset === undefined) return this.#list(KEYS)
-    return (await this.driver.all('SELECT * FROM keys WHERE keyset = ? ORDER BY created_at, kid', [keyset])).map(keyFromRow)
-  }
-
-  insertKey(key: Stored<KeyRecord>): Promise<void> {
-    return this.#insert(KEYS, key)
-  }
-
-  updateKey(key: Stored<KeyRecord>): Promise<void> {
-    return this.#update(KEYS, key)
-  }
-
-  getClient(id: string): Promise<Stored<Client> | null> {
-    return this.#get(CLIENTS, id)
-  }
-
-  listClients(): Promise<Stored<Client>[]> {
-    return this.#list(CLIENTS)
-  }
-
-  insertClient(client: Stored<Client>): Promise<void> {
-    return this.#insert(CLIENTS, client)
-  }
-
-  updateClient(client: Stored<Client>): Promise<void> {
-    return this.#update(CLIENTS, client)
-  }
-
-  getIssuer(name: string): Promise<Stored<Issuer> | null> {
-    return this.#get(ISSUERS, name)
-  }
-
-  listIssuers(): Promise<Stored<Issuer>[]> {
-    return this.#list(ISSUERS)
-  }
-
-  insertIssuer(issuer: Stored<Issuer>): Promise<void> {
-    return this.#insert(ISSUERS, issuer)
-  }
-
-  updateIssuer(issuer: Stored<Issuer>): Promise<void> {
-    return this.#update(ISSUERS, issuer)
-  }
-
-  deleteIssuer(name: string): Promise<void> {
-    return this.#write('DELETE FROM issuers WHERE name = ?', [name])
-  }
-
   async lastAudit(): Promise<AuditLink | null> {
     const [row] = await this.driver.all('SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1')
     return row ? { id: Number(row.id), hash: String(row.hash) } : null
   }
 
   insertAudit(event: AuditEvent): Promise<void> {
-    return this.#insert(AUDIT, event)
+    return this.#write(AUDIT.insert, AUDIT.insertValues(event))
   }
 
   async listAudit(after: number, limit: number): Promise<AuditEvent[]> {
-    return (await this.driver.all('SELECT * FROM audit WHERE id > ? ORDER BY id LIMIT ?', [after, limit])).map(auditFromRow)
+    return (await this.driver.all('SELECT * FROM audit WHERE id > ? ORDER BY id LIMIT ?', [after, limit])).map(AUDIT.fromRow)
   }
 
   rechainAudit(event: Pick<AuditEvent, 'id' | 'prevHash' | 'hash'>): Promise<void> {
@@ -201,10 +161,10 @@ export class SqlTx implements Tx {
     const meta = Object.fromEntries((await this.driver.all('SELECT name, value FROM meta')).map((r) => [String(r.name), String(r.value)]))
     return {
       generation: Number(meta.generation ?? 0),
-      keysets: await this.listKeysets(),
-      keys: await this.listKeys(),
-      clients: await this.listClients(),
-      issuers: await this.listIssuers(),
+      keysets: await this.keysets.list(),
+      keys: await this.keys.list(),
+      clients: await this.clients.list(),
+      issuers: await this.issuers.list(),
       meta,
     }
   }

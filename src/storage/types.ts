@@ -23,32 +23,36 @@ export interface Snapshot {
  */
 export type Stored<T> = T & { mac?: string | null }
 
-/** Reads and writes inside one transaction (storage/sql-tx.ts maps them to SQL). */
+/** The rows of one table inside a transaction, by primary key. */
+export interface TxTable<T> {
+  get(id: string): Promise<Stored<T> | null>
+  list(): Promise<Stored<T>[]>
+  insert(row: Stored<T>): Promise<void>
+  update(row: Stored<T>): Promise<void>
+}
+
+export interface KeyTable extends TxTable<KeyRecord> {
+  /** Keys of one keyset, or of all keysets when `keyset` is omitted. */
+  list(keyset?: string): Promise<Stored<KeyRecord>[]>
+}
+
+export interface IssuerTable extends TxTable<Issuer> {
+  delete(name: string): Promise<void>
+}
+
+/**
+ * Reads and writes inside one transaction (storage/sql-tx.ts maps them to SQL).
+ * The tables carry the names of Snapshot's fields, so code that goes over every
+ * table (storage/row-integrity.ts) reaches each as `tx[table]`.
+ */
 export interface Tx {
   getMeta(name: string): Promise<string | null>
   setMeta(name: string, value: string): Promise<void>
 
-  getKeyset(name: string): Promise<Stored<Keyset> | null>
-  listKeysets(): Promise<Stored<Keyset>[]>
-  insertKeyset(keyset: Stored<Keyset>): Promise<void>
-  updateKeyset(keyset: Stored<Keyset>): Promise<void>
-
-  getKey(kid: string): Promise<Stored<KeyRecord> | null>
-  /** Keys of one keyset, or of all keysets when `keyset` is omitted. */
-  listKeys(keyset?: string): Promise<Stored<KeyRecord>[]>
-  insertKey(key: Stored<KeyRecord>): Promise<void>
-  updateKey(key: Stored<KeyRecord>): Promise<void>
-
-  getClient(id: string): Promise<Stored<Client> | null>
-  listClients(): Promise<Stored<Client>[]>
-  insertClient(client: Stored<Client>): Promise<void>
-  updateClient(client: Stored<Client>): Promise<void>
-
-  getIssuer(name: string): Promise<Stored<Issuer> | null>
-  listIssuers(): Promise<Stored<Issuer>[]>
-  insertIssuer(issuer: Stored<Issuer>): Promise<void>
-  updateIssuer(issuer: Stored<Issuer>): Promise<void>
-  deleteIssuer(name: string): Promise<void>
+  readonly keysets: TxTable<Keyset>
+  readonly keys: KeyTable
+  readonly clients: TxTable<Client>
+  readonly issuers: IssuerTable
 
   /**
    * The key audit events appended in this transaction are chained under by

@@ -87,14 +87,17 @@ export class FaultyStorage implements Storage {
     }
   }
 
-  #wrap(tx: Tx): Tx {
+  /** `tx` with its writes counted and failed on demand, the writes of its tables (tx.keys.insert, …) too. */
+  #wrap<T extends object>(tx: T, path = ''): T {
     return new Proxy(tx, {
       get: (target, property, receiver) => {
         const value = Reflect.get(target, property, receiver)
+        const name = `${path}${String(property)}`
+        if (value !== null && typeof value === 'object' && !Buffer.isBuffer(value)) return this.#wrap(value, `${name}.`)
         if (typeof value !== 'function') return value
         if (typeof property === 'string' && WRITES.test(property)) {
           return async (...args: unknown[]) => {
-            this.#beforeWrite(property)
+            this.#beforeWrite(name)
             return value.apply(target, args)
           }
         }

@@ -32,7 +32,7 @@ export async function buildBulkDatabase(path: string, masterKey: string, count: 
       })
     }
     await signet.storage.transaction(async (tx) => {
-      for (const key of keys) await tx.insertKey(key)
+      for (const key of keys) await tx.keys.insert(key)
     })
   } finally {
     await signet.close()

@@ -44,7 +44,7 @@ describe('PATCH /v1/admin/clients/{id}', () => {
     expect(signed.statusCode).toBe(200)
     expect((await h.request('POST', '/v1/verify', { token: client.token, body: { token: signed.json().token, keyset: 'extra' } })).json().valid).toBe(true)
     // Stored as cleared, not only answered so.
-    const stored = (await h.signet.storage.transaction((tx) => tx.getClient(client.id)))!
+    const stored = (await h.signet.storage.transaction((tx) => tx.clients.get(client.id)))!
     expect(stored).toMatchObject({ audiences: null, maxTtl: null })
     expect(stored.subjects ?? null).toBeNull()
     expect(stored.requiredClaims ?? null).toBeNull()
@@ -68,7 +68,7 @@ describe('PATCH /v1/admin/clients/{id}', () => {
       details: { name: 'test client', changes: { audiences: { before: ['api'], after: ['api', 'web'] }, subjects: { before: null, after: ['user-*'] } } },
     })
     expect(Object.keys(events[0]!.details.changes as object).sort()).toEqual(['audiences', 'subjects'])
-    const stored = (await h.signet.storage.transaction((tx) => tx.getClient(client.id)))!
+    const stored = (await h.signet.storage.transaction((tx) => tx.clients.get(client.id)))!
     expect(JSON.stringify(events[0])).not.toContain(stored.tokenHash)
     expect(JSON.stringify(events[0])).not.toContain(client.token)
   })

@@ -176,74 +176,74 @@ export function storageContract(kind: string, setup: () => Promise<ContractFixtu
           rotationPeriod: 0, prepublish: 5, x5c: true, createdAt: T0 + 1, updatedAt: T0 + 9,
         })
         await storage.transaction(async (tx) => {
-          await tx.insertKeyset(b)
-          await tx.insertKeyset(a)
+          await tx.keysets.insert(b)
+          await tx.keysets.insert(a)
         })
         await storage.transaction(async (tx) => {
-          expect(await tx.getKeyset('a-set')).toEqual(a)
-          expect(await tx.getKeyset('b-set')).toEqual(b)
-          expect(await tx.getKeyset('missing')).toBeNull()
-          expect((await tx.listKeysets()).map((k) => k.name)).toEqual(['a-set', 'b-set'])
+          expect(await tx.keysets.get('a-set')).toEqual(a)
+          expect(await tx.keysets.get('b-set')).toEqual(b)
+          expect(await tx.keysets.get('missing')).toBeNull()
+          expect((await tx.keysets.list()).map((k) => k.name)).toEqual(['a-set', 'b-set'])
         })
         const changed = { ...a, issuer: null, prepublish: null, x5c: false, updatedAt: T0 + 99 }
-        await storage.transaction((tx) => tx.updateKeyset(changed))
-        expect(await second().transaction((tx) => tx.getKeyset('a-set'))).toEqual(changed)
+        await storage.transaction((tx) => tx.keysets.update(changed))
+        expect(await second().transaction((tx) => tx.keysets.get('a-set'))).toEqual(changed)
       })
 
       it('refuses a second keyset with the same name, keeping the first', async () => {
-        await storage.transaction((tx) => tx.insertKeyset(keysetRecord('dup')))
-        await expect(storage.transaction((tx) => tx.insertKeyset(keysetRecord('dup', { alg: 'EdDSA' })))).rejects.toBeInstanceOf(SignetError)
-        expect((await storage.transaction((tx) => tx.getKeyset('dup')))?.alg).toBe('ES256')
+        await storage.transaction((tx) => tx.keysets.insert(keysetRecord('dup')))
+        await expect(storage.transaction((tx) => tx.keysets.insert(keysetRecord('dup', { alg: 'EdDSA' })))).rejects.toBeInstanceOf(SignetError)
+        expect((await storage.transaction((tx) => tx.keysets.get('dup')))?.alg).toBe('ES256')
       })
 
       it('stores keys with binary and null fields intact, by keyset and across keysets', async () => {
         await storage.transaction(async (tx) => {
-          await tx.insertKeyset(keysetRecord('one'))
-          await tx.insertKeyset(keysetRecord('two'))
+          await tx.keysets.insert(keysetRecord('one'))
+          await tx.keysets.insert(keysetRecord('two'))
         })
         const active = keyRecord('one', 'active', { certificate: Buffer.from('30820101ff00', 'hex'), createdAt: T0 + 1 })
         const pending = keyRecord('one', 'pending', { createdAt: T0 + 2, activatesAt: 8_000_000_000_000 })
         const hsm = keyRecord('two', 'active', { privateKey: null, hsmId: 'a1b2c3', alg: 'PS512', createdAt: T0 + 3 })
         await storage.transaction(async (tx) => {
-          await tx.insertKey(pending)
-          await tx.insertKey(active)
-          await tx.insertKey(hsm)
+          await tx.keys.insert(pending)
+          await tx.keys.insert(active)
+          await tx.keys.insert(hsm)
         })
         await storage.transaction(async (tx) => {
-          const read = await tx.getKey(active.kid)
+          const read = await tx.keys.get(active.kid)
           expect(read).toEqual(active)
           expect(Buffer.isBuffer(read!.privateKey)).toBe(true)
-          expect(await tx.getKey(pending.kid)).toEqual(pending)
-          expect(await tx.getKey(hsm.kid)).toEqual(hsm)
-          expect(await tx.getKey('missing')).toBeNull()
-          expect((await tx.listKeys('one')).map((k) => k.kid)).toEqual([active.kid, pending.kid])
-          expect((await tx.listKeys('two')).map((k) => k.kid)).toEqual([hsm.kid])
-          expect((await tx.listKeys()).map((k) => k.kid)).toEqual([active.kid, pending.kid, hsm.kid])
-          expect(await tx.listKeys('none')).toEqual([])
+          expect(await tx.keys.get(pending.kid)).toEqual(pending)
+          expect(await tx.keys.get(hsm.kid)).toEqual(hsm)
+          expect(await tx.keys.get('missing')).toBeNull()
+          expect((await tx.keys.list('one')).map((k) => k.kid)).toEqual([active.kid, pending.kid])
+          expect((await tx.keys.list('two')).map((k) => k.kid)).toEqual([hsm.kid])
+          expect((await tx.keys.list()).map((k) => k.kid)).toEqual([active.kid, pending.kid, hsm.kid])
+          expect(await tx.keys.list('none')).toEqual([])
         })
         const retired = { ...active, state: 'retired' as const, retiredAt: T0 + 5, publishedUntil: T0 + 3_660_000, privateKey: null }
-        await storage.transaction((tx) => tx.updateKey(retired))
-        expect(await second().transaction((tx) => tx.getKey(active.kid))).toEqual(retired)
+        await storage.transaction((tx) => tx.keys.update(retired))
+        expect(await second().transaction((tx) => tx.keys.get(active.kid))).toEqual(retired)
       })
 
       it('keeps at most one active key per keyset, whatever the writer does', async () => {
         await storage.transaction(async (tx) => {
-          await tx.insertKeyset(keysetRecord('solo'))
-          await tx.insertKeyset(keysetRecord('other'))
+          await tx.keysets.insert(keysetRecord('solo'))
+          await tx.keysets.insert(keysetRecord('other'))
         })
         const first = keyRecord('solo', 'active')
-        await storage.transaction((tx) => tx.insertKey(first))
+        await storage.transaction((tx) => tx.keys.insert(first))
         // Another active key in the same keyset: refused, by insert or by update.
-        await expect(storage.transaction((tx) => tx.insertKey(keyRecord('solo', 'active')))).rejects.toBeInstanceOf(SignetError)
+        await expect(storage.transaction((tx) => tx.keys.insert(keyRecord('solo', 'active')))).rejects.toBeInstanceOf(SignetError)
         const pending = keyRecord('solo', 'pending')
-        await storage.transaction((tx) => tx.insertKey(pending))
-        await expect(storage.transaction((tx) => tx.updateKey({ ...pending, state: 'active' }))).rejects.toBeInstanceOf(SignetError)
+        await storage.transaction((tx) => tx.keys.insert(pending))
+        await expect(storage.transaction((tx) => tx.keys.update({ ...pending, state: 'active' }))).rejects.toBeInstanceOf(SignetError)
         // Another keyset has its own active key.
-        await storage.transaction((tx) => tx.insertKey(keyRecord('other', 'active')))
+        await storage.transaction((tx) => tx.keys.insert(keyRecord('other', 'active')))
         // Retire first, then activate, in one transaction: accepted (KeyService's write order).
         await storage.transaction(async (tx) => {
-          await tx.updateKey({ ...first, state: 'retired', retiredAt: T0 + 1 })
-          await tx.updateKey({ ...pending, state: 'active', activatedAt: T0 + 1 })
+          await tx.keys.update({ ...first, state: 'retired', retiredAt: T0 + 1 })
+          await tx.keys.update({ ...pending, state: 'active', activatedAt: T0 + 1 })
         })
         const keys = (await storage.snapshot()).keys.filter((k) => k.keyset === 'solo')
         expect(keys.filter((k) => k.state === 'active').map((k) => k.kid)).toEqual([pending.kid])
@@ -251,33 +251,33 @@ export function storageContract(kind: string, setup: () => Promise<ContractFixtu
       })
 
       it('refuses a duplicate kid', async () => {
-        await storage.transaction((tx) => tx.insertKeyset(keysetRecord('ks')))
+        await storage.transaction((tx) => tx.keysets.insert(keysetRecord('ks')))
         const key = keyRecord('ks', 'pending')
-        await storage.transaction((tx) => tx.insertKey(key))
-        await expect(storage.transaction((tx) => tx.insertKey({ ...key, state: 'retired' }))).rejects.toBeInstanceOf(SignetError)
-        expect((await storage.transaction((tx) => tx.getKey(key.kid)))?.state).toBe('pending')
+        await storage.transaction((tx) => tx.keys.insert(key))
+        await expect(storage.transaction((tx) => tx.keys.insert({ ...key, state: 'retired' }))).rejects.toBeInstanceOf(SignetError)
+        expect((await storage.transaction((tx) => tx.keys.get(key.kid)))?.state).toBe('pending')
       })
 
       it('stores clients with list, star and null fields, and updates them', async () => {
         const star = clientRecord('c-1', { keysets: '*', scopes: ['sign', 'verify', 'admin'], audiences: ['api', 'web'], maxTtl: 120, subjects: ['user-*', 'a.b(c)'], requiredClaims: ['tenant'], createdAt: T0 + 1 })
         const plain = clientRecord('c-2', { createdAt: T0 + 2 })
         await storage.transaction(async (tx) => {
-          await tx.insertClient(plain)
-          await tx.insertClient(star)
+          await tx.clients.insert(plain)
+          await tx.clients.insert(star)
         })
         await storage.transaction(async (tx) => {
-          expect(await tx.getClient('c-1')).toEqual(star)
-          expect(await tx.getClient('c-2')).toEqual(plain)
-          expect(await tx.getClient('nobody')).toBeNull()
-          expect((await tx.listClients()).map((c) => c.id)).toEqual(['c-1', 'c-2'])
+          expect(await tx.clients.get('c-1')).toEqual(star)
+          expect(await tx.clients.get('c-2')).toEqual(plain)
+          expect(await tx.clients.get('nobody')).toBeNull()
+          expect((await tx.clients.list()).map((c) => c.id)).toEqual(['c-1', 'c-2'])
         })
-        await storage.transaction((tx) => tx.updateClient({ ...star, revokedAt: T0 + 50 }))
-        expect((await second().transaction((tx) => tx.getClient('c-1')))?.revokedAt).toBe(T0 + 50)
+        await storage.transaction((tx) => tx.clients.update({ ...star, revokedAt: T0 + 50 }))
+        expect((await second().transaction((tx) => tx.clients.get('c-1')))?.revokedAt).toBe(T0 + 50)
         // The claim policy (migration 3) is changed and cleared like the other fields.
-        await storage.transaction((tx) => tx.updateClient({ ...plain, subjects: ['svc-*'], requiredClaims: ['a', 'b'] }))
-        expect(await second().transaction((tx) => tx.getClient('c-2'))).toEqual({ ...plain, subjects: ['svc-*'], requiredClaims: ['a', 'b'] })
-        await storage.transaction((tx) => tx.updateClient({ ...plain, subjects: null, requiredClaims: null }))
-        expect(await second().transaction((tx) => tx.getClient('c-2'))).toEqual(plain)
+        await storage.transaction((tx) => tx.clients.update({ ...plain, subjects: ['svc-*'], requiredClaims: ['a', 'b'] }))
+        expect(await second().transaction((tx) => tx.clients.get('c-2'))).toEqual({ ...plain, subjects: ['svc-*'], requiredClaims: ['a', 'b'] })
+        await storage.transaction((tx) => tx.clients.update({ ...plain, subjects: null, requiredClaims: null }))
+        expect(await second().transaction((tx) => tx.clients.get('c-2'))).toEqual(plain)
         expect((await storage.snapshot()).clients.find((c) => c.id === 'c-1')).toMatchObject({ subjects: ['user-*', 'a.b(c)'], requiredClaims: ['tenant'] })
       })
 
@@ -289,28 +289,28 @@ export function storageContract(kind: string, setup: () => Promise<ContractFixtu
         const fixed: Issuer = { ...byUri, name: 'another', issuer: 'https://other', jwksUri: null, jwks: { keys: [{ kty: 'EC', crv: 'P-256', x: 'x', y: 'y', kid: 'k' }] }, caCertificate: null }
         const bound = clientRecord('bound', { identity: { issuer: 'cluster', subject: 'system:serviceaccount:billing:*' } })
         await storage.transaction(async (tx) => {
-          await tx.insertIssuer(byUri)
-          await tx.insertIssuer(fixed)
-          await tx.insertClient(bound)
+          await tx.issuers.insert(byUri)
+          await tx.issuers.insert(fixed)
+          await tx.clients.insert(bound)
         })
         await storage.transaction(async (tx) => {
-          expect(await tx.getIssuer('cluster')).toEqual(byUri)
-          expect(await tx.getIssuer('another')).toEqual(fixed)
-          expect(await tx.getIssuer('nobody')).toBeNull()
-          expect(await tx.getClient('bound')).toEqual(bound)
+          expect(await tx.issuers.get('cluster')).toEqual(byUri)
+          expect(await tx.issuers.get('another')).toEqual(fixed)
+          expect(await tx.issuers.get('nobody')).toBeNull()
+          expect(await tx.clients.get('bound')).toEqual(bound)
         })
-        await storage.transaction((tx) => tx.updateIssuer({ ...byUri, audiences: ['signet'], updatedAt: T0 + 5 }))
+        await storage.transaction((tx) => tx.issuers.update({ ...byUri, audiences: ['signet'], updatedAt: T0 + 5 }))
         const snapshot = await second().snapshot()
         expect(snapshot.issuers.map((i) => [i.name, i.audiences])).toEqual([['another', ['signet', 'api']], ['cluster', ['signet']]])
-        await expect(storage.transaction((tx) => tx.insertIssuer({ ...fixed, name: 'third' }))).rejects.toBeInstanceOf(SignetError) // iss is unique
-        await storage.transaction((tx) => tx.deleteIssuer('another'))
-        expect((await storage.transaction((tx) => tx.listIssuers())).map((i) => i.name)).toEqual(['cluster'])
+        await expect(storage.transaction((tx) => tx.issuers.insert({ ...fixed, name: 'third' }))).rejects.toBeInstanceOf(SignetError) // iss is unique
+        await storage.transaction((tx) => tx.issuers.delete('another'))
+        expect((await storage.transaction((tx) => tx.issuers.list())).map((i) => i.name)).toEqual(['cluster'])
       })
 
       it('refuses a second client with the same token hash', async () => {
-        await storage.transaction((tx) => tx.insertClient(clientRecord('first', { tokenHash: 'same' })))
-        await expect(storage.transaction((tx) => tx.insertClient(clientRecord('second', { tokenHash: 'same' })))).rejects.toBeInstanceOf(SignetError)
-        expect(await storage.transaction((tx) => tx.getClient('second'))).toBeNull()
+        await storage.transaction((tx) => tx.clients.insert(clientRecord('first', { tokenHash: 'same' })))
+        await expect(storage.transaction((tx) => tx.clients.insert(clientRecord('second', { tokenHash: 'same' })))).rejects.toBeInstanceOf(SignetError)
+        expect(await storage.transaction((tx) => tx.clients.get('second'))).toBeNull()
       })
 
       it('chains audit events and pages through them oldest first', async () => {
@@ -347,17 +347,17 @@ export function storageContract(kind: string, setup: () => Promise<ContractFixtu
 
       it('rolls back everything a failed transaction wrote, audit included, and passes its error on', async () => {
         await storage.transaction(async (tx) => {
-          await tx.insertKeyset(keysetRecord('kept'))
+          await tx.keysets.insert(keysetRecord('kept'))
           await appendAudit(tx, audit('kept'))
         })
         const before = await storage.generation()
         const failure = new Conflict('changed my mind')
         await expect(storage.transaction(async (tx: Tx) => {
-          await tx.insertKeyset(keysetRecord('lost'))
-          await tx.insertKey(keyRecord('lost', 'active'))
-          await tx.insertClient(clientRecord('lost'))
+          await tx.keysets.insert(keysetRecord('lost'))
+          await tx.keys.insert(keyRecord('lost', 'active'))
+          await tx.clients.insert(clientRecord('lost'))
           await tx.setMeta('lost', 'yes')
-          await tx.updateKeyset({ ...keysetRecord('kept'), issuer: 'changed' })
+          await tx.keysets.update({ ...keysetRecord('kept'), issuer: 'changed' })
           await appendAudit(tx, audit('lost'))
           throw failure
         })).rejects.toBe(failure)
@@ -377,19 +377,19 @@ export function storageContract(kind: string, setup: () => Promise<ContractFixtu
       it('passes an error of the work itself through unchanged, and keeps nothing it wrote', async () => {
         const bug = new TypeError('a bug in the caller')
         const error = await storage.transaction(async (tx) => {
-          await tx.insertKeyset(keysetRecord('half'))
+          await tx.keysets.insert(keysetRecord('half'))
           throw bug
         }).catch((e: unknown) => e)
         // Not relabelled as storage_unavailable: storage is fine, the caller is not (the app answers 500).
         expect(error).toBe(bug)
-        expect(await storage.transaction((tx) => tx.getKeyset('half'))).toBeNull()
+        expect(await storage.transaction((tx) => tx.keysets.get('half'))).toBeNull()
       })
 
       it('answers a broken constraint inside a transaction with 409 conflict, and keeps nothing', async () => {
-        await storage.transaction((tx) => tx.insertKeyset(keysetRecord('twice')))
+        await storage.transaction((tx) => tx.keysets.insert(keysetRecord('twice')))
         const error = await storage.transaction(async (tx) => {
           await tx.setMeta('before-conflict', 'x')
-          await tx.insertKeyset(keysetRecord('twice'))
+          await tx.keysets.insert(keysetRecord('twice'))
         }).catch((e: unknown) => e)
         expect(error).toBeInstanceOf(SignetError)
         expect(error).toMatchObject({ code: 'conflict', status: 409 })
@@ -401,13 +401,13 @@ export function storageContract(kind: string, setup: () => Promise<ContractFixtu
         const other = second()
         expect(await storage.generation()).toBe(0)
         await storage.transaction(async (tx) => {
-          await tx.listKeysets()
+          await tx.keysets.list()
           await tx.getMeta('x')
         })
         expect(await storage.generation()).toBe(0)
         await storage.transaction(async (tx) => {
-          await tx.insertKeyset(keysetRecord('g1'))
-          await tx.insertKey(keyRecord('g1', 'active'))
+          await tx.keysets.insert(keysetRecord('g1'))
+          await tx.keys.insert(keyRecord('g1', 'active'))
           await appendAudit(tx, audit('g'))
         })
         expect(await storage.generation()).toBe(1)
@@ -424,11 +424,11 @@ export function storageContract(kind: string, setup: () => Promise<ContractFixtu
 
       it('gives a snapshot of everything, in creation order', async () => {
         await storage.transaction(async (tx) => {
-          await tx.insertKeyset(keysetRecord('z', { createdAt: T0 }))
-          await tx.insertKeyset(keysetRecord('y', { createdAt: T0 + 1 }))
-          await tx.insertKey(keyRecord('z', 'active', { createdAt: T0 + 5 }))
-          await tx.insertKey(keyRecord('y', 'active', { createdAt: T0 + 4 }))
-          await tx.insertClient(clientRecord('c', { revokedAt: T0 + 1 }))
+          await tx.keysets.insert(keysetRecord('z', { createdAt: T0 }))
+          await tx.keysets.insert(keysetRecord('y', { createdAt: T0 + 1 }))
+          await tx.keys.insert(keyRecord('z', 'active', { createdAt: T0 + 5 }))
+          await tx.keys.insert(keyRecord('y', 'active', { createdAt: T0 + 4 }))
+          await tx.clients.insert(clientRecord('c', { revokedAt: T0 + 1 }))
           await tx.setMeta('master_key_check', 'check')
         })
         const snapshot = await second().snapshot()
@@ -460,13 +460,13 @@ export function storageContract(kind: string, setup: () => Promise<ContractFixtu
       it('never lets two concurrent writers both activate a key in the same keyset', async () => {
         const other = fixture.concurrent()
         if (other !== storage) extra.push(other)
-        await storage.transaction((tx) => tx.insertKeyset(keysetRecord('race')))
+        await storage.transaction((tx) => tx.keysets.insert(keysetRecord('race')))
         // Each writer checks for an active key and, seeing none, activates its own: a
         // check-then-act race. Serialised transactions make exactly one of them win.
         const activateIfNone = (s: Storage) => s.transaction(async (tx) => {
-          const keys = await tx.listKeys('race')
+          const keys = await tx.keys.list('race')
           if (keys.some((k) => k.state === 'active')) return false
-          await tx.insertKey(keyRecord('race', 'active'))
+          await tx.keys.insert(keyRecord('race', 'active'))
           return true
         })
         const results = await Promise.allSettled(Array.from({ length: 6 }, (_, i) => activateIfNone(i % 2 ? storage : other)))

@@ -70,7 +70,7 @@ suite('PostgreSQL storage', () => {
     it('has the one-active-key unique index, so even SQL from outside cannot make two active keys', async () => {
       const storage = open()
       await storage.migrate()
-      await storage.transaction((tx) => tx.insertKeyset(keysetRecord('ks')))
+      await storage.transaction((tx) => tx.keysets.insert(keysetRecord('ks')))
       const insert = (kid: string) => db.query(
         "INSERT INTO keys (kid, keyset, alg, state, public_jwk, created_at, max_ttl_seen) VALUES ($1, 'ks', 'ES256', 'active', '{}', 0, 0)", [kid])
       await insert('first')
@@ -220,7 +220,7 @@ suite('PostgreSQL storage', () => {
       reader.onChange(() => calls++)
       await reader.schedulerLease() // the session connection is up and LISTENing
       await writer.transaction(async (tx) => {
-        await tx.listKeysets()
+        await tx.keysets.list()
       })
       await sleep(300)
       expect(calls).toBe(0)

@@ -47,12 +47,12 @@ describe('migration 3 (client claim policy) on a database made before it', () =>
     const storage = new SqliteStorage(path)
     try {
       await storage.migrate()
-      const client = await storage.transaction((tx) => tx.getClient('old'))
+      const client = await storage.transaction((tx) => tx.clients.get('old'))
       expect(client).toMatchObject({ id: 'old', audiences: ['api'] })
       expect(client).not.toHaveProperty('subjects')
       expect(client).not.toHaveProperty('requiredClaims')
-      await storage.transaction((tx) => tx.updateClient({ ...client!, subjects: ['user-*'] }))
-      expect((await storage.transaction((tx) => tx.getClient('old')))?.subjects).toEqual(['user-*'])
+      await storage.transaction((tx) => tx.clients.update({ ...client!, subjects: ['user-*'] }))
+      expect((await storage.transaction((tx) => tx.clients.get('old')))?.subjects).toEqual(['user-*'])
     } finally {
       await storage.close()
       dir.remove()
