@@ -4,6 +4,7 @@
 // node:crypto on the libuv thread pool, as Signet signs. Whatever this reaches is
 // the most any HTTP signer reaches on this machine with the load generator beside
 // it; the gap between it and the crypto limit is HTTP's and the load generator's.
+// A body with `items` (a batch) gets that many tokens, each signed on the pool.
 //
 // Usage: node bench/bare-signer.mjs <RS256|ES256> <signing input>
 // Prints "bare signer listening <url>" on stderr once it listens.
@@ -21,23 +22,28 @@ const server = createServer((request, response) => {
   const chunks = []
   request.on('data', (chunk) => chunks.push(chunk))
   request.on('end', () => {
+    let body
     try {
-      JSON.parse(Buffer.concat(chunks).toString('utf8'))
+      body = JSON.parse(Buffer.concat(chunks).toString('utf8'))
     } catch {
       response.writeHead(400).end()
       return
     }
-    sign('sha256', input, options, (error, signature) => {
-      if (error) {
-        response.writeHead(500).end()
-        return
-      }
-      const body = JSON.stringify({ token: `${signingInput}.${signature.toString('base64url')}`, alg })
-      response.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) })
-      response.end(body)
-    })
+    const count = Array.isArray(body.items) ? body.items.length : 1
+    Promise.all(Array.from({ length: count }, signOne)).then((tokens) => {
+      const answer = JSON.stringify(Array.isArray(body.items) ? { tokens: tokens.map((token) => ({ token, alg })) } : { token: tokens[0], alg })
+      response.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(answer) })
+      response.end(answer)
+    }, () => response.writeHead(500).end())
   })
 })
+
+/** One token over the signing input, signed with node:crypto on the libuv thread pool. */
+function signOne() {
+  return new Promise((resolve, reject) => {
+    sign('sha256', input, options, (error, signature) => (error ? reject(error) : resolve(`${signingInput}.${signature.toString('base64url')}`)))
+  })
+}
 server.listen(0, '127.0.0.1', () => {
   process.stderr.write(`bare signer listening http://127.0.0.1:${server.address().port}\n`)
 })

@@ -113,19 +113,21 @@ function loadSample(results: autocannon.Result[], watched: Watched<unknown>[], t
     tokensPerSecond,
     p50Ms: Math.max(...results.map((result) => result.latency.p50)),
     p99Ms: Math.max(...results.map((result) => result.latency.p99)),
-    ...serverColumns(watched, tokensPerSecond),
+    ...serverColumns(watched, requestsPerSecond, tokensPerSecond),
     errors: results.reduce((sum, result) => sum + result.errors + result.non2xx + result.timeouts, 0),
   }
 }
 
 /**
  * The servers' memory (the largest process) and CPU (added up), the load
- * generator's CPU while they were watched, and the servers' CPU per token.
+ * generator's CPU while they were watched, and the servers' CPU per token and per request.
  */
-function serverColumns(watched: Watched<unknown>[], tokensPerSecond: number | null): Pick<Sample, 'serverRssMb' | 'serverCpuPercent' | 'serverEventLoopCpuPercent' | 'loadGeneratorCpuPercent' | 'cpuUsPerToken'> {
+function serverColumns(watched: Watched<unknown>[], requestsPerSecond: number, tokensPerSecond: number | null): Pick<Sample, 'serverRssMb' | 'serverCpuPercent' | 'serverEventLoopCpuPercent' | 'loadGeneratorCpuPercent' | 'cpuUsPerToken' | 'cpuUsPerRequest'> {
   const cpuPercent = watched.reduce((sum, w) => sum + w.cpuPercent, 0)
+  const cpuUsPer = (perSecond: number | null) => (perSecond ? ((cpuPercent / 100) * 1e6) / perSecond : null)
   return {
-    cpuUsPerToken: tokensPerSecond ? ((cpuPercent / 100) * 1e6) / tokensPerSecond : null,
+    cpuUsPerToken: cpuUsPer(tokensPerSecond),
+    cpuUsPerRequest: cpuUsPer(requestsPerSecond),
     serverRssMb: Math.round(Math.max(...watched.map((w) => w.peakRssMb))),
     serverCpuPercent: Math.round(watched.reduce((sum, w) => sum + w.cpuPercent, 0)),
     serverEventLoopCpuPercent: Math.round(watched.reduce((sum, w) => sum + w.mainThreadCpuPercent, 0)),
@@ -135,7 +137,7 @@ function serverColumns(watched: Watched<unknown>[], tokensPerSecond: number | nu
 
 /** A row that signs without HTTP: signatures per second, and the CPU of one signature when known. */
 function signaturesSample(perSecond: number, cpuUsPerToken: number | null = null): Sample {
-  return { requestsPerSecond: 0, tokensPerSecond: perSecond, p50Ms: null, p99Ms: null, serverRssMb: null, serverCpuPercent: null, serverEventLoopCpuPercent: null, loadGeneratorCpuPercent: null, cpuUsPerToken, errors: 0 }
+  return { requestsPerSecond: 0, tokensPerSecond: perSecond, p50Ms: null, p99Ms: null, serverRssMb: null, serverCpuPercent: null, serverEventLoopCpuPercent: null, loadGeneratorCpuPercent: null, cpuUsPerToken, cpuUsPerRequest: null, errors: 0 }
 }
 
 /**
@@ -158,13 +160,13 @@ function httpProbe(name: string, what: string, servers: Server[], path: string, 
   }
 }
 
-/** A crypto-limit row: node:crypto signing on every core, no HTTP (bench/lib/crypto-limit.ts). */
-function cryptoProbe(alg: Alg, signingInput: string): Probe {
+/** A crypto-limit row: node:crypto signing on every core (or on `threads`), no HTTP (bench/lib/crypto-limit.ts). */
+function cryptoProbe(alg: Alg, signingInput: string, threads = availableParallelism()): Probe {
   return {
-    name: `crypto limit ${alg}`,
-    what: `node:crypto signing on ${availableParallelism()} threads, no HTTP`,
+    name: threads === availableParallelism() ? `crypto limit ${alg}` : `crypto limit ${alg}, ${threads} thread${threads === 1 ? '' : 's'}`,
+    what: `node:crypto signing on ${threads} thread${threads === 1 ? '' : 's'}, no HTTP`,
     sample: async (seconds) => {
-      const { perSecond, cpuUsPerSignature } = await cryptoLimit(alg, signingInput, seconds * 1000)
+      const { perSecond, cpuUsPerSignature } = await cryptoLimit(alg, signingInput, seconds * 1000, threads)
       return signaturesSample(perSecond, cpuUsPerSignature)
     },
   }
@@ -178,7 +180,7 @@ function pacedProbe(name: string, what: string, pid: number, options: LoadOption
     sample: async (seconds) => {
       const watched = await watchProcess(pid, () => paced({ ...requestShape(options), url: options.url, rate, seconds, connections: CONNECTIONS }))
       const { requestsPerSecond, p50Ms, p99Ms, errors } = watched.result
-      return { requestsPerSecond, tokensPerSecond: requestsPerSecond, p50Ms, p99Ms, ...serverColumns([watched], requestsPerSecond), errors }
+      return { requestsPerSecond, tokensPerSecond: requestsPerSecond, p50Ms, p99Ms, ...serverColumns([watched], requestsPerSecond, requestsPerSecond), errors }
     },
   }
 }
@@ -416,11 +418,16 @@ async function main(): Promise<void> {
     cryptoProbe('RS256', rs256Input),
   )
   await stop(bare.child)
-  process.stderr.write('batch against the signature alone\n')
-  const [batch, limitEs256] = await measure(
+  process.stderr.write('batch against the bare signer and the signature alone, on every core and on one\n')
+  const es256Input = await signingInputFor(keysets.ES256)
+  const bareEs256 = await spawnServer(['bench/bare-signer.mjs', 'ES256', es256Input], bareEnv, /bare signer listening (\S+)/, 'stderr')
+  const [batch, bareBatch, limitEs256, limitEs256OneThread] = await measure(
     httpProbe('POST /v1/sign/batch ES256', '100 tokens per request', [server], '/v1/sign/batch', { method: 'POST', body: batchBody, headers: client }, 100),
-    cryptoProbe('ES256', await signingInputFor(keysets.ES256)),
+    httpProbe('bare signer batch ES256', 'node:http + 100 crypto.sign calls on the thread pool per request, nothing else', [{ pid: bareEs256.child.pid!, url: bareEs256.url }], '', { method: 'POST', body: batchBody }, 100),
+    cryptoProbe('ES256', es256Input),
+    cryptoProbe('ES256', es256Input, 1),
   )
+  await stop(bareEs256.child)
   process.stderr.write('PS256 and EdDSA\n')
   await measure(signProbe('PS256'), cryptoProbe('PS256', await signingInputFor(keysets.PS256)))
   await measure(signProbe('EdDSA'), cryptoProbe('EdDSA', await signingInputFor(keysets.EdDSA)))
@@ -483,6 +490,12 @@ async function main(): Promise<void> {
     ] : []),
     single(`start to /readyz 200 with 100 keysets, ${startup.keys} keys (ms)`, startup.ms, '< 1000', startup.ms < 1000),
     ratio('bare signer RS256 tokens/s ÷ RS256 crypto limit on all cores: the most HTTP signing reaches here (information)', bareRs256!, limitRs256!, tokens, null),
+    // Floors under the CPU targets: what the least a server does already costs here.
+    ratio('bare signer RS256 server CPU per token ÷ one RS256 signature alone: node:http and nothing else (information)', bareRs256!, limitRs256!, cpuPerToken, null),
+    single('(ceiling POST server CPU per request + one RS256 signature) ÷ one RS256 signature: the least a fastify service that logs each request reaches (information)',
+      (ceilingPost!.row.cpuUsPerRequest! + limitRs256!.row.cpuUsPerToken!) / limitRs256!.row.cpuUsPerToken!, '', true),
+    ratio('bare signer batch ES256 server CPU per token ÷ one ES256 signature alone: node:http and nothing else (information)', bareBatch!, limitEs256!, cpuPerToken, null),
+    ratio('CPU of one ES256 signature with every core signing ÷ with one core signing: what running every core costs this machine (information)', limitEs256!, limitEs256OneThread!, cpuPerToken, null),
     ratio('RS256 /v1/sign tokens/s ÷ RS256 crypto limit on all cores (information)', rs256!, limitRs256!, tokens, null),
     ratio('ES256 /v1/sign/batch tokens/s ÷ ES256 crypto limit on all cores (information)', batch!, limitEs256!, tokens, null),
     single('ES256 /v1/sign tokens/s ÷ jsonwebtoken.sign ES256 on one thread (information)', es256!.row.tokensPerSecond! / jwtEs, '', true),

@@ -10,12 +10,13 @@ import { generateKeyPair } from '../../src/crypto/keygen.js'
  * any begins, and each times its own loop, so start-up does not lower the limit.
  * Also the CPU time of one signature (µs), from each worker's own thread CPU time:
  * the cost of the signature alone, against which a server's CPU per token is set.
+ * With `threads` below the core count, what one signature costs when fewer cores work.
  */
-export async function cryptoLimit(alg: Alg, signingInput: string, durationMs: number): Promise<{ perSecond: number; cpuUsPerSignature: number }> {
+export async function cryptoLimit(alg: Alg, signingInput: string, durationMs: number, threads = availableParallelism()): Promise<{ perSecond: number; cpuUsPerSignature: number }> {
   const spec = algSpec(alg)
   const { privateKey } = await generateKeyPair(alg, 2048)
   const pem = privateKey.export({ type: 'pkcs8', format: 'pem' })
-  const workers = Array.from({ length: availableParallelism() }, () => new Worker(new URL('../crypto-worker.mjs', import.meta.url), {
+  const workers = Array.from({ length: threads }, () => new Worker(new URL('../crypto-worker.mjs', import.meta.url), {
     workerData: { pem, hash: spec.hash, signatureOptions: signatureOptions(alg), input: signingInput, durationMs },
   }))
   const next = (worker: Worker) => new Promise<unknown>((resolve, reject) => {

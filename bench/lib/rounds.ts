@@ -24,6 +24,8 @@ export interface Sample {
    * does not depend on how much of the machine the load generator takes.
    */
   cpuUsPerToken: number | null
+  /** The server's CPU time per request, in µs (HTTP rows; what a request costs whatever it signs). */
+  cpuUsPerRequest: number | null
   errors: number
 }
 
@@ -73,6 +75,7 @@ export function summarise(probe: Probe, samples: Sample[]): Row {
     serverEventLoopCpuPercent: over(samples, 'serverEventLoopCpuPercent', (values) => Math.round(mean(values))),
     loadGeneratorCpuPercent: over(samples, 'loadGeneratorCpuPercent', (values) => Math.round(mean(values))),
     cpuUsPerToken: over(samples, 'cpuUsPerToken', median),
+    cpuUsPerRequest: over(samples, 'cpuUsPerRequest', median),
     errors: samples.reduce((sum, sample) => sum + sample.errors, 0),
   }
 }
