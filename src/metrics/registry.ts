@@ -58,18 +58,13 @@ export class SignetMetrics {
     const registers = [this.registry]
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry })
 
-    this.signRequests = new Counter({
-      name: 'signet_sign_requests_total',
-      help: 'Sign requests (/v1/sign and /v1/sign/batch) by keyset, algorithm, client name and outcome (ok or the problem code).',
-      labelNames: ['endpoint', 'keyset', 'alg', 'client', 'outcome'],
-      registers,
-    })
-    this.tokensSigned = new Counter({
-      name: 'signet_tokens_signed_total',
-      help: 'Tokens signed, by keyset, algorithm and client name (a batch counts each of its tokens).',
-      labelNames: ['keyset', 'alg', 'client'],
-      registers,
-    })
+    /** A request-path counter of this registry (name, label names, help). */
+    const counter = <L extends string>(name: string, labelNames: readonly L[], help: string): Counter<L> => new Counter({ name, help, labelNames, registers })
+
+    this.signRequests = counter('signet_sign_requests_total', ['endpoint', 'keyset', 'alg', 'client', 'outcome'],
+      'Sign requests (/v1/sign and /v1/sign/batch) by keyset, algorithm, client name and outcome (ok or the problem code).')
+    this.tokensSigned = counter('signet_tokens_signed_total', ['keyset', 'alg', 'client'],
+      'Tokens signed, by keyset, algorithm and client name (a batch counts each of its tokens).')
     this.signDuration = new Histogram({
       name: 'signet_sign_duration_seconds',
       help: 'Time to answer a successful sign request, from its arrival to the last byte of the answer.',
@@ -77,36 +72,16 @@ export class SignetMetrics {
       buckets: SIGN_BUCKETS,
       registers,
     })
-    this.verifications = new Counter({
-      name: 'signet_verify_requests_total',
-      help: 'POST /v1/verify answers by outcome: valid, the verification code of an invalid token, or the problem code of a refused request.',
-      labelNames: ['outcome'],
-      registers,
-    })
-    this.jwksRequests = new Counter({
-      name: 'signet_jwks_requests_total',
-      help: 'JWK Set requests by keyset and HTTP status (304: the client already had the current set).',
-      labelNames: ['keyset', 'status'],
-      registers,
-    })
-    this.authFailures = new Counter({
-      name: 'signet_auth_failures_total',
-      help: 'Refused authentications: unauthorized (no or bad token), forbidden (scope, keyset or certificate binding), rate_limited (too many failures from an address).',
-      labelNames: ['code'],
-      registers,
-    })
-    this.workloadAuth = new Counter({
-      name: 'signet_workload_auth_total',
-      help: 'Workload tokens presented, by issuer name (empty: no registered issuer) and result: accepted, or why refused (malformed, unknown_issuer, invalid_signature, jwks_unavailable, audience, expired, not_yet_valid, lifetime, missing_claim, no_client, ambiguous_client).',
-      labelNames: ['issuer', 'result'],
-      registers,
-    })
-    this.storageErrors = new Counter({
-      name: 'signet_storage_errors_total',
-      help: 'Storage operations that failed because storage did not answer or complete them, by operation.',
-      labelNames: ['operation'],
-      registers,
-    })
+    this.verifications = counter('signet_verify_requests_total', ['outcome'],
+      'POST /v1/verify answers by outcome: valid, the verification code of an invalid token, or the problem code of a refused request.')
+    this.jwksRequests = counter('signet_jwks_requests_total', ['keyset', 'status'],
+      'JWK Set requests by keyset and HTTP status (304: the client already had the current set).')
+    this.authFailures = counter('signet_auth_failures_total', ['code'],
+      'Refused authentications: unauthorized (no or bad token), forbidden (scope, keyset or certificate binding), rate_limited (too many failures from an address).')
+    this.workloadAuth = counter('signet_workload_auth_total', ['issuer', 'result'],
+      'Workload tokens presented, by issuer name (empty: no registered issuer) and result: accepted, or why refused (malformed, unknown_issuer, invalid_signature, jwks_unavailable, audience, expired, not_yet_valid, lifetime, missing_claim, no_client, ambiguous_client).')
+    this.storageErrors = counter('signet_storage_errors_total', ['operation'],
+      'Storage operations that failed because storage did not answer or complete them, by operation.')
 
     const metrics = this
     new Gauge({

@@ -1,20 +1,13 @@
-import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import type { Authenticator } from '../auth/authenticate.js'
-import { authenticationHook, requireScope } from '../auth/authenticate.js'
+import { requireScope } from '../auth/authenticate.js'
 import { clientGuardFor, isFullAdmin, managesClientKeysets, managesKeyset, requireFullAdmin, requireKeysetAccess } from '../auth/admin-access.js'
-import type { Signet } from '../runtime.js'
 import {
   auditAnswer, auditQuery, auditVerifyAnswer, clientAnswer, clientListAnswer, createClientBody, createIssuerBody, createKeysetBody, errors, idParams, issuerAnswer,
   issuerListAnswer, keyAnswer, importKeyBody, keyListAnswer, keysetAnswer, keysetListAnswer, kidParams, nameParams, patchClientBody, patchIssuerBody,
   patchKeysetBody, revokeBody, rotateBody,
 } from '../schemas/index.js'
 import { presentAuditPage, presentClient, presentIssuer, presentKey, presentKeyset } from '../present.js'
-
-export interface AdminRoutesOptions {
-  signet: Signet
-  auth: Authenticator
-}
+import { authenticatedRoutes, type AuthenticatedRoutesOptions } from './authenticated.js'
 
 /**
  * The admin API (docs/api.md): keysets, keys, clients, workload-token issuers
@@ -23,13 +16,9 @@ export interface AdminRoutesOptions {
  * An admin client with a list of keysets sees and changes only those keysets and
  * the clients within them (auth/admin-access.ts); a refusal changes nothing.
  */
-export async function adminRoutes(instance: FastifyInstance, options: AdminRoutesOptions): Promise<void> {
-  // Request types come from the schemas themselves.
-  const app = instance.withTypeProvider<TypeBoxTypeProvider>()
-  const { signet, auth } = options
+export async function adminRoutes(instance: FastifyInstance, { signet, auth }: AuthenticatedRoutesOptions): Promise<void> {
+  const app = authenticatedRoutes(instance, auth, (principal) => requireScope(principal, 'admin'))
   const actor = (request: { principal: { actor: string } | null }) => request.principal!.actor
-
-  app.addHook('onRequest', authenticationHook(auth, (principal) => requireScope(principal, 'admin')))
 
   /** For routes whose body may be left out: no body means `{}`, so its defaults apply. */
   const bodyIsOptional = (request: FastifyRequest, _reply: FastifyReply, done: () => void) => {

@@ -1,36 +1,19 @@
-import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { FastifyInstance } from 'fastify'
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible'
-import type { Authenticator, Principal } from '../auth/authenticate.js'
-import { authenticationHook, requireScope } from '../auth/authenticate.js'
+import { requireScope, type Principal } from '../auth/authenticate.js'
 import { KeysetNotFound, RateLimited, SignetError } from '../errors.js'
 import type { LiveKeyset } from '../keys/keystore.js'
 import type { Client } from '../keys/model.js'
-import type { Signet } from '../runtime.js'
 import { errors, signBatchAnswer, signBatchBody, signBody, signedToken, verifyAnswer, verifyBody } from '../schemas/index.js'
 import { checkKeysetAccess, prepareToken, signPrepared, type PreparedToken } from '../signing/issue.js'
 import { verifyToken } from '../signing/verify.js'
-
-declare module 'fastify' {
-  interface FastifyRequest {
-    principal: Principal | null
-  }
-}
-
-export interface InternalRoutesOptions {
-  signet: Signet
-  auth: Authenticator
-}
+import { authenticatedRoutes, type AuthenticatedRoutesOptions } from './authenticated.js'
 
 /** Sign and verify: for app servers with a client token. */
-export async function internalRoutes(instance: FastifyInstance, options: InternalRoutesOptions): Promise<void> {
-  // Request types come from the schemas themselves.
-  const app = instance.withTypeProvider<TypeBoxTypeProvider>()
-  const { signet, auth } = options
+export async function internalRoutes(instance: FastifyInstance, { signet, auth }: AuthenticatedRoutesOptions): Promise<void> {
+  const app = authenticatedRoutes(instance, auth)
   const limit = signet.config.signRateLimit
   const signLimiter = limit > 0 ? new RateLimiterMemory({ points: limit, duration: 1 }) : null
-
-  app.addHook('onRequest', authenticationHook(auth))
 
   /** The client behind a request with `scope`, and the keyset it asks for. */
   const clientFor = (request: { principal: Principal | null }, scope: 'sign' | 'verify', keysetName: string | undefined): { client: Client; live: LiveKeyset } => {

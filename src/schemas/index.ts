@@ -7,7 +7,7 @@
  * refusal gives (`errorMessage`, after the field's name); the code checks only
  * what compares fields with each other or with stored state (docs/api.md).
  */
-import { Type, type Static, type TSchema, type TString, type TUnsafe } from 'typebox'
+import { Type, type Static, type TProperties, type TSchema, type TString, type TUnsafe } from 'typebox'
 import { ALGORITHMS, RSA_BITS } from '../crypto/algorithms.js'
 import { KEY_STATES, SCOPES } from '../keys/model.js'
 import { MAX_SECONDS } from '../keys/policy.js'
@@ -24,6 +24,11 @@ const KeysetName = (options: { description?: string; errorMessage?: string } = {
 const Optional = Type.Optional
 const nullable = <T extends TSchema>(schema: T, options: { description?: string } = {}) => Type.Union([schema, Type.Null()], options)
 const isoTime = nullable(Type.String({ format: 'date-time' }))
+/**
+ * An object whose every field is optional: what the discovery, status and admin
+ * answers are (the OpenAPI document lists none of their fields as required).
+ */
+const optionalFields = <P extends TProperties>(properties: P) => Type.Partial(Type.Object(properties))
 
 /** Longest client name. */
 export const MAX_CLIENT_NAME = 128
@@ -85,14 +90,14 @@ export const publicJwk = Type.Object({
 export const jwks = Type.Object({ keys: Type.Array(publicJwk) })
 
 /** An OpenID discovery document of a keyset with an issuer. */
-export const discoveryAnswer = Type.Object({
-  issuer: Optional(Type.String()),
-  jwks_uri: Optional(Type.String()),
-  id_token_signing_alg_values_supported: Optional(Type.Array(Type.String())),
+export const discoveryAnswer = optionalFields({
+  issuer: Type.String(),
+  jwks_uri: Type.String(),
+  id_token_signing_alg_values_supported: Type.Array(Type.String()),
 })
 
 /** /healthz and /readyz. */
-export const statusAnswer = Type.Object({ status: Optional(Type.String()) })
+export const statusAnswer = optionalFields({ status: Type.String() })
 
 // ---- internal: sign and verify
 
@@ -196,41 +201,41 @@ export const patchKeysetBody = Type.Object({ name: Optional(Type.String({ descri
 })
 export type KeysetPatch = Static<typeof patchKeysetBody>
 
-export const keysetAnswer = Type.Object({
-  name: Optional(Type.String()),
-  alg: Optional(Type.String()),
-  rsaBits: Optional(nullable(Type.Integer())),
-  issuer: Optional(nullable(Type.String())),
-  defaultTtl: Optional(Type.Integer()),
-  maxTtl: Optional(Type.Integer()),
-  rotationPeriod: Optional(Type.Integer()),
-  prepublish: Optional(Type.Integer()),
-  x5c: Optional(Type.Boolean()),
-  backend: Optional(Type.String()),
-  activeKid: Optional(nullable(Type.String())),
-  createdAt: Optional(Type.String()),
-  updatedAt: Optional(Type.String()),
+export const keysetAnswer = optionalFields({
+  name: Type.String(),
+  alg: Type.String(),
+  rsaBits: nullable(Type.Integer()),
+  issuer: nullable(Type.String()),
+  defaultTtl: Type.Integer(),
+  maxTtl: Type.Integer(),
+  rotationPeriod: Type.Integer(),
+  prepublish: Type.Integer(),
+  x5c: Type.Boolean(),
+  backend: Type.String(),
+  activeKid: nullable(Type.String()),
+  createdAt: Type.String(),
+  updatedAt: Type.String(),
 })
 
-export const keysetListAnswer = Type.Object({ keysets: Optional(Type.Array(keysetAnswer)) })
+export const keysetListAnswer = optionalFields({ keysets: Type.Array(keysetAnswer) })
 
-export const keyAnswer = Type.Object({
-  kid: Optional(Type.String()),
-  keyset: Optional(Type.String()),
-  alg: Optional(Type.String()),
-  state: Optional(Type.Enum([...KEY_STATES])),
-  createdAt: Optional(isoTime),
-  activatesAt: Optional(isoTime),
-  activatedAt: Optional(isoTime),
-  retiredAt: Optional(isoTime),
-  publishedUntil: Optional(isoTime),
-  destroyedAt: Optional(isoTime),
-  revokedAt: Optional(isoTime),
-  revokeReason: Optional(nullable(Type.String())),
-  jwk: Optional(publicJwk),
+export const keyAnswer = optionalFields({
+  kid: Type.String(),
+  keyset: Type.String(),
+  alg: Type.String(),
+  state: Type.Enum([...KEY_STATES]),
+  createdAt: isoTime,
+  activatesAt: isoTime,
+  activatedAt: isoTime,
+  retiredAt: isoTime,
+  publishedUntil: isoTime,
+  destroyedAt: isoTime,
+  revokedAt: isoTime,
+  revokeReason: nullable(Type.String()),
+  jwk: publicJwk,
 })
 
-export const keyListAnswer = Type.Object({ keys: Optional(Type.Array(keyAnswer)) })
+export const keyListAnswer = optionalFields({ keys: Type.Array(keyAnswer) })
 
 const activation = Type.Enum(['scheduled', 'immediate'], { errorMessage: 'must be scheduled or immediate' })
 
@@ -328,23 +333,23 @@ export const patchClientBody = Type.Object({
 })
 export type ClientPatch = Static<typeof patchClientBody>
 
-export const clientAnswer = Type.Object({
-  id: Optional(Type.String()),
-  name: Optional(Type.String()),
-  keysets: Optional(Type.Union([Type.String(), Type.Array(Type.String())])),
-  scopes: Optional(Type.Array(Type.String())),
-  audiences: Optional(nullable(Type.Array(Type.String()))),
-  maxTtl: Optional(nullable(Type.Integer())),
-  subjects: Optional(nullable(Type.Array(Type.String()))),
-  requiredClaims: Optional(nullable(Type.Array(Type.String()))),
-  certificateSubject: Optional(Type.String({ description: 'present when the client is bound to a client certificate subject' })),
-  identity: Optional(Type.Object(workloadIdentity.properties, { additionalProperties: false, description: 'present when the client is bound to a workload identity' })),
-  createdAt: Optional(Type.String()),
-  revokedAt: Optional(isoTime),
-  token: Optional(Type.String({ description: 'shown once, at creation' })),
+export const clientAnswer = optionalFields({
+  id: Type.String(),
+  name: Type.String(),
+  keysets: Type.Union([Type.String(), Type.Array(Type.String())]),
+  scopes: Type.Array(Type.String()),
+  audiences: nullable(Type.Array(Type.String())),
+  maxTtl: nullable(Type.Integer()),
+  subjects: nullable(Type.Array(Type.String())),
+  requiredClaims: nullable(Type.Array(Type.String())),
+  certificateSubject: Type.String({ description: 'present when the client is bound to a client certificate subject' }),
+  identity: Type.Object(workloadIdentity.properties, { additionalProperties: false, description: 'present when the client is bound to a workload identity' }),
+  createdAt: Type.String(),
+  revokedAt: isoTime,
+  token: Type.String({ description: 'shown once, at creation' }),
 })
 
-export const clientListAnswer = Type.Object({ clients: Optional(Type.Array(clientAnswer)) })
+export const clientListAnswer = optionalFields({ clients: Type.Array(clientAnswer) })
 
 // ---- admin: workload-identity issuers (docs/workload-identity.md)
 
@@ -397,20 +402,20 @@ export const patchIssuerBody = Type.Object({
 }, { additionalProperties: false, examples: [{ audiences: ['signet', 'signet-staging'] }] })
 export type IssuerPatch = Static<typeof patchIssuerBody>
 
-export const issuerAnswer = Type.Object({
-  name: Optional(Type.String()),
-  issuer: Optional(Type.String()),
-  jwksUri: Optional(nullable(Type.String())),
-  jwks: Optional(nullable(Type.Object({ keys: Optional(Type.Array(Type.Object({}, { additionalProperties: true }))) }))),
-  audiences: Optional(Type.Array(Type.String())),
-  algorithms: Optional(Type.Array(Type.String())),
-  maxTokenLifetime: Optional(Type.Integer()),
-  caCertificate: Optional(nullable(Type.String())),
-  createdAt: Optional(Type.String()),
-  updatedAt: Optional(Type.String()),
+export const issuerAnswer = optionalFields({
+  name: Type.String(),
+  issuer: Type.String(),
+  jwksUri: nullable(Type.String()),
+  jwks: nullable(optionalFields({ keys: Type.Array(Type.Object({}, { additionalProperties: true })) })),
+  audiences: Type.Array(Type.String()),
+  algorithms: Type.Array(Type.String()),
+  maxTokenLifetime: Type.Integer(),
+  caCertificate: nullable(Type.String()),
+  createdAt: Type.String(),
+  updatedAt: Type.String(),
 })
 
-export const issuerListAnswer = Type.Object({ issuers: Optional(Type.Array(issuerAnswer)) })
+export const issuerListAnswer = optionalFields({ issuers: Type.Array(issuerAnswer) })
 
 export const auditQuery = Type.Object({
   after: Type.Integer({ minimum: 0, default: 0, description: 'the id of the last event already seen', errorMessage: 'must be a whole number, at least 0' }),
@@ -424,18 +429,18 @@ export const auditVerifyAnswer = Type.Object({
   problems: Type.Array(Type.Object({ id: Type.Integer(), reason: Type.String() })),
 })
 
-export const auditAnswer = Type.Object({
-  events: Optional(Type.Array(Type.Object({
-    id: Optional(Type.Integer()),
-    at: Optional(Type.String()),
-    actor: Optional(Type.String()),
-    action: Optional(Type.String()),
-    target: Optional(Type.String()),
-    details: Optional(Type.Object({}, { additionalProperties: true })),
-    prevHash: Optional(Type.String()),
-    hash: Optional(Type.String()),
-  }))),
-  next: Optional(nullable(Type.Integer())),
+export const auditAnswer = optionalFields({
+  events: Type.Array(optionalFields({
+    id: Type.Integer(),
+    at: Type.String(),
+    actor: Type.String(),
+    action: Type.String(),
+    target: Type.String(),
+    details: Type.Object({}, { additionalProperties: true }),
+    prevHash: Type.String(),
+    hash: Type.String(),
+  })),
+  next: nullable(Type.Integer()),
 })
 
 export const nameParams = Type.Object({ name: Type.String() })

@@ -2,7 +2,7 @@ import { ApiError, seg, type AdminApi } from './api.js'
 import { h, replace } from './dom.js'
 import { SCOPES, type Client } from './model.js'
 import { duration, parseDuration } from './time.js'
-import { announce, busy, checkboxes, dialogAlert, fail, field, list, openDialog, when } from './ui.js'
+import { announce, busy, checkboxes, confirmDanger, dialogAction, dialogAlert, dialogButtons, fail, field, list, openDialog, when } from './ui.js'
 
 /** What a client form gives: the fields of POST and PATCH /v1/admin/clients. */
 interface ClientFields {
@@ -111,21 +111,19 @@ function changeClient(api: AdminApi, client: Client, reload: () => Promise<void>
     const fields = clientFields(client)
     const problem = dialogAlert()
     const save = h('button', { type: 'submit' }, 'Save')
-    const form = h('form', { class: 'stack' }, fields.rows, problem, h('div', { class: 'actions' }, save, h('button', { type: 'button', onclick: close }, 'Cancel')))
+    const form = h('form', { class: 'stack' }, fields.rows, problem, dialogButtons(close, save))
     form.addEventListener('submit', (event) => {
       event.preventDefault()
       const values = fields.read()
       if (typeof values === 'string') return fail(values, 'change the client', problem)
-      void busy(save, async () => {
-        try {
-          await api.patch(`/v1/admin/clients/${seg(client.id)}`, values)
-          close()
-          await reload()
-          announce(`Client ${client.name} changed.`)
-        } catch (error) {
-          if (error instanceof ApiError && error.routeMissing) fail('this Signet cannot change clients (PATCH /v1/admin/clients/{id} is missing): revoke and create instead', 'change the client', problem)
-          else fail(error, 'change the client', problem)
-        }
+      void dialogAction(save, close, problem, {
+        send: () => api.patch(`/v1/admin/clients/${seg(client.id)}`, values),
+        reload,
+        done: `Client ${client.name} changed.`,
+        doing: 'change the client',
+        explain: (error) => error instanceof ApiError && error.routeMissing
+          ? 'this Signet cannot change clients (PATCH /v1/admin/clients/{id} is missing): revoke and create instead'
+          : error,
       })
     })
     return form
@@ -133,19 +131,10 @@ function changeClient(api: AdminApi, client: Client, reload: () => Promise<void>
 }
 
 function revokeClient(api: AdminApi, client: Client, reload: () => Promise<void>): void {
-  openDialog(`Revoke client ${client.name}?`, (close) => {
-    const problem = dialogAlert()
-    const go = h('button', { type: 'button', class: 'danger' }, 'Revoke client')
-    go.addEventListener('click', () => void busy(go, async () => {
-      try {
-        await api.delete(`/v1/admin/clients/${seg(client.id)}`)
-        close()
-        await reload()
-        announce(`Client ${client.name} is revoked: its token no longer works.`)
-      } catch (error) {
-        fail(error, `revoke client ${client.name}`, problem)
-      }
-    }))
-    return [h('p', {}, 'Its token stops working at once. This cannot be undone.'), problem, h('div', { class: 'actions' }, go, h('button', { type: 'button', onclick: close }, 'Cancel'))]
+  confirmDanger(`Revoke client ${client.name}?`, 'Its token stops working at once. This cannot be undone.', 'Revoke client', {
+    send: () => api.delete(`/v1/admin/clients/${seg(client.id)}`),
+    reload,
+    done: `Client ${client.name} is revoked: its token no longer works.`,
+    doing: `revoke client ${client.name}`,
   })
 }

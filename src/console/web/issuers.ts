@@ -2,7 +2,7 @@ import { ApiError, seg, type AdminApi } from './api.js'
 import { h, replace } from './dom.js'
 import type { Issuer } from './model.js'
 import { duration, parseDuration } from './time.js'
-import { announce, busy, dialogAlert, fail, field, list, openDialog } from './ui.js'
+import { announce, busy, confirmDanger, fail, field, list } from './ui.js'
 
 /**
  * The Issuers panel: trusted workload-identity issuers (docs/console.md). A Signet
@@ -70,20 +70,10 @@ export async function issuersPanel(api: AdminApi, panel: HTMLElement): Promise<v
 }
 
 function removeIssuer(api: AdminApi, issuer: Issuer, reload: () => Promise<void>): void {
-  openDialog(`Remove issuer ${issuer.name}?`, (close) => {
-    const problem = dialogAlert()
-    const go = h('button', { type: 'button', class: 'danger' }, 'Remove issuer')
-    go.addEventListener('click', () => void busy(go, async () => {
-      try {
-        await api.delete(`/v1/admin/issuers/${seg(issuer.name)}`)
-        close()
-        await reload()
-        announce(`Issuer ${issuer.name} removed.`)
-      } catch (error) {
-        fail(error, `remove issuer ${issuer.name}`, problem)
-      }
-    }))
-    return [h('p', {}, 'Workloads it vouches for can no longer sign in. Signet refuses while live clients are bound to it.'), problem,
-      h('div', { class: 'actions' }, go, h('button', { type: 'button', onclick: close }, 'Cancel'))]
+  confirmDanger(`Remove issuer ${issuer.name}?`, 'Workloads it vouches for can no longer sign in. Signet refuses while live clients are bound to it.', 'Remove issuer', {
+    send: () => api.delete(`/v1/admin/issuers/${seg(issuer.name)}`),
+    reload,
+    done: `Issuer ${issuer.name} removed.`,
+    doing: `remove issuer ${issuer.name}`,
   })
 }

@@ -4,7 +4,7 @@ import { ALGORITHMS, type Key, type Keyset } from './model.js'
 import { nextRotation } from './schedule.js'
 import { absolute, duration, parseDuration } from './time.js'
 import { timeline } from './timeline.js'
-import { announce, busy, choice, dialogAlert, fail, field, openDialog, when } from './ui.js'
+import { announce, busy, choice, dialogAction, dialogAlert, dialogButtons, fail, field, openDialog, when } from './ui.js'
 import { policyWarnings, type PolicyChange } from './warnings.js'
 
 const STATE_LABEL: Record<Key['state'], string> = {
@@ -50,7 +50,7 @@ function keysetCard(api: AdminApi, keyset: Keyset, keys: Key[], reload: () => Pr
     go.addEventListener('click', () => void rotate(go, 'immediate').then(close))
     return [
       h('p', {}, 'The new key signs at once. A verifier holding a cached JWK Set does not know it until its cache expires (the JWK Set\'s max-age) and rejects its tokens meanwhile. A scheduled rotation, published ', duration(keyset.prepublish), ' ahead, avoids this.'),
-      h('div', { class: 'actions' }, go, h('button', { type: 'button', onclick: close }, 'Cancel')),
+      dialogButtons(close, go),
     ]
   })
 
@@ -106,20 +106,15 @@ function revokeKey(api: AdminApi, key: Key, reload: () => Promise<void>): void {
     kid.input.addEventListener('input', check)
     reason.input.addEventListener('input', check)
     const problem = dialogAlert()
-    const form = h('form', { class: 'stack' }, h('p', {}, 'kid: ', h('code', {}, key.kid)), kid.row, reason.row, problem,
-      h('div', { class: 'actions' }, go, h('button', { type: 'button', onclick: close }, 'Cancel')))
+    const form = h('form', { class: 'stack' }, h('p', {}, 'kid: ', h('code', {}, key.kid)), kid.row, reason.row, problem, dialogButtons(close, go))
     form.addEventListener('submit', (event) => {
       event.preventDefault()
       if (!ready()) return
-      void busy(go, async () => {
-        try {
-          await api.post(`/v1/admin/keys/${seg(key.kid)}/revoke`, { reason: reason.input.value.trim() })
-          close()
-          await reload()
-          announce(`Key ${key.kid} is revoked.`)
-        } catch (error) {
-          fail(error, `revoke key ${key.kid}`, problem)
-        }
+      void dialogAction(go, close, problem, {
+        send: () => api.post(`/v1/admin/keys/${seg(key.kid)}/revoke`, { reason: reason.input.value.trim() }),
+        reload,
+        done: `Key ${key.kid} is revoked.`,
+        doing: `revoke key ${key.kid}`,
       })
     })
     return form
@@ -155,7 +150,7 @@ async function editPolicy(api: AdminApi, keyset: Keyset, reload: () => Promise<v
     }
 
     const form = h('form', { class: 'stack', novalidate: true }, alg.row, issuer.row, defaultTtl.row, maxTtl.row, rotationPeriod.row, prepublish.row, warningList, problem,
-      h('div', { class: 'actions' }, save, h('button', { type: 'button', onclick: close }, 'Cancel')))
+      dialogButtons(close, save))
     form.addEventListener('input', () => {
       warned = ''
       save.textContent = 'Save'
@@ -183,15 +178,11 @@ async function editPolicy(api: AdminApi, keyset: Keyset, reload: () => Promise<v
         save.textContent = 'Save anyway'
         return
       }
-      void busy(save, async () => {
-        try {
-          await api.patch(`/v1/admin/keysets/${seg(keyset.name)}`, patch)
-          close()
-          await reload()
-          announce(`Keyset ${keyset.name}: policy saved (${Object.keys(patch).join(', ')}).`)
-        } catch (error) {
-          fail(error, `change the policy of ${keyset.name}`, problem)
-        }
+      void dialogAction(save, close, problem, {
+        send: () => api.patch(`/v1/admin/keysets/${seg(keyset.name)}`, patch),
+        reload,
+        done: `Keyset ${keyset.name}: policy saved (${Object.keys(patch).join(', ')}).`,
+        doing: `change the policy of ${keyset.name}`,
       })
     })
     return form

@@ -106,3 +106,52 @@ export async function busy(button: HTMLButtonElement, work: () => Promise<void>)
     button.removeAttribute('aria-busy')
   }
 }
+
+/** The buttons that end a dialog: `buttons`, then Cancel. */
+export const dialogButtons = (close: () => void, ...buttons: Child[]): HTMLElement =>
+  h('div', { class: 'actions' }, buttons, h('button', { type: 'button', onclick: close }, 'Cancel'))
+
+/** What a dialog's action does, and what the page says of it. */
+export interface DialogAction {
+  /** The request that makes the change. */
+  send: () => Promise<unknown>
+  /** Renders the panel again, once the dialog is closed. */
+  reload: () => Promise<void>
+  /** Announced once the change is made. */
+  done: string
+  /** What a failure says could not be done ("Could not <doing>: …"). */
+  doing: string
+  /** What a failure shows instead of the error itself (default: the error). */
+  explain?: (error: unknown) => unknown
+}
+
+/**
+ * Runs a dialog's action with `button` busy: sends the request, then closes the
+ * dialog, renders the panel again and announces it; a failure is shown in the
+ * dialog's `problem` (and the page's alert line), and the dialog stays open.
+ */
+export function dialogAction(button: HTMLButtonElement, close: () => void, problem: HTMLElement, action: DialogAction): Promise<void> {
+  return busy(button, async () => {
+    try {
+      await action.send()
+      close()
+      await action.reload()
+      announce(action.done)
+    } catch (error) {
+      fail(action.explain ? action.explain(error) : error, action.doing, problem)
+    }
+  })
+}
+
+/**
+ * A dangerous action confirmed in a dialog: `text`, a danger button `confirm` that
+ * runs it (dialogAction) and Cancel.
+ */
+export function confirmDanger(title: string, text: string, confirm: string, action: DialogAction): void {
+  openDialog(title, (close) => {
+    const problem = dialogAlert()
+    const go = h('button', { type: 'button', class: 'danger' }, confirm)
+    go.addEventListener('click', () => void dialogAction(go, close, problem, action))
+    return [h('p', {}, text), problem, dialogButtons(close, go)]
+  })
+}

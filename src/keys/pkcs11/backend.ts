@@ -6,12 +6,15 @@ import { HsmUnavailable, InvalidRequest } from '../../errors.js'
 import { describeKeyPair, type KeyBackend, type NewKey } from '../backend.js'
 import type { KeyRecord, Keyset } from '../model.js'
 import { rawEcdsaToDer } from './der.js'
-import { pkcs11Binding, type Api, type Handle } from './library.js'
+import { flags, pkcs11Binding, type Api, type Handle } from './library.js'
 import { CKK_EC_EDWARDS, ecParams, ecPublicKey, mechanismName, mechanismsFor, rsaPublicKey, signatureLength, signedData, type Mechanism } from './mechanisms.js'
 import { Pkcs11Token, type TokenOptions } from './token.js'
 
 /** Prefix of the CKA_LABEL of every object Signet makes: `signet:<keyset>:<kid>`. */
 export const LABEL_PREFIX = 'signet:'
+
+/** The CKA_LABEL of both objects of a pair: `signet:<keyset>:<kid>` (`pending` until the kid is known). */
+const objectLabel = (keysetName: string, kid: string): string => `${LABEL_PREFIX}${keysetName}:${kid}`
 
 /** Largest signature any supported key makes (RSA 16384 bits), for C_Sign's output buffer. */
 const SIGNATURE_BUFFER = 2048
@@ -85,7 +88,7 @@ export class Pkcs11Backend implements KeyBackend {
         return algSpec(alg).kty === 'EC' ? rawEcdsaToDer(signature) : signature
       }
       const { publicJwk, certificate } = await describeKeyPair(keyset.name, alg, publicKey, sign)
-      const id = await this.#token.withSession((api, session) => nameObjects(api, session, pair, temporaryId, publicJwk.kid, `${LABEL_PREFIX}${keyset.name}:${publicJwk.kid}`))
+      const id = await this.#token.withSession((api, session) => nameObjects(api, session, pair, temporaryId, publicJwk.kid, objectLabel(keyset.name, publicJwk.kid)))
       return { kid: publicJwk.kid, keyset: keyset.name, alg, publicJwk, certificate, privateKey: null, hsmId: id.toString('hex') }
     } catch (error) {
       await this.#token.withSession((api, session) => {
@@ -233,20 +236,28 @@ function keyType(alg: Alg): number {
   return kty === 'RSA' ? pkcs11.CKK_RSA : kty === 'EC' ? pkcs11.CKK_EC : CKK_EC_EDWARDS
 }
 
-/** The public half: a token object, verify only. */
+/**
+ * What both halves of a new pair are: a token object of their class and the keyset's
+ * key type, private (CKA_PRIVATE) only for the private half, with `usage` (what the
+ * half may do), the temporary CKA_ID and a pending label (nameObjects sets both once
+ * the kid is known).
+ */
+function pairTemplate(keyset: Keyset, id: Buffer, half: 'public' | 'private', usage: Attribute[]): Attribute[] {
+  const pkcs11 = pkcs11Binding()
+  return [
+    { type: pkcs11.CKA_CLASS, value: half === 'private' ? pkcs11.CKO_PRIVATE_KEY : pkcs11.CKO_PUBLIC_KEY },
+    { type: pkcs11.CKA_KEY_TYPE, value: keyType(keyset.alg) },
+    ...flags({ CKA_TOKEN: true, CKA_PRIVATE: half === 'private' }),
+    ...usage,
+    { type: pkcs11.CKA_ID, value: id },
+    { type: pkcs11.CKA_LABEL, value: objectLabel(keyset.name, 'pending') },
+  ]
+}
+
+/** The public half: verify only, with the key's size (RSA) or curve (EC, EdDSA). */
 function publicTemplate(keyset: Keyset, id: Buffer): Attribute[] {
   const pkcs11 = pkcs11Binding()
-  const template: Attribute[] = [
-    { type: pkcs11.CKA_CLASS, value: pkcs11.CKO_PUBLIC_KEY },
-    { type: pkcs11.CKA_KEY_TYPE, value: keyType(keyset.alg) },
-    { type: pkcs11.CKA_TOKEN, value: true },
-    { type: pkcs11.CKA_PRIVATE, value: false },
-    { type: pkcs11.CKA_VERIFY, value: true },
-    { type: pkcs11.CKA_ENCRYPT, value: false },
-    { type: pkcs11.CKA_WRAP, value: false },
-    { type: pkcs11.CKA_ID, value: id },
-    { type: pkcs11.CKA_LABEL, value: `${LABEL_PREFIX}${keyset.name}:pending` },
-  ]
+  const template = pairTemplate(keyset, id, 'public', flags({ CKA_VERIFY: true, CKA_ENCRYPT: false, CKA_WRAP: false }))
   if (isRsa(keyset.alg)) {
     template.push({ type: pkcs11.CKA_MODULUS_BITS, value: keyset.rsaBits }, { type: pkcs11.CKA_PUBLIC_EXPONENT, value: Buffer.from([1, 0, 1]) })
   } else {
@@ -255,23 +266,9 @@ function publicTemplate(keyset: Keyset, id: Buffer): Attribute[] {
   return template
 }
 
-/** The private half: a token object that signs only, sensitive and never extractable. */
+/** The private half: signs only, sensitive and never extractable. */
 function privateTemplate(keyset: Keyset, id: Buffer): Attribute[] {
-  const pkcs11 = pkcs11Binding()
-  return [
-    { type: pkcs11.CKA_CLASS, value: pkcs11.CKO_PRIVATE_KEY },
-    { type: pkcs11.CKA_KEY_TYPE, value: keyType(keyset.alg) },
-    { type: pkcs11.CKA_TOKEN, value: true },
-    { type: pkcs11.CKA_PRIVATE, value: true },
-    { type: pkcs11.CKA_SENSITIVE, value: true },
-    { type: pkcs11.CKA_EXTRACTABLE, value: false },
-    { type: pkcs11.CKA_SIGN, value: true },
-    { type: pkcs11.CKA_DECRYPT, value: false },
-    { type: pkcs11.CKA_UNWRAP, value: false },
-    { type: pkcs11.CKA_DERIVE, value: false },
-    { type: pkcs11.CKA_ID, value: id },
-    { type: pkcs11.CKA_LABEL, value: `${LABEL_PREFIX}${keyset.name}:pending` },
-  ]
+  return pairTemplate(keyset, id, 'private', flags({ CKA_SENSITIVE: true, CKA_EXTRACTABLE: false, CKA_SIGN: true, CKA_DECRYPT: false, CKA_UNWRAP: false, CKA_DERIVE: false }))
 }
 
 function readPublicKey(api: Api, session: Handle, handle: Handle, alg: Alg): KeyObject {

@@ -22,6 +22,16 @@ export function pkcs11Binding(): Binding {
 }
 
 /**
+ * Boolean attributes of a template, by name and in the order given:
+ * `flags({ CKA_SIGN: true, CKA_DERIVE: false })` is
+ * `[{ type: CKA_SIGN, value: true }, { type: CKA_DERIVE, value: false }]`.
+ */
+export function flags(values: Partial<Record<Extract<keyof Binding, `CKA_${string}`>, boolean>>): { type: number; value: boolean }[] {
+  const pkcs11 = pkcs11Binding()
+  return Object.entries(values).map(([name, value]) => ({ type: pkcs11[name as keyof typeof values], value }))
+}
+
+/**
  * A PKCS#11 failure: `summary` is what callers and /readyz are told (no paths,
  * codes or secrets), `detail` is what the log is told.
  */

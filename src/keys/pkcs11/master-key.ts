@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { CHECK_LABEL, checkValueMatches, describeMasterKey, ID_LABEL, WRAP_NONCE, type MasterKey } from '../../crypto/master-key.js'
 import { ConfigError, DecryptionError, HsmUnavailable, SignetError } from '../../errors.js'
-import { describePkcs11Error, Pkcs11Fault, Pkcs11Library, pkcs11Binding, pkcs11Code, type Api, type Handle } from './library.js'
+import { describePkcs11Error, flags, Pkcs11Fault, Pkcs11Library, pkcs11Binding, pkcs11Code, type Api, type Handle } from './library.js'
 import { findTokenSlot, SettingsProblem } from './token.js'
 
 /**
@@ -211,17 +211,8 @@ export class Pkcs11MasterKey implements MasterKey {
             { type: pkcs11.CKA_VALUE_LEN, value: KEY_BYTES },
             { type: pkcs11.CKA_LABEL, value: options.label },
             { type: pkcs11.CKA_ID, value: randomBytes(8) },
-            { type: pkcs11.CKA_TOKEN, value: true },
-            { type: pkcs11.CKA_PRIVATE, value: true },
-            { type: pkcs11.CKA_SENSITIVE, value: true },
-            { type: pkcs11.CKA_EXTRACTABLE, value: false },
-            { type: pkcs11.CKA_ENCRYPT, value: true },
-            { type: pkcs11.CKA_DECRYPT, value: true },
-            { type: pkcs11.CKA_SIGN, value: true },
-            { type: pkcs11.CKA_VERIFY, value: false },
-            { type: pkcs11.CKA_WRAP, value: false },
-            { type: pkcs11.CKA_UNWRAP, value: false },
-            { type: pkcs11.CKA_DERIVE, value: false },
+            ...flags({ CKA_TOKEN: true, CKA_PRIVATE: true, CKA_SENSITIVE: true, CKA_EXTRACTABLE: false }),
+            ...flags({ CKA_ENCRYPT: true, CKA_DECRYPT: true, CKA_SIGN: true, CKA_VERIFY: false, CKA_WRAP: false, CKA_UNWRAP: false, CKA_DERIVE: false }),
           ])
         } finally {
           closeQuietly(api, session)
