@@ -21,13 +21,7 @@ export function registerAudit(program: Command): void {
         printJson(page)
         return
       }
-      printTable(page.events, [
-        { header: 'id', value: (e) => e.id },
-        { header: 'at', value: (e) => shortTime(e.at) },
-        { header: 'actor', value: (e) => e.actor },
-        { header: 'action', value: (e) => e.action },
-        { header: 'target', value: (e) => e.target },
-      ])
+      printTable(page.events, ['id', { header: 'at', value: (e) => shortTime(e.at) }, 'actor', 'action', 'target'])
       if (page.next !== null) printLines('', `More: signet audit list --after ${page.next}${options.limit === 100 ? '' : ` --limit ${options.limit}`}`)
     })
 

@@ -1,7 +1,7 @@
 import { InvalidArgumentError, type Command } from 'commander'
 import type { AdminApi, ClientView } from '../admin-api.js'
 import { UsageError, duration, inFlagTerms, list, repeatable } from '../args.js'
-import { printJson, printLines, printTable, shortTime } from '../output.js'
+import { CREATED, printJson, printLines, printTable, shortTime } from '../output.js'
 import { adminAction } from '../admin-action.js'
 import { commandGroup } from '../group.js'
 
@@ -13,8 +13,7 @@ const CLIENT_FLAGS: Record<string, string> = {
 
 function printClients(clients: ClientView[]): void {
   printTable(clients, [
-    { header: 'id', value: (c) => c.id },
-    { header: 'name', value: (c) => c.name },
+    'id', 'name',
     { header: 'keysets', value: (c) => (c.keysets === '*' ? '*' : c.keysets.join(',')) },
     { header: 'scopes', value: (c) => c.scopes.join(',') },
     { header: 'audiences', value: (c) => c.audiences?.join(',') },
@@ -23,7 +22,7 @@ function printClients(clients: ClientView[]): void {
     { header: 'required claims', value: (c) => c.requiredClaims?.join(',') },
     { header: 'certificate', value: (c) => c.certificateSubject },
     { header: 'identity', value: (c) => (c.identity ? `${c.identity.issuer}:${c.identity.subject}` : null) },
-    { header: 'created', value: (c) => shortTime(c.createdAt) },
+    CREATED,
     { header: 'revoked', value: (c) => shortTime(c.revokedAt) },
   ])
 }

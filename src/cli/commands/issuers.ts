@@ -1,21 +1,20 @@
 import { Option, type Command } from 'commander'
 import { ALGORITHMS } from '../../crypto/algorithms.js'
 import { list, UsageError, wholeNumber } from '../args.js'
-import { printJson, printLines, printTable, shortTime } from '../output.js'
+import { CREATED, printJson, printLines, printTable } from '../output.js'
 import { adminAction } from '../admin-action.js'
 import { commandGroup } from '../group.js'
 import type { IssuerView } from '../admin-api.js'
 
 function printIssuers(issuers: IssuerView[]): void {
   printTable(issuers, [
-    { header: 'name', value: (i) => i.name },
-    { header: 'issuer', value: (i) => i.issuer },
+    'name', 'issuer',
     { header: 'keys', value: (i) => i.jwksUri ?? `static: ${i.jwks?.keys.length ?? 0} key(s)` },
     { header: 'audiences', value: (i) => i.audiences.join(',') },
     { header: 'algorithms', value: (i) => i.algorithms.join(',') },
     { header: 'max lifetime', value: (i) => i.maxTokenLifetime },
     { header: 'ca', value: (i) => (i.caCertificate ? 'custom' : null) },
-    { header: 'created', value: (i) => shortTime(i.createdAt) },
+    CREATED,
   ])
 }
 

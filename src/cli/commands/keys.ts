@@ -1,16 +1,12 @@
 import type { Command } from 'commander'
 import { adminAction } from '../admin-action.js'
 import type { KeyView } from '../admin-api.js'
-import { inWords, printJson, printLines, printTable, shortTime, timeAndDistance } from '../output.js'
+import { CREATED, inWords, printJson, printLines, printTable, shortTime, timeAndDistance } from '../output.js'
 import { commandGroup } from '../group.js'
 
 function printKeys(keys: KeyView[]): void {
   printTable(keys, [
-    { header: 'kid', value: (k) => k.kid },
-    { header: 'keyset', value: (k) => k.keyset },
-    { header: 'state', value: (k) => k.state },
-    { header: 'alg', value: (k) => k.alg },
-    { header: 'created', value: (k) => shortTime(k.createdAt) },
+    'kid', 'keyset', 'state', 'alg', CREATED,
     { header: 'activates/activated', value: (k) => shortTime(k.activatedAt ?? k.activatesAt) },
     { header: 'retired', value: (k) => shortTime(k.retiredAt) },
     { header: 'published until', value: (k) => shortTime(k.publishedUntil) },

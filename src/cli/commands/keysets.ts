@@ -63,15 +63,12 @@ const POLICY_FLAGS: Record<string, string> = {
 
 function printKeysets(keysets: KeysetView[]): void {
   printTable(keysets, [
-    { header: 'name', value: (k) => k.name },
-    { header: 'alg', value: (k) => k.alg },
+    'name', 'alg',
     { header: 'active kid', value: (k) => k.activeKid },
-    { header: 'issuer', value: (k) => k.issuer },
+    'issuer',
     { header: 'ttl', value: (k) => `${k.defaultTtl}/${k.maxTtl}` },
     { header: 'rotation', value: (k) => (k.rotationPeriod === 0 ? 'manual' : k.rotationPeriod) },
-    { header: 'prepublish', value: (k) => k.prepublish },
-    { header: 'x5c', value: (k) => k.x5c },
-    { header: 'backend', value: (k) => k.backend },
+    'prepublish', 'x5c', 'backend',
   ])
 }
 
