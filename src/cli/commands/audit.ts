@@ -1,6 +1,7 @@
 import type { Command } from 'commander'
-import { wholeNumber } from '../args.js'
+import { UsageError, wholeNumber } from '../args.js'
 import { printJson, printLines, printTable, shortTime } from '../output.js'
+import { checkedAdminAction } from '../admin-action.js'
 import { commandGroup } from '../group.js'
 
 export function registerAudit(program: Command): void {
@@ -12,18 +13,16 @@ export function registerAudit(program: Command): void {
     .option('--after <id>', 'start after this event id (the "next" of the previous page)', wholeNumber(0), 0)
     .option('--limit <n>', 'events per page, 1 to 1000', wholeNumber(1), 100)
     .option('--json', 'print the page as JSON: { events, next }')
-    .action(async (options: { after: number; limit: number; json?: boolean }, command: Command) => {
-      const { UsageError } = await import('../args.js')
-      const { adminApi } = await import('../admin-api.js')
+    .action(checkedAdminAction((options: { after: number; limit: number }) => {
       if (options.limit > 1000) throw new UsageError('--limit must be a whole number from 1 to 1000')
-      const page = await (await adminApi(command)).listAudit(options.after, options.limit)
-      if (options.json) {
-        printJson(page)
-        return
-      }
-      printTable(page.events, ['id', { header: 'at', value: (e) => shortTime(e.at) }, 'actor', 'action', 'target'])
-      if (page.next !== null) printLines('', `More: signet audit list --after ${page.next}${options.limit === 100 ? '' : ` --limit ${options.limit}`}`)
-    })
+      return options
+    }, async (api, { after, limit }) => ({ page: await api.listAudit(after, limit), limit }), {
+      json: ({ page }) => page,
+      text: ({ page, limit }) => {
+        printTable(page.events, ['id', { header: 'at', value: (e) => shortTime(e.at) }, 'actor', 'action', 'target'])
+        if (page.next !== null) printLines('', `More: signet audit list --after ${page.next}${limit === 100 ? '' : ` --limit ${limit}`}`)
+      },
+    }))
 
   audit
     .command('verify')
