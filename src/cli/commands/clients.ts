@@ -1,6 +1,6 @@
 import { InvalidArgumentError, type Command } from 'commander'
 import type { AdminApi, ClientView } from '../admin-api.js'
-import { UsageError, duration, inFlagTerms, list, repeatable } from '../args.js'
+import { UsageError, checkedPatch, duration, inFlagTerms, list, repeatable } from '../args.js'
 import { CREATED, printLines, printTable, shortTime, type Columns } from '../output.js'
 import { adminAction, asList, asRow, checkedAdminAction, type Shown } from '../admin-action.js'
 import { commandGroup } from '../group.js'
@@ -144,10 +144,7 @@ export function registerClients(program: Command): void {
     .option('--json', 'print the changed client as JSON')
     .action(checkedAdminAction(async (idOrName: string, options: UpdateOptions) => {
       const { patchClientBody } = await import('../../schemas/index.js')
-      const { checkBody } = await import('../../schemas/validate.js')
-      const given = clientPatch(options)
-      if (Object.keys(given).length === 0) throw new UsageError('signet clients update: nothing to change (give at least one option, see --help)')
-      return { idOrName, patch: await inFlagTerms(CLIENT_FLAGS, async () => checkBody(patchClientBody, given)) }
+      return { idOrName, patch: await checkedPatch('clients update', CLIENT_FLAGS, patchClientBody, clientPatch(options)) }
     }, async (api, { idOrName, patch }) => {
       const target = await findClient(api, idOrName)
       return inFlagTerms(CLIENT_FLAGS, () => api.updateClient(target.id, patch))

@@ -1,7 +1,7 @@
 import { Option, type Command } from 'commander'
 import { RSA_BITS } from '../../crypto/algorithms.js'
 import type { KeysetView } from '../admin-api.js'
-import { UsageError, algorithm, duration, durationOrDefault, inFlagTerms } from '../args.js'
+import { algorithm, checkedPatch, duration, durationOrDefault, inFlagTerms } from '../args.js'
 import { printLines, printTable, timeAndDistance, type Columns } from '../output.js'
 import { adminAction, asList, asRow, checkedAdminAction } from '../admin-action.js'
 import { commandGroup } from '../group.js'
@@ -93,10 +93,7 @@ export function registerKeysets(program: Command): void {
     true,
   ).action(checkedAdminAction(async (name: string, options: PolicyOptions) => {
     const { patchKeysetBody } = await import('../../schemas/index.js')
-    const { checkBody } = await import('../../schemas/validate.js')
-    const given = policyInput(options)
-    if (Object.keys(given).length === 0) throw new UsageError('signet keysets update: nothing to change (give at least one option, see --help)')
-    return { name, patch: await inFlagTerms(POLICY_FLAGS, async () => checkBody(patchKeysetBody, given)) }
+    return { name, patch: await checkedPatch('keysets update', POLICY_FLAGS, patchKeysetBody, policyInput(options)) }
   }, async (api, { name, patch }) => ({
     presented: await inFlagTerms(POLICY_FLAGS, () => api.updateKeyset(name, patch)),
     patch,
