@@ -64,3 +64,16 @@ export function checkedAdminAction<A extends unknown[], C, R>(check: (...args: A
     return work(await adminApi(command), checked)
   }, shown)
 }
+
+/**
+ * The action of a command that works on this machine's database itself, or runs
+ * a server on it: with --url it refuses, saying `why`; else it runs `work` with
+ * the command's arguments and options and, given `shown`, shows what it returns.
+ */
+export function localAction<A extends unknown[], R>(name: string, why: string, work: (...args: A) => Promise<R>, shown?: Shown<R>): (...received: unknown[]) => Promise<void> {
+  return action(async (args, command) => {
+    const { refuseUrl } = await import('./admin-api.js')
+    refuseUrl(command, name, why)
+    return work(...(args as A))
+  }, shown)
+}
