@@ -7,16 +7,25 @@ export interface JsonOption {
   json?: boolean
 }
 
-/** How a command shows its result: `json` with --json, `text` otherwise. */
+/**
+ * How a command shows its result: `json` with --json, `text` otherwise. A check
+ * (signet check, audit verify) also names its `failures`: each is a line on
+ * stderr and makes the exit status 1, with --json or without; the text is then
+ * not shown.
+ */
 export interface Shown<R> {
   json: (result: R) => unknown
   text: (result: R) => void | Promise<void>
+  failures?: (result: R) => string[]
 }
 
 /** Shows a command's result as `shown` says: the one place where --json chooses JSON over text. */
 export async function show<R>(options: JsonOption, result: R, shown: Shown<R>): Promise<void> {
+  const failures = shown.failures?.(result) ?? []
   if (options.json) printJson(shown.json(result))
-  else await shown.text(result)
+  for (const failure of failures) process.stderr.write(`signet: ${failure}\n`)
+  if (failures.length > 0) process.exitCode = 1
+  else if (!options.json) await shown.text(result)
 }
 
 /** A result that is one row: the row as JSON, else a table of that row. */
