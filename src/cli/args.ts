@@ -1,4 +1,5 @@
 import { InvalidArgumentError } from 'commander'
+import type { Static, TSchema } from 'typebox'
 import { ALGORITHMS, type Alg } from '../crypto/algorithms.js'
 import { InvalidRequest, SignetError } from '../errors.js'
 
@@ -76,4 +77,15 @@ export async function inFlagTerms<T>(flags: Record<string, string>, work: () => 
     const fields = Object.keys(flags).sort((a, b) => b.length - a.length).join('|')
     throw new InvalidRequest(error.message.replace(new RegExp(`\\b(${fields})\\b`, 'g'), (field) => flags[field]!))
   }
+}
+
+/**
+ * The changes an update command was given, as the API's patch: none at all is
+ * refused (`signet clients update: nothing to change`); the others are checked
+ * against the patch schema as the API checks them, in the command's flag terms.
+ */
+export async function checkedPatch<T extends TSchema>(command: string, flags: Record<string, string>, schema: T, given: Record<string, unknown>): Promise<Static<T>> {
+  if (Object.keys(given).length === 0) throw new UsageError(`signet ${command}: nothing to change (give at least one option, see --help)`)
+  const { checkBody } = await import('../schemas/validate.js')
+  return inFlagTerms(flags, async () => checkBody(schema, given))
 }

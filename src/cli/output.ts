@@ -12,18 +12,30 @@ export function printLines(...lines: string[]): void {
   process.stdout.write(lines.map((line) => `${line}\n`).join(''))
 }
 
+type Cell = string | number | boolean | null | undefined
+
 export interface Column<T> {
   header: string
-  value: (row: T) => string | number | boolean | null | undefined
+  value: (row: T) => Cell
 }
 
+/** A field of T that a table can show as it is. */
+type Field<T> = { [K in keyof T & string]: T[K] extends Cell ? K : never }[keyof T & string]
+
+/** A table's columns: a field name stands for that field as it is, headed by its name. */
+export type Columns<T> = readonly (Field<T> | Column<T>)[]
+
+/** When a row was made, to the second (keys, clients and issuers show it). */
+export const CREATED: Column<{ createdAt: string | null }> = { header: 'created', value: (row) => shortTime(row.createdAt) }
+
 /** Left-aligned columns with an upper-case header; missing values show as `-`. */
-export function printTable<T>(rows: readonly T[], columns: readonly Column<T>[]): void {
-  const cells = rows.map((row) => columns.map((column) => {
+export function printTable<T>(rows: readonly T[], columns: Columns<T>): void {
+  const full = columns.map((column): Column<T> => (typeof column === 'string' ? { header: column, value: (row) => row[column] as Cell } : column))
+  const cells = rows.map((row) => full.map((column) => {
     const value = column.value(row)
     return value === null || value === undefined || value === '' ? '-' : String(value)
   }))
-  const headers = columns.map((column) => column.header.toUpperCase())
+  const headers = full.map((column) => column.header.toUpperCase())
   const widths = headers.map((header, i) => Math.max(header.length, ...cells.map((line) => line[i]!.length)))
   const format = (line: string[]) => line.map((cell, i) => (i === line.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')
   printLines(format(headers), ...cells.map(format))

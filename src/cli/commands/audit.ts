@@ -1,6 +1,9 @@
 import type { Command } from 'commander'
-import { wholeNumber } from '../args.js'
-import { printJson, printLines, printTable, shortTime } from '../output.js'
+import { UsageError, wholeNumber } from '../args.js'
+import { printLines, printTable, shortTime } from '../output.js'
+import { checkedAdminAction, show, type JsonOption, type Shown } from '../admin-action.js'
+import type { AuditVerifyView } from '../admin-api.js'
+import type { AuditLogCheck } from '../../storage/integrity-check.js'
 import { commandGroup } from '../group.js'
 
 export function registerAudit(program: Command): void {
@@ -12,67 +15,52 @@ export function registerAudit(program: Command): void {
     .option('--after <id>', 'start after this event id (the "next" of the previous page)', wholeNumber(0), 0)
     .option('--limit <n>', 'events per page, 1 to 1000', wholeNumber(1), 100)
     .option('--json', 'print the page as JSON: { events, next }')
-    .action(async (options: { after: number; limit: number; json?: boolean }, command: Command) => {
-      const { UsageError } = await import('../args.js')
-      const { adminApi } = await import('../admin-api.js')
+    .action(checkedAdminAction((options: { after: number; limit: number }) => {
       if (options.limit > 1000) throw new UsageError('--limit must be a whole number from 1 to 1000')
-      const page = await (await adminApi(command)).listAudit(options.after, options.limit)
-      if (options.json) {
-        printJson(page)
-        return
-      }
-      printTable(page.events, [
-        { header: 'id', value: (e) => e.id },
-        { header: 'at', value: (e) => shortTime(e.at) },
-        { header: 'actor', value: (e) => e.actor },
-        { header: 'action', value: (e) => e.action },
-        { header: 'target', value: (e) => e.target },
-      ])
-      if (page.next !== null) printLines('', `More: signet audit list --after ${page.next}${options.limit === 100 ? '' : ` --limit ${options.limit}`}`)
-    })
+      return options
+    }, async (api, { after, limit }) => ({ page: await api.listAudit(after, limit), limit }), {
+      json: ({ page }) => page,
+      text: ({ page, limit }) => {
+        printTable(page.events, ['id', { header: 'at', value: (e) => shortTime(e.at) }, 'actor', 'action', 'target'])
+        if (page.next !== null) printLines('', `More: signet audit list --after ${page.next}${limit === 100 ? '' : ` --limit ${limit}`}`)
+      },
+    }))
 
   audit
     .command('verify')
     .description('check the audit log\'s keyed hash chain and its head (needs SIGNET_MASTER_KEY, or --url: the server checks it); exits 1 and names each broken event')
     .option('--json', 'print the result as JSON')
-    .action(async (options: { json?: boolean }, command: Command) => {
+    .action(async (options: JsonOption, command: Command) => {
       const { remoteAdminApi } = await import('../admin-api.js')
       const { readConfig, withIntegrityKeys } = await import('../context.js')
       const config = readConfig()
       const remote = await remoteAdminApi(command, config)
-      if (remote !== null) {
-        const check = await remote.verifyAudit()
-        if (options.json) printJson(check)
-        if (!check.intact) {
-          for (const problem of check.problems) {
-            // id 0: the fault is in the chain's head or marker, which the reason names.
-            process.stderr.write(`signet: audit log broken${problem.id > 0 ? ` at event ${problem.id}` : ''}: ${problem.reason}\n`)
-          }
-          process.exitCode = 1
-        } else if (!options.json) printLines(`audit log intact: ${check.events} events`)
-        return
-      }
+      if (remote !== null) return show(options, await remote.verifyAudit(), VERIFIED_REMOTELY)
       const { AUDIT_HEAD } = await import('../../audit/chain.js')
       const { checkAuditLog } = await import('../../storage/integrity-check.js')
       const { INTEGRITY_META } = await import('../../storage/row-integrity.js')
       const check = await withIntegrityKeys(config, 'audit verify', async (storage, keys) =>
         checkAuditLog((after, limit) => storage.listAudit(after, limit), { head: await storage.getMeta(AUDIT_HEAD), marker: await storage.getMeta(INTEGRITY_META) }, keys))
-      const [first] = check.failures
-      if (first) {
-        if (options.json) printJson({ ok: false, brokenId: Number(first.id) || null, reason: first.reason, ...check })
-        for (const failure of check.failures) {
-          const where = failure.table === 'audit' ? `event ${failure.id}` : failure.id
-          process.stderr.write(`signet: audit log broken at ${where}: ${failure.reason}\n`)
-        }
-        process.exitCode = 1
-        return
-      }
-      if (options.json) {
-        printJson({ ok: true, ...check })
-        return
-      }
-      printLines(`audit log intact: ${check.events} events${legacyNote(check)}`)
+      await show(options, check, VERIFIED_HERE)
     })
+}
+
+/** audit verify through a server's admin API: its answer as it is. */
+const VERIFIED_REMOTELY: Shown<AuditVerifyView> = {
+  json: (check) => check,
+  // id 0: the fault is in the chain's head or marker, which the reason names.
+  failures: (check) => (check.intact ? [] : check.problems.map((problem) => `audit log broken${problem.id > 0 ? ` at event ${problem.id}` : ''}: ${problem.reason}`)),
+  text: (check) => printLines(`audit log intact: ${check.events} events`),
+}
+
+/** audit verify on the database, with the master key. */
+const VERIFIED_HERE: Shown<AuditLogCheck> = {
+  json: (check) => {
+    const [first] = check.failures
+    return first ? { ok: false, brokenId: Number(first.id) || null, reason: first.reason, ...check } : { ok: true, ...check }
+  },
+  failures: (check) => check.failures.map((failure) => `audit log broken at ${failure.table === 'audit' ? `event ${failure.id}` : failure.id}: ${failure.reason}`),
+  text: (check) => printLines(`audit log intact: ${check.events} events${legacyNote(check)}`),
 }
 
 /** Events chained before the upgrade to a keyed log: reported, not failed (docs/security.md). */

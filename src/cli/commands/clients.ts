@@ -1,8 +1,8 @@
 import { InvalidArgumentError, type Command } from 'commander'
 import type { AdminApi, ClientView } from '../admin-api.js'
-import { UsageError, duration, inFlagTerms, list, repeatable } from '../args.js'
-import { printJson, printLines, printTable, shortTime } from '../output.js'
-import { adminAction } from '../admin-action.js'
+import { UsageError, checkedPatch, duration, inFlagTerms, list, repeatable } from '../args.js'
+import { CREATED, printLines, printTable, shortTime, type Columns } from '../output.js'
+import { adminAction, asList, asRow, checkedAdminAction, type Shown } from '../admin-action.js'
 import { commandGroup } from '../group.js'
 
 /** The API's field names as the flags that set them, for error messages. */
@@ -11,21 +11,28 @@ const CLIENT_FLAGS: Record<string, string> = {
   subjects: '--subject', requiredClaims: '--required-claim', identity: '--identity',
 }
 
-function printClients(clients: ClientView[]): void {
-  printTable(clients, [
-    { header: 'id', value: (c) => c.id },
-    { header: 'name', value: (c) => c.name },
-    { header: 'keysets', value: (c) => (c.keysets === '*' ? '*' : c.keysets.join(',')) },
-    { header: 'scopes', value: (c) => c.scopes.join(',') },
-    { header: 'audiences', value: (c) => c.audiences?.join(',') },
-    { header: 'max ttl', value: (c) => c.maxTtl },
-    { header: 'subjects', value: (c) => c.subjects?.join(',') },
-    { header: 'required claims', value: (c) => c.requiredClaims?.join(',') },
-    { header: 'certificate', value: (c) => c.certificateSubject },
-    { header: 'identity', value: (c) => (c.identity ? `${c.identity.issuer}:${c.identity.subject}` : null) },
-    { header: 'created', value: (c) => shortTime(c.createdAt) },
-    { header: 'revoked', value: (c) => shortTime(c.revokedAt) },
-  ])
+const CLIENT_COLUMNS: Columns<ClientView> = [
+  'id', 'name',
+  { header: 'keysets', value: (c) => (c.keysets === '*' ? '*' : c.keysets.join(',')) },
+  { header: 'scopes', value: (c) => c.scopes.join(',') },
+  { header: 'audiences', value: (c) => c.audiences?.join(',') },
+  { header: 'max ttl', value: (c) => c.maxTtl },
+  { header: 'subjects', value: (c) => c.subjects?.join(',') },
+  { header: 'required claims', value: (c) => c.requiredClaims?.join(',') },
+  { header: 'certificate', value: (c) => c.certificateSubject },
+  { header: 'identity', value: (c) => (c.identity ? `${c.identity.issuer}:${c.identity.subject}` : null) },
+  CREATED,
+  { header: 'revoked', value: (c) => shortTime(c.revokedAt) },
+]
+
+/** A new client: its token is printed, or written to --token-file, or there is none (--identity without --token). */
+const CREATED_CLIENT: Shown<{ client: ClientView; token?: string; tokenFile?: string }> = {
+  json: ({ client, token, tokenFile }) => (tokenFile !== undefined ? { ...client, tokenFile } : token !== undefined ? { ...client, token } : client),
+  text: ({ client, token, tokenFile }) => {
+    if (tokenFile !== undefined) return printLines(`Created client ${client.id} (${client.name}); its token is in ${tokenFile}.`)
+    printTable([client], CLIENT_COLUMNS)
+    if (token !== undefined) printLines('', 'Token (shown this once; only its hash is stored):', `  ${token}`)
+  },
 }
 
 /** `--identity ISSUER:SUBJECT`: the issuer name has no colon, the subject may (system:serviceaccount:ns:name). */
@@ -68,16 +75,16 @@ export function registerClients(program: Command): void {
     .option('--token', 'with --identity: also issue a bearer token')
     .option('--token-file <path>', 'write the token to this new file (mode 0600) instead of printing it')
     .option('--json', 'print the client (and its token) as JSON')
-    .action(async (name: string, options: { keysets?: string[]; scopes: string[]; audiences?: string[]; maxTtl?: number; subject?: string[]; requiredClaim?: string[]; certificateSubject?: string; identity?: { issuer: string; subject: string }; token?: boolean; tokenFile?: string; json?: boolean }, command: Command) => {
+    .action(checkedAdminAction((name: string, options: CreateOptions) => {
       if (options.token && !options.identity) throw new UsageError('--token only applies with --identity (a client without one always gets a token)')
       if (options.tokenFile && options.identity && !options.token) throw new UsageError('--token-file: a client with --identity gets no token unless --token asks for one')
+      return { name, options }
+    }, async (api, { name, options }) => {
       const { rmSync } = await import('node:fs')
       const { clientFields } = await import('../../auth/clients.js')
       const { createClientBody } = await import('../../schemas/index.js')
       const { checkBody } = await import('../../schemas/validate.js')
-      const { adminApi } = await import('../admin-api.js')
       const { claimSecretFile, writeSecretFile } = await import('../files.js')
-      const api = await adminApi(command)
       const given = {
         name,
         keysets: options.keysets ?? [api.defaultKeyset],
@@ -105,31 +112,18 @@ export function registerClients(program: Command): void {
         throw error
       }
       const { token, ...client } = created
-      if (token === undefined) {
-        // An identity-bound client without --token: nothing secret to show.
-        if (options.json) printJson(client)
-        else printClients([client])
-        return
-      }
-      if (options.tokenFile) {
-        writeSecretFile(options.tokenFile, token)
-        if (options.json) printJson({ ...client, tokenFile: options.tokenFile })
-        else printLines(`Created client ${client.id} (${client.name}); its token is in ${options.tokenFile}.`)
-        return
-      }
-      if (options.json) {
-        printJson({ ...client, token })
-        return
-      }
-      printClients([client])
-      printLines('', 'Token (shown this once; only its hash is stored):', `  ${token}`)
-    })
+      // An identity-bound client without --token: nothing secret to show.
+      if (token === undefined) return { client }
+      if (!options.tokenFile) return { client, token }
+      writeSecretFile(options.tokenFile, token)
+      return { client, tokenFile: options.tokenFile }
+    }, CREATED_CLIENT))
 
   clients
     .command('list')
     .description('list clients (never their tokens)')
     .option('--json', 'print the list as JSON')
-    .action(adminAction((api) => api.listClients(), { json: (list) => ({ clients: list }), text: printClients }))
+    .action(adminAction((api) => api.listClients(), asList('clients', CLIENT_COLUMNS)))
 
   clients
     .command('update')
@@ -148,29 +142,33 @@ export function registerClients(program: Command): void {
     .option('--identity <issuer:subject>', 'bind it to this workload identity instead', identityArgument)
     .option('--no-identity', 'unbind it from its workload identity')
     .option('--json', 'print the changed client as JSON')
-    .action(async (idOrName: string, options: UpdateOptions, command: Command) => {
-      const { adminApi } = await import('../admin-api.js')
+    .action(checkedAdminAction(async (idOrName: string, options: UpdateOptions) => {
       const { patchClientBody } = await import('../../schemas/index.js')
-      const { checkBody } = await import('../../schemas/validate.js')
-      const given = clientPatch(options)
-      if (Object.keys(given).length === 0) throw new UsageError('signet clients update: nothing to change (give at least one option, see --help)')
-      const patch = await inFlagTerms(CLIENT_FLAGS, async () => checkBody(patchClientBody, given))
-      const api = await adminApi(command)
+      return { idOrName, patch: await checkedPatch('clients update', CLIENT_FLAGS, patchClientBody, clientPatch(options)) }
+    }, async (api, { idOrName, patch }) => {
       const target = await findClient(api, idOrName)
-      const client = await inFlagTerms(CLIENT_FLAGS, () => api.updateClient(target.id, patch))
-      if (options.json) printJson(client)
-      else printClients([client])
-    })
+      return inFlagTerms(CLIENT_FLAGS, () => api.updateClient(target.id, patch))
+    }, asRow(CLIENT_COLUMNS)))
 
   clients
     .command('revoke')
     .description('revoke a client: its token stops working (a running server within 2 s)')
     .argument('<client>', 'the client id, or the name of exactly one live client')
     .option('--json', 'print the revoked client as JSON')
-    .action(adminAction(async (api, idOrName: string) => api.revokeClient((await findClient(api, idOrName)).id), {
-      json: (client) => client,
-      text: (client) => printClients([client]),
-    }))
+    .action(adminAction(async (api, idOrName: string) => api.revokeClient((await findClient(api, idOrName)).id), asRow(CLIENT_COLUMNS)))
+}
+
+interface CreateOptions {
+  keysets?: string[]
+  scopes: string[]
+  audiences?: string[]
+  maxTtl?: number
+  subject?: string[]
+  requiredClaim?: string[]
+  certificateSubject?: string
+  identity?: { issuer: string; subject: string }
+  token?: boolean
+  tokenFile?: string
 }
 
 interface UpdateOptions {
@@ -185,7 +183,6 @@ interface UpdateOptions {
   requiredClaims: boolean
   /** The binding, or false for --no-identity (true when neither is given). */
   identity: { issuer: string; subject: string } | boolean
-  json?: boolean
 }
 
 /** The options given, as API fields: false (a --no- option) is null. Checked against the API's schema by the caller. */

@@ -1,5 +1,6 @@
 import type { Command } from 'commander'
-import { printJson, printLines } from '../output.js'
+import { localAction, show } from '../admin-action.js'
+import { printLines } from '../output.js'
 import { createHeldLogger } from '../../logger.js'
 import { DEV_DATA_DIR } from '../../ops/dev-state.js'
 
@@ -20,9 +21,7 @@ export function registerDev(program: Command): void {
     .description('development mode: a working service in one command, data and dev secrets under ./data/dev (not for production)')
     .option('--data-dir <dir>', 'where the dev database and dev secrets live', DEV_DATA_DIR)
     .option('--json', 'print the dev details as one JSON line before the logs')
-    .action(async (options: { dataDir: string; json?: boolean }, command: Command) => {
-      const { refuseUrl } = await import('../admin-api.js')
-      refuseUrl(command, 'dev', 'it runs a server on its own data')
+    .action(localAction('dev', 'it runs a server on its own data', async (options: { dataDir: string; json?: boolean }) => {
       const { loadConfig } = await import('../../config.js')
       const { hashToken } = await import('../../auth/tokens.js')
       const { runServer } = await import('../../server.js')
@@ -51,37 +50,36 @@ export function registerDev(program: Command): void {
           database: { SIGNET_DB: state.dbPath, SIGNET_MASTER_KEY_FILE: state.masterKeyFile },
           api: { SIGNET_URL: url, SIGNET_ADMIN_TOKEN_FILE: state.adminTokenFile },
         }
-        if (options.json) {
-          printJson({ url, dataDir: state.dataDir, masterKey: state.masterKey, adminToken: state.adminToken, clientToken, curl, cliEnv, production: false })
-          release()
-          return
-        }
         const exports = (vars: Record<string, string>) => `  export ${Object.entries(vars).map(([name, value]) => `${name}=${value}`).join(' ')}`
-        printLines(
-          '',
-          ...WARNING,
-          '',
-          `Signet dev server: ${url}   (data and dev secrets: ${state.dataDir})`,
-          `Master key:   ${state.masterKey}   (dev only: never reuse it; a real one comes from openssl rand -base64 32)`,
-          `Admin token:  ${state.adminToken}`,
-          `Client token: ${clientToken}   (scopes sign, verify; every keyset)`,
-          '',
-          'Sign a token:',
-          `  ${curl}`,
-          `Public keys:  curl -s ${url}/.well-known/jwks.json`,
-          `Readiness:    curl -s ${url}/readyz`,
-          '',
-          'Point other signet commands (keys list, status, ...) at this server:',
-          exports(cliEnv.api),
-          'or at its database, with the server stopped or running:',
-          exports(cliEnv.database),
-          '',
-        )
+        await show(options, { url, dataDir: state.dataDir, masterKey: state.masterKey, adminToken: state.adminToken, clientToken, curl, cliEnv, production: false }, {
+          json: (details) => details,
+          text: () => printLines(
+            '',
+            ...WARNING,
+            '',
+            `Signet dev server: ${url}   (data and dev secrets: ${state.dataDir})`,
+            `Master key:   ${state.masterKey}   (dev only: never reuse it; a real one comes from openssl rand -base64 32)`,
+            `Admin token:  ${state.adminToken}`,
+            `Client token: ${clientToken}   (scopes sign, verify; every keyset)`,
+            '',
+            'Sign a token:',
+            `  ${curl}`,
+            `Public keys:  curl -s ${url}/.well-known/jwks.json`,
+            `Readiness:    curl -s ${url}/readyz`,
+            '',
+            'Point other signet commands (keys list, status, ...) at this server:',
+            exports(cliEnv.api),
+            'or at its database, with the server stopped or running:',
+            exports(cliEnv.database),
+            '',
+          ),
+        })
+        release() // with --json, the logs waited until the JSON line was out
       } })
       // A failed start: its log lines matter more than the order.
       await started.catch((error: unknown) => {
         release()
         throw error
       })
-    })
+    }))
 }

@@ -2,8 +2,9 @@ import { randomBytes } from 'node:crypto'
 import type { Command } from 'commander'
 import type { Alg } from '../../crypto/algorithms.js'
 import type { Config } from '../../config.js'
+import { localAction } from '../admin-action.js'
 import { algorithm } from '../args.js'
-import { printJson, printLines } from '../output.js'
+import { printLines } from '../output.js'
 
 export function registerInit(program: Command): void {
   program
@@ -13,9 +14,7 @@ export function registerInit(program: Command): void {
     .option('--master-key-file <path>', 'write the new master key to this new file (mode 0600) instead of printing it; give it to Signet as SIGNET_MASTER_KEY_FILE')
     .option('--master-key-pkcs11 <label>', 'generate the master key inside the PKCS#11 token (SIGNET_PKCS11_*) under this label, instead of printing one')
     .option('--json', 'print the result as JSON')
-    .action(async (options: { alg: Alg; masterKeyFile?: string; masterKeyPkcs11?: string; json?: boolean }, command: Command) => {
-      const { refuseUrl } = await import('../admin-api.js')
-      refuseUrl(command, 'init', 'it creates the database')
+    .action(localAction('init', 'it creates the database', async (options: { alg: Alg; masterKeyFile?: string; masterKeyPkcs11?: string }) => {
       const { generateToken } = await import('../../auth/tokens.js')
       const { MasterKey } = await import('../../crypto/master-key.js')
       const { ConfigError } = await import('../../errors.js')
@@ -87,36 +86,35 @@ export function registerInit(program: Command): void {
         await signet.close()
       }
       const shownKey = options.masterKeyFile === undefined ? newMasterKey : null
-
-      if (options.json) {
-        printJson({
-          database: describeDatabase(config),
-          keyset: config.defaultKeyset,
-          alg: options.alg,
-          kid,
-          ...(shownKey ? { masterKey: shownKey } : {}),
-          ...(options.masterKeyFile !== undefined ? { masterKeyFile: options.masterKeyFile } : {}),
-          ...(config.masterKeyPkcs11 !== null ? { masterKeyPkcs11: config.masterKeyPkcs11 } : {}),
-          ...(newAdminToken ? { adminToken: newAdminToken } : {}),
-        })
-        return
+      const made = {
+        database: describeDatabase(config),
+        keyset: config.defaultKeyset,
+        alg: options.alg,
+        kid,
+        ...(shownKey ? { masterKey: shownKey } : {}),
+        ...(options.masterKeyFile !== undefined ? { masterKeyFile: options.masterKeyFile } : {}),
+        ...(config.masterKeyPkcs11 !== null ? { masterKeyPkcs11: config.masterKeyPkcs11 } : {}),
+        ...(newAdminToken ? { adminToken: newAdminToken } : {}),
       }
-      printLines(
-        `Created ${describeDatabase(config)} with keyset ${config.defaultKeyset} (${options.alg}), active key ${kid}.`,
+      return { made, generatedInToken: hsmLabel !== null }
+    }, {
+      json: ({ made }) => made,
+      text: ({ made, generatedInToken }) => printLines(
+        `Created ${made.database} with keyset ${made.keyset} (${made.alg}), active key ${made.kid}.`,
         '',
-        ...(options.masterKeyFile !== undefined
-          ? [`Master key: written to ${options.masterKeyFile} (mode 0600); give it to Signet as SIGNET_MASTER_KEY_FILE and keep a copy in your secret manager.`, '']
-          : newMasterKey
-          ? ['Master key (SIGNET_MASTER_KEY). Shown this once and written nowhere: store it in your secret manager now.', `  ${newMasterKey}`, '']
-          : hsmLabel !== null
-            ? [`Master key: generated inside the PKCS#11 token as ${hsmLabel} (sensitive, never extractable). Start the service with SIGNET_MASTER_KEY_PKCS11=${hsmLabel}.`, '']
-            : [config.masterKeyPkcs11 !== null ? `Master key: ${config.masterKeyPkcs11} in the PKCS#11 token.` : 'Master key: the one in SIGNET_MASTER_KEY.', '']),
-        ...(newAdminToken
-          ? ['Admin token (SIGNET_ADMIN_TOKEN). Shown this once and written nowhere:', `  ${newAdminToken}`, '']
+        ...(made.masterKeyFile !== undefined
+          ? [`Master key: written to ${made.masterKeyFile} (mode 0600); give it to Signet as SIGNET_MASTER_KEY_FILE and keep a copy in your secret manager.`, '']
+          : made.masterKey
+          ? ['Master key (SIGNET_MASTER_KEY). Shown this once and written nowhere: store it in your secret manager now.', `  ${made.masterKey}`, '']
+          : generatedInToken
+            ? [`Master key: generated inside the PKCS#11 token as ${made.masterKeyPkcs11} (sensitive, never extractable). Start the service with SIGNET_MASTER_KEY_PKCS11=${made.masterKeyPkcs11}.`, '']
+            : [made.masterKeyPkcs11 !== undefined ? `Master key: ${made.masterKeyPkcs11} in the PKCS#11 token.` : 'Master key: the one in SIGNET_MASTER_KEY.', '']),
+        ...(made.adminToken
+          ? ['Admin token (SIGNET_ADMIN_TOKEN). Shown this once and written nowhere:', `  ${made.adminToken}`, '']
           : ['Admin token: the one in SIGNET_ADMIN_TOKEN.', '']),
         'Then give both to the service (or use the *_FILE forms) and run: signet serve',
-      )
-    })
+      ),
+    }))
 }
 
 /** Why --master-key-pkcs11 cannot be used with this configuration: it needs the token's settings, and no other master key. */

@@ -1,23 +1,20 @@
 import { Option, type Command } from 'commander'
 import { ALGORITHMS } from '../../crypto/algorithms.js'
 import { list, UsageError, wholeNumber } from '../args.js'
-import { printJson, printLines, printTable, shortTime } from '../output.js'
-import { adminAction } from '../admin-action.js'
+import { CREATED, printLines, printTable, type Columns } from '../output.js'
+import { adminAction, asList, checkedAdminAction } from '../admin-action.js'
 import { commandGroup } from '../group.js'
 import type { IssuerView } from '../admin-api.js'
 
-function printIssuers(issuers: IssuerView[]): void {
-  printTable(issuers, [
-    { header: 'name', value: (i) => i.name },
-    { header: 'issuer', value: (i) => i.issuer },
-    { header: 'keys', value: (i) => i.jwksUri ?? `static: ${i.jwks?.keys.length ?? 0} key(s)` },
-    { header: 'audiences', value: (i) => i.audiences.join(',') },
-    { header: 'algorithms', value: (i) => i.algorithms.join(',') },
-    { header: 'max lifetime', value: (i) => i.maxTokenLifetime },
-    { header: 'ca', value: (i) => (i.caCertificate ? 'custom' : null) },
-    { header: 'created', value: (i) => shortTime(i.createdAt) },
-  ])
-}
+const ISSUER_COLUMNS: Columns<IssuerView> = [
+  'name', 'issuer',
+  { header: 'keys', value: (i) => i.jwksUri ?? `static: ${i.jwks?.keys.length ?? 0} key(s)` },
+  { header: 'audiences', value: (i) => i.audiences.join(',') },
+  { header: 'algorithms', value: (i) => i.algorithms.join(',') },
+  { header: 'max lifetime', value: (i) => i.maxTokenLifetime },
+  { header: 'ca', value: (i) => (i.caCertificate ? 'custom' : null) },
+  CREATED,
+]
 
 /** Reads a file named by an option, naming the option when it cannot. */
 async function readOptionFile(option: string, path: string): Promise<string> {
@@ -44,11 +41,10 @@ export function registerIssuers(program: Command): void {
     .option('--max-token-lifetime <seconds>', 'longest accepted lifetime from iat (or nbf) to exp (default 3600)', wholeNumber(1))
     .option('--ca-file <path>', 'PEM of the CA that signs the JWKS endpoint certificate')
     .option('--json', 'print the issuer as JSON')
-    .action(async (name: string, options: { issuer: string; jwksUri?: string; jwksFile?: string; audiences: string[]; algorithms?: string[]; maxTokenLifetime?: number; caFile?: string; json?: boolean }, command: Command) => {
+    .action(checkedAdminAction(async (name: string, options: { issuer: string; jwksUri?: string; jwksFile?: string; audiences: string[]; algorithms?: string[]; maxTokenLifetime?: number; caFile?: string }) => {
       const { checkNewIssuer } = await import('../../identity/issuer-policy.js')
       const { createIssuerBody } = await import('../../schemas/index.js')
       const { checkBody } = await import('../../schemas/validate.js')
-      const { adminApi } = await import('../admin-api.js')
       if ((options.jwksUri === undefined) === (options.jwksFile === undefined)) throw new UsageError('issuers add: give exactly one of --jwks-uri and --jwks-file')
       let jwks: unknown
       if (options.jwksFile !== undefined) {
@@ -71,19 +67,20 @@ export function registerIssuers(program: Command): void {
       // Checked as the API checks it: bad input fails before the database (or the server) is reached.
       const input = checkBody(createIssuerBody, given)
       checkNewIssuer(input)
-      const issuer = await (await adminApi(command)).createIssuer(input)
-      if (options.json) printJson(issuer)
-      else {
-        printIssuers([issuer])
+      return input
+    }, (api, input) => api.createIssuer(input), {
+      json: (issuer) => issuer,
+      text: (issuer) => {
+        printTable([issuer], ISSUER_COLUMNS)
         printLines('', `Bind a client to it: signet clients create <name> --identity ${issuer.name}:<subject>`)
-      }
-    })
+      },
+    }))
 
   issuers
     .command('list')
     .description('list trusted issuers')
     .option('--json', 'print the list as JSON')
-    .action(adminAction((api) => api.listIssuers(), { json: (list) => ({ issuers: list }), text: printIssuers }))
+    .action(adminAction((api) => api.listIssuers(), asList('issuers', ISSUER_COLUMNS)))
 
   issuers
     .command('remove')

@@ -1,22 +1,16 @@
 import type { Command } from 'commander'
-import { adminAction } from '../admin-action.js'
+import { adminAction, asList, asRow, checkedAdminAction } from '../admin-action.js'
 import type { KeyView } from '../admin-api.js'
-import { inWords, printJson, printLines, printTable, shortTime, timeAndDistance } from '../output.js'
+import { CREATED, inWords, printLines, printTable, shortTime, timeAndDistance, type Columns } from '../output.js'
 import { commandGroup } from '../group.js'
 
-function printKeys(keys: KeyView[]): void {
-  printTable(keys, [
-    { header: 'kid', value: (k) => k.kid },
-    { header: 'keyset', value: (k) => k.keyset },
-    { header: 'state', value: (k) => k.state },
-    { header: 'alg', value: (k) => k.alg },
-    { header: 'created', value: (k) => shortTime(k.createdAt) },
-    { header: 'activates/activated', value: (k) => shortTime(k.activatedAt ?? k.activatesAt) },
-    { header: 'retired', value: (k) => shortTime(k.retiredAt) },
-    { header: 'published until', value: (k) => shortTime(k.publishedUntil) },
-    { header: 'revoked', value: (k) => (k.revokedAt ? `${shortTime(k.revokedAt)} (${k.revokeReason ?? ''})` : null) },
-  ])
-}
+const KEY_COLUMNS: Columns<KeyView> = [
+  'kid', 'keyset', 'state', 'alg', CREATED,
+  { header: 'activates/activated', value: (k) => shortTime(k.activatedAt ?? k.activatesAt) },
+  { header: 'retired', value: (k) => shortTime(k.retiredAt) },
+  { header: 'published until', value: (k) => shortTime(k.publishedUntil) },
+  { header: 'revoked', value: (k) => (k.revokedAt ? `${shortTime(k.revokedAt)} (${k.revokeReason ?? ''})` : null) },
+]
 
 export function registerKeys(program: Command): void {
   const keys = commandGroup(program, 'keys', 'list, rotate, revoke and import keys; a running server picks changes up within 2 s')
@@ -26,7 +20,7 @@ export function registerKeys(program: Command): void {
     .description('list the keys of a keyset (default: SIGNET_DEFAULT_KEYSET), every state')
     .argument('[keyset]', 'keyset name')
     .option('--json', 'print the list as JSON')
-    .action(adminAction((api, name?: string) => api.listKeys(name ?? api.defaultKeyset), { json: (list) => ({ keys: list }), text: printKeys }))
+    .action(adminAction((api, name?: string) => api.listKeys(name ?? api.defaultKeyset), asList('keys', KEY_COLUMNS)))
 
   keys
     .command('rotate')
@@ -34,9 +28,7 @@ export function registerKeys(program: Command): void {
     .argument('[keyset]', 'keyset name (default: SIGNET_DEFAULT_KEYSET)')
     .option('--immediate', 'activate the new key now and retire the active one (skips prepublish: verifiers with a cached JWKS may miss the key until they refetch)')
     .option('--json', 'print the new key as JSON')
-    .action(async (name: string | undefined, options: { immediate?: boolean; json?: boolean }, command: Command) => {
-      const { adminApi } = await import('../admin-api.js')
-      const api = await adminApi(command)
+    .action(adminAction(async (api, name: string | undefined, options: { immediate?: boolean }) => {
       const keyset = name ?? api.defaultKeyset
       const pendingBefore = (await api.listKeys(keyset)).filter((key) => key.state === 'pending')
       const key = await api.rotate(keyset, options.immediate ? 'immediate' : 'scheduled')
@@ -46,9 +38,8 @@ export function registerKeys(program: Command): void {
         const earlier = pendingBefore.map((k) => `${k.kid} (activates ${k.activatesAt ? timeAndDistance(k.activatesAt, now) : '-'})`).join(', ')
         process.stderr.write(`signet: warning: keyset ${keyset} already had a pending key: ${earlier}; now ${pendingBefore.length + 1} keys are pending and each will activate in turn (revoke the one you did not mean with signet keys revoke)\n`)
       }
-      if (options.json) printJson(key)
-      else printKeys([key])
-    })
+      return key
+    }, asRow(KEY_COLUMNS)))
 
   keys
     .command('revoke')
@@ -58,26 +49,25 @@ export function registerKeys(program: Command): void {
     .allowUnknownOption()
     .option('--reason <text>', 'why, for the audit log', 'unspecified')
     .option('--json', 'print the revoked key, the replacement kid and the JWKS max-age as JSON')
-    .action(async (kid: string, options: { reason: string; json?: boolean }, command: Command) => {
-      const { adminApi } = await import('../admin-api.js')
+    .action(checkedAdminAction(async (kid: string, options: { reason: string }) => {
       const { revokeBody } = await import('../../schemas/index.js')
       const { checkBody } = await import('../../schemas/validate.js')
-      const { reason } = checkBody(revokeBody, { reason: options.reason })
-      const api = await adminApi(command)
+      return { kid, reason: checkBody(revokeBody, { reason: options.reason }).reason }
+    }, async (api, { kid, reason }) => {
       const key = await api.revoke(kid, reason)
       const replacementKid = (await api.listKeys(key.keyset)).find((k) => k.state === 'active')?.kid ?? null
-      const { maxAge } = await api.jwks(key.keyset)
-      if (options.json) {
-        printJson({ ...key, replacementKid, jwksMaxAge: maxAge })
-        return
-      }
-      printKeys([key])
-      printLines(
-        '',
-        replacementKid ? `Keyset ${key.keyset} now signs with ${replacementKid}.` : `Keyset ${key.keyset} has no active key now: it cannot sign until one is made (signet keys rotate ${key.keyset} --immediate).`,
-        `Verifiers may hold the old JWK Set, with ${kid} in it, for up to ${inWords(maxAge)} (its Cache-Control max-age); tell them to refetch it to stop accepting the key sooner.`,
-      )
-    })
+      return { ...key, replacementKid, jwksMaxAge: (await api.jwks(key.keyset)).maxAge }
+    }, {
+      json: (revoked) => revoked,
+      text: (revoked) => {
+        printTable([revoked], KEY_COLUMNS)
+        printLines(
+          '',
+          revoked.replacementKid ? `Keyset ${revoked.keyset} now signs with ${revoked.replacementKid}.` : `Keyset ${revoked.keyset} has no active key now: it cannot sign until one is made (signet keys rotate ${revoked.keyset} --immediate).`,
+          `Verifiers may hold the old JWK Set, with ${revoked.kid} in it, for up to ${inWords(revoked.jwksMaxAge)} (its Cache-Control max-age); tell them to refetch it to stop accepting the key sooner.`,
+        )
+      },
+    }))
 
   keys
     .command('import')
@@ -88,11 +78,10 @@ export function registerKeys(program: Command): void {
     .option('--format <format>', 'pem, pkcs12 or jwk (default: guessed from the file)')
     .option('--immediate', 'activate the key now and retire the active one (skips prepublish)')
     .option('--json', 'print the new key as JSON')
-    .action(async (file: string, name: string | undefined, options: { passphraseFile?: string; format?: string; immediate?: boolean; json?: boolean }, command: Command) => {
+    .action(checkedAdminAction(async (file: string, name: string | undefined, options: { passphraseFile?: string; format?: string; immediate?: boolean }) => {
       const { readFileSync } = await import('node:fs')
       const { UsageError } = await import('../args.js')
       const { importInputFromFile } = await import('../../keys/import.js')
-      const { adminApi } = await import('../admin-api.js')
       if (options.format !== undefined && !['pem', 'pkcs12', 'jwk'].includes(options.format)) throw new UsageError('--format must be pem, pkcs12 or jwk')
       if (file === '-' && options.passphraseFile === '-') throw new UsageError('the key and --passphrase-file cannot both come from stdin')
       const read = (path: string, what: string): Buffer => {
@@ -104,12 +93,11 @@ export function registerKeys(program: Command): void {
       }
       const secret = options.passphraseFile === undefined ? undefined : read(options.passphraseFile, '--passphrase-file').toString('utf8').replace(/\r?\n$/, '')
       const input = importInputFromFile(read(file, 'the key file'), secret, options.format as 'pem' | 'pkcs12' | 'jwk' | undefined)
-      const api = await adminApi(command)
+      return { name, input, immediate: options.immediate }
+    }, async (api, { name, input, immediate }) => {
       const { importKeyBody } = await import('../../schemas/index.js')
       const { checkBody } = await import('../../schemas/validate.js')
-      const body = checkBody(importKeyBody, { ...input, activate: options.immediate ? 'immediate' : 'scheduled' })
-      const key = await api.importKey(name ?? api.defaultKeyset, body)
-      if (options.json) printJson(key)
-      else printKeys([key])
-    })
+      const body = checkBody(importKeyBody, { ...input, activate: immediate ? 'immediate' : 'scheduled' })
+      return api.importKey(name ?? api.defaultKeyset, body)
+    }, asRow(KEY_COLUMNS)))
 }

@@ -1,9 +1,9 @@
 import { Option, type Command } from 'commander'
 import { RSA_BITS } from '../../crypto/algorithms.js'
 import type { KeysetView } from '../admin-api.js'
-import { UsageError, algorithm, duration, durationOrDefault, inFlagTerms } from '../args.js'
-import { printJson, printLines, printTable } from '../output.js'
-import { adminAction } from '../admin-action.js'
+import { algorithm, checkedPatch, duration, durationOrDefault, inFlagTerms } from '../args.js'
+import { printLines, printTable, timeAndDistance, type Columns } from '../output.js'
+import { adminAction, asList, asRow, checkedAdminAction } from '../admin-action.js'
 import { commandGroup } from '../group.js'
 import { KEYSET_NAME_PATTERN } from '../../schemas/keyset-name.js'
 
@@ -17,7 +17,6 @@ interface PolicyOptions {
   prepublish?: number | 'default'
   x5c?: boolean
   backend?: string
-  json?: boolean
 }
 
 /** The policy options shared by create and update; each maps to a field of the admin API. */
@@ -61,19 +60,14 @@ const POLICY_FLAGS: Record<string, string> = {
   rotationPeriod: '--rotation-period', prepublish: '--prepublish', x5c: '--x5c', backend: '--backend',
 }
 
-function printKeysets(keysets: KeysetView[]): void {
-  printTable(keysets, [
-    { header: 'name', value: (k) => k.name },
-    { header: 'alg', value: (k) => k.alg },
-    { header: 'active kid', value: (k) => k.activeKid },
-    { header: 'issuer', value: (k) => k.issuer },
-    { header: 'ttl', value: (k) => `${k.defaultTtl}/${k.maxTtl}` },
-    { header: 'rotation', value: (k) => (k.rotationPeriod === 0 ? 'manual' : k.rotationPeriod) },
-    { header: 'prepublish', value: (k) => k.prepublish },
-    { header: 'x5c', value: (k) => k.x5c },
-    { header: 'backend', value: (k) => k.backend },
-  ])
-}
+const KEYSET_COLUMNS: Columns<KeysetView> = [
+  'name', 'alg',
+  { header: 'active kid', value: (k) => k.activeKid },
+  'issuer',
+  { header: 'ttl', value: (k) => `${k.defaultTtl}/${k.maxTtl}` },
+  { header: 'rotation', value: (k) => (k.rotationPeriod === 0 ? 'manual' : k.rotationPeriod) },
+  'prepublish', 'x5c', 'backend',
+]
 
 export function registerKeysets(program: Command): void {
   const keysets = commandGroup(program, 'keysets', 'list, create and change keysets (signing identities)')
@@ -82,51 +76,43 @@ export function registerKeysets(program: Command): void {
     .command('list')
     .description('list keysets with their policy and active kid')
     .option('--json', 'print the list as JSON')
-    .action(adminAction((api) => api.listKeysets(), { json: (list) => ({ keysets: list }), text: printKeysets }))
+    .action(adminAction((api) => api.listKeysets(), asList('keysets', KEYSET_COLUMNS)))
 
   policyOptions(
     keysets.command('create').description('create a keyset; its first key is active at once').argument('<name>', `keyset name, ${KEYSET_NAME_PATTERN}`),
     false,
-  ).action(async (name: string, options: PolicyOptions, command: Command) => {
-    const { adminApi } = await import('../admin-api.js')
+  ).action(checkedAdminAction(async (name: string, options: PolicyOptions) => {
     const { createKeysetBody } = await import('../../schemas/index.js')
     const { checkBody } = await import('../../schemas/validate.js')
     // Checked here as the API checks it, so a bad name or value fails before the database or the server is reached.
-    const input = await inFlagTerms(POLICY_FLAGS, async () => checkBody(createKeysetBody, { name, ...policyInput(options) }))
-    const api = await adminApi(command)
-    const presented = await inFlagTerms(POLICY_FLAGS, () => api.createKeyset(input))
-    if (options.json) printJson(presented)
-    else printKeysets([presented])
-  })
+    return inFlagTerms(POLICY_FLAGS, async () => checkBody(createKeysetBody, { name, ...policyInput(options) }))
+  }, (api, input) => inFlagTerms(POLICY_FLAGS, () => api.createKeyset(input)), asRow(KEYSET_COLUMNS)))
 
   policyOptions(
     keysets.command('update').description('change a keyset\'s policy; a new alg or rsa-bits takes effect at the next rotation').argument('<name>', 'keyset name'),
     true,
-  ).action(async (name: string, options: PolicyOptions, command: Command) => {
-    const { adminApi } = await import('../admin-api.js')
+  ).action(checkedAdminAction(async (name: string, options: PolicyOptions) => {
     const { patchKeysetBody } = await import('../../schemas/index.js')
-    const { checkBody } = await import('../../schemas/validate.js')
-    const given = policyInput(options)
-    if (Object.keys(given).length === 0) throw new UsageError('signet keysets update: nothing to change (give at least one option, see --help)')
-    const patch = await inFlagTerms(POLICY_FLAGS, async () => checkBody(patchKeysetBody, given))
-    const api = await adminApi(command)
-    const presented = await inFlagTerms(POLICY_FLAGS, () => api.updateKeyset(name, patch))
-    if (options.json) {
-      printJson(presented)
-      return
-    }
-    printKeysets([presented])
-    if (patch.alg !== undefined || patch.rsaBits !== undefined) {
+    return { name, patch: await checkedPatch('keysets update', POLICY_FLAGS, patchKeysetBody, policyInput(options)) }
+  }, async (api, { name, patch }) => ({
+    presented: await inFlagTerms(POLICY_FLAGS, () => api.updateKeyset(name, patch)),
+    patch,
+    // Read only to explain a new algorithm in the text.
+    keys: () => api.listKeys(name),
+  }), {
+    json: ({ presented }) => presented,
+    text: async ({ presented, patch, keys }) => {
+      printTable([presented], KEYSET_COLUMNS)
+      if (patch.alg === undefined && patch.rsaBits === undefined) return
       // The active key keeps signing with its own algorithm until it is replaced.
       const { keysetStatus, nextRotationWords } = await import('../status.js')
-      const { timeAndDistance } = await import('../output.js')
       const now = Date.now()
-      const status = keysetStatus(presented, await api.listKeys(name), now)
+      const status = keysetStatus(presented, await keys(), now)
       // A key made before the change keeps its algorithm: the new one comes with the key after it.
       const older = patch.alg === undefined ? undefined : status.pending.find((key) => key.alg !== presented.alg)
       printLines('', older
         ? `Key ${older.kid} is already pending with ${older.alg} and activates ${older.activatesAt ? timeAndDistance(older.activatesAt, now) : '-'}; ${presented.alg} takes effect at the rotation after it.`
-        : `The new algorithm takes effect at the next rotation: ${nextRotationWords(status, now)}.`, `To switch sooner: signet keys rotate ${name} (or --immediate).`)
-    }
-  })
+        : `The new algorithm takes effect at the next rotation: ${nextRotationWords(status, now)}.`, `To switch sooner: signet keys rotate ${presented.name} (or --immediate).`)
+    },
+  }))
 }

@@ -1,5 +1,6 @@
 import type { Command } from 'commander'
-import { printJson, printLines } from '../output.js'
+import { localAction } from '../admin-action.js'
+import { printLines } from '../output.js'
 
 export function registerRewrap(program: Command): void {
   program
@@ -8,9 +9,7 @@ export function registerRewrap(program: Command): void {
     .option('--generate', 'first generate SIGNET_NEW_MASTER_KEY_PKCS11 inside the token (refused if the label exists)')
     .option('--force', 'run even though a server is running on the database (it is sealed until restarted with the new key)')
     .option('--json', 'print the result as JSON')
-    .action(async (options: { generate?: boolean; force?: boolean; json?: boolean }, command: Command) => {
-      const { refuseUrl } = await import('../admin-api.js')
-      refuseUrl(command, 'rewrap', 'it re-encrypts the stored keys')
+    .action(localAction('rewrap', 'it re-encrypts the stored keys', async (options: { generate?: boolean; force?: boolean }) => {
       const { auditSinkFor } = await import('../../audit/recorder.js')
       const { systemClock } = await import('../../clock.js')
       const { ConfigError } = await import('../../errors.js')
@@ -70,19 +69,19 @@ export function registerRewrap(program: Command): void {
       } finally {
         await current.close()
       }
-
-      if (options.json) {
-        printJson(result)
-        return
-      }
-      if (result.alreadyDone) {
-        printLines('Nothing to do: this database is already under the new master key (an earlier rewrap completed).', `Start Signet with ${newSource}.`)
-        return
-      }
-      printLines(
-        `Re-encrypted ${result.rewrapped} private keys under the new master key (id ${result.masterKeyId}), in one transaction.`,
-        `Start Signet with ${newSource}: the old key no longer opens this database.`,
-        'A server still running with the old key now reports itself sealed until it is restarted with the new key.',
-      )
-    })
+      return { result, newSource }
+    }, {
+      json: ({ result }) => result,
+      text: ({ result, newSource }) => {
+        if (result.alreadyDone) {
+          printLines('Nothing to do: this database is already under the new master key (an earlier rewrap completed).', `Start Signet with ${newSource}.`)
+          return
+        }
+        printLines(
+          `Re-encrypted ${result.rewrapped} private keys under the new master key (id ${result.masterKeyId}), in one transaction.`,
+          `Start Signet with ${newSource}: the old key no longer opens this database.`,
+          'A server still running with the old key now reports itself sealed until it is restarted with the new key.',
+        )
+      },
+    }))
 }
