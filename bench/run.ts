@@ -29,6 +29,8 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5)
 const ROUND_SECONDS = Number(process.env.BENCH_SECONDS ?? 1.5)
 /** The latency rows: one evenly paced run this long. */
 const SECONDS = ROUNDS * ROUND_SECONDS
+/** Rows that measure something other than Signet, to set it against. */
+const REFERENCE_ROW = /^(ceiling|bare signer|crypto limit|jsonwebtoken)/
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16)
 /** The latency rows' rate: half the measured maximum, at most this. */
 const MAX_PACED_RATE = 2000
@@ -462,7 +464,8 @@ async function main(): Promise<void> {
   const startup = await startupTime(masterKey)
 
   // serverRssMb is the largest process of a server (bench/lib/process-stats.ts): per serving process.
-  const peakRss = Math.max(...rows.map((r) => r.serverRssMb ?? 0))
+  // Signet's rows only: the ceiling server and the bare signers are other programs.
+  const peakRss = Math.max(...rows.filter((r) => !REFERENCE_ROW.test(r.name)).map((r) => r.serverRssMb ?? 0))
   const tokens = (sample: Sample) => sample.tokensPerSecond
   const requests = (sample: Sample) => sample.requestsPerSecond
   // Ratios of rows measured side by side: the median of the per-round ratios.
