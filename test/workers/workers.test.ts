@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Agent, Client } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { workerThreadPool } from '../../src/cluster.js'
 import { advisoryLockKey, advisoryLockRow } from '../../src/storage/postgres/locks.js'
 import { cliJson, fileTempDir, REPO, requireBuild, runCli, signetStderr, spawnCli, startServe, waitReady, type RunningChild } from '../cli/helpers.js'
 import { newAdminToken, newMasterKey } from '../helpers/temp.js'
@@ -205,7 +206,8 @@ describe('SIGNET_WORKERS=3 on one SQLite file', () => {
   beforeAll(async () => {
     requireBuild()
     env = { SIGNET_DB: join(dir.path, 'signet.db'), SIGNET_MASTER_KEY: masterKey, SIGNET_ADMIN_TOKEN: adminToken, SIGNET_PUBLIC_PORT: '0' }
-    pool = await startPool(env, 3)
+    // The instance's signing threads, which the three workers share (two each).
+    pool = await startPool({ ...env, UV_THREADPOOL_SIZE: '6' }, 3)
   }, 90_000)
 
   afterAll(async () => {
@@ -317,6 +319,12 @@ describe('SIGNET_WORKERS=3 on one SQLite file', () => {
     expectOneRotationPerPeriod(times)
     await expectAuditedOnce(pool, adminToken, 'fast', keys.length)
   }, 90_000)
+
+  it('shares the instance\'s signing thread pool out among the workers', () => {
+    const pids = workerPids(pool)
+    expect(pids).toHaveLength(3)
+    for (const pid of pids) expect(readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0')).toContain('UV_THREADPOOL_SIZE=2')
+  })
 
   it('keeps secrets out of the workers\' environment and out of every log line', async () => {
     expect(clientToken).not.toBe('')
@@ -545,4 +553,16 @@ pgSuite('SIGNET_WORKERS=2 on PostgreSQL', () => {
     expectOneRotationPerPeriod(times)
     await expectAuditedOnce(pool, adminToken, 'fast', keys.length)
   }, 90_000)
+})
+
+describe('workerThreadPool', () => {
+  it('shares the instance\'s pool out among the workers, at least one thread each', () => {
+    expect(workerThreadPool('8', 2)).toBe(4)
+    expect(workerThreadPool('6', 4)).toBe(1)
+    expect(workerThreadPool('2', 3)).toBe(1)
+  })
+
+  it('takes the core count when the pool size is missing or not a positive whole number', () => {
+    for (const given of [undefined, '', 'many', '0', '-2']) expect(workerThreadPool(given, 1)).toBe(availableParallelism())
+  })
 })
