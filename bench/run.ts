@@ -147,13 +147,13 @@ function signaturesSample(perSecond: number, cpuUsPerToken: number | null = null
  * split evenly over several at once), watching the servers' processes. One second
  * of warm-up.
  */
-function httpProbe(name: string, what: string, servers: Server[], path: string, request: Omit<LoadOptions, 'url'>, tokensPerRequest: number | null): Probe {
+function httpProbe(name: string, what: string, servers: Server[], path: string, request: Omit<LoadOptions, 'url'>, tokensPerRequest: number | null, warmUpSeconds = 1): Probe {
   const connections = Math.max(1, Math.floor(CONNECTIONS / servers.length))
   const run = (seconds: number) => Promise.all(servers.map((server) => load({ ...request, url: `${server.url}${path}`, seconds, connections })))
   return {
     name,
     what,
-    warmUp: async () => { await run(1) },
+    warmUp: async () => { await run(warmUpSeconds) },
     sample: async (seconds) => {
       // The first server's watch runs the load; the others are watched meanwhile.
       const watched = await Promise.all(servers.map((server, i) => watchProcess(server.pid, i === 0 ? () => run(seconds) : () => new Promise((resolve) => setTimeout(resolve, seconds * 1000)))))
@@ -301,23 +301,28 @@ async function postgresRows(masterKey: string, adminToken: string, bodyFor: (key
  * ES256 signing by `signet serve` with SIGNET_WORKERS=auto (its own database) beside
  * the main server (one process), side by side. Null on a machine with one core.
  */
-async function workerRows(masterKey: string, adminToken: string, bodyFor: (keyset: string) => string, single: Probe): Promise<{ count: number; one: Measured; auto: Measured } | null> {
+async function workerRows(masterKey: string, adminToken: string, bodyFor: (keyset: string) => string): Promise<{ count: number; one: Measured; auto: Measured } | null> {
   const count = availableParallelism()
   if (count < 2) {
     process.stderr.write('  one core: workers rows skipped\n')
     return null
   }
-  const dir = mkdtempSync(join(tmpdir(), 'signet-bench-workers-'))
+  const dirs = [mkdtempSync(join(tmpdir(), 'signet-bench-workers-1-')), mkdtempSync(join(tmpdir(), 'signet-bench-workers-auto-'))]
   try {
-    const pool = await startSignet({ SIGNET_MASTER_KEY: masterKey, SIGNET_DB: join(dir, 'signet.db'), SIGNET_WORKERS: 'auto' }, adminToken, [])
+    // Both started fresh, each on its own database, and warmed up alike per process:
+    // the pool's warm-up is spread over its workers, so it gets `count` times as long.
+    const [single, pool] = await Promise.all(['1', 'auto'].map((workers, i) =>
+      startSignet({ SIGNET_MASTER_KEY: masterKey, SIGNET_DB: join(dirs[i]!, 'signet.db'), SIGNET_WORKERS: workers }, adminToken, [])))
+    const probe = (server: typeof single, name: string, what: string, warmUpSeconds: number) =>
+      httpProbe(name, what, [{ pid: server!.child.pid!, url: server!.url }], '/v1/sign', { method: 'POST', body: bodyFor('default'), headers: { authorization: `Bearer ${server!.token}` } }, 1, warmUpSeconds)
     const [one, auto] = await measure(
-      { ...single, name: 'POST /v1/sign ES256, workers=1', what: 'one serving process (the main server)' },
-      httpProbe(`POST /v1/sign ES256, workers=auto (${count})`, `SIGNET_WORKERS=auto: ${count} serving processes on one listener, one SQLite file`, [{ pid: pool.child.pid!, url: pool.url }], '/v1/sign', { method: 'POST', body: bodyFor('default'), headers: { authorization: `Bearer ${pool.token}` } }, 1),
+      probe(single, 'POST /v1/sign ES256, workers=1', 'SIGNET_WORKERS=1: one serving process', 1),
+      probe(pool, `POST /v1/sign ES256, workers=auto (${count})`, `SIGNET_WORKERS=auto: ${count} serving processes on one listener, one SQLite file`, count),
     )
-    await stop(pool.child)
+    await Promise.all([stop(single!.child), stop(pool!.child)])
     return { count, one: one!, auto: auto! }
   } finally {
-    rmSync(dir, { recursive: true, force: true })
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true })
   }
 }
 
@@ -449,8 +454,8 @@ async function main(): Promise<void> {
   }
 
   process.stderr.write('workers=auto against workers=1\n')
-  const workers = await workerRows(masterKey, adminToken, bodyFor, signProbe('ES256'))
   await stop(signet.child)
+  const workers = await workerRows(masterKey, adminToken, bodyFor)
 
   process.stderr.write('PKCS#11 (SoftHSM2) and PostgreSQL replicas\n')
   await hsmRows(masterKey, adminToken, bodyFor)
