@@ -5,7 +5,7 @@ import { cliJson, fileTempDir, REPO, requireBuild, spawnCli } from '../cli/helpe
 
 /**
  * `signet serve` re-executes itself once with V8's memory flags (bin/signet.cjs,
- * README "Performance"): a young generation of 8 MB a semi-space and an old
+ * README "Performance"): a young generation of 16 MB a semi-space and an old
  * generation that grows to 1.5 times what is live. A flag the operator gives on the
  * command line wins. What the running process was started with is its
  * /proc/<pid>/cmdline: the re-exec keeps the pid.
@@ -38,7 +38,7 @@ async function servingCommandLine(nodeArgs: string[]): Promise<string[]> {
 describe.runIf(process.platform === 'linux')('the memory flags of signet serve', () => {
   it('runs with a small young generation and a bounded old-generation growth', async () => {
     const args = await servingCommandLine([])
-    expect(args).toContain('--max-semi-space-size=8')
+    expect(args).toContain('--max-semi-space-size=16')
     expect(args).toContain('--heap-growing-percent=50')
     expect(args.at(-1)).toBe('serve')
   })
@@ -47,6 +47,6 @@ describe.runIf(process.platform === 'linux')('the memory flags of signet serve',
     const args = await servingCommandLine(['--heap-growing-percent=30'])
     expect(args).toContain('--heap-growing-percent=30')
     expect(args).not.toContain('--heap-growing-percent=50')
-    expect(args).toContain('--max-semi-space-size=8')
+    expect(args).toContain('--max-semi-space-size=16')
   })
 })
