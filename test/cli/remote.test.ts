@@ -1,5 +1,6 @@
 import { generateKeyPairSync } from 'node:crypto'
 import { existsSync, writeFileSync } from 'node:fs'
+import { createServer as createHttpServer } from 'node:http'
 import { createServer, type AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
@@ -251,6 +252,27 @@ describe('signet --url: admin commands through the admin API, with no database o
     const brokenJson = await run(['audit', 'verify', '--json'])
     expect(brokenJson.code).toBe(1)
     expect(JSON.parse(brokenJson.stdout)).toMatchObject({ intact: false, problems: [{ id: 4, reason: 'row 4 was changed after it was written' }] })
+  })
+
+  it('fails audit verify when a server says the log is broken but names no event', async () => {
+    // Not Signet's own answer (it always names a problem), but a proxy or another
+    // version might send it: a tamper check must not pass on it.
+    const stub = createHttpServer((_request, response) => {
+      response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ intact: false, events: 9, problems: [] }))
+    })
+    await new Promise<void>((listening) => stub.listen(0, '127.0.0.1', listening))
+    try {
+      const url = `http://127.0.0.1:${(stub.address() as AddressInfo).port}`
+      for (const args of [['audit', 'verify'], ['audit', 'verify', '--json']]) {
+        const result = await runCli(['--url', url, ...args], { env: { SIGNET_ADMIN_TOKEN: adminToken }, cwd: elsewhere.path })
+        outputs.push(result)
+        expect(result.code, args.join(' ')).toBe(1)
+        expect(result.stderr).toBe('signet: audit log broken: the server says the log is not intact and names no event\n')
+        expect(result.stdout).not.toContain('intact: 9')
+      }
+    } finally {
+      await new Promise((closed) => stub.close(closed))
+    }
   })
 
   it('refuses --url on the commands that need the database, naming it', async () => {

@@ -49,7 +49,12 @@ export function registerAudit(program: Command): void {
 const VERIFIED_REMOTELY: Shown<AuditVerifyView> = {
   json: (check) => check,
   // id 0: the fault is in the chain's head or marker, which the reason names.
-  failures: (check) => (check.intact ? [] : check.problems.map((problem) => `audit log broken${problem.id > 0 ? ` at event ${problem.id}` : ''}: ${problem.reason}`)),
+  // A server that says the log is broken but names nothing (not Signet's own answer) still fails the check.
+  failures: (check) => {
+    if (check.intact) return []
+    if (check.problems.length === 0) return ['audit log broken: the server says the log is not intact and names no event']
+    return check.problems.map((problem) => `audit log broken${problem.id > 0 ? ` at event ${problem.id}` : ''}: ${problem.reason}`)
+  },
   text: (check) => printLines(`audit log intact: ${check.events} events`),
 }
 
