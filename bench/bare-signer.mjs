@@ -29,9 +29,10 @@ const server = createServer((request, response) => {
       response.writeHead(400).end()
       return
     }
-    const count = Array.isArray(body.items) ? body.items.length : 1
+    const items = body !== null && typeof body === 'object' && Array.isArray(body.items) ? body.items : null
+    const count = items ? items.length : 1
     Promise.all(Array.from({ length: count }, signOne)).then((tokens) => {
-      const answer = JSON.stringify(Array.isArray(body.items) ? { tokens: tokens.map((token) => ({ token, alg })) } : { token: tokens[0], alg })
+      const answer = JSON.stringify(items ? { tokens: tokens.map((token) => ({ token, alg })) } : { token: tokens[0], alg })
       response.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(answer) })
       response.end(answer)
     }, () => response.writeHead(500).end())

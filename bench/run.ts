@@ -500,7 +500,7 @@ async function main(): Promise<void> {
     ratio('bare signer RS256 tokens/s ÷ RS256 crypto limit on all cores: the most HTTP signing reaches here (information)', bareRs256!, limitRs256!, tokens, null),
     // Floors under the CPU targets: what the least a server does already costs here.
     ratio('bare signer RS256 server CPU per token ÷ one RS256 signature alone: node:http and nothing else (information)', bareRs256!, limitRs256!, cpuPerToken, null),
-    single('(ceiling POST server CPU per request + one RS256 signature) ÷ one RS256 signature: the least a fastify service that logs each request reaches (information)',
+    single('(ceiling POST server CPU per request + one RS256 signature) ÷ one RS256 signature: a fastify service that logs each request, without the thread-pool hand-off (information)',
       (ceilingPost!.row.cpuUsPerRequest! + limitRs256!.row.cpuUsPerToken!) / limitRs256!.row.cpuUsPerToken!, '', true),
     ratio('bare signer batch ES256 server CPU per token ÷ one ES256 signature alone: node:http and nothing else (information)', bareBatch!, limitEs256!, cpuPerToken, null),
     ratio('CPU of one ES256 signature with every core signing ÷ with one core signing: what running every core costs this machine (information)', limitEs256!, limitEs256OneThread!, cpuPerToken, null),

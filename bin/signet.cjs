@@ -21,7 +21,8 @@ process.env.UV_THREADPOOL_SIZE ??= String(Math.max(2, availableParallelism()))
 // V8 reads --max-semi-space-size only when the heap is set up, so setting it from
 // here at run time does nothing (measured: new space stayed at 128 MB). The serving
 // commands therefore re-exec this same process (same pid, no child) with the flags,
-// once, leaving out any that the command line or NODE_OPTIONS already names.
+// once, leaving out any that the command line or NODE_OPTIONS already names (Node
+// allows --max-semi-space-size in NODE_OPTIONS, not --heap-growing-percent).
 // Not when a parent talks to this process over an IPC channel (a supervisor's
 // fork()): execve would close it. Not under Node's permission model without
 // --allow-child-process, which refuses execve: the process then runs as it is.

@@ -147,7 +147,7 @@ export function startWorkers(options: { count: number; env: Record<string, strin
         resolve(part)
       }
       collecting.set(id, { worker, done: finish })
-      send(worker, { type: 'signet:collect-metrics', id })
+      send(worker, { type: 'signet:collect-metrics', id }, () => finish(null))
     })
   }
 
@@ -172,7 +172,8 @@ export function startWorkers(options: { count: number; env: Record<string, strin
         resolve()
       }
       reloading.set(id, { waiting, done: finish })
-      for (const worker of waiting) send(worker, { type: 'signet:reload', id })
+      // A worker that cannot be told (its channel is closing) is exiting: it counts as answered.
+      for (const worker of waiting) send(worker, { type: 'signet:reload', id }, () => reloaded(worker, id))
     })
   }
 

@@ -53,7 +53,9 @@ function action<R>(run: (args: unknown[], command: Command) => Promise<R>, shown
 /**
  * The action of an admin command: opens the admin API (the database here, or a
  * server with --url / SIGNET_URL), runs `work` with it and the command's
- * arguments and options, and shows what it returns.
+ * arguments and options, and shows what it returns. `A` is what commander passes:
+ * the command's arguments, then its options object (a work function that needs no
+ * options may leave that last parameter out).
  */
 export function adminAction<A extends unknown[], R>(work: (api: AdminApi, ...args: A) => Promise<R>, shown: Shown<R>): (...received: unknown[]) => Promise<void> {
   return checkedAdminAction((...args: A) => args, (api, args) => work(api, ...args), shown)

@@ -1,4 +1,6 @@
-import type { AuditEvent, Client, Issuer, KeyRecord, Keyset, WorkloadIdentity } from '../keys/model.js'
+import type { Alg, RsaBits } from '../crypto/algorithms.js'
+import type { PublicJwk } from '../crypto/jwk.js'
+import type { AuditEvent, Backend, Client, Issuer, IssuerJwk, KeyRecord, KeyState, Keyset, Scope, WorkloadIdentity } from '../keys/model.js'
 import type { Stored } from './types.js'
 
 /**
@@ -10,11 +12,16 @@ import type { Stored } from './types.js'
  */
 export type Row = Record<string, unknown>
 
-/** How one field is read from and written to its column (or columns). */
-interface Field {
-  /** The value of the field, or undefined to leave the field out of the object. */
-  read(row: Row, column: string): unknown
-  write(value: unknown, column: string): Row
+/**
+ * How a field of type V is read from and written to its column (or columns). V is
+ * the field's exact type, so a codec that reads another type (an int for a boolean,
+ * a nullable for a field that may be absent) does not compile: a field read back
+ * differently would change the row's integrity MAC (storage/row-integrity.ts).
+ */
+interface Field<V> {
+  /** The value of the field; undefined leaves the field out of the object. */
+  read: (row: Row, column: string) => V
+  write: (value: V, column: string) => Row
   /** The columns it takes when not the one named after the field. */
   columns?: string[]
 }
@@ -22,41 +29,44 @@ interface Field {
 const isNull = (value: unknown): value is null | undefined => value === null || value === undefined
 
 /** A field in one column, converted each way. Drivers may hand back numbers as bigint or string. */
-const column = (fromColumn: (value: unknown) => unknown, toColumn: (value: unknown) => unknown = (value) => value): Field => ({
+const column = <V>(fromColumn: (value: unknown) => V, toColumn: (value: V) => unknown = (value) => value): Field<V> => ({
   read: (row, name) => fromColumn(row[name]),
   write: (value, name) => ({ [name]: toColumn(value) }),
 })
 
-const text = column(String)
-const int = column(Number)
-const bool = column((value) => Boolean(Number(value)), (value) => (value ? 1 : 0))
-const json = column((value) => JSON.parse(String(value)), (value) => JSON.stringify(value))
-const bytes = column((value) => Buffer.from(value as Uint8Array))
+/** Text; T narrows it to the values the domain allows (an Alg, a KeyState). */
+const text = <T extends string = string>() => column((value) => String(value) as T)
+const int = <T extends number = number>() => column((value) => Number(value) as T)
+const bool = () => column((value) => Boolean(Number(value)), (value: boolean) => (value ? 1 : 0))
+/** JSON in a text column; T is what Signet wrote there. */
+const json = <T>() => column((value) => JSON.parse(String(value)) as T, (value: T) => JSON.stringify(value))
+const bytes = () => column((value): Buffer => Buffer.from(value as Uint8Array))
 
 /** The field may be null, stored as NULL. */
-const nullable = (field: Field): Field => ({
+const nullable = <V>(field: Field<V>): Field<V | null> => ({
   read: (row, name) => (isNull(row[name]) ? null : field.read(row, name)),
   write: (value, name) => (isNull(value) ? { [name]: null } : field.write(value, name)),
 })
 
 /**
- * The field is left out of the object when its column is NULL, so rows written
- * before the column existed look as they did (and keep their integrity MACs).
+ * The field may be absent (or null): it is left out of the object when its column
+ * is NULL, so rows written before the column existed look as they did (and keep
+ * their integrity MACs).
  */
-const optional = (field: Field): Field => ({
+const optional = <V>(field: Field<V>): Field<V | null | undefined> => ({
   read: (row, name) => (isNull(row[name]) ? undefined : field.read(row, name)),
-  write: nullable(field).write,
+  write: (value, name) => (isNull(value) ? { [name]: null } : field.write(value, name)),
 })
 
 /** A client's workload identity, in two columns; absent when not bound. */
-const identity: Field = {
+const identity: Field<WorkloadIdentity | null | undefined> = {
   columns: ['identity_issuer', 'identity_subject'],
   read: (row) => (isNull(row.identity_issuer) ? undefined : { issuer: String(row.identity_issuer), subject: String(row.identity_subject) }),
-  write: (value) => ({ identity_issuer: (value as WorkloadIdentity | null)?.issuer ?? null, identity_subject: (value as WorkloadIdentity | null)?.subject ?? null }),
+  write: (value) => ({ identity_issuer: value?.issuer ?? null, identity_subject: value?.subject ?? null }),
 }
 
 /** The integrity MAC (storage/row-integrity.ts); absent on rows written before rows were authenticated. */
-const mac = optional(text)
+const mac = optional(text())
 
 const columnOf = (field: string): string => field.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`)
 
@@ -67,8 +77,9 @@ export interface Layout<T> {
   toRow(value: T): Row
 }
 
-function layout<T>(fields: Record<keyof T, Field>): Layout<T> {
-  const entries = Object.entries<Field>(fields).map(([name, field]) => ({ name, field, column: columnOf(name) }))
+function layout<T>(fields: { [K in keyof T]-?: Field<T[K]> }): Layout<T> {
+  // Each entry's codec matches its field (the parameter's type); here they are handled alike.
+  const entries = Object.entries(fields as Record<string, Field<unknown>>).map(([name, field]) => ({ name, field, column: columnOf(name) }))
   return {
     columns: entries.flatMap(({ field, column }) => field.columns ?? [column]),
     fromRow(row) {
@@ -88,81 +99,81 @@ function layout<T>(fields: Record<keyof T, Field>): Layout<T> {
 }
 
 export const KEYSET_LAYOUT = layout<Stored<Keyset>>({
-  name: text,
-  alg: text,
-  rsaBits: int,
-  issuer: nullable(text),
-  defaultTtl: int,
-  maxTtl: int,
-  rotationPeriod: int,
-  prepublish: nullable(int),
-  x5c: bool,
-  backend: text,
-  createdAt: int,
-  updatedAt: int,
+  name: text(),
+  alg: text<Alg>(),
+  rsaBits: int<RsaBits>(),
+  issuer: nullable(text()),
+  defaultTtl: int(),
+  maxTtl: int(),
+  rotationPeriod: int(),
+  prepublish: nullable(int()),
+  x5c: bool(),
+  backend: text<Backend>(),
+  createdAt: int(),
+  updatedAt: int(),
   mac,
 })
 
 export const KEY_LAYOUT = layout<Stored<KeyRecord>>({
-  kid: text,
-  keyset: text,
-  alg: text,
-  state: text,
-  publicJwk: json,
-  certificate: nullable(bytes),
-  privateKey: nullable(bytes),
-  hsmId: nullable(text),
-  createdAt: int,
-  activatesAt: nullable(int),
-  activatedAt: nullable(int),
-  retiredAt: nullable(int),
-  publishedUntil: nullable(int),
-  destroyedAt: nullable(int),
-  revokedAt: nullable(int),
-  revokeReason: nullable(text),
-  maxTtlSeen: int,
+  kid: text(),
+  keyset: text(),
+  alg: text<Alg>(),
+  state: text<KeyState>(),
+  publicJwk: json<PublicJwk>(),
+  certificate: nullable(bytes()),
+  privateKey: nullable(bytes()),
+  hsmId: nullable(text()),
+  createdAt: int(),
+  activatesAt: nullable(int()),
+  activatedAt: nullable(int()),
+  retiredAt: nullable(int()),
+  publishedUntil: nullable(int()),
+  destroyedAt: nullable(int()),
+  revokedAt: nullable(int()),
+  revokeReason: nullable(text()),
+  maxTtlSeen: int(),
   mac,
 })
 
 export const CLIENT_LAYOUT = layout<Stored<Client>>({
-  id: text,
-  name: text,
-  keysets: json,
-  scopes: json,
-  audiences: nullable(json),
-  maxTtl: nullable(int),
-  tokenHash: text,
-  createdAt: int,
-  revokedAt: nullable(int),
+  id: text(),
+  name: text(),
+  keysets: json<string[] | '*'>(),
+  scopes: json<Scope[]>(),
+  audiences: nullable(json<string[]>()),
+  maxTtl: nullable(int()),
+  tokenHash: text(),
+  createdAt: int(),
+  revokedAt: nullable(int()),
   mac,
   // Present only when set, so clients without them look as they did before the columns.
-  certificateSubject: optional(text),
-  subjects: optional(json),
-  requiredClaims: optional(json),
+  certificateSubject: optional(text()),
+  subjects: optional(json<string[]>()),
+  requiredClaims: optional(json<string[]>()),
   identity,
 })
 
 export const ISSUER_LAYOUT = layout<Stored<Issuer>>({
-  name: text,
-  issuer: text,
-  jwksUri: nullable(text),
-  jwks: nullable(json),
-  audiences: json,
-  algorithms: json,
-  maxTokenLifetime: int,
-  caCertificate: nullable(text),
-  createdAt: int,
-  updatedAt: int,
+  name: text(),
+  issuer: text(),
+  jwksUri: nullable(text()),
+  jwks: nullable(json<{ keys: IssuerJwk[] }>()),
+  audiences: json<string[]>(),
+  algorithms: json<Alg[]>(),
+  maxTokenLifetime: int(),
+  caCertificate: nullable(text()),
+  createdAt: int(),
+  updatedAt: int(),
   mac,
 })
 
 export const AUDIT_LAYOUT = layout<AuditEvent>({
-  id: int,
-  at: int,
-  actor: text,
-  action: text,
-  target: text,
-  details: json,
-  prevHash: text,
-  hash: text,
+  id: int(),
+  at: int(),
+  actor: text(),
+  action: text(),
+  target: text(),
+  details: json<Record<string, unknown>>(),
+  prevHash: text(),
+  hash: text(),
 })

@@ -58,10 +58,10 @@ async function one<T extends SealedTable>(keys: IntegrityKeys, report: Report, t
  * (the one place rows are sealed), every row it reads is checked, and a row that
  * fails is as good as absent.
  */
-function sealedTable<T extends SealedTable>(raw: TxTable<RowOf<T>>, table: T, keys: IntegrityKeys, report: Report): TxTable<RowOf<T>> {
+function sealedTable<T extends SealedTable, Filter extends unknown[]>(raw: TxTable<RowOf<T>, Filter>, table: T, keys: IntegrityKeys, report: Report): TxTable<RowOf<T>, Filter> {
   return {
     get: async (id) => one(keys, report, table, await raw.get(id)),
-    list: async () => trusted(keys, report, table, await raw.list()),
+    list: async (...filter) => trusted(keys, report, table, await raw.list(...filter)),
     insert: (row) => raw.insert(keys.seal(table, row)),
     update: (row) => raw.update(keys.seal(table, row)),
   }
@@ -86,10 +86,7 @@ class SealedTx implements Tx {
   ) {
     this.auditKey = integrity.audit
     this.keysets = sealedTable(raw.keysets, 'keysets', integrity, report)
-    this.keys = {
-      ...sealedTable(raw.keys, 'keys', integrity, report),
-      list: async (keyset) => trusted(integrity, report, 'keys', await raw.keys.list(keyset)),
-    }
+    this.keys = sealedTable(raw.keys, 'keys', integrity, report)
     this.clients = sealedTable(raw.clients, 'clients', integrity, report)
     // Deleting needs no seal: what is gone cannot be forged.
     this.issuers = { ...sealedTable(raw.issuers, 'issuers', integrity, report), delete: (name) => raw.issuers.delete(name) }

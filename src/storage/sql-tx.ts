@@ -66,7 +66,7 @@ const AUDIT = statements('audit', 'id', 'id', AUDIT_LAYOUT)
 type Write = (sql: string, params: readonly unknown[]) => Promise<void>
 
 /** A table's reads and writes over the driver, one statement each. */
-class SqlTable<T> implements TxTable<T> {
+class SqlTable<T, Filter extends unknown[] = []> implements TxTable<T, Filter> {
   constructor(
     protected readonly driver: SqlDriver,
     protected readonly write: Write,
@@ -78,7 +78,7 @@ class SqlTable<T> implements TxTable<T> {
     return row ? this.statements.fromRow(row) : null
   }
 
-  async list(): Promise<Stored<T>[]> {
+  async list(..._filter: Filter): Promise<Stored<T>[]> {
     return (await this.driver.all(this.statements.list)).map(this.statements.fromRow)
   }
 
@@ -91,10 +91,10 @@ class SqlTable<T> implements TxTable<T> {
   }
 }
 
-class SqlKeyTable extends SqlTable<KeyRecord> implements KeyTable {
+class SqlKeyTable extends SqlTable<KeyRecord, [keyset?: string]> implements KeyTable {
   override async list(keyset?: string): Promise<Stored<KeyRecord>[]> {
     if (keyset === undefined) return super.list()
-    return (await this.driver.all('SELECT * FROM keys WHERE keyset = ? ORDER BY created_at, kid', [keyset])).map(KEYS.fromRow)
+    return (await this.driver.all('SELECT * FROM keys WHERE keyset = ? ORDER BY created_at, kid', [keyset])).map(this.statements.fromRow)
   }
 }
 

@@ -23,18 +23,16 @@ export interface Snapshot {
  */
 export type Stored<T> = T & { mac?: string | null }
 
-/** The rows of one table inside a transaction, by primary key. */
-export interface TxTable<T> {
+/** The rows of one table inside a transaction, by primary key; `list` takes the table's filter, if it has one. */
+export interface TxTable<T, Filter extends unknown[] = []> {
   get(id: string): Promise<Stored<T> | null>
-  list(): Promise<Stored<T>[]>
+  list(...filter: Filter): Promise<Stored<T>[]>
   insert(row: Stored<T>): Promise<void>
   update(row: Stored<T>): Promise<void>
 }
 
-export interface KeyTable extends TxTable<KeyRecord> {
-  /** Keys of one keyset, or of all keysets when `keyset` is omitted. */
-  list(keyset?: string): Promise<Stored<KeyRecord>[]>
-}
+/** `list(keyset)`: the keys of one keyset; `list()`: of every keyset. */
+export type KeyTable = TxTable<KeyRecord, [keyset?: string]>
 
 export interface IssuerTable extends TxTable<Issuer> {
   delete(name: string): Promise<void>

@@ -87,13 +87,20 @@ export class FaultyStorage implements Storage {
     }
   }
 
+  /** The wrapped tables of the transactions seen, so `tx.keys` is the same object each time. */
+  readonly #wrapped = new WeakMap<object, object>()
+
   /** `tx` with its writes counted and failed on demand, the writes of its tables (tx.keys.insert, …) too. */
   #wrap<T extends object>(tx: T, path = ''): T {
     return new Proxy(tx, {
       get: (target, property, receiver) => {
         const value = Reflect.get(target, property, receiver)
         const name = `${path}${String(property)}`
-        if (value !== null && typeof value === 'object' && !Buffer.isBuffer(value)) return this.#wrap(value, `${name}.`)
+        if (value !== null && typeof value === 'object' && !Buffer.isBuffer(value)) {
+          let wrapped = this.#wrapped.get(value)
+          if (!wrapped) this.#wrapped.set(value, (wrapped = this.#wrap(value, `${name}.`)))
+          return wrapped
+        }
         if (typeof value !== 'function') return value
         if (typeof property === 'string' && WRITES.test(property)) {
           return async (...args: unknown[]) => {
