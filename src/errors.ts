@@ -21,6 +21,14 @@ export class SignetError extends Error {
   }
 }
 
+/**
+ * `error` as the refusal of a whole batch for its item `index` (docs/api.md, POST
+ * /v1/sign/batch): the same problem, its detail led by `item N:`, with `index`.
+ */
+export function batchItemError(error: SignetError, index: number): SignetError {
+  return new SignetError(error.code, error.status, error.title, `item ${index}: ${error.message}`, { ...error.extra, index })
+}
+
 function kind(code: string, status: number, title: string) {
   return class extends SignetError {
     static readonly code = code

@@ -1,4 +1,5 @@
 import type { Config } from '../config.js'
+import { httpUrl } from '../client/http-url.js'
 import { ConfigError, SignetError } from '../errors.js'
 import type { RotationMode } from '../keys/service.js'
 import type { ClientInput, ClientPatch, ImportInput, IssuerInput, KeysetInput, KeysetPatch } from '../schemas/index.js'
@@ -31,12 +32,11 @@ export class RemoteAdminApi implements AdminApi {
   static connect(url: string, source: '--url' | 'SIGNET_URL', config: Config): RemoteAdminApi {
     let base: URL
     try {
-      if (/\s/.test(url)) throw new TypeError('white space')
-      base = new URL(url)
-    } catch {
-      throw new ConfigError(`${source} must be an absolute http(s) URL, e.g. http://127.0.0.1:8080`)
+      // White space (a stray newline from a file) is refused rather than trimmed away.
+      base = httpUrl(/\s/.test(url) ? '' : url, source)
+    } catch (error) {
+      throw new ConfigError(`${(error as Error).message}, e.g. http://127.0.0.1:8080`)
     }
-    if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new ConfigError(`${source} must be an http(s) URL, e.g. http://127.0.0.1:8080`)
     if (!base.pathname.endsWith('/')) base.pathname += '/'
     if (!config.adminToken) {
       throw new ConfigError('SIGNET_ADMIN_TOKEN (or SIGNET_ADMIN_TOKEN_FILE) is required to administer Signet through --url / SIGNET_URL')

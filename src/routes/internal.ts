@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible'
 import { requireScope, type Principal } from '../auth/authenticate.js'
-import { KeysetNotFound, RateLimited, SignetError } from '../errors.js'
+import { batchItemError, KeysetNotFound, RateLimited, SignetError } from '../errors.js'
 import type { LiveKeyset } from '../keys/keystore.js'
 import type { Client } from '../keys/model.js'
 import { errors, signBatchAnswer, signBatchBody, signBody, signedToken, verifyAnswer, verifyBody } from '../schemas/index.js'
@@ -58,10 +58,7 @@ export async function internalRoutes(instance: FastifyInstance, { signet, auth }
       try {
         return prepareToken(live, client, item, now)
       } catch (error) {
-        if (error instanceof SignetError) {
-          throw new SignetError(error.code, error.status, error.title, `item ${index}: ${error.message}`, { ...error.extra, index })
-        }
-        throw error
+        throw error instanceof SignetError ? batchItemError(error, index) : error
       }
     })
     // All at once: the signatures run in parallel on the thread pool. Each item takes

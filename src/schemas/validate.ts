@@ -1,7 +1,7 @@
 import { Ajv, type ErrorObject, type Options } from 'ajv'
 import addFormats from 'ajv-formats'
 import type { Static, TSchema } from 'typebox'
-import { InvalidRequest, type SignetError } from '../errors.js'
+import { batchItemError, InvalidRequest, type SignetError } from '../errors.js'
 
 /**
  * The validators of the request schemas (src/schemas), shared by the HTTP routes
@@ -42,11 +42,9 @@ export function validationError(errors: readonly ErrorObject[] | null | undefine
   if (!error) return new InvalidRequest(`${where} is invalid`)
   let segments = pointerSegments(error.instancePath)
   let root = where
-  let prefix = ''
   let index: number | undefined
   if (where === 'body' && segments[0] === 'items' && isIndex(segments[1] ?? '')) {
     index = Number(segments[1])
-    prefix = `item ${index}: `
     root = 'the item'
     segments = segments.slice(2)
   }
@@ -63,7 +61,8 @@ export function validationError(errors: readonly ErrorObject[] | null | undefine
   } else {
     message = `${field} ${typeof schema.errorMessage === 'string' ? schema.errorMessage : (error.message ?? 'is invalid')}`
   }
-  return new InvalidRequest(`${prefix}${message}`, index === undefined ? undefined : { index })
+  const refusal = new InvalidRequest(message)
+  return index === undefined ? refusal : batchItemError(refusal, index)
 }
 
 /**
