@@ -21,12 +21,17 @@ export function pkcs11Binding(): Binding {
   }
 }
 
+/** The CK_BBOOL attributes Signet sets (PKCS#11 v2.40 section 4): only these take true or false. */
+type BooleanAttribute =
+  | 'CKA_TOKEN' | 'CKA_PRIVATE' | 'CKA_SENSITIVE' | 'CKA_EXTRACTABLE'
+  | 'CKA_SIGN' | 'CKA_VERIFY' | 'CKA_ENCRYPT' | 'CKA_DECRYPT' | 'CKA_WRAP' | 'CKA_UNWRAP' | 'CKA_DERIVE'
+
 /**
  * Boolean attributes of a template, by name and in the order given:
  * `flags({ CKA_SIGN: true, CKA_DERIVE: false })` is
  * `[{ type: CKA_SIGN, value: true }, { type: CKA_DERIVE, value: false }]`.
  */
-export function flags(values: Partial<Record<Extract<keyof Binding, `CKA_${string}`>, boolean>>): { type: number; value: boolean }[] {
+export function flags(values: Partial<Record<BooleanAttribute, boolean>>): { type: number; value: boolean }[] {
   const pkcs11 = pkcs11Binding()
   return Object.entries(values).map(([name, value]) => ({ type: pkcs11[name as keyof typeof values], value }))
 }
