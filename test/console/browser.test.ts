@@ -234,6 +234,29 @@ describe('the admin console in Chromium', () => {
     expect((await h.admin('GET', '/v1/admin/keysets/default')).json()).toEqual(before)
   })
 
+  it('shows the panel chosen last, even when the one before it answers later', async () => {
+    // The sign-in check reads the keysets once; the keysets panel's own read is held back.
+    let keysetReads = 0
+    await page.route('**/v1/admin/keysets', async (route) => {
+      if (++keysetReads > 1) await new Promise((later) => setTimeout(later, 1500))
+      await route.continue()
+    })
+    try {
+      await signIn()
+      const slowKeysets = page.waitForResponse((response) => response.url().endsWith('/v1/admin/keysets') && keysetReads > 1)
+      await page.getByRole('button', { name: 'Clients' }).click()
+      await expect.poll(() => page.locator('#panel h2').textContent()).toBe('Clients')
+      await slowKeysets
+      // The keysets answer came after the clients panel was drawn: it is not shown.
+      await page.waitForTimeout(300)
+      expect(await page.locator('#panel h2').textContent()).toBe('Clients')
+      expect(await page.locator('#panel form.create-client').count()).toBe(1)
+      expect(await page.locator('#panel').getAttribute('aria-busy')).toBeNull()
+    } finally {
+      await page.unroute('**/v1/admin/keysets')
+    }
+  })
+
   it('creates a client and shows its token once, with a copy button', async () => {
     await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: base })
     await signIn()

@@ -26,13 +26,15 @@ const signInForm = byId<HTMLFormElement>('sign-in-form')
 const tokenInput = byId<HTMLInputElement>('token')
 const signInError = byId<HTMLElement>('sign-in-error')
 const consoleSection = byId<HTMLElement>('console')
-const panel = byId<HTMLElement>('panel')
+let panel = byId<HTMLElement>('panel')
 const signOut = byId<HTMLButtonElement>('sign-out')
 const navButtons = [...document.querySelectorAll<HTMLButtonElement>('nav.sections button')]
 
 bindStatus(byId('status'), byId('alert'))
 
 let api: AdminApi | null = null
+/** Counts the panels asked for: only the latest may be shown. */
+let latest = 0
 
 async function show(section: Section): Promise<void> {
   if (!api) return
@@ -40,17 +42,25 @@ async function show(section: Section): Promise<void> {
     if (button.dataset.section === section) button.setAttribute('aria-current', 'page')
     else button.removeAttribute('aria-current')
   }
+  // The panel is drawn into a fresh element, put in place only if no other panel was
+  // asked for meanwhile: a slow panel (keysets on a busy server) must not replace the
+  // one chosen after it. Its own reloads draw into the element it was given.
+  const asked = ++latest
+  const next = panel.cloneNode(false) as HTMLElement
   panel.setAttribute('aria-busy', 'true')
   // What was said about the last panel does not belong to this one.
   announce('')
   try {
-    await PANELS[section](api, panel)
+    await PANELS[section](api, next)
+    if (asked !== latest) return
+    panel.replaceWith(next)
+    panel = next
     panel.querySelector<HTMLElement>('h2')?.focus()
   } catch (error) {
     if (error instanceof ApiError && error.status === 401) return leave('Your token is no longer accepted (401): sign in again.')
-    fail(error, `load ${section}`)
+    if (asked === latest) fail(error, `load ${section}`)
   } finally {
-    panel.removeAttribute('aria-busy')
+    if (asked === latest) panel.removeAttribute('aria-busy')
   }
 }
 
@@ -65,6 +75,7 @@ function enter(signedIn: AdminApi): void {
 /** Back to the sign-in form; the token is dropped from memory and from the tab. */
 function leave(message: string): void {
   api = null
+  latest++ // a panel still loading is not shown
   AdminApi.forget()
   panel.replaceChildren()
   consoleSection.hidden = true
