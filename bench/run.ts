@@ -131,7 +131,7 @@ function serverColumns(watched: Watched<unknown>[], requestsPerSecond: number, t
     cpuUsPerToken: cpuUsPer(tokensPerSecond),
     cpuUsPerRequest: cpuUsPer(requestsPerSecond),
     serverRssMb: Math.round(Math.max(...watched.map((w) => w.peakRssMb))),
-    serverCpuPercent: Math.round(watched.reduce((sum, w) => sum + w.cpuPercent, 0)),
+    serverCpuPercent: Math.round(cpuPercent),
     serverEventLoopCpuPercent: Math.round(watched.reduce((sum, w) => sum + w.mainThreadCpuPercent, 0)),
     loadGeneratorCpuPercent: Math.round(watched[0]!.ownCpuPercent),
   }
@@ -144,8 +144,8 @@ function signaturesSample(perSecond: number, cpuUsPerToken: number | null = null
 
 /**
  * An HTTP row: autocannon against one server (or, for replicas, the connections
- * split evenly over several at once), watching the servers' processes. One second
- * of warm-up.
+ * split evenly over several at once), watching the servers' processes, after
+ * `warmUpSeconds` of warm-up.
  */
 function httpProbe(name: string, what: string, servers: Server[], path: string, request: Omit<LoadOptions, 'url'>, tokensPerRequest: number | null, warmUpSeconds = 1): Probe {
   const connections = Math.max(1, Math.floor(CONNECTIONS / servers.length))
@@ -298,8 +298,8 @@ async function postgresRows(masterKey: string, adminToken: string, bodyFor: (key
 }
 
 /**
- * ES256 signing by `signet serve` with SIGNET_WORKERS=auto (its own database) beside
- * the main server (one process), side by side. Null on a machine with one core.
+ * ES256 signing by `signet serve` with SIGNET_WORKERS=1 and with SIGNET_WORKERS=auto,
+ * side by side, each on its own database. Null on a machine with one core.
  */
 async function workerRows(masterKey: string, adminToken: string, bodyFor: (keyset: string) => string): Promise<{ count: number; one: Measured; auto: Measured } | null> {
   const count = availableParallelism()

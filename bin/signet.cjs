@@ -16,8 +16,8 @@ process.env.UV_THREADPOOL_SIZE ??= String(Math.max(2, availableParallelism()))
 //   5 MB more RSS (at 32 MB, 30 MB more);
 // - the old generation may grow to up to 4 times what is live after a full GC. A
 //   batch's objects outlive a few young collections, are promoted and die there:
-//   130 MB of heap for 28 MB live. A fixed growth of 1.5 times kept the peak RSS of
-//   a batch load at 144-148 MB instead of 203-219 MB, at the same CPU per token.
+//   a 91 MB heap for 28 MB live. A fixed growth of 1.5 times kept the peak RSS of a
+//   batch load at 144-159 MB instead of 203-225 MB, at the same CPU per token.
 // V8 reads --max-semi-space-size only when the heap is set up, so setting it from
 // here at run time does nothing (measured: new space stayed at 128 MB). The serving
 // commands therefore re-exec this same process (same pid, no child) with the flags,

@@ -71,10 +71,11 @@ export function signetVariables(env: NodeJS.ProcessEnv): Record<string, string> 
 
 /**
  * The signing threads of each worker: the instance's thread pool (UV_THREADPOOL_SIZE,
- * which bin/signet.cjs sets to the core count unless given) shared out among the
- * workers, at least one each. Each worker with a pool of its own that size would
- * put workers x cores signing threads on the cores beside the event loops: measured
- * on 2 cores, 13-15% more CPU per token than one process, against 11-13% shared out.
+ * which bin/signet.cjs sets to one per core, at least 2, unless given; one per core
+ * here when it is missing) shared out among the workers, at least one each. Each
+ * worker with a pool of its own that size would put workers x cores signing threads
+ * on the cores beside the event loops: measured on 2 cores in alternating runs,
+ * 1.3-1.4 times the CPU per token of one process, against 1.1-1.2 shared out.
  */
 export function workerThreadPool(instancePool: string | undefined, workers: number): number {
   const threads = Number.parseInt(instancePool ?? '', 10)

@@ -42,10 +42,13 @@ const bool = () => column((value) => Boolean(Number(value)), (value: boolean) =>
 const json = <T>() => column((value) => JSON.parse(String(value)) as T, (value: T) => JSON.stringify(value))
 const bytes = () => column((value): Buffer => Buffer.from(value as Uint8Array))
 
+/** Writes `field`, or NULL for null (and for undefined, an absent field). */
+const orNull = <V>(field: Field<V>) => (value: V | null | undefined, name: string): Row => (isNull(value) ? { [name]: null } : field.write(value, name))
+
 /** The field may be null, stored as NULL. */
 const nullable = <V>(field: Field<V>): Field<V | null> => ({
   read: (row, name) => (isNull(row[name]) ? null : field.read(row, name)),
-  write: (value, name) => (isNull(value) ? { [name]: null } : field.write(value, name)),
+  write: orNull(field),
 })
 
 /**
@@ -55,7 +58,7 @@ const nullable = <V>(field: Field<V>): Field<V | null> => ({
  */
 const optional = <V>(field: Field<V>): Field<V | null | undefined> => ({
   read: (row, name) => (isNull(row[name]) ? undefined : field.read(row, name)),
-  write: (value, name) => (isNull(value) ? { [name]: null } : field.write(value, name)),
+  write: orNull(field),
 })
 
 /** A client's workload identity, in two columns; absent when not bound. */
