@@ -396,12 +396,13 @@ async function main(): Promise<void> {
   }
 
   const jwksBytes = (await (await fetch(`${signet.url}/.well-known/jwks.json`)).arrayBuffer()).byteLength
-  const ceiling = await spawnServer(['--import', 'tsx', 'bench/ceiling.ts', String(sample.token.length), String(jwksBytes)], { PATH: process.env.PATH }, /ceiling listening (\S+)/, 'stderr')
+  const es256Input = await signingInputFor(keysets.ES256)
+  // The ceiling and the bare signers get the thread pool Signet gets from bin/signet.cjs: one thread per core.
+  const referenceEnv = { PATH: process.env.PATH, UV_THREADPOOL_SIZE: String(Math.max(2, availableParallelism())) }
+  const ceiling = await spawnServer(['--import', 'tsx', 'bench/ceiling.ts', String(sample.token.length), String(jwksBytes), es256Input], referenceEnv, /ceiling listening (\S+)/, 'stderr')
   const ceilingServer: Server = { pid: ceiling.child.pid!, url: ceiling.url }
-  // The bare signer gets the thread pool Signet gets from bin/signet.cjs: one thread per core.
-  const bareEnv = { PATH: process.env.PATH, UV_THREADPOOL_SIZE: String(Math.max(2, availableParallelism())) }
   const rs256Input = await signingInputFor(keysets.RS256)
-  const bare = await spawnServer(['bench/bare-signer.mjs', 'RS256', rs256Input], bareEnv, /bare signer listening (\S+)/, 'stderr')
+  const bare = await spawnServer(['bench/bare-signer.mjs', 'RS256', rs256Input], referenceEnv, /bare signer listening (\S+)/, 'stderr')
   const signProbe = (alg: keyof typeof keysets) =>
     httpProbe(`POST /v1/sign ${alg}`, `one token per request, keyset ${keysets[alg]}`, [server], '/v1/sign', { method: 'POST', body: bodyFor(keysets[alg]), headers: client }, 1)
   const batchBody = JSON.stringify({ items: Array.from({ length: 100 }, () => ({ claims, ttl: 600 })) })
@@ -413,8 +414,9 @@ async function main(): Promise<void> {
     httpProbe('GET /.well-known/jwks.json', 'precomputed JWK Set bytes', [server], '/.well-known/jwks.json', {}, null),
   )
   process.stderr.write('ES256 against the ceiling server\n')
-  const [ceilingPost, es256] = await measure(
+  const [ceilingPost, ceilingSigner, es256] = await measure(
     httpProbe('ceiling POST', 'plain fastify POST, one log line per request, validates a sign body, answers the same size, no signing', [ceilingServer], '/v1/sign', { method: 'POST', body: bodyFor('default') }, null),
+    httpProbe('ceiling POST + ES256 signature', 'the same, and one ES256 signature on the thread pool: no authentication, claims checks or metrics', [ceilingServer], '/v1/sign/signed', { method: 'POST', body: bodyFor('default') }, 1),
     signProbe('ES256'),
   )
   await stop(ceiling.child)
@@ -426,8 +428,7 @@ async function main(): Promise<void> {
   )
   await stop(bare.child)
   process.stderr.write('batch against the bare signer and the signature alone, on every core and on one\n')
-  const es256Input = await signingInputFor(keysets.ES256)
-  const bareEs256 = await spawnServer(['bench/bare-signer.mjs', 'ES256', es256Input], bareEnv, /bare signer listening (\S+)/, 'stderr')
+  const bareEs256 = await spawnServer(['bench/bare-signer.mjs', 'ES256', es256Input], referenceEnv, /bare signer listening (\S+)/, 'stderr')
   const [batch, bareBatch, limitEs256, limitEs256OneThread] = await measure(
     httpProbe('POST /v1/sign/batch ES256', '100 tokens per request', [server], '/v1/sign/batch', { method: 'POST', body: batchBody, headers: client }, 100),
     httpProbe('bare signer batch ES256', 'node:http + 100 crypto.sign calls on the thread pool per request, nothing else', [{ pid: bareEs256.child.pid!, url: bareEs256.url }], '', { method: 'POST', body: batchBody }, 100),
@@ -502,6 +503,9 @@ async function main(): Promise<void> {
     ratio('bare signer RS256 server CPU per token ÷ one RS256 signature alone: node:http and nothing else (information)', bareRs256!, limitRs256!, cpuPerToken, null),
     single('(ceiling POST server CPU per request + one RS256 signature) ÷ one RS256 signature: a fastify service that logs each request, without the thread-pool hand-off (information)',
       (ceilingPost!.row.cpuUsPerRequest! + limitRs256!.row.cpuUsPerToken!) / limitRs256!.row.cpuUsPerToken!, '', true),
+    // Where the ES256 target's gap lies: the signature itself, and Signet's own work per request.
+    ratio('ceiling POST + ES256 signature req/s ÷ ceiling POST req/s: what signing costs a fastify service that logs (information)', ceilingSigner!, ceilingPost!, requests, null),
+    ratio('ES256 /v1/sign req/s ÷ ceiling POST + ES256 signature req/s: what Signet adds per request (authentication, claims checks, metrics) (information)', es256!, ceilingSigner!, requests, null),
     ratio('bare signer batch ES256 server CPU per token ÷ one ES256 signature alone: node:http and nothing else (information)', bareBatch!, limitEs256!, cpuPerToken, null),
     ratio('CPU of one ES256 signature with every core signing ÷ with one core signing: what running every core costs this machine (information)', limitEs256!, limitEs256OneThread!, cpuPerToken, null),
     ratio('RS256 /v1/sign tokens/s ÷ RS256 crypto limit on all cores (information)', rs256!, limitRs256!, tokens, null),
