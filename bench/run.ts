@@ -3,12 +3,11 @@
  * measured in one run so the ratios hold on a noisy machine. See the README section
  * "Performance" for what each row measures and what limits it.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { availableParallelism, cpus, platform, release, tmpdir, totalmem } from 'node:os'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
 import autocannon from 'autocannon'
 import { exportJWK, SignJWT } from 'jose'
 import jsonwebtoken from 'jsonwebtoken'
@@ -22,8 +21,8 @@ import { postgresSchema, softHsmToken } from './lib/extras.js'
 import { paced } from './lib/paced.js'
 import { alternate, pairedRatio, type Measured, type Probe, type Row, type Sample } from './lib/rounds.js'
 import { watchProcess } from './lib/process-stats.js'
+import { json, killServers, ROOT, spawnServer } from './lib/servers.js'
 
-const ROOT = join(import.meta.dirname, '..')
 /** Rows of a ratio are measured in alternation, ROUNDS rounds of ROUND_SECONDS each (bench/lib/rounds.ts). */
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5)
 const ROUND_SECONDS = Number(process.env.BENCH_SECONDS ?? 1.5)
@@ -38,39 +37,6 @@ const MAX_PACED_RATE = 2000
 const STATUS_QUO_SECONDS = 3
 
 const rows: Row[] = []
-const children: ChildProcess[] = []
-
-function cleanup(): void {
-  for (const child of children) child.kill('SIGKILL')
-}
-process.on('exit', cleanup)
-
-/** Spawns a server and resolves its URL from the first line that names it. */
-async function spawnServer(args: string[], env: NodeJS.ProcessEnv, pattern: RegExp, stream: 'stdout' | 'stderr'): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] })
-  children.push(child)
-  const lines = createInterface({ input: child[stream]! })
-  const other = stream === 'stdout' ? child.stderr! : child.stdout!
-  other.resume()
-  const url = await new Promise<string>((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`${args.join(' ')} exited with ${code}`)))
-    lines.on('line', (line) => {
-      const match = pattern.exec(line)
-      if (match) resolve(match[1]!)
-    })
-  })
-  // Keep draining the logs so the server never blocks on a full pipe.
-  lines.removeAllListeners('line')
-  lines.on('line', () => {})
-  return { child, url }
-}
-
-async function json(url: string, init: RequestInit = {}): Promise<any> {
-  const response = await fetch(url, init)
-  if (!response.ok) throw new Error(`${init.method ?? 'GET'} ${url}: ${response.status} ${await response.text()}`)
-  return response.json()
-}
-
 interface LoadOptions {
   url: string
   method?: 'GET' | 'POST'
@@ -533,12 +499,12 @@ async function main(): Promise<void> {
   writeFileSync(file, `${JSON.stringify({ date: new Date().toISOString(), machine, rounds: ROUNDS, roundSeconds: ROUND_SECONDS, connections: CONNECTIONS, rows, targets, failedRequests: errors, markdown }, null, 2)}\n`)
   process.stderr.write(`written ${file}\n`)
   rmSync(dir, { recursive: true, force: true })
-  cleanup()
+  killServers()
   process.exitCode = errors > 0 ? 1 : 0
 }
 
 main().catch((error) => {
   process.stderr.write(`bench failed: ${error instanceof Error ? error.stack : String(error)}\n`)
-  cleanup()
+  killServers()
   process.exit(1)
 })
