@@ -9,7 +9,10 @@ import { Server as TlsServer } from 'node:tls'
  * - every answer not yet begun gets `Connection: close`, so a keep-alive connection
  *   ends right after its current reply (RFC 9112 section 9.6);
  * - a connection whose answer had begun is ended once that answer is flushed;
- * - idle connections are closed at once.
+ * - a connection that has not been answered yet (new, its first request perhaps
+ *   still on its way or not yet read) gets LATE_CONNECTION_IDLE_MS to send one,
+ *   which is answered with `Connection: close`;
+ * - other idle connections (keep-alive, between requests) are closed at once.
  *
  * Node's own closeIdleConnections(), which server.close() calls, counts a connection
  * as idle as soon as its answer is ended, although a large answer (a 1000-token
@@ -26,8 +29,9 @@ import { Server as TlsServer } from 'node:tls'
 const drains = new WeakMap<Server, () => void>()
 
 /**
- * A connection that completes (a TLS handshake in progress) once closing has begun
- * gets this long to send its request before it is closed as idle.
+ * How long a connection that has not been answered yet when closing begins, or that
+ * completes once it has begun (a TLS handshake in progress), has to send its
+ * request before it is closed as idle.
  */
 const LATE_CONNECTION_IDLE_MS = 1000
 
@@ -54,14 +58,26 @@ function closeAfterAnswer(socket: Socket): void {
 /** Tracks a listener's connections; call before it listens. */
 export function trackConnections(server: Server): void {
   const connections = new Set<Socket>()
+  /** Connections given LATE_CONNECTION_IDLE_MS to send their request: not idle until then. */
+  const awaitingRequest = new Set<Socket>()
   let draining = false
+
+  /** Closes `socket` unless a request has come by the end of its time. */
+  const awaitRequest = (socket: Socket): void => {
+    awaitingRequest.add(socket)
+    setTimeout(() => {
+      awaitingRequest.delete(socket)
+      if (currentAnswer(socket) === null) closeWhenFlushed(socket)
+    }, LATE_CONNECTION_IDLE_MS).unref()
+  }
 
   server.on(server instanceof TlsServer ? 'secureConnection' : 'connection', (socket: Socket) => {
     connections.add(socket)
-    socket.once('close', () => connections.delete(socket))
-    if (draining) {
-      setTimeout(() => { if (currentAnswer(socket) === null) closeWhenFlushed(socket) }, LATE_CONNECTION_IDLE_MS).unref()
-    }
+    socket.once('close', () => {
+      connections.delete(socket)
+      awaitingRequest.delete(socket)
+    })
+    if (draining) awaitRequest(socket)
   })
 
   // A request that arrives while closing (pipelined, or on a connection that was
@@ -71,12 +87,16 @@ export function trackConnections(server: Server): void {
   })
 
   server.closeIdleConnections = () => {
-    for (const socket of connections) if (currentAnswer(socket) === null) closeWhenFlushed(socket)
+    for (const socket of connections) if (currentAnswer(socket) === null && !awaitingRequest.has(socket)) closeWhenFlushed(socket)
   }
 
   drains.set(server, () => {
     draining = true
-    for (const socket of connections) closeAfterAnswer(socket)
+    for (const socket of connections) {
+      // Nothing written yet: a new connection, whose request may not have been read.
+      if (currentAnswer(socket) === null && socket.bytesWritten === 0) awaitRequest(socket)
+      else closeAfterAnswer(socket)
+    }
   })
 }
 

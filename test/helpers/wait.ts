@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs'
+
 /**
  * Polls `probe` every `everyMs` until it holds; resolves to the milliseconds that
  * took, or throws once `limitMs` have passed. For guarantees stated as "within N
@@ -11,4 +13,23 @@ export async function within(limitMs: number, probe: () => Promise<boolean> | bo
     if (Date.now() - start > limitMs) throw new Error(`not seen within ${limitMs} ms`)
     await new Promise((resolve) => setTimeout(resolve, everyMs))
   }
+}
+
+/** CPU time (ms) a process has used so far, every thread, from /proc (Linux). */
+export function cpuMsOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  // Fields after the command name, which is in parentheses and may hold spaces.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (Number(fields[11]) + Number(fields[12])) * 10 // utime + stime, in 100 Hz ticks
+}
+
+/**
+ * Resolves once `pids` together have used `ms` more CPU than when called: the sign
+ * that a request sent just before is being worked on (a batch's parsing and signing),
+ * where waiting a fixed time is a guess a loaded machine can lose.
+ */
+export async function whenBusy(pids: number[], ms = 20, limitMs = 10_000): Promise<void> {
+  const used = () => pids.reduce((sum, pid) => sum + cpuMsOf(pid), 0)
+  const before = used()
+  await within(limitMs, () => used() - before >= ms, 2)
 }

@@ -6,6 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { cliJson, fileTempDir, getJson, requireBuild, startServe } from '../cli/helpers.js'
 import { startLiveSignet } from '../helpers/live-server.js'
 import { congested } from '../helpers/congested.js'
+import { parseHead } from '../helpers/raw-http.js'
+import { whenBusy } from '../helpers/wait.js'
 
 /**
  * Acceptance 5 of issue 3: SIGTERM (and SIGINT) during a load of sign requests.
@@ -210,7 +212,7 @@ describe('graceful shutdown of signet serve', () => {
         headers: { authorization: `Bearer ${clientToken}`, 'content-type': 'application/json' },
         body: JSON.stringify({ items: Array.from({ length: 1000 }, (_, i) => ({ claims: { sub: `u${i}` } })) }),
       })
-      await new Promise((later) => setTimeout(later, 50)) // the batch takes far longer to sign
+      await whenBusy([server.child.pid!]) // the server is parsing and signing the batch: it is in flight
       server.child.kill('SIGTERM')
       const answer = await pending
       expect(answer.statusCode).toBe(200)
@@ -250,6 +252,41 @@ describe('graceful shutdown of signet serve', () => {
     } finally {
       socket.destroy()
       await server.stop('SIGKILL')
+    }
+  })
+
+  it('a new connection whose request is read only after the shutdown began gets an answer, not a reset (in process)', async () => {
+    // Before the fix, a connection with no answer yet counted as idle when the
+    // shutdown began and was destroyed at once, although its client had connected
+    // and was sending: under load, a request sent just before SIGTERM and not yet read
+    // was cut (ECONNRESET, seen in CI). Now such a connection has a second to send its
+    // request, which is refused cleanly: nothing of it ran, so it may be sent again.
+    const live = await startLiveSignet()
+    const token = await live.createClient({ scopes: ['sign'] })
+    const accepted = new Promise<void>((resolve) => live.server.app.server.prependOnceListener('connection', () => resolve()))
+    const client = connect(live.port, '127.0.0.1')
+    try {
+      const chunks: Buffer[] = []
+      client.on('data', (chunk: Buffer) => chunks.push(chunk))
+      const closed = new Promise<string | null>((resolve) => {
+        client.once('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? 'error'))
+        client.once('close', () => resolve(null))
+      })
+      await accepted
+      const stopping = live.stop()
+      await new Promise((later) => setImmediate(later)) // the shutdown has begun
+      const body = JSON.stringify({ claims: { sub: 'late' } })
+      client.write(`POST /v1/sign HTTP/1.1\r\nHost: signet\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`)
+      expect(await closed).toBeNull()
+      await stopping
+      const raw = Buffer.concat(chunks).toString()
+      const { status, headers } = parseHead(raw.slice(0, raw.indexOf('\r\n\r\n')))
+      expect(status).toBe(503)
+      expect(headers.connection).toBe('close')
+      expect(JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4)).code).toBe('shutting_down')
+    } finally {
+      client.destroy()
+      await live.close()
     }
   })
 

@@ -8,7 +8,7 @@ import { workerThreadPool } from '../../src/cluster.js'
 import { advisoryLockKey, advisoryLockRow } from '../../src/storage/postgres/locks.js'
 import { cliJson, fileTempDir, REPO, requireBuild, runCli, signetStderr, spawnCli, startServe, waitReady, type RunningChild } from '../cli/helpers.js'
 import { newAdminToken, newMasterKey } from '../helpers/temp.js'
-import { within } from '../helpers/wait.js'
+import { whenBusy, within } from '../helpers/wait.js'
 import { createTestSchema, pgBaseUrl, type TestSchema } from '../storage/postgres-fixture.js'
 
 /**
@@ -432,7 +432,7 @@ describe('SIGNET_WORKERS: shutdown and start failures', () => {
         headers: { authorization: `Bearer ${clientToken}`, 'content-type': 'application/json', 'x-request-id': 'in-flight' },
         body: JSON.stringify({ items: Array.from({ length: 1000 }, (_, i) => ({ claims: { sub: `u${i}` } })) }),
       })
-      await new Promise((later) => setTimeout(later, 50)) // the batch takes far longer to sign
+      await whenBusy(workers) // a worker is parsing and signing the batch: it is in flight
       pool.child.kill('SIGTERM')
       const answer = await pending
       expect(answer.statusCode).toBe(200)
