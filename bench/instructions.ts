@@ -1,115 +1,152 @@
 /**
  * `npm run bench:instructions`: the user-space instructions one request costs,
- * counted by valgrind's callgrind, for Signet's POST /v1/sign (ES256, bearer token)
- * and the ceiling server's two POST routes (without and with an ES256 signature).
+ * counted by valgrind's callgrind, for Signet's POST /v1/sign (ES256, bearer token),
+ * the ceiling server's two POST routes (without and with an ES256 signature), and
+ * one ES256 signature alone.
  *
  * Times on a shared machine drift by a fifth between runs, and two identical
  * processes can differ by a tenth (README, Performance), so a change of a few
  * percent in Signet's own work cannot be seen in `npm run bench`. Instruction
- * counts can: with V8 in --predictable mode (no background compiler or GC threads,
- * a fixed hash seed) they repeat to about half a percent. Each server runs under
- * callgrind; after a warm-up of 2N requests the counters are zeroed, N requests
- * are sent, and the counts (every thread) are divided by N. Instructions are not
- * time: they leave out the kernel (system calls, wake-ups of other threads) and
- * cache misses. Needs valgrind (Debian: apt-get install valgrind).
+ * counts can: with V8 in --predictable mode (no background compiler threads, no
+ * concurrent or parallel GC) they repeat to within 1%. Each server runs under
+ * callgrind; after a warm-up of 2N requests the counters are zeroed, N requests are
+ * sent, and the counts (every thread) are divided by N. Instructions are not time:
+ * they leave out the kernel (system calls, wake-ups of other threads) and cache
+ * misses. Needs valgrind (Debian: apt-get install valgrind). Writes
+ * bench/results/instructions-<date>.json.
  *
  * Usage: node --import tsx bench/instructions.ts [N = 1000] [signet]
  * With `signet`, only Signet's row is counted (about a minute): enough to compare
  * two versions of Signet's own code.
  */
-import { execFileSync } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { promisify } from 'node:util'
 import autocannon from 'autocannon'
-import { json, killServers, spawnServer } from './lib/servers.js'
+import type { ChildProcess } from 'node:child_process'
+import { CEILING_LISTENING, killServers, MEMORY_FLAGS, REFERENCE_ENV, referenceArgs, ROOT, signBody, signingInputOf, spawnServer, startSignet } from './lib/servers.js'
 
+const run = promisify(execFile)
 const REQUESTS = Number(process.argv[2] ?? 1000)
 const SIGNET_ONLY = process.argv[3] === 'signet'
 const CONNECTIONS = 8
-const claims = { sub: 'user-42', aud: 'api', scope: 'read write' }
-const body = JSON.stringify({ keyset: 'default', claims, ttl: 600 })
+const body = signBody('default')
 
-interface Counted {
-  name: string
-  instructionsPerRequest: number
+/** valgrind's command line before node's own arguments: callgrind writing into `dir`, V8 made repeatable. */
+const underCallgrind = (dir: string): string[] => ['--tool=callgrind', `--callgrind-out-file=${join(dir, 'callgrind.out')}`, process.execPath, '--predictable']
+
+/** The instructions of every thread since the counters were zeroed, from the dumps callgrind wrote into `dir`. */
+function dumpedInstructions(dir: string): number {
+  // A dump on request writes callgrind.out.1; its "summary:" line adds up every thread.
+  const dumps = readdirSync(dir).filter((file) => /^callgrind\.out\.\d+$/.test(file))
+  if (dumps.length === 0) throw new Error('callgrind wrote no dump')
+  return dumps.reduce((sum, file) => {
+    const summary = /^summary: (\d+)$/m.exec(readFileSync(join(dir, file), 'utf8'))
+    if (!summary) throw new Error(`${file} has no summary line`)
+    return sum + Number(summary[1])
+  }, 0)
 }
 
-/** Starts `args` under callgrind and counts the instructions of REQUESTS requests to `path` after a warm-up. */
-async function count(name: string, args: string[], env: NodeJS.ProcessEnv, pattern: RegExp, stream: 'stdout' | 'stderr', path: string, prepare: (url: string) => Promise<Record<string, string>>): Promise<Counted> {
+/** Warms `url` up with 2N requests, then counts the instructions `child` spends on N more. */
+async function countRequests(child: ChildProcess, dir: string, url: string, headers: Record<string, string>): Promise<number> {
+  const send = async (amount: number) => {
+    const result = await autocannon({ url, method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body, connections: CONNECTIONS, amount })
+    if (result.non2xx + result.errors > 0) throw new Error(`${url}: ${result.non2xx + result.errors} failed requests`)
+  }
+  await send(2 * REQUESTS)
+  await run('callgrind_control', ['--zero', String(child.pid)])
+  await send(REQUESTS)
+  await run('callgrind_control', ['--dump', String(child.pid)])
+  child.kill('SIGKILL')
+  return dumpedInstructions(dir) / REQUESTS
+}
+
+/** Runs `work` with a fresh directory for callgrind's files, removed afterwards. */
+async function inTempDir<T>(work: (dir: string) => Promise<T>): Promise<T> {
   const dir = mkdtempSync(join(tmpdir(), 'signet-instructions-'))
   try {
-    const valgrind = ['--tool=callgrind', `--callgrind-out-file=${join(dir, 'callgrind.out')}`, process.execPath, '--predictable', ...args]
-    const { child, url } = await spawnServer(valgrind, env, pattern, stream, 'valgrind')
-    const headers = { 'content-type': 'application/json', ...(await prepare(url)) }
-    const send = async (amount: number) => {
-      const result = await autocannon({ url: `${url}${path}`, method: 'POST', headers, body, connections: CONNECTIONS, amount })
-      if (result.non2xx + result.errors > 0) throw new Error(`${name}: ${result.non2xx + result.errors} failed requests`)
-    }
-    await send(2 * REQUESTS)
-    execFileSync('callgrind_control', ['--zero', String(child.pid)], { stdio: 'ignore' })
-    await send(REQUESTS)
-    execFileSync('callgrind_control', ['--dump', String(child.pid)], { stdio: 'ignore' })
-    child.kill('SIGKILL')
-    // A dump writes callgrind.out.1; its "summary:" line is the total of every thread.
-    const dumps = readdirSync(dir).filter((file) => /^callgrind\.out\.\d+$/.test(file))
-    const total = dumps.reduce((sum, file) => sum + Number(/^summary: (\d+)$/m.exec(readFileSync(join(dir, file), 'utf8'))?.[1] ?? Number.NaN), 0)
-    if (!Number.isFinite(total) || dumps.length === 0) throw new Error(`${name}: no callgrind dump`)
-    return { name, instructionsPerRequest: total / REQUESTS }
+    return await work(dir)
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
 }
 
-async function main(): Promise<void> {
-  const adminToken = randomBytes(32).toString('base64url')
-  const dataDir = mkdtempSync(join(tmpdir(), 'signet-instructions-db-'))
-  let signingInput = ''
-  const signet = await count('POST /v1/sign ES256', ['--max-semi-space-size=16', '--heap-growing-percent=50', 'bin/signet.cjs', 'serve'], {
-    PATH: process.env.PATH,
-    SIGNET_PORT: '0',
-    SIGNET_MASTER_KEY: randomBytes(32).toString('base64'),
-    SIGNET_ADMIN_TOKEN: adminToken,
-    SIGNET_DB: join(dataDir, 'signet.db'),
-  }, /"url":"([^"]+)"/, 'stdout', '/v1/sign', async (url) => {
-    const { token } = await json(`${url}/v1/admin/clients`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ name: 'instructions', keysets: '*', scopes: ['sign'] }),
-    })
-    const client = { authorization: `Bearer ${token}` }
-    const signed = await json(`${url}/v1/sign`, { method: 'POST', headers: { ...client, 'content-type': 'application/json' }, body })
-    signingInput = signed.token.split('.').slice(0, 2).join('.')
-    return client
+/** Signet's POST /v1/sign, ES256, with a bearer token; also answers a token it signed. */
+function countSignet(): Promise<{ perRequest: number; token: string }> {
+  return inTempDir(async (dir) => {
+    const adminToken = randomBytes(32).toString('base64url')
+    // The memory flags on the command line keep bin/signet.cjs from re-executing
+    // itself, which would leave callgrind (it does not follow execve by default).
+    const launcher = { command: 'valgrind', args: [...underCallgrind(dir), ...MEMORY_FLAGS] }
+    const signet = await startSignet({ SIGNET_MASTER_KEY: randomBytes(32).toString('base64'), SIGNET_DB: join(dir, 'signet.db') }, adminToken, [], launcher)
+    const headers = { authorization: `Bearer ${signet.token}` }
+    const signed = await (await fetch(`${signet.url}/v1/sign`, { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body })).json() as { token: string }
+    return { perRequest: await countRequests(signet.child, dir, `${signet.url}/v1/sign`, headers), token: signed.token }
   })
-  rmSync(dataDir, { recursive: true, force: true })
-  if (SIGNET_ONLY) {
-    process.stdout.write(`${signet.name}: ${Math.round(signet.instructionsPerRequest / 1000)}k instructions per request\n`)
-    killServers()
-    return
-  }
-  // The ceiling signs Signet's own signing input, so both hash as many bytes.
-  const ceilingArgs = ['--import', 'tsx', 'bench/ceiling.ts', '400', '500', signingInput]
-  const env = { PATH: process.env.PATH, UV_THREADPOOL_SIZE: '2' }
-  const noHeaders = async () => ({})
-  const [ceiling, ceilingSigner] = await Promise.all([
-    count('ceiling POST', ceilingArgs, env, /ceiling listening (\S+)/, 'stderr', '/v1/sign', noHeaders),
-    count('ceiling POST + ES256 signature', ceilingArgs, env, /ceiling listening (\S+)/, 'stderr', '/v1/sign/signed', noHeaders),
-  ])
-  const thousands = (n: number) => `${Math.round(n / 1000)}k`
-  const lines = [
-    `| row | instructions per request (${REQUESTS} requests after ${2 * REQUESTS}) |`,
-    '|---|---:|',
-    ...[ceiling!, ceilingSigner!, signet].map((row) => `| ${row.name} | ${thousands(row.instructionsPerRequest)} |`),
-    `| the signature and its hand-off to the pool (ceiling + signature − ceiling) | ${thousands(ceilingSigner!.instructionsPerRequest - ceiling!.instructionsPerRequest)} |`,
-    `| Signet's own work (Signet − ceiling + signature) | ${thousands(signet.instructionsPerRequest - ceilingSigner!.instructionsPerRequest)} |`,
-  ]
-  process.stdout.write(`${lines.join('\n')}\n`)
-  killServers()
 }
 
-main().catch((error) => {
+/** A ceiling route (bench/ceiling.ts) answering as many bytes as Signet and signing Signet's signing input. */
+function countCeiling(path: string, token: string): Promise<number> {
+  return inTempDir(async (dir) => {
+    const args = [...underCallgrind(dir), ...referenceArgs('--import', 'tsx', 'bench/ceiling.ts', String(token.length), '500', signingInputOf(token))]
+    const ceiling = await spawnServer(args, REFERENCE_ENV, CEILING_LISTENING, 'stderr', 'valgrind')
+    return countRequests(ceiling.child, dir, `${ceiling.url}${path}`, {})
+  })
+}
+
+/**
+ * One ES256 signature alone: crypto.sign in a loop over Signet's signing input,
+ * run for N and for 3N signatures; the difference over 2N leaves out start-up.
+ */
+async function countSignature(token: string): Promise<number> {
+  const loop = `const { generateKeyPairSync, sign } = require('node:crypto')
+const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+const input = Buffer.from(process.argv[1], 'ascii')
+for (let i = 0; i < Number(process.argv[2]); i++) sign('sha256', input, { key: privateKey, dsaEncoding: 'ieee-p1363' })`
+  const total = (count: number) => inTempDir(async (dir) => {
+    await run('valgrind', [...underCallgrind(dir), '-e', loop, signingInputOf(token), String(count)], { cwd: ROOT })
+    // Without a dump on request, callgrind writes its file at exit, unnumbered.
+    return Number(/^summary: (\d+)$/m.exec(readFileSync(join(dir, 'callgrind.out'), 'utf8'))?.[1])
+  })
+  return ((await total(3 * REQUESTS)) - (await total(REQUESTS))) / (2 * REQUESTS)
+}
+
+async function main(): Promise<void> {
+  const signet = await countSignet()
+  const thousands = (n: number) => `${Math.round(n / 1000)}k`
+  if (SIGNET_ONLY) {
+    process.stdout.write(`POST /v1/sign ES256: ${thousands(signet.perRequest)} instructions per request\n`)
+    return
+  }
+  // One at a time: each count has the machine to itself.
+  const ceiling = await countCeiling('/v1/sign', signet.token)
+  const ceilingSigner = await countCeiling('/v1/sign/signed', signet.token)
+  const signature = await countSignature(signet.token)
+  const rows = [
+    { name: 'ES256 signature alone', what: 'crypto.sign in a loop, no HTTP', instructions: signature },
+    { name: 'ceiling POST', what: 'bench/ceiling.ts: a fastify POST like Signet\'s that logs, validates and answers the same size, no signing', instructions: ceiling },
+    { name: 'ceiling POST + ES256 signature', what: 'the same, and one ES256 signature on the thread pool', instructions: ceilingSigner },
+    { name: 'POST /v1/sign ES256', what: 'Signet, a bearer token, keyset default', instructions: signet.perRequest },
+    { name: 'the signature\'s hand-off to the pool', what: 'ceiling + signature − ceiling − signature alone', instructions: ceilingSigner - ceiling - signature },
+    { name: 'Signet\'s own work', what: 'Signet − ceiling + signature', instructions: signet.perRequest - ceilingSigner },
+  ]
+  const markdown = [
+    `| row | what | instructions per request (${REQUESTS} after ${2 * REQUESTS}) |`,
+    '|---|---|---:|',
+    ...rows.map((row) => `| ${row.name} | ${row.what} | ${thousands(row.instructions)} |`),
+  ].join('\n')
+  process.stdout.write(`${markdown}\n`)
+  const date = new Date().toISOString().replace(/[:]/g, '-').replace(/\..*/, '')
+  mkdirSync(join(ROOT, 'bench/results'), { recursive: true })
+  const file = join(ROOT, 'bench/results', `instructions-${date}.json`)
+  writeFileSync(file, `${JSON.stringify({ date: new Date().toISOString(), node: process.version, requests: REQUESTS, rows, markdown }, null, 2)}\n`)
+  process.stderr.write(`written ${file}\n`)
+}
+
+main().then(killServers, (error) => {
   process.stderr.write(`bench:instructions failed: ${error instanceof Error ? error.stack : String(error)}\n`)
   killServers()
   process.exit(1)

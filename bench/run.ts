@@ -21,7 +21,7 @@ import { postgresSchema, softHsmToken } from './lib/extras.js'
 import { paced } from './lib/paced.js'
 import { alternate, pairedRatio, type Measured, type Probe, type Row, type Sample } from './lib/rounds.js'
 import { watchProcess } from './lib/process-stats.js'
-import { json, killServers, ROOT, spawnServer } from './lib/servers.js'
+import { CEILING_LISTENING, json, killServers, REFERENCE_ENV, referenceArgs, ROOT, signBody, signingInputOf, spawnServer, spawnSignet, startSignet, BENCH_CLAIMS } from './lib/servers.js'
 
 /** Rows of a ratio are measured in alternation, ROUNDS rounds of ROUND_SECONDS each (bench/lib/rounds.ts). */
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5)
@@ -161,7 +161,7 @@ function jsonwebtokenProbe(alg: 'ES256' | 'RS256'): Probe {
     sample: async (seconds) => {
       const { privateKey } = await generateKeyPair(alg, 2048)
       const pem = privateKey.export({ type: 'pkcs8', format: 'pem' }) as string
-      const claims = { sub: 'user-42', aud: 'api', scope: 'read write' }
+      const claims = BENCH_CLAIMS
       const started = Date.now()
       let count = 0
       while (Date.now() < started + seconds * 1000) {
@@ -191,20 +191,6 @@ async function measure(...probes: Probe[]): Promise<Measured[]> {
 /** Measures one probe in a single run of `seconds` and records its row. */
 async function measureOnce(probe: Probe, seconds: number): Promise<Row> {
   return record(await alternate([probe], 1, seconds))[0]!.row
-}
-
-/** Starts `signet serve` (bin/signet.cjs, as users run it) on a free port with `env`. */
-function spawnSignet(env: NodeJS.ProcessEnv): Promise<{ child: ChildProcess; url: string }> {
-  return spawnServer(['bin/signet.cjs', 'serve'], { PATH: process.env.PATH, SIGNET_PORT: '0', ...env }, /"url":"([^"]+)"/, 'stdout')
-}
-
-/** Starts a server, creates `keysets` and a signing client through its admin API. */
-async function startSignet(env: NodeJS.ProcessEnv, adminToken: string, keysets: Record<string, unknown>[]): Promise<{ child: ChildProcess; url: string; token: string }> {
-  const server = await spawnSignet({ SIGNET_ADMIN_TOKEN: adminToken, ...env })
-  const admin = { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' }
-  for (const keyset of keysets) await json(`${server.url}/v1/admin/keysets`, { method: 'POST', headers: admin, body: JSON.stringify(keyset) })
-  const { token } = await json(`${server.url}/v1/admin/clients`, { method: 'POST', headers: admin, body: JSON.stringify({ name: 'bench', keysets: '*', scopes: ['sign'] }) })
-  return { ...server, token }
 }
 
 async function stop(child: ChildProcess): Promise<void> {
@@ -353,25 +339,22 @@ async function main(): Promise<void> {
     Object.entries(keysets).filter(([, name]) => name !== 'default').map(([alg, name]) => ({ name, alg })))
   const server: Server = { pid: signet.child.pid!, url: signet.url }
   const client = { authorization: `Bearer ${signet.token}` }
-  const claims = { sub: 'user-42', aud: 'api', scope: 'read write' }
-  const bodyFor = (keyset: string) => JSON.stringify({ keyset, claims, ttl: 600 })
+  const bodyFor = signBody
   const sample = await json(`${signet.url}/v1/sign`, { method: 'POST', headers: { ...client, 'content-type': 'application/json' }, body: bodyFor('default') })
   const signingInputFor = async (keyset: string) => {
     const signed = await json(`${signet.url}/v1/sign`, { method: 'POST', headers: { ...client, 'content-type': 'application/json' }, body: bodyFor(keyset) })
-    return signed.token.split('.').slice(0, 2).join('.') as string
+    return signingInputOf(signed.token)
   }
 
   const jwksBytes = (await (await fetch(`${signet.url}/.well-known/jwks.json`)).arrayBuffer()).byteLength
   const es256Input = await signingInputFor(keysets.ES256)
-  // The ceiling and the bare signers get the thread pool Signet gets from bin/signet.cjs: one thread per core.
-  const referenceEnv = { PATH: process.env.PATH, UV_THREADPOOL_SIZE: String(Math.max(2, availableParallelism())) }
-  const ceiling = await spawnServer(['--import', 'tsx', 'bench/ceiling.ts', String(sample.token.length), String(jwksBytes), es256Input], referenceEnv, /ceiling listening (\S+)/, 'stderr')
+  const ceiling = await spawnServer(referenceArgs('--import', 'tsx', 'bench/ceiling.ts', String(sample.token.length), String(jwksBytes), es256Input), REFERENCE_ENV, CEILING_LISTENING, 'stderr')
   const ceilingServer: Server = { pid: ceiling.child.pid!, url: ceiling.url }
   const rs256Input = await signingInputFor(keysets.RS256)
-  const bare = await spawnServer(['bench/bare-signer.mjs', 'RS256', rs256Input], referenceEnv, /bare signer listening (\S+)/, 'stderr')
+  const bare = await spawnServer(referenceArgs('bench/bare-signer.mjs', 'RS256', rs256Input), REFERENCE_ENV, /bare signer listening (\S+)/, 'stderr')
   const signProbe = (alg: keyof typeof keysets) =>
     httpProbe(`POST /v1/sign ${alg}`, `one token per request, keyset ${keysets[alg]}`, [server], '/v1/sign', { method: 'POST', body: bodyFor(keysets[alg]), headers: client }, 1)
-  const batchBody = JSON.stringify({ items: Array.from({ length: 100 }, () => ({ claims, ttl: 600 })) })
+  const batchBody = JSON.stringify({ items: Array.from({ length: 100 }, () => ({ claims: BENCH_CLAIMS, ttl: 600 })) })
 
   // Each group's rows are measured in alternation: the rows of each target side by side.
   process.stderr.write(`JWKS against the ceiling server's GET\n`)
@@ -394,7 +377,7 @@ async function main(): Promise<void> {
   )
   await stop(bare.child)
   process.stderr.write('batch against the bare signer and the signature alone, on every core and on one\n')
-  const bareEs256 = await spawnServer(['bench/bare-signer.mjs', 'ES256', es256Input], referenceEnv, /bare signer listening (\S+)/, 'stderr')
+  const bareEs256 = await spawnServer(referenceArgs('bench/bare-signer.mjs', 'ES256', es256Input), REFERENCE_ENV, /bare signer listening (\S+)/, 'stderr')
   const [batch, bareBatch, limitEs256, limitEs256OneThread] = await measure(
     httpProbe('POST /v1/sign/batch ES256', '100 tokens per request', [server], '/v1/sign/batch', { method: 'POST', body: batchBody, headers: client }, 100),
     httpProbe('bare signer batch ES256', 'node:http + 100 crypto.sign calls on the thread pool per request, nothing else', [{ pid: bareEs256.child.pid!, url: bareEs256.url }], '', { method: 'POST', body: batchBody }, 100),

@@ -27,7 +27,7 @@ process.env.UV_THREADPOOL_SIZE ??= String(Math.max(2, availableParallelism()))
 // fork()): execve would close it. Not under Node's permission model without
 // --allow-child-process, which refuses execve: the process then runs as it is.
 // Cluster workers (SIGNET_WORKERS) inherit the flags with the primary's execArgv.
-const MEMORY_FLAGS = ['--max-semi-space-size=16', '--heap-growing-percent=50']
+const MEMORY_FLAGS = require('./memory-flags.cjs')
 const serving = ['serve', 'dev'].includes(process.argv[2])
 const named = (flag) => {
   const name = flag.slice(0, flag.indexOf('='))
