@@ -37,8 +37,8 @@ export interface RunningServer {
  * Closes a listener: it stops accepting, answers new requests on open connections
  * with a problem+json 503 (plugins/closing.ts) and waits for the requests in flight.
  * Their answers are never cut: each connection ends once its answer is flushed, idle
- * keep-alive ones at once, new ones once they have had a second to send a request
- * (http/connection-drain.ts).
+ * keep-alive ones at once; a new one gets a second to send a request (answered 503
+ * with Connection: close) and is closed if none comes (http/connection-drain.ts).
  */
 async function closeListener(app: FastifyInstance): Promise<void> {
   drainConnections(app.server)

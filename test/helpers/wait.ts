@@ -25,10 +25,12 @@ export function cpuMsOf(pid: number): number {
 
 /**
  * Resolves once `pids` together have used `ms` more CPU than when called: the sign
- * that a request sent just before is being worked on (a batch's parsing and signing),
- * where waiting a fixed time is a guess a loaded machine can lose.
+ * that a request sent just before is being worked on (a 1000-token batch's parsing
+ * and signing takes 60-80 ms), where waiting a fixed time is a guess a loaded machine
+ * can lose. /proc counts in 10 ms ticks, so 30 means more than 20 ms, well above
+ * what an idle server spends meanwhile (about 10 ms in 1.5 s).
  */
-export async function whenBusy(pids: number[], ms = 20, limitMs = 10_000): Promise<void> {
+export async function whenBusy(pids: number[], ms = 30, limitMs = 10_000): Promise<void> {
   const used = () => pids.reduce((sum, pid) => sum + cpuMsOf(pid), 0)
   const before = used()
   await within(limitMs, () => used() - before >= ms, 2)

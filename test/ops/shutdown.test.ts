@@ -257,9 +257,9 @@ describe('graceful shutdown of signet serve', () => {
 
   it('a new connection whose request is read only after the shutdown began gets an answer, not a reset (in process)', async () => {
     // Before the fix, a connection with no answer yet counted as idle when the
-    // shutdown began and was destroyed at once, although its client had connected
-    // and was sending: under load, a request sent just before SIGTERM and not yet read
-    // was cut (ECONNRESET, seen in CI). Now such a connection has a second to send its
+    // shutdown began and was closed at once, although its client had connected and
+    // was sending: under load, a request sent just before SIGTERM and not yet read got
+    // no answer (ECONNRESET in CI). Now such a connection has a second to send its
     // request, which is refused cleanly: nothing of it ran, so it may be sent again.
     const live = await startLiveSignet()
     const token = await live.createClient({ scopes: ['sign'] })
@@ -280,10 +280,33 @@ describe('graceful shutdown of signet serve', () => {
       expect(await closed).toBeNull()
       await stopping
       const raw = Buffer.concat(chunks).toString()
+      expect(raw, 'an answer, not a closed connection').toMatch(/^HTTP\/1\.1 503 /)
       const { status, headers } = parseHead(raw.slice(0, raw.indexOf('\r\n\r\n')))
       expect(status).toBe(503)
       expect(headers.connection).toBe('close')
       expect(JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4)).code).toBe('shutting_down')
+    } finally {
+      client.destroy()
+      await live.close()
+    }
+  })
+
+  it('a new connection that sends nothing is closed a second into the shutdown, which then ends (in process)', async () => {
+    const live = await startLiveSignet()
+    const accepted = new Promise<void>((resolve) => live.server.app.server.prependOnceListener('connection', () => resolve()))
+    const client = connect(live.port, '127.0.0.1')
+    try {
+      const chunks: Buffer[] = []
+      client.on('data', (chunk: Buffer) => chunks.push(chunk))
+      const closed = new Promise<void>((resolve) => client.once('close', () => resolve()))
+      await accepted
+      const started = Date.now()
+      const stopped = live.stop().then(() => Date.now() - started)
+      // It waits for the connection's request, then gives up on it: the shutdown does not hang.
+      const outcome = await Promise.race([stopped, new Promise<string>((resolve) => setTimeout(() => resolve('still stopping after 5 s'), 5000))])
+      expect(outcome).toBeGreaterThanOrEqual(900)
+      await closed
+      expect(Buffer.concat(chunks).length, 'nothing is answered to a connection that asked nothing').toBe(0)
     } finally {
       client.destroy()
       await live.close()
