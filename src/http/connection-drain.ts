@@ -30,8 +30,8 @@ const drains = new WeakMap<Server, () => void>()
 
 /**
  * How long a connection that has not been answered yet when closing begins, or that
- * completes once it has begun (a TLS handshake in progress), has to send its
- * request before it is closed as idle.
+ * comes once it has begun (a TLS handshake that completes, a connection a cluster
+ * primary hands over), has to send its request before it is closed as idle.
  */
 const LATE_CONNECTION_IDLE_MS = 1000
 
