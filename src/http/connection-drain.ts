@@ -1,5 +1,5 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
-import type { Socket } from 'node:net'
+import { Socket } from 'node:net'
 import { Server as TlsServer } from 'node:tls'
 
 /**
@@ -12,6 +12,8 @@ import { Server as TlsServer } from 'node:tls'
  * - a connection that has not been answered yet (new, its first request perhaps
  *   still on its way or not yet read) gets LATE_CONNECTION_IDLE_MS to send one,
  *   which is answered with `Connection: close`;
+ * - on HTTPS, a connection whose TLS handshake has not completed gets as long to
+ *   complete it (trackHandshakes);
  * - other idle connections (keep-alive, between requests) are closed at once.
  *
  * Node's own closeIdleConnections(), which server.close() calls, counts a connection
@@ -90,14 +92,52 @@ export function trackConnections(server: Server): void {
     for (const socket of connections) if (currentAnswer(socket) === null && !awaitingRequest.has(socket)) closeWhenFlushed(socket)
   }
 
+  const endHandshakes = server instanceof TlsServer ? trackHandshakes(server) : () => {}
+
   drains.set(server, () => {
     draining = true
+    endHandshakes()
     for (const socket of connections) {
       // Nothing written yet: a new connection, whose request may not have been read.
       if (currentAnswer(socket) === null && socket.bytesWritten === 0) awaitRequest(socket)
       else closeAfterAnswer(socket)
     }
   })
+}
+
+/**
+ * An HTTPS listener's connections whose TLS handshake has not completed are not
+ * among the connections above (they come with 'secureConnection'), yet the server's
+ * close() waits for them, up to Node's handshake timeout of 120 s: a TCP health
+ * check that connects and says nothing would outlast the shutdown's 10 s grace. So
+ * their raw sockets are kept until the handshake completes, and once closing has
+ * begun each gets LATE_CONNECTION_IDLE_MS to complete it before it is closed.
+ * Node links a server-side TLS socket to its raw socket as `_parent`; should that
+ * link ever be missing, nothing is closed here (a raw socket whose handshake
+ * completed must never be taken for one that did not). Answers the function that
+ * starts the countdown.
+ */
+function trackHandshakes(server: TlsServer): () => void {
+  const handshaking = new Set<Socket>()
+  let linked = true
+  let draining = false
+  const closeUnlessSecured = (raw: Socket) => {
+    setTimeout(() => { if (linked && handshaking.has(raw)) raw.destroy() }, LATE_CONNECTION_IDLE_MS).unref()
+  }
+  server.prependListener('connection', (raw: Socket) => {
+    handshaking.add(raw)
+    raw.once('close', () => handshaking.delete(raw))
+    if (draining) closeUnlessSecured(raw)
+  })
+  server.prependListener('secureConnection', (socket: Socket) => {
+    const raw = (socket as Socket & { _parent?: unknown })._parent
+    if (raw instanceof Socket) handshaking.delete(raw)
+    else linked = false
+  })
+  return () => {
+    draining = true
+    for (const raw of handshaking) closeUnlessSecured(raw)
+  }
 }
 
 /**

@@ -304,6 +304,7 @@ describe('graceful shutdown of signet serve', () => {
       const stopped = live.stop().then(() => Date.now() - started)
       // It waits for the connection's request, then gives up on it: the shutdown does not hang.
       const outcome = await Promise.race([stopped, new Promise<string>((resolve) => setTimeout(() => resolve('still stopping after 5 s'), 5000))])
+      expect(typeof outcome, String(outcome)).toBe('number')
       expect(outcome).toBeGreaterThanOrEqual(900)
       await closed
       expect(Buffer.concat(chunks).length, 'nothing is answered to a connection that asked nothing').toBe(0)
