@@ -13,7 +13,7 @@ import { Server as TlsServer } from 'node:tls'
  *   still on its way or not yet read) gets LATE_CONNECTION_IDLE_MS to send one,
  *   which is answered with `Connection: close`;
  * - on HTTPS, a connection whose TLS handshake has not completed gets as long to
- *   complete it (trackHandshakes);
+ *   complete it (trackHandshakes), and then as long to send its request;
  * - other idle connections (keep-alive, between requests) are closed at once.
  *
  * Node's own closeIdleConnections(), which server.close() calls, counts a connection
@@ -113,9 +113,9 @@ export function trackConnections(server: Server): void {
  * their raw sockets are kept until the handshake completes, and once closing has
  * begun each gets LATE_CONNECTION_IDLE_MS to complete it before it is closed.
  * Node links a server-side TLS socket to its raw socket as `_parent`; should that
- * link ever be missing, nothing is closed here (a raw socket whose handshake
- * completed must never be taken for one that did not). Answers the function that
- * starts the countdown.
+ * link ever be missing or point elsewhere, nothing is closed here (a raw socket whose
+ * handshake completed must never be taken for one that did not), and the shutdown
+ * waits for Node's timeout as before. Answers the function that starts the countdown.
  */
 function trackHandshakes(server: TlsServer): () => void {
   const handshaking = new Set<Socket>()
@@ -131,8 +131,7 @@ function trackHandshakes(server: TlsServer): () => void {
   })
   server.prependListener('secureConnection', (socket: Socket) => {
     const raw = (socket as Socket & { _parent?: unknown })._parent
-    if (raw instanceof Socket) handshaking.delete(raw)
-    else linked = false
+    if (!(raw instanceof Socket) || !handshaking.delete(raw)) linked = false
   })
   return () => {
     draining = true
