@@ -20,21 +20,15 @@ const jwksBytes = Number(process.argv[3] ?? 500)
 const es256Input = Buffer.from(process.argv[4] ?? 'e30.e30', 'ascii')
 const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
 const app = createBaseApp(createLogger('info'))
-const token = 'x'.repeat(tokenLength)
-app.post('/v1/sign', { schema: { body: signBody, response: { 200: signedToken } } }, async () => ({
-  token,
-  kid: 'k'.repeat(43),
-  alg: 'ES256',
-  keyset: 'default',
-  iat: 1_700_000_000,
-  exp: 1_700_000_600,
-  jti: 'j'.repeat(22),
-}))
+/** A sign answer of Signet's shape around `token`. */
+const answer = (token: string) => ({ token, kid: 'k'.repeat(43), alg: 'ES256', keyset: 'default', iat: 1_700_000_000, exp: 1_700_000_600, jti: 'j'.repeat(22) })
+const unsigned = answer('x'.repeat(tokenLength))
+app.post('/v1/sign', { schema: { body: signBody, response: { 200: signedToken } } }, async () => unsigned)
 app.post('/v1/sign/signed', { schema: { body: signBody, response: { 200: signedToken } } }, async () => {
   const signature = await new Promise<Buffer>((resolve, reject) => {
     sign('sha256', es256Input, { key: privateKey, dsaEncoding: 'ieee-p1363' }, (error, result) => (error ? reject(error) : resolve(result)))
   })
-  return { token: `${es256Input}.${signature.toString('base64url')}`, kid: 'k'.repeat(43), alg: 'ES256', keyset: 'default', iat: 1_700_000_000, exp: 1_700_000_600, jti: 'j'.repeat(22) }
+  return answer(`${es256Input}.${signature.toString('base64url')}`)
 })
 const jwks = Buffer.from(JSON.stringify({ keys: [{ pad: 'x'.repeat(Math.max(0, jwksBytes - 22)) }] }))
 app.get('/jwks', async (_request, reply) => reply.type('application/jwk-set+json').send(jwks))

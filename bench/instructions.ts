@@ -19,35 +19,36 @@
  * With `signet`, only Signet's row is counted (about a minute): enough to compare
  * two versions of Signet's own code.
  */
-import { execFile } from 'node:child_process'
+import { execFile, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import autocannon from 'autocannon'
-import type { ChildProcess } from 'node:child_process'
-import { CEILING_LISTENING, killServers, MEMORY_FLAGS, REFERENCE_ENV, referenceArgs, ROOT, signBody, signingInputOf, spawnServer, startSignet } from './lib/servers.js'
+import { killServers, MEMORY_FLAGS, ROOT, signingInputOf, signRequestBody, spawnCeiling, startSignet } from './lib/servers.js'
 
 const run = promisify(execFile)
 const REQUESTS = Number(process.argv[2] ?? 1000)
 const SIGNET_ONLY = process.argv[3] === 'signet'
 const CONNECTIONS = 8
-const body = signBody('default')
+const body = signRequestBody('default')
 
 /** valgrind's command line before node's own arguments: callgrind writing into `dir`, V8 made repeatable. */
 const underCallgrind = (dir: string): string[] => ['--tool=callgrind', `--callgrind-out-file=${join(dir, 'callgrind.out')}`, process.execPath, '--predictable']
 
-/** The instructions of every thread since the counters were zeroed, from the dumps callgrind wrote into `dir`. */
+/** The instructions a callgrind output file counts: its "summary:" line adds up every thread. */
+function instructionsIn(file: string): number {
+  const summary = /^summary: (\d+)$/m.exec(readFileSync(file, 'utf8'))
+  if (!summary) throw new Error(`${file} has no summary line`)
+  return Number(summary[1])
+}
+
+/** The instructions since the counters were zeroed, from the dumps callgrind wrote into `dir` (callgrind.out.1, ...). */
 function dumpedInstructions(dir: string): number {
-  // A dump on request writes callgrind.out.1; its "summary:" line adds up every thread.
   const dumps = readdirSync(dir).filter((file) => /^callgrind\.out\.\d+$/.test(file))
   if (dumps.length === 0) throw new Error('callgrind wrote no dump')
-  return dumps.reduce((sum, file) => {
-    const summary = /^summary: (\d+)$/m.exec(readFileSync(join(dir, file), 'utf8'))
-    if (!summary) throw new Error(`${file} has no summary line`)
-    return sum + Number(summary[1])
-  }, 0)
+  return dumps.reduce((sum, file) => sum + instructionsIn(join(dir, file)), 0)
 }
 
 /** Warms `url` up with 2N requests, then counts the instructions `child` spends on N more. */
@@ -91,8 +92,7 @@ function countSignet(): Promise<{ perRequest: number; token: string }> {
 /** A ceiling route (bench/ceiling.ts) answering as many bytes as Signet and signing Signet's signing input. */
 function countCeiling(path: string, token: string): Promise<number> {
   return inTempDir(async (dir) => {
-    const args = [...underCallgrind(dir), ...referenceArgs('--import', 'tsx', 'bench/ceiling.ts', String(token.length), '500', signingInputOf(token))]
-    const ceiling = await spawnServer(args, REFERENCE_ENV, CEILING_LISTENING, 'stderr', 'valgrind')
+    const ceiling = await spawnCeiling(token.length, 500, signingInputOf(token), { command: 'valgrind', args: underCallgrind(dir) })
     return countRequests(ceiling.child, dir, `${ceiling.url}${path}`, {})
   })
 }
@@ -109,7 +109,7 @@ for (let i = 0; i < Number(process.argv[2]); i++) sign('sha256', input, { key: p
   const total = (count: number) => inTempDir(async (dir) => {
     await run('valgrind', [...underCallgrind(dir), '-e', loop, signingInputOf(token), String(count)], { cwd: ROOT })
     // Without a dump on request, callgrind writes its file at exit, unnumbered.
-    return Number(/^summary: (\d+)$/m.exec(readFileSync(join(dir, 'callgrind.out'), 'utf8'))?.[1])
+    return instructionsIn(join(dir, 'callgrind.out'))
   })
   return ((await total(3 * REQUESTS)) - (await total(REQUESTS))) / (2 * REQUESTS)
 }
@@ -131,7 +131,7 @@ async function main(): Promise<void> {
     { name: 'ceiling POST + ES256 signature', what: 'the same, and one ES256 signature on the thread pool', instructions: ceilingSigner },
     { name: 'POST /v1/sign ES256', what: 'Signet, a bearer token, keyset default', instructions: signet.perRequest },
     { name: 'the signature\'s hand-off to the pool', what: 'ceiling + signature − ceiling − signature alone', instructions: ceilingSigner - ceiling - signature },
-    { name: 'Signet\'s own work', what: 'Signet − ceiling + signature', instructions: signet.perRequest - ceilingSigner },
+    { name: 'Signet\'s own work', what: 'Signet − (ceiling + signature)', instructions: signet.perRequest - ceilingSigner },
   ]
   const markdown = [
     `| row | what | instructions per request (${REQUESTS} after ${2 * REQUESTS}) |`,

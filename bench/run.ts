@@ -21,7 +21,7 @@ import { postgresSchema, softHsmToken } from './lib/extras.js'
 import { paced } from './lib/paced.js'
 import { alternate, pairedRatio, type Measured, type Probe, type Row, type Sample } from './lib/rounds.js'
 import { watchProcess } from './lib/process-stats.js'
-import { CEILING_LISTENING, json, killServers, REFERENCE_ENV, referenceArgs, ROOT, signBody, signingInputOf, spawnServer, spawnSignet, startSignet, BENCH_CLAIMS } from './lib/servers.js'
+import { BENCH_CLAIMS, json, killServers, ROOT, signingInputOf, signRequestBody, spawnBareSigner, spawnCeiling, spawnSignet, startSignet } from './lib/servers.js'
 
 /** Rows of a ratio are measured in alternation, ROUNDS rounds of ROUND_SECONDS each (bench/lib/rounds.ts). */
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5)
@@ -200,7 +200,7 @@ async function stop(child: ChildProcess): Promise<void> {
 }
 
 /** ES256 and RS256 signing through SoftHSM2 (pkcs11 keysets), beside the software rows. */
-async function hsmRows(masterKey: string, adminToken: string, bodyFor: (keyset: string) => string): Promise<void> {
+async function hsmRows(masterKey: string, adminToken: string): Promise<void> {
   const token = softHsmToken()
   if (!token) {
     process.stderr.write('  SoftHSM2 not installed: PKCS#11 rows skipped\n')
@@ -213,7 +213,7 @@ async function hsmRows(masterKey: string, adminToken: string, bodyFor: (keyset: 
       { name: 'hsm-rs256', alg: 'RS256', backend: 'pkcs11' },
     ])
     for (const alg of ['ES256', 'RS256']) {
-      await measure(httpProbe(`POST /v1/sign ${alg} SoftHSM2`, 'pkcs11 keyset: C_Sign inside the token', [{ pid: server.child.pid!, url: server.url }], '/v1/sign', { method: 'POST', body: bodyFor(`hsm-${alg.toLowerCase()}`), headers: { authorization: `Bearer ${server.token}` } }, 1))
+      await measure(httpProbe(`POST /v1/sign ${alg} SoftHSM2`, 'pkcs11 keyset: C_Sign inside the token', [{ pid: server.child.pid!, url: server.url }], '/v1/sign', { method: 'POST', body: signRequestBody(`hsm-${alg.toLowerCase()}`), headers: { authorization: `Bearer ${server.token}` } }, 1))
     }
     await stop(server.child)
   } finally {
@@ -223,7 +223,7 @@ async function hsmRows(masterKey: string, adminToken: string, bodyFor: (keyset: 
 }
 
 /** Sign and JWKS with two replicas sharing one PostgreSQL schema, beside SQLite's rows. */
-async function postgresRows(masterKey: string, adminToken: string, bodyFor: (keyset: string) => string): Promise<void> {
+async function postgresRows(masterKey: string, adminToken: string): Promise<void> {
   const database = await postgresSchema(process.env.BENCH_DATABASE_URL ?? process.env.SIGNET_TEST_DATABASE_URL)
   if (!database) {
     process.stderr.write('  no PostgreSQL (BENCH_DATABASE_URL or SIGNET_TEST_DATABASE_URL): replica rows skipped\n')
@@ -236,11 +236,11 @@ async function postgresRows(masterKey: string, adminToken: string, bodyFor: (key
     const servers = [{ pid: first.child.pid!, url: first.url }, { pid: second.child.pid!, url: second.url }]
     const client = { authorization: `Bearer ${first.token}` }
     // The client made through the first replica reaches the second by notification.
-    for (let tries = 0; (await fetch(`${second.url}/v1/sign`, { method: 'POST', headers: { ...client, 'content-type': 'application/json' }, body: bodyFor('default') })).status !== 200; tries++) {
+    for (let tries = 0; (await fetch(`${second.url}/v1/sign`, { method: 'POST', headers: { ...client, 'content-type': 'application/json' }, body: signRequestBody('default') })).status !== 200; tries++) {
       if (tries > 100) throw new Error('the second replica never saw the client')
       await new Promise((resolve) => setTimeout(resolve, 50))
     }
-    await measure(httpProbe('POST /v1/sign ES256, 2 replicas on PostgreSQL', 'the load split over two replicas sharing one PostgreSQL schema', servers, '/v1/sign', { method: 'POST', body: bodyFor('default'), headers: client }, 1))
+    await measure(httpProbe('POST /v1/sign ES256, 2 replicas on PostgreSQL', 'the load split over two replicas sharing one PostgreSQL schema', servers, '/v1/sign', { method: 'POST', body: signRequestBody('default'), headers: client }, 1))
     await measure(httpProbe('GET /.well-known/jwks.json, 2 replicas on PostgreSQL', 'precomputed JWK Set bytes, from both replicas', servers, '/.well-known/jwks.json', {}, null))
     await stop(first.child)
     await stop(second.child)
@@ -253,7 +253,7 @@ async function postgresRows(masterKey: string, adminToken: string, bodyFor: (key
  * ES256 signing by `signet serve` with SIGNET_WORKERS=1 and with SIGNET_WORKERS=auto,
  * side by side, each on its own database. Null on a machine with one core.
  */
-async function workerRows(masterKey: string, adminToken: string, bodyFor: (keyset: string) => string): Promise<{ count: number; one: Measured; auto: Measured } | null> {
+async function workerRows(masterKey: string, adminToken: string): Promise<{ count: number; one: Measured; auto: Measured } | null> {
   const count = availableParallelism()
   if (count < 2) {
     process.stderr.write('  one core: workers rows skipped\n')
@@ -266,7 +266,7 @@ async function workerRows(masterKey: string, adminToken: string, bodyFor: (keyse
     const [single, pool] = await Promise.all(['1', 'auto'].map((workers, i) =>
       startSignet({ SIGNET_MASTER_KEY: masterKey, SIGNET_DB: join(dirs[i]!, 'signet.db'), SIGNET_WORKERS: workers }, adminToken, [])))
     const probe = (server: typeof single, name: string, what: string, warmUpSeconds: number) =>
-      httpProbe(name, what, [{ pid: server!.child.pid!, url: server!.url }], '/v1/sign', { method: 'POST', body: bodyFor('default'), headers: { authorization: `Bearer ${server!.token}` } }, 1, warmUpSeconds)
+      httpProbe(name, what, [{ pid: server!.child.pid!, url: server!.url }], '/v1/sign', { method: 'POST', body: signRequestBody('default'), headers: { authorization: `Bearer ${server!.token}` } }, 1, warmUpSeconds)
     const [one, auto] = await measure(
       probe(single, 'POST /v1/sign ES256, workers=1', 'SIGNET_WORKERS=1: one serving process', 1),
       probe(pool, `POST /v1/sign ES256, workers=auto (${count})`, `SIGNET_WORKERS=auto: ${count} serving processes on one listener, one SQLite file`, count),
@@ -339,21 +339,20 @@ async function main(): Promise<void> {
     Object.entries(keysets).filter(([, name]) => name !== 'default').map(([alg, name]) => ({ name, alg })))
   const server: Server = { pid: signet.child.pid!, url: signet.url }
   const client = { authorization: `Bearer ${signet.token}` }
-  const bodyFor = signBody
-  const sample = await json(`${signet.url}/v1/sign`, { method: 'POST', headers: { ...client, 'content-type': 'application/json' }, body: bodyFor('default') })
+  const sample = await json(`${signet.url}/v1/sign`, { method: 'POST', headers: { ...client, 'content-type': 'application/json' }, body: signRequestBody('default') })
   const signingInputFor = async (keyset: string) => {
-    const signed = await json(`${signet.url}/v1/sign`, { method: 'POST', headers: { ...client, 'content-type': 'application/json' }, body: bodyFor(keyset) })
+    const signed = await json(`${signet.url}/v1/sign`, { method: 'POST', headers: { ...client, 'content-type': 'application/json' }, body: signRequestBody(keyset) })
     return signingInputOf(signed.token)
   }
 
   const jwksBytes = (await (await fetch(`${signet.url}/.well-known/jwks.json`)).arrayBuffer()).byteLength
   const es256Input = await signingInputFor(keysets.ES256)
-  const ceiling = await spawnServer(referenceArgs('--import', 'tsx', 'bench/ceiling.ts', String(sample.token.length), String(jwksBytes), es256Input), REFERENCE_ENV, CEILING_LISTENING, 'stderr')
+  const ceiling = await spawnCeiling(sample.token.length, jwksBytes, es256Input)
   const ceilingServer: Server = { pid: ceiling.child.pid!, url: ceiling.url }
   const rs256Input = await signingInputFor(keysets.RS256)
-  const bare = await spawnServer(referenceArgs('bench/bare-signer.mjs', 'RS256', rs256Input), REFERENCE_ENV, /bare signer listening (\S+)/, 'stderr')
+  const bare = await spawnBareSigner('RS256', rs256Input)
   const signProbe = (alg: keyof typeof keysets) =>
-    httpProbe(`POST /v1/sign ${alg}`, `one token per request, keyset ${keysets[alg]}`, [server], '/v1/sign', { method: 'POST', body: bodyFor(keysets[alg]), headers: client }, 1)
+    httpProbe(`POST /v1/sign ${alg}`, `one token per request, keyset ${keysets[alg]}`, [server], '/v1/sign', { method: 'POST', body: signRequestBody(keysets[alg]), headers: client }, 1)
   const batchBody = JSON.stringify({ items: Array.from({ length: 100 }, () => ({ claims: BENCH_CLAIMS, ttl: 600 })) })
 
   // Each group's rows are measured in alternation: the rows of each target side by side.
@@ -364,20 +363,20 @@ async function main(): Promise<void> {
   )
   process.stderr.write('ES256 against the ceiling server\n')
   const [ceilingPost, ceilingSigner, es256] = await measure(
-    httpProbe('ceiling POST', 'plain fastify POST, one log line per request, validates a sign body, answers the same size, no signing', [ceilingServer], '/v1/sign', { method: 'POST', body: bodyFor('default') }, null),
-    httpProbe('ceiling POST + ES256 signature', 'the same, and one ES256 signature on the thread pool: no authentication, claims checks or metrics', [ceilingServer], '/v1/sign/signed', { method: 'POST', body: bodyFor('default') }, 1),
+    httpProbe('ceiling POST', 'plain fastify POST, one log line per request, validates a sign body, answers the same size, no signing', [ceilingServer], '/v1/sign', { method: 'POST', body: signRequestBody('default') }, null),
+    httpProbe('ceiling POST + ES256 signature', 'the same, and one ES256 signature on the thread pool: no authentication, claims checks or metrics', [ceilingServer], '/v1/sign/signed', { method: 'POST', body: signRequestBody('default') }, 1),
     signProbe('ES256'),
   )
   await stop(ceiling.child)
   process.stderr.write('RS256 against the bare signer and the signature alone\n')
   const [bareRs256, rs256, limitRs256] = await measure(
-    httpProbe('bare signer RS256', 'node:http + crypto.sign on the thread pool, nothing else: the most HTTP signing reaches here', [{ pid: bare.child.pid!, url: bare.url }], '', { method: 'POST', body: bodyFor(keysets.RS256) }, 1),
+    httpProbe('bare signer RS256', 'node:http + crypto.sign on the thread pool, nothing else: the most HTTP signing reaches here', [{ pid: bare.child.pid!, url: bare.url }], '', { method: 'POST', body: signRequestBody(keysets.RS256) }, 1),
     signProbe('RS256'),
     cryptoProbe('RS256', rs256Input),
   )
   await stop(bare.child)
   process.stderr.write('batch against the bare signer and the signature alone, on every core and on one\n')
-  const bareEs256 = await spawnServer(referenceArgs('bench/bare-signer.mjs', 'ES256', es256Input), REFERENCE_ENV, /bare signer listening (\S+)/, 'stderr')
+  const bareEs256 = await spawnBareSigner('ES256', es256Input)
   const [batch, bareBatch, limitEs256, limitEs256OneThread] = await measure(
     httpProbe('POST /v1/sign/batch ES256', '100 tokens per request', [server], '/v1/sign/batch', { method: 'POST', body: batchBody, headers: client }, 100),
     httpProbe('bare signer batch ES256', 'node:http + 100 crypto.sign calls on the thread pool per request, nothing else', [{ pid: bareEs256.child.pid!, url: bareEs256.url }], '', { method: 'POST', body: batchBody }, 100),
@@ -392,24 +391,24 @@ async function main(): Promise<void> {
   process.stderr.write('workload token against bearer token\n')
   const workload = await workloadToken(signet, adminToken)
   const [bearerSign, workloadSign] = await measure(
-    httpProbe('POST /v1/sign ES256, bearer token', 'a signet_ client token', [server], '/v1/sign', { method: 'POST', body: bodyFor(keysets.ES256), headers: client }, 1),
-    httpProbe('POST /v1/sign ES256, workload token', 'a Kubernetes-shaped workload JWT, verified once then cached by its hash', [server], '/v1/sign', { method: 'POST', body: bodyFor(keysets.ES256), headers: { authorization: `Bearer ${workload}` } }, 1),
+    httpProbe('POST /v1/sign ES256, bearer token', 'a signet_ client token', [server], '/v1/sign', { method: 'POST', body: signRequestBody(keysets.ES256), headers: client }, 1),
+    httpProbe('POST /v1/sign ES256, workload token', 'a Kubernetes-shaped workload JWT, verified once then cached by its hash', [server], '/v1/sign', { method: 'POST', body: signRequestBody(keysets.ES256), headers: { authorization: `Bearer ${workload}` } }, 1),
   )
 
   process.stderr.write('latency at half the measured maximum (at most 2,000 requests/s)\n')
   const halfRate: Record<string, Row> = {}
   for (const [alg, max] of [['ES256', es256!.row], ['RS256', rs256!.row]] as const) {
     const rate = Math.max(1, Math.min(MAX_PACED_RATE, Math.floor(max.requestsPerSecond / 2)))
-    halfRate[alg] = await measureOnce(pacedProbe(`POST /v1/sign ${alg} at ${rate} req/s`, 'half the maximum rate, evenly spread: latency', server.pid, { url: `${signet.url}/v1/sign`, method: 'POST', body: bodyFor(keysets[alg]), headers: client }, rate), SECONDS)
+    halfRate[alg] = await measureOnce(pacedProbe(`POST /v1/sign ${alg} at ${rate} req/s`, 'half the maximum rate, evenly spread: latency', server.pid, { url: `${signet.url}/v1/sign`, method: 'POST', body: signRequestBody(keysets[alg]), headers: client }, rate), SECONDS)
   }
 
   process.stderr.write('workers=auto against workers=1\n')
   await stop(signet.child)
-  const workers = await workerRows(masterKey, adminToken, bodyFor)
+  const workers = await workerRows(masterKey, adminToken)
 
   process.stderr.write('PKCS#11 (SoftHSM2) and PostgreSQL replicas\n')
-  await hsmRows(masterKey, adminToken, bodyFor)
-  await postgresRows(masterKey, adminToken, bodyFor)
+  await hsmRows(masterKey, adminToken)
+  await postgresRows(masterKey, adminToken)
 
   process.stderr.write('status quo\n')
   const jwtEs = (await measureOnce(jsonwebtokenProbe('ES256'), STATUS_QUO_SECONDS)).tokensPerSecond!

@@ -6,8 +6,8 @@
 // cores (npm run bench). It must be set before the pool starts, and loading ES
 // modules starts it, so this small CommonJS file does it first. An explicit
 // UV_THREADPOOL_SIZE wins.
-const { availableParallelism } = require('node:os')
-process.env.UV_THREADPOOL_SIZE ??= String(Math.max(2, availableParallelism()))
+const { MEMORY_FLAGS, THREAD_POOL_SIZE } = require('./serving-defaults.cjs')
+process.env.UV_THREADPOOL_SIZE ??= THREAD_POOL_SIZE
 // Two V8 heap limits hold the resident memory of a serving process down under batch
 // load (README, Performance):
 // - the young generation (semi-space), which Node 24 sizes from the machine's memory
@@ -27,7 +27,6 @@ process.env.UV_THREADPOOL_SIZE ??= String(Math.max(2, availableParallelism()))
 // fork()): execve would close it. Not under Node's permission model without
 // --allow-child-process, which refuses execve: the process then runs as it is.
 // Cluster workers (SIGNET_WORKERS) inherit the flags with the primary's execArgv.
-const MEMORY_FLAGS = require('./memory-flags.cjs')
 const serving = ['serve', 'dev'].includes(process.argv[2])
 const named = (flag) => {
   const name = flag.slice(0, flag.indexOf('='))

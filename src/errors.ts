@@ -23,7 +23,9 @@ export class SignetError extends Error {
 
 /**
  * `error` as the refusal of a whole batch for its item `index` (docs/api.md, POST
- * /v1/sign/batch): the same problem, its detail led by `item N:`, with `index`.
+ * /v1/sign/batch): the same problem (code, status, title), its detail led by
+ * `item N:`, with `index`. It is a plain SignetError: `instanceof` the item's own
+ * class (InvalidRequest, say) no longer holds.
  */
 export function batchItemError(error: SignetError, index: number): SignetError {
   return new SignetError(error.code, error.status, error.title, `item ${index}: ${error.message}`, { ...error.extra, index })

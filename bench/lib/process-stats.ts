@@ -16,7 +16,7 @@ export interface ProcessSample {
 const TICKS_PER_SECOND = 100 // USER_HZ on Linux
 
 /** CPU time (ms) used so far, from a /proc stat file (a process's or one thread's). */
-function cpuMsOf(statPath: string): number {
+export function cpuMsOf(statPath: string): number {
   const stat = readFileSync(statPath, 'utf8')
   // Fields after the command name, which is in parentheses and may hold spaces.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')

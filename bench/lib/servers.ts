@@ -1,25 +1,22 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createRequire } from 'node:module'
-import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 
 /** The repository's root: servers run from here. */
 export const ROOT = join(import.meta.dirname, '..', '..')
 
-/** The V8 memory flags `signet serve` runs with (bin/memory-flags.cjs). */
-export const MEMORY_FLAGS: readonly string[] = createRequire(import.meta.url)('../../bin/memory-flags.cjs')
+/** What `signet serve` runs with: V8's memory flags and the thread pool's size (bin/serving-defaults.cjs). */
+const SERVING: { MEMORY_FLAGS: string[]; THREAD_POOL_SIZE: string } = createRequire(import.meta.url)('../../bin/serving-defaults.cjs')
+export const MEMORY_FLAGS: readonly string[] = SERVING.MEMORY_FLAGS
 
 /**
  * What the reference servers (ceiling, bare signers) run with, so that they differ
- * from Signet only in what they do: Signet's thread pool (one thread per core,
- * bin/signet.cjs) in their environment and its memory flags on their command line.
+ * from Signet only in what they do: Signet's thread pool in their environment and
+ * its memory flags on their command line.
  */
-export const REFERENCE_ENV: NodeJS.ProcessEnv = { PATH: process.env.PATH, UV_THREADPOOL_SIZE: String(Math.max(2, availableParallelism())) }
-export const referenceArgs = (...args: string[]): string[] => [...MEMORY_FLAGS, ...args]
-
-/** The line bench/ceiling.ts prints once it listens. */
-export const CEILING_LISTENING = /ceiling listening (\S+)/
+const REFERENCE_ENV: NodeJS.ProcessEnv = { PATH: process.env.PATH, UV_THREADPOOL_SIZE: SERVING.THREAD_POOL_SIZE }
+const referenceArgs = (...args: string[]): string[] => [...MEMORY_FLAGS, ...args]
 
 const children: ChildProcess[] = []
 
@@ -60,15 +57,16 @@ export async function json(url: string, init: RequestInit = {}): Promise<any> {
   return response.json()
 }
 
-/** How `signet serve` is started: `node bin/signet.cjs serve`, or under a wrapper such as valgrind. */
-export interface Launcher {
+/** How a node server is started: by node itself, or under a wrapper such as valgrind. */
+interface Launcher {
   command: string
-  /** What goes before `bin/signet.cjs serve`. */
+  /** What goes before the script's own arguments (for a wrapper: its options, then node). */
   args: string[]
 }
+const NODE: Launcher = { command: process.execPath, args: [] }
 
 /** Starts `signet serve` (bin/signet.cjs, as users run it) on a free port with `env`. */
-export function spawnSignet(env: NodeJS.ProcessEnv, launcher: Launcher = { command: process.execPath, args: [] }): Promise<{ child: ChildProcess; url: string }> {
+export function spawnSignet(env: NodeJS.ProcessEnv, launcher = NODE): Promise<{ child: ChildProcess; url: string }> {
   return spawnServer([...launcher.args, 'bin/signet.cjs', 'serve'], { PATH: process.env.PATH, SIGNET_PORT: '0', ...env }, /"url":"([^"]+)"/, 'stdout', launcher.command)
 }
 
@@ -83,7 +81,21 @@ export async function startSignet(env: NodeJS.ProcessEnv, adminToken: string, ke
 
 /** The claims every sign request of the benches carries, and its body for `keyset`. */
 export const BENCH_CLAIMS = { sub: 'user-42', aud: 'api', scope: 'read write' }
-export const signBody = (keyset: string): string => JSON.stringify({ keyset, claims: BENCH_CLAIMS, ttl: 600 })
+export const signRequestBody = (keyset: string): string => JSON.stringify({ keyset, claims: BENCH_CLAIMS, ttl: 600 })
+
+/**
+ * Starts the ceiling server (bench/ceiling.ts) answering as many bytes as a token of
+ * `tokenLength` and a JWK Set of `jwksBytes`, signing `signingInput`.
+ */
+export function spawnCeiling(tokenLength: number, jwksBytes: number, signingInput: string, launcher = NODE): Promise<{ child: ChildProcess; url: string }> {
+  const args = referenceArgs('--import', 'tsx', 'bench/ceiling.ts', String(tokenLength), String(jwksBytes), signingInput)
+  return spawnServer([...launcher.args, ...args], REFERENCE_ENV, /ceiling listening (\S+)/, 'stderr', launcher.command)
+}
+
+/** Starts the bare signer (bench/bare-signer.mjs) for `alg` over `signingInput`. */
+export function spawnBareSigner(alg: 'RS256' | 'ES256', signingInput: string): Promise<{ child: ChildProcess; url: string }> {
+  return spawnServer(referenceArgs('bench/bare-signer.mjs', alg, signingInput), REFERENCE_ENV, /bare signer listening (\S+)/, 'stderr')
+}
 
 /** A token's signing input: its first two parts (RFC 7515 section 5.1). */
 export const signingInputOf = (token: string): string => token.split('.').slice(0, 2).join('.')

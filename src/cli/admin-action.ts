@@ -81,10 +81,10 @@ export function checkedAdminAction<A extends unknown[], C, R>(check: (...args: A
  * a server on it: with --url it refuses, saying `why`; else it runs `work` with
  * the command's arguments and options and, given `shown`, shows what it returns.
  */
-export function localAction<A extends unknown[], R>(name: string, why: string, work: (...args: A) => Promise<R>, shown?: Shown<R>): (...received: unknown[]) => Promise<void> {
+export function localAction<A extends unknown[], R>(why: string, work: (...args: A) => Promise<R>, shown?: Shown<R>): (...received: unknown[]) => Promise<void> {
   return action(async (args, command) => {
     const { refuseUrl } = await import('./admin-api.js')
-    refuseUrl(command, name, why)
+    refuseUrl(command, why)
     return work(...(args as A))
   }, shown)
 }

@@ -59,10 +59,10 @@ export interface AdminApi {
   jwks(keyset: string): Promise<JwksView>
 }
 
-/** Commands that work on the database only; with --url they say so instead of running. */
-export function refuseUrl(command: Command, name: string, why = 'it works on the database directly'): void {
+/** Commands that work on the database only; with --url they say so, and `why`, instead of running. */
+export function refuseUrl(command: Command, why: string): void {
   if (command.optsWithGlobals<{ url?: string }>().url !== undefined) {
-    throw new UsageError(`${name} needs the database (SIGNET_DB or SIGNET_DATABASE_URL) on this machine: ${why}, not through --url`)
+    throw new UsageError(`${command.name()} needs the database (SIGNET_DB or SIGNET_DATABASE_URL) on this machine: ${why}, not through --url`)
   }
 }
 

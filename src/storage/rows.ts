@@ -3,13 +3,13 @@ import type { PublicJwk } from '../crypto/jwk.js'
 import type { AuditEvent, Backend, Client, Issuer, IssuerJwk, KeyRecord, KeyState, Keyset, Scope, WorkloadIdentity } from '../keys/model.js'
 import type { Stored } from './types.js'
 
-/**
- * The column layout that every SQL storage shares, one entry a field: a field is
- * stored in the column named after it in snake_case (`rsaBits` in `rsa_bits`),
- * JSON in text columns, booleans as 0 or 1, times as epoch milliseconds. Each
- * layout names every field of its domain object, so a field added to the model
- * without a column does not compile.
- */
+// The column layout that every SQL storage shares, one entry a field: a field is
+// stored in the column named after it in snake_case (`rsaBits` in `rsa_bits`),
+// JSON in text columns, booleans as 0 or 1, times as epoch milliseconds. Each
+// layout names every field of its domain object, so a field added to the model
+// without a column does not compile.
+
+/** A row as a driver hands it back: column name to value. */
 export type Row = Record<string, unknown>
 
 /**

@@ -78,7 +78,8 @@ class SqlTable<T, Filter extends unknown[] = []> implements TxTable<T, Filter> {
     return row ? this.statements.fromRow(row) : null
   }
 
-  async list(..._filter: Filter): Promise<Stored<T>[]> {
+  /** Every row; a table whose list takes a filter (keys by keyset) overrides this. */
+  async list(): Promise<Stored<T>[]> {
     return (await this.driver.all(this.statements.list)).map(this.statements.fromRow)
   }
 

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs'
+import { cpuMsOf } from '../../bench/lib/process-stats.js'
 
 /**
  * Polls `probe` every `everyMs` until it holds; resolves to the milliseconds that
@@ -15,14 +15,6 @@ export async function within(limitMs: number, probe: () => Promise<boolean> | bo
   }
 }
 
-/** CPU time (ms) a process has used so far, every thread, from /proc (Linux). */
-export function cpuMsOf(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-  // Fields after the command name, which is in parentheses and may hold spaces.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  return (Number(fields[11]) + Number(fields[12])) * 10 // utime + stime, in 100 Hz ticks
-}
-
 /**
  * Resolves once `pids` together have used `ms` more CPU than when called: the sign
  * that a request sent just before is being worked on (a 1000-token batch's parsing
@@ -31,7 +23,7 @@ export function cpuMsOf(pid: number): number {
  * what an idle server spends meanwhile (about 10 ms in 1.5 s).
  */
 export async function whenBusy(pids: number[], ms = 30, limitMs = 10_000): Promise<void> {
-  const used = () => pids.reduce((sum, pid) => sum + cpuMsOf(pid), 0)
+  const used = () => pids.reduce((sum, pid) => sum + cpuMsOf(`/proc/${pid}/stat`), 0)
   const before = used()
   await within(limitMs, () => used() - before >= ms, 2)
 }

@@ -7,10 +7,11 @@ import { newMasterKey } from '../helpers/temp.js'
 /**
  * The column layout (src/storage/rows.ts) pinned against rows as Signet stores
  * them: each row below is written out column by column as a driver hands it back
- * (numbers as bigint or string from PostgreSQL, JSON as text, 0/1 booleans, NULL
- * for what is not set), with the domain object it must read as, fields in order.
- * A row's integrity MAC covers that object, so a field read back differently (a
- * 1 for true, a null where the field was absent) would fail every stored MAC.
+ * (numbers as bigint or string, JSON as text, 0/1 booleans, NULL for what is not
+ * set), with the domain object it must read as, fields in order. A row's integrity
+ * MAC covers that object, so a field read back differently (a 1 for true, a null
+ * where the field was absent) would change the MAC it is checked against: the exact
+ * object read is what this pins.
  */
 
 const keys = new IntegrityKeys(MasterKey.fromBase64(newMasterKey()))
@@ -88,7 +89,7 @@ describe('the column layout of each table', () => {
     })
   }
 
-  it('reads an audit event (no MAC column) and names its columns', () => {
+  it('reads an audit event (no MAC column) and names its columns, and a client\'s identity columns', () => {
     const row = { id: '3', at: 10n, actor: 'admin', action: 'keys.rotate', target: 'default', details: '{"mode":"scheduled"}', prev_hash: 'aa', hash: 'bb' }
     expect(AUDIT_LAYOUT.fromRow(row)).toStrictEqual({ id: 3, at: 10, actor: 'admin', action: 'keys.rotate', target: 'default', details: { mode: 'scheduled' }, prevHash: 'aa', hash: 'bb' })
     expect(AUDIT_LAYOUT.columns).toEqual(['id', 'at', 'actor', 'action', 'target', 'details', 'prev_hash', 'hash'])

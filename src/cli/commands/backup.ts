@@ -9,7 +9,7 @@ export function registerBackup(program: Command): void {
     .argument('<file>', 'where to write the copy (a new file)')
     .option('--force', 'replace FILE if it exists')
     .option('--json', 'print the result as JSON')
-    .action(localAction('backup', 'it copies the database file', async (file: string, options: { force?: boolean }) => {
+    .action(localAction('it copies the database file', async (file: string, options: { force?: boolean }) => {
       const { backupDatabase } = await import('../../ops/backup.js')
       const { readConfig, withStorage } = await import('../context.js')
       const config = readConfig()

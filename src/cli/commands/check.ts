@@ -9,7 +9,7 @@ export function registerCheck(program: Command): void {
     .description('verify every stored row\'s integrity (keysets, keys with their kid, clients) and the audit chain; needs SIGNET_MASTER_KEY; exits 1 naming each failure')
     .option('--json', 'print the result as JSON')
     // The rows themselves are what it checks, and the admin API never hands them out.
-    .action(localAction('check', 'it checks every stored row (remotely, signet audit verify checks the audit log)', async () => {
+    .action(localAction('it checks every stored row (remotely, signet audit verify checks the audit log)', async () => {
       const { checkIntegrity } = await import('../../storage/integrity-check.js')
       const { readConfig, withIntegrityKeys } = await import('../context.js')
       return withIntegrityKeys(readConfig(), 'check', (storage, keys) => checkIntegrity(storage, keys))

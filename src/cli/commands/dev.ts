@@ -21,7 +21,7 @@ export function registerDev(program: Command): void {
     .description('development mode: a working service in one command, data and dev secrets under ./data/dev (not for production)')
     .option('--data-dir <dir>', 'where the dev database and dev secrets live', DEV_DATA_DIR)
     .option('--json', 'print the dev details as one JSON line before the logs')
-    .action(localAction('dev', 'it runs a server on its own data', async (options: { dataDir: string; json?: boolean }) => {
+    .action(localAction('it runs a server on its own data', async (options: { dataDir: string; json?: boolean }) => {
       const { loadConfig } = await import('../../config.js')
       const { hashToken } = await import('../../auth/tokens.js')
       const { runServer } = await import('../../server.js')

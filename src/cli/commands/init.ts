@@ -14,7 +14,7 @@ export function registerInit(program: Command): void {
     .option('--master-key-file <path>', 'write the new master key to this new file (mode 0600) instead of printing it; give it to Signet as SIGNET_MASTER_KEY_FILE')
     .option('--master-key-pkcs11 <label>', 'generate the master key inside the PKCS#11 token (SIGNET_PKCS11_*) under this label, instead of printing one')
     .option('--json', 'print the result as JSON')
-    .action(localAction('init', 'it creates the database', async (options: { alg: Alg; masterKeyFile?: string; masterKeyPkcs11?: string }) => {
+    .action(localAction('it creates the database', async (options: { alg: Alg; masterKeyFile?: string; masterKeyPkcs11?: string }) => {
       const { generateToken } = await import('../../auth/tokens.js')
       const { MasterKey } = await import('../../crypto/master-key.js')
       const { ConfigError } = await import('../../errors.js')

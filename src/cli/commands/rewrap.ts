@@ -9,7 +9,7 @@ export function registerRewrap(program: Command): void {
     .option('--generate', 'first generate SIGNET_NEW_MASTER_KEY_PKCS11 inside the token (refused if the label exists)')
     .option('--force', 'run even though a server is running on the database (it is sealed until restarted with the new key)')
     .option('--json', 'print the result as JSON')
-    .action(localAction('rewrap', 'it re-encrypts the stored keys', async (options: { generate?: boolean; force?: boolean }) => {
+    .action(localAction('it re-encrypts the stored keys', async (options: { generate?: boolean; force?: boolean }) => {
       const { auditSinkFor } = await import('../../audit/recorder.js')
       const { systemClock } = await import('../../clock.js')
       const { ConfigError } = await import('../../errors.js')

@@ -5,7 +5,7 @@ export function registerServe(program: Command): void {
   program
     .command('serve')
     .description('run the service from the environment (SIGNET_*); on an empty database it first creates keyset default (ES256)')
-    .action(localAction('serve', 'it runs the server on its database', async () => {
+    .action(localAction('it runs the server on its database', async () => {
       const { serve } = await import('../../server.js')
       await serve()
     }))
