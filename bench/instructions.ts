@@ -54,7 +54,9 @@ function dumpedInstructions(dir: string): number {
 /** Warms `url` up with 2N requests, then counts the instructions `child` spends on N more. */
 async function countRequests(child: ChildProcess, dir: string, url: string, headers: Record<string, string>): Promise<number> {
   const send = async (amount: number) => {
-    const result = await autocannon({ url, method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body, connections: CONNECTIONS, amount })
+    // Under callgrind a server runs some 50 times slower; on a busy machine a request
+    // outlasted autocannon's default 10 s timeout, so it gets a minute.
+    const result = await autocannon({ url, method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body, connections: CONNECTIONS, amount, timeout: 60 })
     if (result.non2xx + result.errors > 0) throw new Error(`${url}: ${result.non2xx + result.errors} failed requests`)
   }
   await send(2 * REQUESTS)
