@@ -75,7 +75,7 @@ describe('signet keys import', () => {
     expect(JSON.parse(fromJwk.stdout).kid).toBe(await thumbprintOf(ec))
   })
 
-  it('refuses with one line and a non-zero exit: wrong passphrase, weak key, duplicate, bad format, missing file', async () => {
+  it('refuses with one line and a non-zero exit: wrong passphrase, weak key, duplicate, bad format, missing file, a JWK that is not an object', async () => {
     const oneLine = (result: CliResult, pattern: RegExp) => {
       expect(result.code).not.toBe(0)
       expect(result.stderr.trimEnd().split('\n')).toHaveLength(1)
@@ -97,6 +97,11 @@ describe('signet keys import', () => {
 
     oneLine(await run(['keys', 'import', twice, '--format', 'der']), /--format must be pem, pkcs12 or jwk/)
     oneLine(await run(['keys', 'import', join(dir.path, 'missing.pem')]), /cannot read the key file/)
+    // The body is checked before the configuration is read: a bad configuration is not what it reports.
+    const badConfig = { ...env, SIGNET_PORT: 'not-a-port' }
+    const notAnObject = await runCli(['keys', 'import', file('list.jwk', '[1]'), '--format', 'jwk'], { env: badConfig })
+    outputs.push(notAnObject)
+    oneLine(notAnObject, /jwk must be a JSON Web Key object/)
   })
 
   it('prints no key material, passphrase or password', () => {

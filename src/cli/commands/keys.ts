@@ -93,11 +93,8 @@ export function registerKeys(program: Command): void {
       }
       const secret = options.passphraseFile === undefined ? undefined : read(options.passphraseFile, '--passphrase-file').toString('utf8').replace(/\r?\n$/, '')
       const input = importInputFromFile(read(file, 'the key file'), secret, options.format as 'pem' | 'pkcs12' | 'jwk' | undefined)
-      return { name, input, immediate: options.immediate }
-    }, async (api, { name, input, immediate }) => {
       const { importKeyBody } = await import('../../schemas/index.js')
       const { checkBody } = await import('../../schemas/validate.js')
-      const body = checkBody(importKeyBody, { ...input, activate: immediate ? 'immediate' : 'scheduled' })
-      return api.importKey(name ?? api.defaultKeyset, body)
-    }, asRow(KEY_COLUMNS)))
+      return { name, body: checkBody(importKeyBody, { ...input, activate: options.immediate ? 'immediate' : 'scheduled' }) }
+    }, (api, { name, body }) => api.importKey(name ?? api.defaultKeyset, body), asRow(KEY_COLUMNS)))
 }
