@@ -1,5 +1,5 @@
 import cluster, { type Worker } from 'node:cluster'
-import { availableParallelism } from 'node:os'
+import { createRequire } from 'node:module'
 import type { Logger } from 'pino'
 import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue } from 'prom-client'
 import { SignetMetrics } from './metrics/registry.js'
@@ -69,17 +69,20 @@ export function signetVariables(env: NodeJS.ProcessEnv): Record<string, string> 
   return variables
 }
 
+/** The thread pool `signet serve` runs with unless UV_THREADPOOL_SIZE is given (bin/serving-defaults.cjs). */
+const { THREAD_POOL_SIZE } = createRequire(import.meta.url)('../bin/serving-defaults.cjs') as { THREAD_POOL_SIZE: string }
+
 /**
  * The signing threads of each worker: the instance's thread pool (UV_THREADPOOL_SIZE,
- * which bin/signet.cjs sets to one per core, at least 2, unless given; one per core
- * here when it is missing) shared out among the workers, at least one each. Each
+ * which bin/signet.cjs sets unless given; the same default here when it is missing)
+ * shared out among the workers, at least one each. Each
  * worker with a pool of its own that size would put workers x cores signing threads
  * on the cores beside the event loops: measured on 2 cores in alternating runs,
  * 1.3-1.4 times the CPU per token of one process, against 1.1-1.2 shared out.
  */
 export function workerThreadPool(instancePool: string | undefined, workers: number): number {
   const threads = Number.parseInt(instancePool ?? '', 10)
-  const total = Number.isSafeInteger(threads) && threads > 0 ? threads : availableParallelism()
+  const total = Number.isSafeInteger(threads) && threads > 0 ? threads : Number(THREAD_POOL_SIZE)
   return Math.max(1, Math.floor(total / workers))
 }
 

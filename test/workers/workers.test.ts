@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -562,7 +563,9 @@ describe('workerThreadPool', () => {
     expect(workerThreadPool('2', 3)).toBe(1)
   })
 
-  it('takes the core count when the pool size is missing or not a positive whole number', () => {
-    for (const given of [undefined, '', 'many', '0', '-2']) expect(workerThreadPool(given, 1)).toBe(availableParallelism())
+  it('takes signet serve\'s default pool (one thread per core, at least 2) when the size is missing or not a positive whole number', () => {
+    const { THREAD_POOL_SIZE } = createRequire(import.meta.url)('../../bin/serving-defaults.cjs') as { THREAD_POOL_SIZE: string }
+    expect(Number(THREAD_POOL_SIZE)).toBe(Math.max(2, availableParallelism()))
+    for (const given of [undefined, '', 'many', '0', '-2']) expect(workerThreadPool(given, 1)).toBe(Number(THREAD_POOL_SIZE))
   })
 })
