@@ -19,7 +19,8 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
  * - a member name repeated in one object: JSON.parse keeps the last value, and two
  *   parsers may disagree on which one a token means, so it is refused;
  * - a number that does not fit a double (`1e400` becomes Infinity, then `null`
- *   once signed): the signed token would not say what the caller sent;
+ *   once signed; `1e-400` becomes 0): the signed token would not say what the
+ *   caller sent;
  * - nesting deeper than MAX_JSON_DEPTH;
  * - a string (name or value) holding NUL, or half of a surrogate pair: `\u0000`
  *   truncates a claim in C-string consumers ("admin\u0000.evil"), some storage
@@ -87,7 +88,11 @@ export function findJsonHazard(text: string): string | null {
     if (char === 0x2d /* - */ || (char >= 0x30 && char <= 0x39)) {
       const start = i
       while (i < length && /[-+.eE0-9]/.test(text[i]!)) i++
-      if (!Number.isFinite(Number(text.slice(start, i)))) return 'a number in the body is too large to represent'
+      const literal = text.slice(start, i)
+      const value = Number(literal)
+      if (!Number.isFinite(value)) return 'a number in the body is too large to represent'
+      // 1e-400 parses as 0: a digit other than 0 before the exponent means it was not 0.
+      if (value === 0 && /[1-9]/.test(literal.split(/[eE]/)[0]!)) return 'a number in the body is too small to represent: it would become 0'
       continue
     }
     i++ // whitespace, colons, true, false, null
@@ -121,7 +126,8 @@ export function installJsonParser(app: FastifyInstance): void {
     }
     parseJson(request, text, (error, value) => {
       if (error) {
-        done(error, undefined)
+        // fastify's parser gives one error for both; only prototype poisoning leaves JSON.parse content.
+        done(parsesAsJson(text) ? new InvalidRequest('the body may not hold a member named __proto__, nor constructor.prototype') : error, undefined)
         return
       }
       const hazard = findJsonHazard(text)
@@ -129,4 +135,13 @@ export function installJsonParser(app: FastifyInstance): void {
       else done(null, value)
     })
   })
+}
+
+function parsesAsJson(text: string): boolean {
+  try {
+    JSON.parse(text)
+    return true
+  } catch {
+    return false
+  }
 }

@@ -84,7 +84,9 @@ describe('hostile input to /v1/sign', () => {
       '{"claims":{},"header":{"__proto__":{"alg":"none"}}}',
       '{"claims":{"constructor":{"prototype":{"polluted":true}}}}',
     ]) {
-      expectProblem(await signRaw(payload), 400, 'invalid_request')
+      const response = await signRaw(payload)
+      expectProblem(response, 400, 'invalid_request')
+      expect(response.json().detail, payload).toBe('the body may not hold a member named __proto__, nor constructor.prototype')
     }
   })
 
@@ -100,14 +102,16 @@ describe('hostile input to /v1/sign', () => {
     ['-1e400 in claims', '{"claims":{"n":-1e400}}'],
     ['1e400 deep in claims', '{"claims":{"a":[1,{"b":[2e400]}]}}'],
     ['ttl 1e400', '{"claims":{},"ttl":1e400}'],
+    ['1e-400 in claims, which would become 0', '{"claims":{"n":1e-400}}'],
+    ['-0.5e-330 deep in claims', '{"claims":{"a":[{"b":-0.5e-330}]}}'],
   ])('refuses a number that does not fit a double: %s', async (_label, payload) => {
     expectProblem(await signRaw(payload), 400, 'invalid_request')
   })
 
   it('keeps fractions and integers up to +/-(2^53-1) exactly as sent', async () => {
-    const response = await signRaw('{"claims":{"max":9007199254740991,"min":-9007199254740991,"small":-1e-300,"n":12.5,"id":"12345678901234567890"}}')
+    const response = await signRaw('{"claims":{"max":9007199254740991,"min":-9007199254740991,"small":-1e-300,"n":12.5,"id":"12345678901234567890","zeros":[0,0.0,0e400,-0.00e-999]}}')
     expect(response.statusCode, response.body).toBe(200)
-    expect(decodeToken(response.json().token).payload).toMatchObject({ max: 9007199254740991, min: -9007199254740991, small: -1e-300, n: 12.5, id: '12345678901234567890' })
+    expect(decodeToken(response.json().token).payload).toMatchObject({ max: 9007199254740991, min: -9007199254740991, small: -1e-300, n: 12.5, id: '12345678901234567890', zeros: [0, 0, 0, 0] })
   })
 
   // JSON.parse turns 9007199254740993 into ...992: signing it would put another number in the token.
@@ -211,6 +215,8 @@ describe('findJsonHazard', () => {
     expect(findJsonHazard('{"a":1,"a":2}')).toMatch(/twice/)
     expect(findJsonHazard('{"a":1,"\\u0061":2}')).toMatch(/twice/)
     expect(findJsonHazard('[1e400]')).toMatch(/too large/)
+    expect(findJsonHazard('[1e-400]')).toMatch(/too small/)
+    expect(findJsonHazard('[5E-324,0e-400,-0.0]')).toBeNull()
     expect(findJsonHazard('['.repeat(MAX_JSON_DEPTH + 1) + ']'.repeat(MAX_JSON_DEPTH + 1))).toMatch(/deeper/)
     expect(findJsonHazard('['.repeat(MAX_JSON_DEPTH) + ']'.repeat(MAX_JSON_DEPTH))).toBeNull()
   })
