@@ -26,7 +26,7 @@ import { loadSheddingPlugin } from './plugins/load-shedding.js'
 import { closingPlugin } from './plugins/closing.js'
 import { declaredBodyLimitPlugin } from './plugins/declared-body-limit.js'
 import { SECURITY_HEADERS, securityHeadersPlugin } from './plugins/security-headers.js'
-import { publicRoutes } from './routes/public.js'
+import { ACROSS_ORIGINS, isKeysetDocumentUrl, publicRoutes } from './routes/public.js'
 import type { Signet } from './runtime.js'
 import { problem } from './schemas/index.js'
 import { bodyValidator, textValidator } from './schemas/validate.js'
@@ -73,9 +73,10 @@ export function fastifyOptions(logger: FastifyServerOptions['loggerInstance']): 
     // One line per request, written when it is answered, instead of two.
     logController: new RequestLog(),
     // A malformed or overlong path segment cannot name a keyset, key or client.
-    frameworkErrors: (error, _request, reply) => {
+    frameworkErrors: (error, request, reply) => {
       // Hooks do not run for these answers, so the security headers are set here.
       reply.headers(SECURITY_HEADERS)
+      if (isKeysetDocumentUrl(request.url)) reply.headers(ACROSS_ORIGINS)
       sendProblem(reply, error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? new NotFound('no such resource') : new InvalidRequest('the URL is not valid'))
     },
     // What Node's parser refuses (an overlong URL, a timeout) gets a problem+json answer too.

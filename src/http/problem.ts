@@ -15,6 +15,8 @@ export const problemType = (code: string): string => `urn:signet:problem:${code}
 
 /** Sends an RFC 9457 problem+json answer. */
 export function sendProblem(reply: FastifyReply, error: SignetError): FastifyReply {
+  // A 401 names the scheme it wants (RFC 9110 section 15.5.2, RFC 6750 section 3).
+  if (error.status === 401) reply.header('www-authenticate', 'Bearer')
   if (error.status === 429 || error.status === 503) {
     const retryAfter = error.extra?.retryAfter
     if (typeof retryAfter === 'number') reply.header('retry-after', String(retryAfter))

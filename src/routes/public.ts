@@ -25,11 +25,18 @@ export function etagMatches(header: string | undefined, etag: string): boolean {
  * `Cross-Origin-Resource-Policy: same-origin` every other answer carries, and allow
  * every origin without credentials. Nothing else is shared across origins.
  */
-const ACROSS_ORIGINS = { 'access-control-allow-origin': '*', 'cross-origin-resource-policy': 'cross-origin' }
+export const ACROSS_ORIGINS = { 'access-control-allow-origin': '*', 'cross-origin-resource-policy': 'cross-origin' }
 const shareAcrossOrigins: onRequestHookHandler = (_request, reply, done) => {
   reply.headers(ACROSS_ORIGINS)
   done()
 }
+
+/**
+ * Whether a URL names a keyset's JWK Set or discovery document (every route under
+ * /keysets/): for answers made before a route is found, such as a keyset name too
+ * long or a malformed URL, which must carry ACROSS_ORIGINS like the route's own 404.
+ */
+export const isKeysetDocumentUrl = (url: string): boolean => url.startsWith('/keysets/')
 
 /**
  * Unauthenticated routes: JWK Sets, OpenID discovery and health. JWK Sets are

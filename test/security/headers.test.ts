@@ -97,8 +97,8 @@ describe('security headers, methods and error answers', () => {
       ['401', await h.request('POST', '/v1/sign', { body: { claims: {} } }), 401],
       ['403', await h.request('GET', '/v1/admin/keysets', { token: signer }), 403],
       ['404 route', await h.request('GET', '/nowhere'), 404],
-      ['404 overlong parameter', await h.request('GET', `/keysets/${'x'.repeat(500)}/jwks.json`), 404],
-      ['400 malformed URL', await h.request('GET', '/keysets/%zz/jwks.json'), 400],
+      ['404 overlong parameter', await h.request('GET', `/v1/admin/keysets/${'x'.repeat(500)}`, { token: h.adminToken }), 404],
+      ['400 malformed URL', await h.request('GET', '/v1/admin/keysets/%zz', { token: h.adminToken }), 400],
       ['405 TRACE', await h.request('TRACE', '/healthz'), 405],
       ['413', await h.request('POST', '/v1/sign', { token: signer, payload: `{"claims":{"a":"${'x'.repeat(70_000)}"}}`, headers: { 'content-type': 'application/json' } }), 413],
       ['415', await h.request('POST', '/v1/sign', { token: signer, payload: 'a=1', headers: { 'content-type': 'application/x-www-form-urlencoded' } }), 415],
@@ -122,6 +122,9 @@ describe('security headers, methods and error answers', () => {
       ['keyset jwks 304', await h.request('GET', '/keysets/with-issuer/jwks.json', { headers: { ...origin, 'if-none-match': String(jwks.headers.etag) } }), 304],
       ['keyset jwks HEAD', await h.request('HEAD', '/keysets/with-issuer/jwks.json', { headers: origin }), 200],
       ['unknown keyset jwks', await h.request('GET', '/keysets/nothing-here/jwks.json', { headers: origin }), 404],
+      // Answered before any route is found: the keyset name is too long, or the URL malformed.
+      ['jwks of an overlong keyset name', await h.request('GET', `/keysets/${'x'.repeat(500)}/jwks.json`, { headers: origin }), 404],
+      ['discovery of a malformed URL', await h.request('GET', '/keysets/%zz/.well-known/openid-configuration', { headers: origin }), 400],
       ['keyset discovery', await h.request('GET', '/keysets/with-issuer/.well-known/openid-configuration', { headers: origin }), 200],
       ['discovery without issuer', await h.request('GET', '/.well-known/openid-configuration', { headers: origin }), 404],
     ]
@@ -139,6 +142,19 @@ describe('security headers, methods and error answers', () => {
     for (const [label, response, status] of notShared) {
       expect(response.statusCode, label).toBe(status)
       expectSecurityHeaders(response, label)
+    }
+  })
+
+  it('a 401 names the Bearer scheme in WWW-Authenticate; other refusals do not', async () => {
+    const refusals: [string, AnswerLike, number][] = [
+      ['no token', await h.request('POST', '/v1/sign', { body: { claims: {} } }), 401],
+      ['a wrong token', await h.request('GET', '/v1/admin/keysets', { token: 'signet_wrong' }), 401],
+      ['a workload-shaped token', await h.request('POST', '/v1/sign', { token: 'a.b.c', body: { claims: {} } }), 401],
+      ['a token without the scope', await h.request('GET', '/v1/admin/keysets', { token: signer }), 403],
+    ]
+    for (const [label, response, status] of refusals) {
+      expect(response.statusCode, label).toBe(status)
+      expect(response.headers['www-authenticate'], label).toBe(status === 401 ? 'Bearer' : undefined)
     }
   })
 
