@@ -195,8 +195,11 @@ export const createKeysetBody = Type.Object({ name: KeysetName(), ...keysetPolic
 })
 export type KeysetInput = Static<typeof createKeysetBody>
 
+/** PATCH /v1/admin/keysets/{name}: any of the policy fields create takes, at least one; the name only as it is. */
 export const patchKeysetBody = Type.Object({ name: Optional(Type.String({ description: 'a keyset cannot be renamed: the current name only' })), ...keysetPolicyProperties }, {
   additionalProperties: false,
+  minProperties: 1,
+  errorMessage: `must give at least one of ${Object.keys(keysetPolicyProperties).join(', ')}: nothing to change`,
   examples: [{ maxTtl: 7200, rotationPeriod: 604800 }],
 })
 export type KeysetPatch = Static<typeof patchKeysetBody>
@@ -393,13 +396,18 @@ export const createIssuerBody = Type.Object({ name: KeysetName(), ...issuerPolic
 })
 export type IssuerInput = Static<typeof createIssuerBody>
 
-/** PATCH /v1/admin/issuers/{name}: any of the fields create takes; the name only as it is. */
+/** PATCH /v1/admin/issuers/{name}: any of the fields create takes, at least one; the name only as it is. */
 export const patchIssuerBody = Type.Object({
   name: Optional(Type.String({ description: 'an issuer cannot be renamed: the current name only' })),
   ...issuerPolicyProperties,
   issuer: Optional(issuerPolicyProperties.issuer),
   audiences: Optional(issuerPolicyProperties.audiences),
-}, { additionalProperties: false, examples: [{ audiences: ['signet', 'signet-staging'] }] })
+}, {
+  additionalProperties: false,
+  minProperties: 1,
+  errorMessage: `must give at least one of ${Object.keys(issuerPolicyProperties).join(', ')}: nothing to change`,
+  examples: [{ audiences: ['signet', 'signet-staging'] }],
+})
 export type IssuerPatch = Static<typeof patchIssuerBody>
 
 export const issuerAnswer = optionalFields({

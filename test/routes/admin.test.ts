@@ -1,8 +1,10 @@
+import { generateKeyPairSync } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { verifyChain } from '../../src/audit/chain.js'
 import { IntegrityKeys } from '../../src/storage/row-integrity.js'
 import { createHarness, type Harness } from '../helpers/harness.js'
 import { decodeToken } from '../helpers/tokens.js'
+import { expectProblem, storedState } from '../security/helpers.js'
 
 describe('admin API', () => {
   let h: Harness
@@ -58,6 +60,18 @@ describe('admin API', () => {
     // The retired ES256 key stays published for the longest maxTtl in force while it signed.
     const retired = (await h.admin('GET', '/v1/admin/keysets/svc/keys')).json().keys.find((k: { kid: string }) => k.kid === before.kid)
     expect(Date.parse(retired.publishedUntil) - Date.parse(retired.retiredAt)).toBe((7200 + 60) * 1000)
+  })
+
+  it('refuses a keyset or issuer PATCH with nothing to change, as a client PATCH, and writes nothing (no update, no audit event)', async () => {
+    const publicJwk = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'jwk' })
+    expect((await h.admin('POST', '/v1/admin/issuers', { name: 'patch-nothing', issuer: 'https://patch-nothing.example', jwks: { keys: [{ ...publicJwk, kid: 'k1' }] }, audiences: ['signet'] })).statusCode).toBe(201)
+    const client = (await h.admin('POST', '/v1/admin/clients', { name: 'patch-nothing', keysets: '*', scopes: ['sign'] })).json()
+    const before = await storedState(h)
+    for (const path of ['/v1/admin/keysets/svc', '/v1/admin/issuers/patch-nothing', `/v1/admin/clients/${client.id}`]) {
+      const body = expectProblem(await h.admin('PATCH', path, {}), 400, 'invalid_request')
+      expect(body.detail, path).toMatch(/nothing to change/)
+    }
+    expect(await storedState(h)).toBe(before)
   })
 
   it('rotates with no body at all, or an empty JSON body, using the default mode; revokes only with a reason', async () => {
