@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify'
-import { InvalidRequest } from '../errors.js'
+import { InvalidRequest, UnsupportedMediaType } from '../errors.js'
 
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false })
 
@@ -117,6 +117,10 @@ export function installJsonParser(app: FastifyInstance): void {
       done(null, undefined)
       return
     }
+    if (!declaresUtf8OrNothing(request.headers['content-type'])) {
+      done(new UnsupportedMediaType('JSON bodies must be UTF-8: send charset=utf-8 or no charset'), undefined)
+      return
+    }
     let text: string
     try {
       text = utf8.decode(body as Buffer)
@@ -135,6 +139,13 @@ export function installJsonParser(app: FastifyInstance): void {
       else done(null, value)
     })
   })
+}
+
+/** A charset parameter, if any, with its value (quoted or not): RFC 8259 section 8.1 allows only UTF-8. */
+const CHARSET = /;\s*charset\s*=\s*"?([^";\s]*)"?/i
+function declaresUtf8OrNothing(contentType: string | undefined): boolean {
+  const charset = contentType === undefined ? undefined : CHARSET.exec(contentType)?.[1]
+  return charset === undefined || /^utf-?8$/i.test(charset)
 }
 
 function parsesAsJson(text: string): boolean {

@@ -196,6 +196,14 @@ describe('hostile input to /v1/sign', () => {
     },
   )
 
+  it.each(['application/json; charset=latin1', 'application/json;charset="ISO-8859-1"', 'application/json; charset=utf-16'])('refuses a JSON body declared in another charset than UTF-8 (%s) with 415', async (contentType) => {
+    expectProblem(await signRaw('{"claims":{}}', contentType), 415, 'unsupported_media_type')
+  })
+
+  it.each(['application/json; charset=utf-8', 'application/json;charset=UTF-8', 'application/json; charset="utf8"', 'application/json'])('accepts a JSON body declared as %s', async (contentType) => {
+    expect((await signRaw('{"claims":{}}', contentType)).statusCode).toBe(200)
+  })
+
   it('applies the same parser to /v1/verify and /v1/sign/batch', async () => {
     const verify = await h.request('POST', '/v1/verify', { token: signer, payload: '{"token":"a.b.c","token":"x.y.z"}', headers: { 'content-type': 'application/json' } })
     expectProblem(verify, 400, 'invalid_request')
