@@ -37,6 +37,8 @@ export class RemoteAdminApi implements AdminApi {
     } catch (error) {
       throw new ConfigError(`${(error as Error).message}, e.g. http://127.0.0.1:8080`)
     }
+    // Nothing in a query or fragment reaches the admin API: refused rather than dropped unseen.
+    if (base.search !== '' || base.hash !== '') throw new ConfigError(`${source} must not hold a query or fragment, e.g. http://127.0.0.1:8080`)
     if (!base.pathname.endsWith('/')) base.pathname += '/'
     if (!config.adminToken) {
       throw new ConfigError('SIGNET_ADMIN_TOKEN (or SIGNET_ADMIN_TOKEN_FILE) is required to administer Signet through --url / SIGNET_URL')

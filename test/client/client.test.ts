@@ -140,7 +140,7 @@ describe('SignetClient against a listening Signet', () => {
   it('refuses misuse with a TypeError before sending anything', async () => {
     const before = signet.requests()
     const bad: unknown[] = [
-      undefined, {}, { url: signet.url }, { url: 'not a url', token }, { url: 'ftp://signet', token }, { url: signet.url, token: '' },
+      undefined, {}, { url: signet.url }, { url: 'not a url', token }, { url: 'ftp://signet', token }, { url: signet.url.replace('://', `://user:${token}@`), token }, { url: signet.url, token: '' },
       { url: signet.url, token: 'a b' }, { url: signet.url, token, retries: 1.5 }, { url: signet.url, token, retries: -1 },
       { url: signet.url, token, tokenFile: '/tmp/token' }, { url: signet.url, tokenFile: '' }, { url: signet.url, token: 42 },
       { url: signet.url, token, timeout: 0 }, { url: signet.url, token, keyset: '' },

@@ -442,6 +442,7 @@ describe('createVerifier', () => {
       {},
       { jwksUrl: 'not a url' },
       { jwksUrl: 'ftp://example.com/jwks.json' },
+      { jwksUrl: 'https://user:secret@example.com/jwks.json' },
       { jwksUrl: jwks.url, algorithms: [] },
       { jwksUrl: jwks.url, algorithms: ['HS256'] },
       { jwksUrl: jwks.url, algorithms: ['none'] },

@@ -80,6 +80,19 @@ describe('signet serve and the CLI with a malformed SIGNET_URL', () => {
     expect(flag.stderr).toBe('signet: --url must be an absolute http(s) URL, e.g. http://127.0.0.1:8080\n')
   })
 
+  it('a URL with credentials is refused without printing them; a query or fragment is refused, not dropped', async () => {
+    const withToken = await runCli(['status'], { env: { SIGNET_URL: `http://admin:${adminToken}@127.0.0.1:9/`, SIGNET_ADMIN_TOKEN: adminToken }, cwd: dir.path })
+    expect(withToken.code).toBe(1)
+    expect(withToken.stderr).toBe('signet: SIGNET_URL must not hold credentials (user:password@): tokens have their own option, e.g. http://127.0.0.1:8080\n')
+    const userOnly = await runCli(['--url', 'http://admin@127.0.0.1:9', 'keys', 'list'], { env: { SIGNET_ADMIN_TOKEN: adminToken }, cwd: dir.path })
+    expect(userOnly.stderr).toMatch(/^signet: --url must not hold credentials/)
+    for (const url of ['http://127.0.0.1:9/?token=x', 'http://127.0.0.1:9/#x']) {
+      const refused = await runCli(['keysets', 'list'], { env: { SIGNET_URL: url, SIGNET_ADMIN_TOKEN: adminToken }, cwd: dir.path })
+      expect(refused.code, url).toBe(1)
+      expect(refused.stderr, url).toBe('signet: SIGNET_URL must not hold a query or fragment, e.g. http://127.0.0.1:8080\n')
+    }
+  })
+
   it('a local-only command ignores it', async () => {
     const result = await runCli(['check'], { env: { SIGNET_DB: db, SIGNET_MASTER_KEY: key, SIGNET_URL: malformed.SIGNET_URL }, cwd: dir.path })
     expect(result.code, result.stderr).toBe(0)
