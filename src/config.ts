@@ -32,7 +32,8 @@ const schema = {
   type: 'object',
   properties: {
     SIGNET_MASTER_KEY: { type: 'string' },
-    SIGNET_ADMIN_TOKEN: { type: 'string', minLength: 32 },
+    // What a Bearer header can carry: printable ASCII, no white space (a second newline in its file would never match).
+    SIGNET_ADMIN_TOKEN: { type: 'string', minLength: 32, pattern: '^[!-~]+$' },
     SIGNET_DB: { type: 'string', minLength: 1, default: './data/signet.db' },
     SIGNET_DATABASE_URL: { type: 'string', pattern: '^postgres(ql)?://' },
     SIGNET_HOST: { type: 'string', minLength: 1, default: '127.0.0.1' },
@@ -128,12 +129,15 @@ export interface Config {
 }
 
 function readSecretFile(variable: string, path: string): string {
+  let value: string
   try {
-    return readFileSync(path, 'utf8').replace(/\r?\n$/, '')
+    value = readFileSync(path, 'utf8').replace(/\r?\n$/, '')
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? 'unreadable'
     throw new ConfigError(`${variable}: cannot read the file it names (${code})`)
   }
+  if (value === '') throw new ConfigError(`${variable}: the file it names is empty`)
+  return value
 }
 
 /** Resolves `NAME_FILE` into `NAME`; both at once is an error. */

@@ -34,6 +34,8 @@ describe('configuration', () => {
     [{ SIGNET_LOG_LEVEL: 'loud' }, /SIGNET_LOG_LEVEL must be equal to one of/],
     [{ SIGNET_DEFAULT_KEYSET: 'Bad Name' }, /SIGNET_DEFAULT_KEYSET must match pattern/],
     [{ SIGNET_ADMIN_TOKEN: 'short' }, /SIGNET_ADMIN_TOKEN must NOT have fewer than 32 characters/],
+    [{ SIGNET_ADMIN_TOKEN: `${'t'.repeat(40)}\n` }, /SIGNET_ADMIN_TOKEN must match pattern "\^\[!-~\]\+\$"/],
+    [{ SIGNET_ADMIN_TOKEN: `${'t'.repeat(20)} ${'t'.repeat(20)}` }, /SIGNET_ADMIN_TOKEN must match pattern/],
     [{ SIGNET_DATABASE_URL: 'mysql://x' }, /SIGNET_DATABASE_URL must match pattern/],
     [{ SIGNET_DATABASE_POOL_SIZE: '0' }, /SIGNET_DATABASE_POOL_SIZE must be >= 1$/],
     [{ SIGNET_DB: '' }, /SIGNET_DB must NOT have fewer than 1 characters/],
@@ -71,9 +73,10 @@ describe('configuration', () => {
   })
 
   it('counts lengths in code points and fills in each default as its type', () => {
-    // 32 characters of which two are astral: 34 UTF-16 units, still 32 characters.
-    expect(loadConfig({ SIGNET_MASTER_KEY: masterKey, SIGNET_ADMIN_TOKEN: `${'a'.repeat(30)}😀😀` }).adminToken).toHaveLength(34)
-    expect(() => loadConfig({ SIGNET_MASTER_KEY: masterKey, SIGNET_ADMIN_TOKEN: `${'a'.repeat(29)}😀😀` })).toThrow(/fewer than 32 characters/)
+    // 128 characters of which two are astral: 130 UTF-16 units, still 128 characters.
+    const label = (ascii: number) => ({ SIGNET_PKCS11_MODULE: '/x.so', SIGNET_MASTER_KEY: undefined, SIGNET_MASTER_KEY_PKCS11: `${'k'.repeat(ascii)}😀😀` })
+    expect(() => loadConfig(label(126))).not.toThrow(/more than 128 characters/)
+    expect(() => loadConfig(label(127))).toThrow(/SIGNET_MASTER_KEY_PKCS11 must NOT have more than 128 characters/)
     const config = loadConfig({ SIGNET_MASTER_KEY: masterKey })
     expect([typeof config.port, typeof config.databasePoolSize, typeof config.dbPath]).toEqual(['number', 'number', 'string'])
   })
@@ -106,6 +109,15 @@ describe('configuration', () => {
     expect(config.masterKey?.matches(loadConfig({ SIGNET_MASTER_KEY: masterKey }).masterKey!.checkValue())).toBe(true)
     expect(() => loadConfig({ SIGNET_MASTER_KEY: masterKey, SIGNET_MASTER_KEY_FILE: keyFile })).toThrow(/both set/)
     expect(() => loadConfig({ SIGNET_ADMIN_TOKEN_FILE: join(dir.path, 'missing') })).toThrow(/SIGNET_ADMIN_TOKEN_FILE: cannot read the file it names \(ENOENT\)/)
+    // An empty file is named as such, not as a token too short or a key not in base64.
+    for (const [variable, content] of [['SIGNET_MASTER_KEY_FILE', ''], ['SIGNET_ADMIN_TOKEN_FILE', '\n']]) {
+      const empty = join(dir.path, `empty-${variable}`)
+      writeFileSync(empty, content!)
+      expect(() => loadConfig({ SIGNET_MASTER_KEY: undefined, [variable!]: empty }), variable).toThrow(`${variable}: the file it names is empty`)
+    }
+    // One newline at the end is the file's; a second is the token's, which no Bearer header can carry.
+    writeFileSync(tokenFile, `${token}\n\n`)
+    expect(() => loadConfig({ SIGNET_ADMIN_TOKEN_FILE: tokenFile })).toThrow(/SIGNET_ADMIN_TOKEN must match pattern/)
     try {
       loadConfig({ SIGNET_MASTER_KEY: masterKey.slice(0, 20) })
     } catch (error) {
