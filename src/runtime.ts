@@ -11,9 +11,9 @@ import { Keystore } from './keys/keystore.js'
 import { checkMasterKey, MASTER_KEY_CHECK, masterKeyRequired } from './keys/master-key-check.js'
 import { masterKeyVariable, openMasterKey } from './keys/master-key-source.js'
 import { KeyService } from './keys/service.js'
-import { AUDIT_HEAD } from './audit/chain.js'
-import { checkAuditLog, type AuditLogCheck } from './storage/integrity-check.js'
+import { auditMeta, checkAuditLog, type AuditLogCheck } from './storage/integrity-check.js'
 import { sealExistingRows } from './storage/integrity-upgrade.js'
+import { adoptStateManifest } from './storage/state-manifest.js'
 import { openStorage } from './storage/open.js'
 import { INTEGRITY_META, IntegrityKeys } from './storage/row-integrity.js'
 import { IntegrityFailures, sealStorage, unsealed } from './storage/sealed-storage.js'
@@ -179,7 +179,7 @@ export class Signet {
   /** The audit log's chain and head, checked with this instance's audit key (GET /v1/admin/audit/verify). */
   async checkAuditLog(): Promise<AuditLogCheck> {
     const raw = unsealed(this.storage)
-    return checkAuditLog((after, limit) => raw.listAudit(after, limit), { head: await raw.getMeta(AUDIT_HEAD), marker: await raw.getMeta(INTEGRITY_META) }, this.#integrityKeys)
+    return checkAuditLog((after, limit) => raw.listAudit(after, limit), await auditMeta(raw), this.#integrityKeys)
   }
 
   async #initialise(): Promise<void> {
@@ -188,13 +188,22 @@ export class Signet {
       if ((await tx.getMeta(MASTER_KEY_CHECK)) !== null) return // another process got there first
       await tx.setMeta(MASTER_KEY_CHECK, sealedCheckValue(masterKey))
       const event = await audit({ actor: 'system', action: 'storage.init', target: 'master_key', details: { masterKeyId: masterKey.idHex } })
-      await tx.setMeta(INTEGRITY_META, this.#integrityKeys.sealMarker({ version: 1, keyedFrom: event.id }))
+      // Version 2: the state manifest records the rows; this sealed transaction writes it as it commits.
+      await tx.setMeta(INTEGRITY_META, this.#integrityKeys.sealMarker({ version: 2, keyedFrom: event.id }))
     })
   }
 
-  /** A database written before rows were authenticated is upgraded here, once (storage/integrity-upgrade.ts). */
+  /**
+   * A database written before rows were authenticated is upgraded here, once
+   * (storage/integrity-upgrade.ts); one written before the state manifest gets it
+   * (storage/state-manifest.ts).
+   */
   async #sealExistingRows(storage: Storage): Promise<void> {
-    const event = await storage.transaction((tx) => sealExistingRows(tx, this.#integrityKeys, this.clock.now()))
+    const { event, adopted } = await storage.transaction(async (tx) => ({
+      event: await sealExistingRows(tx, this.#integrityKeys, this.clock.now()),
+      adopted: await adoptStateManifest(tx, this.#integrityKeys),
+    }))
+    if (adopted) this.logger.warn('upgraded the database: the state manifest now records which version of each row is current, as the rows are now (trust on first use)')
     if (!event) return
     this.auditSink?.write([event])
     this.logger.warn({ ...event.details, auditEvent: event.id }, 'upgraded the database: existing rows are authenticated as they are now (trust on first use) and the audit log is keyed from here on')

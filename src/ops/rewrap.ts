@@ -1,4 +1,4 @@
-import { AUDIT_HEAD, chainEvent } from '../audit/chain.js'
+import { chainEvent } from '../audit/chain.js'
 import { appendAudit, type AuditSink } from '../audit/recorder.js'
 import type { Clock } from '../clock.js'
 import { rewrap } from '../crypto/envelope.js'
@@ -6,10 +6,11 @@ import { sealedCheckValue, type MasterKey } from '../crypto/master-key.js'
 import { ConfigError } from '../errors.js'
 import { checkMasterKey, isDatabaseMasterKey, MASTER_KEY_CHECK } from '../keys/master-key-check.js'
 import type { AuditEvent, KeyRecord } from '../keys/model.js'
-import { checkAuditLog } from '../storage/integrity-check.js'
+import { auditMeta, checkAuditLog } from '../storage/integrity-check.js'
 import { sealExistingRows } from '../storage/integrity-upgrade.js'
-import { INTEGRITY_META, IntegrityKeys, rewriteSealedRows } from '../storage/row-integrity.js'
+import { INTEGRITY_META, IntegrityKeys, rewriteSealedRows, rowIdOf } from '../storage/row-integrity.js'
 import { unsealed } from '../storage/sealed-storage.js'
+import { carryStateManifest, changeKey, stalenessIn } from '../storage/state-manifest.js'
 import type { Storage, Stored, Tx } from '../storage/types.js'
 
 export interface RewrapOptions {
@@ -62,7 +63,10 @@ export async function rewrapMasterKey(storage: Storage, from: MasterKey, to: Mas
     const upgrade = await sealExistingRows(tx, fromKeys, at)
     if (upgrade) events.push(upgrade)
 
-    // A row that holds under `from` is sealed under `to`; one that does not keeps its old MAC.
+    // A row that holds under `from` (its MAC, and it is the version the state manifest
+    // records) is sealed under `to`; one that does not keeps its old MAC.
+    const stale = await stalenessIn(tx, fromKeys)
+    const resealed = new Map<string, string>()
     let rewrapped = 0
     await rewriteSealedRows(tx, async (table, row) => {
       let next = row
@@ -74,15 +78,20 @@ export async function rewrapMasterKey(storage: Storage, from: MasterKey, to: Mas
           rewrapped++
         }
       }
-      return (await fromKeys.check(table, row)) === null ? toKeys.seal(table, next) : next
+      if ((await fromKeys.check(table, row)) !== null || stale(table, row) !== null) return next
+      const sealed = toKeys.seal(table, next)
+      resealed.set(changeKey(table, rowIdOf(table, row)), sealed.mac)
+      return sealed
     })
 
     const keyedFrom = await rekeyAuditLog(tx, fromKeys, toKeys)
-    await tx.setMeta(INTEGRITY_META, toKeys.sealMarker({ version: 1, keyedFrom }))
+    await tx.setMeta(INTEGRITY_META, toKeys.sealMarker({ version: 2, keyedFrom }))
     await tx.setMeta(MASTER_KEY_CHECK, sealedCheckValue(to))
     // Keyed under `to`: the head of the log is recorded with the event.
     const event = await appendAudit(tx, { at, actor: options.actor, action: 'master_key.rewrap', target: 'master_key', details: { from: from.idHex, to: to.idHex, keys: rewrapped } }, toKeys.audit)
     events.push(event)
+    // The rows resealed under `to` are current; any other keeps its entry, and fails.
+    await carryStateManifest(tx, fromKeys, resealed, toKeys)
     return { rewrapped, alreadyDone: false, masterKeyId: to.idHex }
   })
   options.auditSink?.write(events)
@@ -95,8 +104,7 @@ export async function rewrapMasterKey(storage: Storage, from: MasterKey, to: Mas
  * keyed chain starts.
  */
 async function rekeyAuditLog(tx: Tx, from: IntegrityKeys, to: IntegrityKeys): Promise<number> {
-  const marker = await tx.getMeta(INTEGRITY_META)
-  const check = await checkAuditLog((after, limit) => tx.listAudit(after, limit), { head: await tx.getMeta(AUDIT_HEAD), marker }, from)
+  const check = await checkAuditLog((after, limit) => tx.listAudit(after, limit), await auditMeta(tx), from)
   const broken = check.failures[0]
   if (broken || check.keyedFrom === null) {
     throw new ConfigError(`the audit log does not verify (${broken ? `${broken.table} ${broken.id}: ${broken.reason}` : 'no integrity marker'}): run signet check; nothing was changed`)

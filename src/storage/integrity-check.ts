@@ -1,7 +1,8 @@
 import { AUDIT_HEAD, openAuditHead, verifyChain } from '../audit/chain.js'
 import type { AuditEvent } from '../keys/model.js'
 import { INTEGRITY_META, SEALED_TABLES, rowIdOf, type IntegrityFailure, type IntegrityKeys, type SealedTable } from './row-integrity.js'
-import type { Storage } from './types.js'
+import { auditHeadFreshness, freshnessOf, STATE_META } from './state-manifest.js'
+import type { Storage, Stored } from './types.js'
 
 /** Audit events read per page while checking the chain. */
 const PAGE = 1000
@@ -14,15 +15,29 @@ export interface AuditLogCheck {
   keyedFrom: number | null
 }
 
+/** The stored meta values the audit log is checked against (null when absent). */
+export interface AuditMeta {
+  head: string | null
+  marker: string | null
+  /** The state manifest, which records the head committed with the rows. */
+  state: string | null
+}
+
+/** AuditMeta as `source` (a storage or a transaction) holds it. */
+export async function auditMeta(source: { getMeta(name: string): Promise<string | null> }): Promise<AuditMeta> {
+  return { head: await source.getMeta(AUDIT_HEAD), marker: await source.getMeta(INTEGRITY_META), state: await source.getMeta(STATE_META) }
+}
+
 /**
  * Checks the audit log: the marker saying where the keyed chain starts, every
  * event's chain hash (plain SHA-256 before that point, HMAC under the audit key
- * from it on), and the authenticated head, which must name the last event. Stops
- * at the first broken event: nothing after it can be trusted.
+ * from it on), the authenticated head, which must name the last event, and the
+ * state manifest, which must record that head (else the log was cut back to an
+ * earlier head). Stops at the first broken event: nothing after it can be trusted.
  */
 export async function checkAuditLog(
   read: (after: number, limit: number) => Promise<AuditEvent[]>,
-  meta: { head: string | null; marker: string | null },
+  meta: AuditMeta,
   keys: IntegrityKeys,
 ): Promise<AuditLogCheck> {
   const failures: IntegrityFailure[] = []
@@ -60,6 +75,8 @@ export async function checkAuditLog(
     else if (head.id < lastId) failures.push({ table: 'audit', id: String(head.id + 1), reason: `the head names event ${head.id}, but the log goes on to event ${lastId}: events were added after it` })
     else if (head.hash !== last?.hash) failures.push({ table: 'audit', id: String(head.id), reason: `event ${head.id} is not the event the head names` })
   }
+  const stale = auditHeadFreshness(meta, keys)
+  if (stale) failures.push(stale)
   return { failures, events, legacy: Math.min(events, keyedFrom - 1), keyedFrom: marker?.keyedFrom ?? null }
 }
 
@@ -71,24 +88,27 @@ export interface IntegrityReport {
 }
 
 /**
- * `signet check`: every authenticated row (MAC, and each key's kid against its
- * public JWK) and the audit log, read from `storage` as stored (not sealed).
+ * `signet check`: every authenticated row (MAC, each key's kid against its public
+ * JWK, and that it is the version the state manifest records), rows the manifest
+ * records that are missing, and the audit log, read from `storage` as stored (not
+ * sealed).
  */
 export async function checkIntegrity(storage: Storage, keys: IntegrityKeys): Promise<IntegrityReport> {
   const snapshot = await storage.snapshot()
+  const freshness = freshnessOf(snapshot, keys)
   const failures: IntegrityFailure[] = []
   const rows = {} as Record<SealedTable, number>
   for (const table of Object.keys(SEALED_TABLES) as SealedTable[]) {
     rows[table] = snapshot[table].length
-    for (const row of snapshot[table]) {
-      const reason = await keys.check(table, row as never)
+    for (const row of snapshot[table] as Stored<object>[]) {
+      const reason = (await keys.check(table, row as never)) ?? freshness.stale(table, row)
       if (reason !== null) failures.push({ table, id: rowIdOf(table, row as never), reason })
     }
   }
   const { failures: auditFailures, ...audit } = await checkAuditLog(
     (after, limit) => storage.listAudit(after, limit),
-    { head: snapshot.meta[AUDIT_HEAD] ?? null, marker: snapshot.meta[INTEGRITY_META] ?? null },
+    { head: snapshot.meta[AUDIT_HEAD] ?? null, marker: snapshot.meta[INTEGRITY_META] ?? null, state: snapshot.meta[STATE_META] ?? null },
     keys,
   )
-  return { failures: [...failures, ...auditFailures], rows, audit }
+  return { failures: [...failures, ...freshness.failures, ...auditFailures], rows, audit }
 }

@@ -3,6 +3,7 @@ import { isLegacyCheckValue } from '../crypto/master-key.js'
 import { MASTER_KEY_CHECK } from '../keys/master-key-check.js'
 import type { AuditEvent } from '../keys/model.js'
 import { INTEGRITY_META, rewriteSealedRows, type IntegrityKeys } from './row-integrity.js'
+import { writeStateManifest } from './state-manifest.js'
 import type { Tx } from './types.js'
 
 /**
@@ -26,7 +27,8 @@ export async function sealExistingRows(tx: Tx, keys: IntegrityKeys, at: number):
   const counts = await rewriteSealedRows(tx, async (table, row) => keys.seal(table, row))
   // Keyed: the head of the log is recorded with the event.
   const event = await appendAudit(tx, { at, actor: 'system', action: 'integrity.upgrade', target: 'storage', details: counts }, keys.audit)
-  await tx.setMeta(INTEGRITY_META, keys.sealMarker({ version: 1, keyedFrom: event.id }))
+  await tx.setMeta(INTEGRITY_META, keys.sealMarker({ version: 2, keyedFrom: event.id }))
   await tx.setMeta(MASTER_KEY_CHECK, keys.sealedCheckValue())
+  await writeStateManifest(tx, keys)
   return event
 }

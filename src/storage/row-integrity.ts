@@ -67,7 +67,8 @@ export interface IntegrityFailure {
 export const INTEGRITY_META = 'integrity'
 
 export interface IntegrityMarker {
-  version: 1
+  /** 2: the rows are also recorded by the state manifest (state-manifest.ts); 1: written before it. */
+  version: 1 | 2
   /** The first audit event chained with the keyed HMAC. */
   keyedFrom: number
 }
@@ -87,7 +88,8 @@ function canonicalFields(row: object): Record<string, unknown> {
   return fields
 }
 
-const sameHex = (a: string, b: string): boolean => {
+/** Whether two hex MACs are equal (in constant time), neither of them empty. */
+export const sameHex = (a: string, b: string): boolean => {
   const x = Buffer.from(a, 'hex')
   const y = Buffer.from(b, 'hex')
   return x.length === y.length && x.length > 0 && timingSafeEqual(x, y)
@@ -152,7 +154,7 @@ export class IntegrityKeys {
   openMarker(value: string): IntegrityMarker | null {
     try {
       const { mac, ...marker } = JSON.parse(value) as IntegrityMarker & { mac: string }
-      if (marker.version !== 1 || !Number.isSafeInteger(marker.keyedFrom) || typeof mac !== 'string') return null
+      if ((marker.version !== 1 && marker.version !== 2) || !Number.isSafeInteger(marker.keyedFrom) || typeof mac !== 'string') return null
       return sameHex(mac, this.mac('meta', INTEGRITY_META, marker)) ? marker : null
     } catch {
       return null

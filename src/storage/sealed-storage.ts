@@ -2,6 +2,7 @@ import type { AuditLink } from '../audit/chain.js'
 import { MASTER_KEY_CHECK } from '../keys/master-key-check.js'
 import type { AuditEvent } from '../keys/model.js'
 import { rowIdOf, SEALED_TABLES, type IntegrityFailure, type IntegrityKeys, type RowOf, type SealedTable } from './row-integrity.js'
+import { carryStateManifest, changeKey, freshnessOf, stalenessIn, type Staleness } from './state-manifest.js'
 import type { Snapshot, Storage, Stored, Tx, TxTable } from './types.js'
 
 /**
@@ -38,39 +39,52 @@ const withoutMac = <T extends object>(row: Stored<T>): T => {
   return rest as T
 }
 
-/** The rows of `table` whose MAC (and, for keys, kid) hold, without their MAC; the others are reported. */
-async function trusted<T extends SealedTable>(keys: IntegrityKeys, report: Report, table: T, rows: Stored<RowOf<T>>[]): Promise<RowOf<T>[]> {
+/** Why a stored row cannot be used (its MAC, or it is not the current version), or null. */
+type RowCheck = <T extends SealedTable>(table: T, row: Stored<RowOf<T>>) => Promise<string | null>
+
+/** The rows of `table` that pass `check`, without their MAC; the others are reported. */
+async function trusted<T extends SealedTable>(check: RowCheck, report: Report, table: T, rows: Stored<RowOf<T>>[]): Promise<RowOf<T>[]> {
   const kept: RowOf<T>[] = []
   for (const row of rows) {
-    const reason = await keys.check(table, row)
+    const reason = await check(table, row)
     if (reason === null) kept.push(withoutMac(row) as RowOf<T>)
     else report({ table, id: rowIdOf(table, row), reason })
   }
   return kept
 }
 
-async function one<T extends SealedTable>(keys: IntegrityKeys, report: Report, table: T, row: Stored<RowOf<T>> | null): Promise<RowOf<T> | null> {
-  return row ? ((await trusted(keys, report, table, [row]))[0] ?? null) : null
+async function one<T extends SealedTable>(check: RowCheck, report: Report, table: T, row: Stored<RowOf<T>> | null): Promise<RowOf<T> | null> {
+  return row ? ((await trusted(check, report, table, [row]))[0] ?? null) : null
 }
 
 /**
  * A table as the rest of Signet sees it: every row it writes gets its MAC here
  * (the one place rows are sealed), every row it reads is checked, and a row that
- * fails is as good as absent.
+ * fails is as good as absent. `wrote` is told of every write.
  */
-function sealedTable<T extends SealedTable, Filter extends unknown[]>(raw: TxTable<RowOf<T>, Filter>, table: T, keys: IntegrityKeys, report: Report): TxTable<RowOf<T>, Filter> {
+function sealedTable<T extends SealedTable, Filter extends unknown[]>(raw: TxTable<RowOf<T>, Filter>, table: T, keys: IntegrityKeys, check: RowCheck, report: Report, wrote: Wrote): TxTable<RowOf<T>, Filter> {
+  const seal = (row: RowOf<T>) => {
+    const sealed = keys.seal(table, row)
+    wrote(table, rowIdOf(table, row), sealed.mac)
+    return sealed
+  }
   return {
-    get: async (id) => one(keys, report, table, await raw.get(id)),
-    list: async (...filter) => trusted(keys, report, table, await raw.list(...filter)),
-    insert: (row) => raw.insert(keys.seal(table, row)),
-    update: (row) => raw.update(keys.seal(table, row)),
+    get: async (id) => one(check, report, table, await raw.get(id)),
+    list: async (...filter) => trusted(check, report, table, await raw.list(...filter)),
+    insert: (row) => raw.insert(seal(row)),
+    update: (row) => raw.update(seal(row)),
   }
 }
+
+/** Told of each row a transaction writes: its table, primary key and MAC (null when it is deleted). */
+type Wrote = (table: SealedTable, id: string, mac: string | null) => void
 
 /**
  * A transaction whose tables are sealed (sealedTable). Audit events appended in
  * it are chained with the audit key, which also authenticates the log's head
- * (audit/recorder.ts).
+ * (audit/recorder.ts). A row read in it must also be the version the state
+ * manifest records (state-manifest.ts); `wrote` says whether the manifest must be
+ * written again before it commits.
  */
 class SealedTx implements Tx {
   readonly auditKey: Buffer
@@ -78,6 +92,9 @@ class SealedTx implements Tx {
   readonly keys: Tx['keys']
   readonly clients: Tx['clients']
   readonly issuers: Tx['issuers']
+  wrote = false
+  /** The rows this transaction wrote, for the state manifest. */
+  readonly written = new Map<string, string | null>()
 
   constructor(
     readonly raw: Tx,
@@ -85,11 +102,29 @@ class SealedTx implements Tx {
     report: Report,
   ) {
     this.auditKey = integrity.audit
-    this.keysets = sealedTable(raw.keysets, 'keysets', integrity, report)
-    this.keys = sealedTable(raw.keys, 'keys', integrity, report)
-    this.clients = sealedTable(raw.clients, 'clients', integrity, report)
+    // The committed state's manifest, read once when first needed; a row this
+    // transaction wrote is current as written.
+    let staleness: Promise<Staleness> | null = null
+    const written = this.written
+    const check: RowCheck = async (table, row) => {
+      const reason = await integrity.check(table, row)
+      if (reason !== null) return reason
+      const own = written.get(changeKey(table, rowIdOf(table, row)))
+      if (own !== undefined) return row.mac === own ? null : 'not the version this transaction wrote'
+      return (await (staleness ??= stalenessIn(raw, integrity)))(table, row)
+    }
+    const wrote: Wrote = (table, id, mac) => {
+      this.wrote = true
+      written.set(changeKey(table, id), mac)
+    }
+    this.keysets = sealedTable(raw.keysets, 'keysets', integrity, check, report, wrote)
+    this.keys = sealedTable(raw.keys, 'keys', integrity, check, report, wrote)
+    this.clients = sealedTable(raw.clients, 'clients', integrity, check, report, wrote)
     // Deleting needs no seal: what is gone cannot be forged.
-    this.issuers = { ...sealedTable(raw.issuers, 'issuers', integrity, report), delete: (name) => raw.issuers.delete(name) }
+    this.issuers = {
+      ...sealedTable(raw.issuers, 'issuers', integrity, check, report, wrote),
+      delete: (name) => (wrote('issuers', name, null), raw.issuers.delete(name)),
+    }
   }
 
   getMeta(name: string): Promise<string | null> {
@@ -97,6 +132,7 @@ class SealedTx implements Tx {
   }
 
   setMeta(name: string, value: string): Promise<void> {
+    this.wrote = true
     return this.raw.setMeta(name, value)
   }
 
@@ -105,6 +141,7 @@ class SealedTx implements Tx {
   }
 
   insertAudit(event: AuditEvent): Promise<void> {
+    this.wrote = true
     return this.raw.insertAudit(event)
   }
 
@@ -136,14 +173,23 @@ export function sealStorage(storage: Storage, keys: IntegrityKeys, failures: Int
       // Another master key owns the database now (a rewrap): its rows cannot be checked
       // with these keys, and are not failures. The keystore reports itself sealed.
       if (!keys.ownsDatabase(snapshot.meta[MASTER_KEY_CHECK])) return { ...snapshot, keysets: [], keys: [], clients: [], issuers: [] }
+      const freshness = freshnessOf(snapshot, keys)
+      for (const failure of freshness.failures) report(failure)
+      const check: RowCheck = async (table, row) => (await keys.check(table, row)) ?? freshness.stale(table, row)
       const checked: Snapshot = { ...snapshot }
       for (const table of Object.keys(SEALED_TABLES) as SealedTable[]) {
-        Object.assign(checked, { [table]: await trusted(keys, report, table, snapshot[table]) })
+        Object.assign(checked, { [table]: await trusted(check, report, table, snapshot[table]) })
       }
       return checked
     },
     transaction<T>(work: (tx: Tx) => Promise<T>): Promise<T> {
-      return storage.transaction((raw) => work(new SealedTx(raw, keys, report)))
+      return storage.transaction(async (raw) => {
+        const tx = new SealedTx(raw, keys, report)
+        const result = await work(tx)
+        // The manifest describes what commits: carried forward after the transaction's last write.
+        if (tx.wrote) await carryStateManifest(raw, keys, tx.written)
+        return result
+      })
     },
   }
   return new Proxy(storage, {

@@ -262,6 +262,111 @@ describe.each(PLACES)('an attacker with write access to the database (%s)', (_na
     expect(result.stderr).toContain(`clients ${limited.id}: integrity MAC does not match`)
   })
 
+  describe('rolling rows back: an earlier genuine copy of a row put back (the state manifest)', () => {
+    /** The row of `table` whose `column` is `id`, all columns as stored. */
+    const copyOf = async (table: string, column: string, id: string) => (await t.sql(`SELECT * FROM ${table} WHERE ${column} = $1`, [id]))[0]!
+    /** Puts a copied row back in place of the current one, as the attacker would. */
+    const putBack = async (table: string, column: string, row: Record<string, unknown>) => {
+      await t.sql(`DELETE FROM ${table} WHERE ${column} = $1`, [row[column]])
+      const columns = Object.keys(row)
+      await t.sql(`INSERT INTO ${table} (${columns.join(', ')}) VALUES (${columns.map((_, i) => `$${i + 1}`).join(', ')})`, columns.map((name) => row[name]))
+    }
+
+    it('cannot bring a revoked client back: its row from before the revocation is refused', async () => {
+      await setUp()
+      const victim = await t.h.createClient({ name: 'revoked-later' })
+      const before = await copyOf('clients', 'id', victim.id)
+      expect((await t.h.request('DELETE', `/v1/admin/clients/${victim.id}`, { token: t.h.adminToken })).statusCode).toBe(200)
+      await putBack('clients', 'id', before)
+      await reload(t)
+      expect((await sign(t.h, victim.token)).statusCode).toBe(401)
+      await genuineWorks(t.h, genuine)
+      expect(await metric(t.h, 'clients')).toBe(1)
+      // Signet's next write carries its own record forward: it does not take in the row put back.
+      await t.h.createClient({ name: 'written-after' })
+      await reload(t)
+      expect((await sign(t.h, victim.token)).statusCode).toBe(401)
+      const result = await check(t)
+      expect(result.code).toBe(1)
+      expect(result.stderr).toContain(`clients ${victim.id}: not the version the state manifest records: an earlier copy was put back`)
+    })
+
+    it('cannot bring a revoked key back to sign: its active row put back, its replacement deleted', async () => {
+      await setUp()
+      await t.h.createKeyset({ name: 'other', alg: 'ES256' })
+      const [active] = await t.sql("SELECT kid FROM keys WHERE keyset = 'default' AND state = 'active'")
+      const compromised = String(active!.kid)
+      const before = await copyOf('keys', 'kid', compromised)
+      expect((await t.h.request('POST', `/v1/admin/keys/${compromised}/revoke`, { token: t.h.adminToken, body: { reason: 'key compromise' } })).statusCode).toBe(200)
+      const [replacement] = await t.sql("SELECT kid FROM keys WHERE keyset = 'default' AND state = 'active'")
+      await t.sql('DELETE FROM keys WHERE kid = $1', [replacement!.kid])
+      await putBack('keys', 'kid', before)
+      await reload(t)
+      const jwks = await t.h.request('GET', '/.well-known/jwks.json')
+      expect(jwks.body).not.toContain(compromised)
+      const signed = await sign(t.h, genuine)
+      expect(signed.statusCode).not.toBe(200)
+      expect(signed.body).not.toContain(compromised)
+      await genuineWorks(t.h, genuine, 'other')
+      const result = await check(t)
+      expect(result.code).toBe(1)
+      expect(result.stderr).toContain(`keys ${compromised}: not the version the state manifest records`)
+      expect(result.stderr).toContain(`keys ${String(replacement!.kid)}: the state manifest records this row, but it is missing: deleted outside Signet`)
+    })
+
+    it('cannot undo a narrowed policy: a client\'s row from before the change is refused', async () => {
+      await setUp()
+      await t.h.createKeyset({ name: 'other', alg: 'ES256' })
+      const wide = await t.h.createClient({ name: 'narrowed-later', keysets: '*' })
+      await genuineWorks(t.h, wide.token, 'other')
+      const before = await copyOf('clients', 'id', wide.id)
+      expect((await t.h.request('PATCH', `/v1/admin/clients/${wide.id}`, { token: t.h.adminToken, body: { keysets: ['default'] } })).statusCode).toBe(200)
+      await putBack('clients', 'id', before)
+      await reload(t)
+      expect((await sign(t.h, wide.token, { keyset: 'other' })).statusCode).toBe(401)
+      await genuineWorks(t.h, genuine)
+      expect((await check(t)).stderr).toContain(`clients ${wide.id}: not the version the state manifest records`)
+    })
+
+    it('reports a row deleted outside Signet, and the service goes on', async () => {
+      await setUp()
+      const deleted = await t.h.createClient({ name: 'deleted' })
+      await t.sql('DELETE FROM clients WHERE id = $1', [deleted.id])
+      await reload(t)
+      expect((await sign(t.h, deleted.token)).statusCode).toBe(401)
+      await genuineWorks(t.h, genuine)
+      expect(await metric(t.h, 'clients')).toBe(1)
+      const result = await check(t)
+      expect(result.code).toBe(1)
+      expect(result.stderr).toContain(`clients ${deleted.id}: the state manifest records this row, but it is missing`)
+    })
+
+    it('without its state manifest no row is used (any of them could be an earlier copy), and check says so', async () => {
+      await setUp()
+      await t.sql("DELETE FROM meta WHERE name = 'state'")
+      await reload(t)
+      expect((await sign(t.h, genuine)).statusCode).toBe(401)
+      const result = await check(t)
+      expect(result.code).toBe(1)
+      expect(result.stderr).toMatch(/meta state: the state manifest \(meta state\) is missing/)
+    })
+
+    it('cannot forge the manifest: one rewritten to list an earlier copy of a row is not authentic', async () => {
+      await setUp()
+      const victim = await t.h.createClient({ name: 'revoked-later' })
+      const before = await copyOf('clients', 'id', victim.id)
+      await t.h.request('DELETE', `/v1/admin/clients/${victim.id}`, { token: t.h.adminToken })
+      await putBack('clients', 'id', before)
+      const [state] = await t.sql("SELECT value FROM meta WHERE name = 'state'")
+      const manifest = JSON.parse(String(state!.value))
+      manifest.rows.clients[victim.id] = before.mac
+      await t.sql("UPDATE meta SET value = $1 WHERE name = 'state'", [JSON.stringify(manifest)])
+      await reload(t)
+      expect((await sign(t.h, victim.token)).statusCode).toBe(401)
+      expect((await check(t)).stderr).toMatch(/the state manifest \(meta state\) is not authentic/)
+    })
+  })
+
   describe('the audit log', () => {
     /** Both commands fail, naming `expected`, and the service goes on signing. */
     const detected = async (expected: RegExp) => {
@@ -283,6 +388,17 @@ describe.each(PLACES)('an attacker with write access to the database (%s)', (_na
       await t.sql('DELETE FROM audit WHERE id = $1', [last!.id])
       await t.sql("UPDATE meta SET value = $1 WHERE name = 'audit_head'", [`${previous!.id}:${previous!.hash}:${mac}`])
       await detected(/audit_head: the head of the audit log is not authentic/)
+    })
+
+    it('detects the log cut back to an earlier authentic head, its later events deleted', async () => {
+      await setUp()
+      const [earlier] = await t.sql("SELECT value FROM meta WHERE name = 'audit_head'")
+      const keptUpTo = Number(String(earlier!.value).split(':')[0])
+      await t.h.createClient({ name: 'later-1' })
+      await t.h.createClient({ name: 'later-2' })
+      await t.sql('DELETE FROM audit WHERE id > $1', [keptUpTo])
+      await t.sql("UPDATE meta SET value = $1 WHERE name = 'audit_head'", [earlier!.value])
+      await detected(/audit_head: the audit head is not the one committed with the rows \(state manifest\): events were removed from the end of the log/)
     })
 
     it('detects the last event deleted with the head left as it was', async () => {
@@ -338,7 +454,7 @@ async function asPreviousRelease(place: Place, masterKey: string): Promise<numbe
     prevHash = hash
   }
   await place.sql("UPDATE meta SET value = $1 WHERE name = 'audit_head'", [`${rows.length}:${prevHash}`])
-  await place.sql("DELETE FROM meta WHERE name = 'integrity'")
+  await place.sql("DELETE FROM meta WHERE name IN ('integrity', 'state')")
   for (const table of ['keysets', 'keys', 'clients', 'issuers']) await place.sql(`ALTER TABLE ${table} DROP COLUMN mac`)
   await place.sql('DELETE FROM schema_migrations WHERE version = 5')
   return rows.length
@@ -427,6 +543,41 @@ describe.each(PLACES)('a database of the previous release, and a master-key rota
     const rewrapped = await runCli(['check'], { env: { ...place.env, SIGNET_MASTER_KEY: next } })
     expect(rewrapped.code, rewrapped.stderr).toBe(0)
     expect(rewrapped.stdout).toContain(`events 1 to ${legacy} are legacy, not keyed`)
+  })
+
+  it('a database sealed before the state manifest gets one at its first start, once, from its rows as they are', async () => {
+    place = await makePlace()
+    let h = await place.open()
+    const { masterKey, adminToken } = h
+    const client = await h.createClient()
+    const keys = new IntegrityKeys(MasterKey.fromBase64(masterKey))
+    await h.close()
+    // What the release before the manifest left: a version 1 marker and no manifest.
+    const [stored] = await place.sql("SELECT value FROM meta WHERE name = 'integrity'")
+    const { keyedFrom } = keys.openMarker(String(stored!.value))!
+    await place.sql("UPDATE meta SET value = $1 WHERE name = 'integrity'", [keys.sealMarker({ version: 1, keyedFrom })])
+    await place.sql("DELETE FROM meta WHERE name = 'state'")
+    const env = { ...place.env, SIGNET_MASTER_KEY: masterKey }
+    expect((await runCli(['check'], { env })).code).toBe(0) // a version 1 database is checked as before
+
+    h = await place.open({ masterKey, adminToken })
+    try {
+      await genuineWorks(h, client.token)
+      expect(h.logs.lines.filter((line) => line.includes('the state manifest now records'))).toHaveLength(1)
+    } finally {
+      await h.close()
+    }
+    const [marker] = await place.sql("SELECT value FROM meta WHERE name = 'integrity'")
+    expect(keys.openMarker(String(marker!.value))).toEqual({ version: 2, keyedFrom })
+    expect((await place.sql("SELECT value FROM meta WHERE name = 'state'")).length).toBe(1)
+    const checked = await runCli(['check'], { env })
+    expect(checked.code, checked.stderr).toBe(0)
+    h = await place.open({ masterKey, adminToken })
+    try {
+      expect(h.logs.lines.filter((line) => line.includes('the state manifest now records'))).toHaveLength(0)
+    } finally {
+      await h.close()
+    }
   })
 
   it('rewrap re-authenticates every row and re-keys the audit log under the new master key; a tampered row stays refused', async () => {

@@ -36,11 +36,9 @@ export function registerAudit(program: Command): void {
       const config = readConfig()
       const remote = await remoteAdminApi(command, config)
       if (remote !== null) return show(options, await remote.verifyAudit(), VERIFIED_REMOTELY)
-      const { AUDIT_HEAD } = await import('../../audit/chain.js')
-      const { checkAuditLog } = await import('../../storage/integrity-check.js')
-      const { INTEGRITY_META } = await import('../../storage/row-integrity.js')
+      const { auditMeta, checkAuditLog } = await import('../../storage/integrity-check.js')
       const check = await withIntegrityKeys(config, 'audit verify', async (storage, keys) =>
-        checkAuditLog((after, limit) => storage.listAudit(after, limit), { head: await storage.getMeta(AUDIT_HEAD), marker: await storage.getMeta(INTEGRITY_META) }, keys))
+        checkAuditLog((after, limit) => storage.listAudit(after, limit), await auditMeta(storage), keys))
       await show(options, check, VERIFIED_HERE)
     })
 }

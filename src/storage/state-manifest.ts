@@ -1,0 +1,180 @@
+import { AUDIT_HEAD } from '../audit/chain.js'
+import { INTEGRITY_META, rowIdOf, sameHex, SEALED_TABLES, type IntegrityFailure, type IntegrityKeys, type RowOf, type SealedTable } from './row-integrity.js'
+import type { Snapshot, Stored, Tx, TxTable } from './types.js'
+
+/**
+ * The state manifest (docs/security.md, "The database is not trusted"): which
+ * version of each authenticated row is the current one, and which audit head goes
+ * with them, authenticated as a whole under the row key. A row's own MAC shows that
+ * Signet once wrote it; only the manifest shows it is what Signet wrote last. So an
+ * earlier copy of a row put back (a revoked client, a revoked key, a narrower
+ * policy undone), a row deleted, or the audit log cut back to an earlier
+ * authentic head, no longer passes.
+ *
+ * Every transaction that writes rows or audit events carries the manifest forward
+ * before it commits, with the rows it wrote (sealed-storage.ts; the rewrap on the
+ * storage itself), so it always describes the committed state and never takes in a
+ * row that someone else put there. It is required once the integrity marker says
+ * so (version 2); a database whose marker is still version 1 gets its manifest at
+ * its first start with this version (adoptStateManifest).
+ *
+ * Putting back a whole earlier copy of the database, manifest and all, is a
+ * restore from a backup and cannot be told from one without state kept outside
+ * the database (docs/security.md, "Known limits").
+ */
+export const STATE_META = 'state'
+
+interface ManifestBody {
+  version: 1
+  /** The MAC of each row, by table and primary key. */
+  rows: Record<SealedTable, Record<string, string>>
+  /** The audit head (meta audit_head) committed with these rows; null while the log has no keyed event. */
+  auditHead: string | null
+}
+
+/** The MAC of each row the manifest records, by table and primary key. */
+export type ManifestRows = ManifestBody['rows']
+
+/** Changes to a manifest's rows: the new MAC of each row written, null for a row deleted; keyed `table\0id`. */
+export type RowChanges = ReadonlyMap<string, string | null>
+export const changeKey = (table: SealedTable, id: string): string => `${table}\0${id}`
+
+/**
+ * Seals and writes the manifest in `tx` (a transaction of the storage itself), with
+ * the audit head `tx` holds now. `rows` defaults to every row as stored, which only
+ * a step that trusts the rows as they are may use (the upgrades): any other writer
+ * carries the manifest forward (carryStateManifest), so that a row put back beside
+ * it stays refused.
+ */
+export async function writeStateManifest(tx: Tx, keys: IntegrityKeys, rows?: ManifestRows): Promise<void> {
+  const body: ManifestBody = { version: 1, rows: rows ?? (await storedRows(tx)), auditHead: await tx.getMeta(AUDIT_HEAD) }
+  await tx.setMeta(STATE_META, JSON.stringify({ ...body, mac: keys.mac('meta', STATE_META, body) }))
+}
+
+/**
+ * The manifest after a transaction: the committed one (read in `tx` under
+ * `readKeys`) with `changes` applied, sealed under `writeKeys`. A database whose
+ * marker is still version 1 gets none until its next start (adoptStateManifest).
+ */
+export async function carryStateManifest(tx: Tx, readKeys: IntegrityKeys, changes: RowChanges, writeKeys = readKeys): Promise<void> {
+  const marker = await tx.getMeta(INTEGRITY_META)
+  if (marker !== null && readKeys.openMarker(marker)?.version === 1) return
+  const committed = openManifest((await tx.getMeta(STATE_META)) ?? undefined, readKeys)
+  const rows = Object.fromEntries((Object.keys(SEALED_TABLES) as SealedTable[]).map((table) => [table, { ...committed?.rows[table] }])) as ManifestRows
+  for (const [key, mac] of changes) {
+    const [table, id] = key.split('\0') as [SealedTable, string]
+    if (mac === null) delete rows[table][id]
+    else rows[table][id] = mac
+  }
+  await writeStateManifest(tx, writeKeys, rows)
+}
+
+async function storedRows(tx: Tx): Promise<ManifestRows> {
+  const rows = {} as ManifestRows
+  for (const table of Object.keys(SEALED_TABLES) as SealedTable[]) {
+    const stored = await (tx[table] as TxTable<RowOf<typeof table>>).list()
+    rows[table] = Object.fromEntries(stored.map((row) => [rowIdOf(table, row), (row as Stored<object>).mac ?? '']))
+  }
+  return rows
+}
+
+/**
+ * A database whose marker is version 1 (written before the manifest) gets its
+ * manifest from the rows as they are now, and the marker moves to version 2, in
+ * `tx` (a transaction of the storage itself). Trust on first use, as the first
+ * upgrade: rows put back before this start are taken as current. Returns whether it
+ * did anything.
+ */
+export async function adoptStateManifest(tx: Tx, keys: IntegrityKeys): Promise<boolean> {
+  const stored = await tx.getMeta(INTEGRITY_META)
+  const marker = stored === null ? null : keys.openMarker(stored)
+  if (marker?.version !== 1) return false
+  await tx.setMeta(INTEGRITY_META, keys.sealMarker({ version: 2, keyedFrom: marker.keyedFrom }))
+  await writeStateManifest(tx, keys)
+  return true
+}
+
+/** Why a row as stored is not the version the manifest records, or null when it is. */
+export type Staleness = (table: SealedTable, row: Stored<object>) => string | null
+
+/** How current each row of a snapshot is, against its manifest. */
+export interface Freshness {
+  stale: Staleness
+  /** Rows the manifest records that the snapshot lacks. */
+  failures: IntegrityFailure[]
+}
+
+/**
+ * The freshness of `snapshot`'s rows (as stored, MACs included), checked with
+ * `keys`. Without an authentic manifest, every row fails: the manifest is what
+ * would show which of them were put back.
+ */
+export function freshnessOf(snapshot: Pick<Snapshot, SealedTable | 'meta'>, keys: IntegrityKeys): Freshness {
+  const { stale, manifest } = againstManifest(snapshot.meta, keys)
+  const failures: IntegrityFailure[] = []
+  for (const table of manifest ? (Object.keys(SEALED_TABLES) as SealedTable[]) : []) {
+    const present = new Set(snapshot[table].map((row) => rowIdOf(table, row as never)))
+    for (const id of Object.keys(manifest!.rows[table])) {
+      if (!present.has(id)) failures.push({ table, id, reason: 'the state manifest records this row, but it is missing: deleted outside Signet' })
+    }
+  }
+  return { stale, failures }
+}
+
+/** The staleness of rows read in `tx` (a transaction of the storage itself), against the committed manifest. */
+export async function stalenessIn(tx: Tx, keys: IntegrityKeys): Promise<Staleness> {
+  const meta: Record<string, string> = {}
+  for (const name of [INTEGRITY_META, STATE_META]) {
+    const value = await tx.getMeta(name)
+    if (value !== null) meta[name] = value
+  }
+  return againstManifest(meta, keys).stale
+}
+
+/**
+ * The row check the stored meta values call for: none while the marker is version
+ * 1 (a database sealed before the manifest, until its next start), every row
+ * failing without an authentic manifest, else each row against its entry.
+ */
+function againstManifest(meta: Record<string, string>, keys: IntegrityKeys): { stale: Staleness; manifest: ManifestBody | null } {
+  if (meta[INTEGRITY_META] !== undefined && keys.openMarker(meta[INTEGRITY_META])?.version === 1) return { stale: () => null, manifest: null }
+  const manifest = openManifest(meta[STATE_META], keys)
+  if (!manifest) {
+    const reason = `the state manifest (meta ${STATE_META}) is ${meta[STATE_META] === undefined ? 'missing' : 'not authentic'}: which rows are current cannot be told`
+    return { stale: () => reason, manifest: null }
+  }
+  return {
+    stale(table, row) {
+      const expected = manifest.rows[table][rowIdOf(table, row as never)]
+      if (expected === undefined) return 'not in the state manifest: the row was added outside Signet'
+      return row.mac === expected ? null : 'not the version the state manifest records: an earlier copy was put back'
+    },
+    manifest,
+  }
+}
+
+/**
+ * Why the audit head is not the one committed with the rows, or null: the log cut
+ * back to an earlier authentic head (its later events deleted) passes the chain
+ * and head checks on its own. `meta` holds the stored values (null when absent).
+ */
+export function auditHeadFreshness(meta: { head: string | null; marker: string | null; state: string | null }, keys: IntegrityKeys): IntegrityFailure | null {
+  if (meta.marker !== null && keys.openMarker(meta.marker)?.version === 1) return null
+  const manifest = openManifest(meta.state ?? undefined, keys)
+  if (!manifest) return { table: 'meta', id: STATE_META, reason: `the state manifest (meta ${STATE_META}) is ${meta.state === null ? 'missing' : 'not authentic'}: which audit head is current cannot be told` }
+  if (meta.head === manifest.auditHead) return null
+  return { table: 'meta', id: AUDIT_HEAD, reason: 'the audit head is not the one committed with the rows (state manifest): events were removed from the end of the log, or its head replaced' }
+}
+
+/** The manifest a stored value holds, or null when it is missing or not authentic. */
+function openManifest(value: string | undefined, keys: IntegrityKeys): ManifestBody | null {
+  if (value === undefined) return null
+  try {
+    const { mac, ...body } = JSON.parse(value) as ManifestBody & { mac: unknown }
+    if (body.version !== 1 || typeof mac !== 'string' || typeof body.rows !== 'object' || body.rows === null) return null
+    for (const table of Object.keys(SEALED_TABLES)) if (typeof body.rows[table as SealedTable] !== 'object' || body.rows[table as SealedTable] === null) return null
+    return sameHex(mac, keys.mac('meta', STATE_META, body)) ? body : null
+  } catch {
+    return null
+  }
+}
