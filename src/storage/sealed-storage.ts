@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import type { AuditLink } from '../audit/chain.js'
 import { MASTER_KEY_CHECK } from '../keys/master-key-check.js'
 import type { AuditEvent } from '../keys/model.js'
@@ -7,7 +8,9 @@ import type { Snapshot, Storage, Stored, Tx, TxTable } from './types.js'
 
 /**
  * Failing rows as the running service reports them: each distinct failure is
- * logged at error and counted once, not on every reload that meets it again.
+ * logged at error and counted once, not on every reload that meets it again. A
+ * failure is distinct by its row, its reason and what the row holds: the same row
+ * tampered with again in another way is reported again.
  */
 export class IntegrityFailures {
   readonly #seen = new Set<string>()
@@ -18,8 +21,9 @@ export class IntegrityFailures {
     this.#log = log
   }
 
-  report(failure: IntegrityFailure): void {
-    const key = `${failure.table}\0${failure.id}\0${failure.reason}`
+  /** `stored`: a digest of the failing row as stored, if there is one. */
+  report(failure: IntegrityFailure, stored = ''): void {
+    const key = `${failure.table}\0${failure.id}\0${failure.reason}\0${stored}`
     if (this.#seen.has(key)) return
     this.#seen.add(key)
     this.#byTable.set(failure.table, (this.#byTable.get(failure.table) ?? 0) + 1)
@@ -32,7 +36,7 @@ export class IntegrityFailures {
   }
 }
 
-type Report = (failure: IntegrityFailure) => void
+type Report = (failure: IntegrityFailure, stored?: string) => void
 
 const withoutMac = <T extends object>(row: Stored<T>): T => {
   const { mac: _mac, ...rest } = row
@@ -48,7 +52,7 @@ async function trusted<T extends SealedTable>(check: RowCheck, report: Report, t
   for (const row of rows) {
     const reason = await check(table, row)
     if (reason === null) kept.push(withoutMac(row) as RowOf<T>)
-    else report({ table, id: rowIdOf(table, row), reason })
+    else report({ table, id: rowIdOf(table, row), reason }, createHash('sha256').update(JSON.stringify(row)).digest('base64'))
   }
   return kept
 }
@@ -96,22 +100,22 @@ class SealedTx implements Tx {
   /** The rows this transaction wrote, for the state manifest. */
   readonly written = new Map<string, string | null>()
 
+  /** `stale` judges rows against the manifest committed before this transaction began. */
   constructor(
     readonly raw: Tx,
     integrity: IntegrityKeys,
     report: Report,
+    stale: Staleness,
   ) {
     this.auditKey = integrity.audit
-    // The committed state's manifest, read once when first needed; a row this
-    // transaction wrote is current as written.
-    let staleness: Promise<Staleness> | null = null
+    // A row this transaction wrote is current as written.
     const written = this.written
     const check: RowCheck = async (table, row) => {
       const reason = await integrity.check(table, row)
       if (reason !== null) return reason
       const own = written.get(changeKey(table, rowIdOf(table, row)))
       if (own !== undefined) return row.mac === own ? null : 'not the version this transaction wrote'
-      return (await (staleness ??= stalenessIn(raw, integrity)))(table, row)
+      return stale(table, row)
     }
     const wrote: Wrote = (table, id, mac) => {
       this.wrote = true
@@ -165,7 +169,7 @@ const UNSEALED = Symbol('unsealed storage')
  * signing path reads memory only.
  */
 export function sealStorage(storage: Storage, keys: IntegrityKeys, failures: IntegrityFailures): Storage {
-  const report: Report = (failure) => failures.report(failure)
+  const report: Report = (failure, stored) => failures.report(failure, stored)
   const overrides: Partial<Storage> & { [UNSEALED]: Storage } = {
     [UNSEALED]: storage,
     async snapshot(): Promise<Snapshot> {
@@ -184,7 +188,8 @@ export function sealStorage(storage: Storage, keys: IntegrityKeys, failures: Int
     },
     transaction<T>(work: (tx: Tx) => Promise<T>): Promise<T> {
       return storage.transaction(async (raw) => {
-        const tx = new SealedTx(raw, keys, report)
+        // Read before the work appends to the audit log, which would run past the committed manifest's head.
+        const tx = new SealedTx(raw, keys, report, await stalenessIn(raw, keys))
         const result = await work(tx)
         // The manifest describes what commits: carried forward after the transaction's last write.
         if (tx.wrote) await carryStateManifest(raw, keys, tx.written)

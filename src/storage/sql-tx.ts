@@ -167,6 +167,7 @@ export class SqlTx implements Tx {
       clients: await this.clients.list(),
       issuers: await this.issuers.list(),
       meta,
+      lastAuditId: (await this.lastAudit())?.id ?? 0,
     }
   }
 }

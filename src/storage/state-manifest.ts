@@ -109,8 +109,8 @@ export interface Freshness {
  * `keys`. Without an authentic manifest, every row fails: the manifest is what
  * would show which of them were put back.
  */
-export function freshnessOf(snapshot: Pick<Snapshot, SealedTable | 'meta'>, keys: IntegrityKeys): Freshness {
-  const { stale, manifest } = againstManifest(snapshot.meta, keys)
+export function freshnessOf(snapshot: Pick<Snapshot, SealedTable | 'meta' | 'lastAuditId'>, keys: IntegrityKeys): Freshness {
+  const { stale, manifest } = againstManifest(snapshot.meta, snapshot.lastAuditId, keys)
   const failures: IntegrityFailure[] = []
   for (const table of manifest ? (Object.keys(SEALED_TABLES) as SealedTable[]) : []) {
     const present = new Set(snapshot[table].map((row) => rowIdOf(table, row as never)))
@@ -128,19 +128,28 @@ export async function stalenessIn(tx: Tx, keys: IntegrityKeys): Promise<Stalenes
     const value = await tx.getMeta(name)
     if (value !== null) meta[name] = value
   }
-  return againstManifest(meta, keys).stale
+  return againstManifest(meta, (await tx.lastAudit())?.id ?? 0, keys).stale
 }
 
 /**
  * The row check the stored meta values call for: none while the marker is version
  * 1 (a database sealed before the manifest, until its next start), every row
- * failing without an authentic manifest, else each row against its entry.
+ * failing without an authentic manifest or with one older than the audit log,
+ * else each row against its entry. Every transaction that appends an audit event
+ * carries the manifest forward with it, so a log that goes past the manifest's
+ * head means an earlier manifest was put back (with the rows it lists), which the
+ * rows alone cannot show. (A log cut back short of the head is the audit check's
+ * failure: the rows are still those of the current manifest.)
  */
-function againstManifest(meta: Record<string, string>, keys: IntegrityKeys): { stale: Staleness; manifest: ManifestBody | null } {
+function againstManifest(meta: Record<string, string>, lastAuditId: number, keys: IntegrityKeys): { stale: Staleness; manifest: ManifestBody | null } {
   if (meta[INTEGRITY_META] !== undefined && keys.openMarker(meta[INTEGRITY_META])?.version === 1) return { stale: () => null, manifest: null }
   const manifest = openManifest(meta[STATE_META], keys)
   if (!manifest) {
     const reason = `the state manifest (meta ${STATE_META}) is ${meta[STATE_META] === undefined ? 'missing' : 'not authentic'}: which rows are current cannot be told`
+    return { stale: () => reason, manifest: null }
+  }
+  if (lastAuditId > headId(manifest.auditHead)) {
+    const reason = `the state manifest is older than the audit log (it records event ${headId(manifest.auditHead)}, the log goes on to ${lastAuditId}): an earlier manifest was put back`
     return { stale: () => reason, manifest: null }
   }
   return {
@@ -165,6 +174,9 @@ export function auditHeadFreshness(meta: { head: string | null; marker: string |
   if (meta.head === manifest.auditHead) return null
   return { table: 'meta', id: AUDIT_HEAD, reason: 'the audit head is not the one committed with the rows (state manifest): events were removed from the end of the log, or its head replaced' }
 }
+
+/** The event id an audit head (`id:hash:mac`) names, 0 for none. */
+const headId = (head: string | null): number => (head === null ? 0 : Number.parseInt(head, 10) || 0)
 
 /** The manifest a stored value holds, or null when it is missing or not authentic. */
 function openManifest(value: string | undefined, keys: IntegrityKeys): ManifestBody | null {

@@ -13,6 +13,8 @@ export interface Snapshot {
   clients: Client[]
   issuers: Issuer[]
   meta: Record<string, string>
+  /** The id of the newest audit event, 0 while the log is empty (checked against the state manifest). */
+  lastAuditId: number
 }
 
 /**

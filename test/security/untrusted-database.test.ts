@@ -262,6 +262,24 @@ describe.each(PLACES)('an attacker with write access to the database (%s)', (_na
     expect(result.stderr).toContain(`clients ${limited.id}: integrity MAC does not match`)
   })
 
+  it('reports a row again when it is tampered with again in another way, after a repair', async () => {
+    await setUp()
+    const victim = await t.h.createClient({ name: 'tampered-twice' })
+    const [original] = await t.sql('SELECT name, scopes FROM clients WHERE id = $1', [victim.id])
+    await t.sql('UPDATE clients SET scopes = $1 WHERE id = $2', ['["admin","sign","verify"]', victim.id])
+    await reload(t)
+    await reload(t)
+    expect(await metric(t.h, 'clients')).toBe(1)
+    await t.sql('UPDATE clients SET scopes = $1 WHERE id = $2', [original!.scopes, victim.id])
+    await reload(t)
+    await genuineWorks(t.h, victim.token)
+    await t.sql('UPDATE clients SET name = $1 WHERE id = $2', ['renamed', victim.id])
+    await reload(t)
+    expect((await sign(t.h, victim.token)).statusCode).toBe(401)
+    expect(await metric(t.h, 'clients')).toBe(2)
+    expect(t.h.logs.lines.filter((line) => line.includes(`clients row ${victim.id} is ignored`))).toHaveLength(2)
+  })
+
   describe('rolling rows back: an earlier genuine copy of a row put back (the state manifest)', () => {
     /** The row of `table` whose `column` is `id`, all columns as stored. */
     const copyOf = async (table: string, column: string, id: string) => (await t.sql(`SELECT * FROM ${table} WHERE ${column} = $1`, [id]))[0]!
@@ -349,6 +367,21 @@ describe.each(PLACES)('an attacker with write access to the database (%s)', (_na
       const result = await check(t)
       expect(result.code).toBe(1)
       expect(result.stderr).toMatch(/meta state: the state manifest \(meta state\) is missing/)
+    })
+
+    it('cannot put back an earlier manifest with the row it lists: the audit log has gone past it', async () => {
+      await setUp()
+      const victim = await t.h.createClient({ name: 'revoked-later' })
+      const before = await copyOf('clients', 'id', victim.id)
+      const [state] = await t.sql("SELECT value FROM meta WHERE name = 'state'")
+      await t.h.request('DELETE', `/v1/admin/clients/${victim.id}`, { token: t.h.adminToken })
+      await putBack('clients', 'id', before)
+      await t.sql("UPDATE meta SET value = $1 WHERE name = 'state'", [state!.value])
+      await reload(t)
+      expect((await sign(t.h, victim.token)).statusCode).toBe(401)
+      const result = await check(t)
+      expect(result.code).toBe(1)
+      expect(result.stderr).toMatch(/the state manifest is older than the audit log \(it records event \d+, the log goes on to \d+\): an earlier manifest was put back/)
     })
 
     it('cannot forge the manifest: one rewritten to list an earlier copy of a row is not authentic', async () => {
