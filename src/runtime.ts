@@ -296,6 +296,7 @@ export class Signet {
   start(): void {
     if (this.#timer || this.#closed) return
     this.#unsubscribe = this.storage.onChange?.(() => this.#pollSoon()) ?? null
+    let failedBefore: string | null = null
     const step = async () => {
       await this.keystore.poll()
       this.#noteStorageState()
@@ -306,8 +307,13 @@ export class Signet {
         try {
           const changes = await this.tick()
           if (changes > 0) this.logger.info({ changes }, 'scheduled key changes applied')
+          failedBefore = null
         } catch (error) {
-          this.logger.error({ err: error }, 'scheduled key changes failed')
+          // A failure that repeats every poll (a row that fails its integrity check
+          // blocking a change) is logged once, until the schedule succeeds or fails otherwise.
+          const message = error instanceof Error ? error.message : String(error)
+          if (message !== failedBefore) this.logger.error({ err: error }, 'scheduled key changes failed (logged again only if it changes)')
+          failedBefore = message
         }
       }
     }

@@ -200,6 +200,22 @@ describe.each(PLACES)('an attacker with write access to the database (%s)', (_na
     await genuineWorks(t.h, genuine)
   })
 
+  it('a tampered active key stops its keyset, and the schedule that keeps failing on it says so once', async () => {
+    await setUp()
+    await t.h.createKeyset({ name: 'other', alg: 'ES256' })
+    await t.sql("UPDATE keys SET max_ttl_seen = max_ttl_seen + 1 WHERE keyset = 'default' AND state = 'active'")
+    await reload(t)
+    expect((await sign(t.h, genuine)).statusCode).not.toBe(200)
+    t.h.signet.start()
+    const failures = () => t.h.logs.lines.filter((line) => line.includes('scheduled key changes failed')).length
+    for (let waited = 0; failures() === 0 && waited < 5000; waited += 100) await new Promise((resolve) => setTimeout(resolve, 100))
+    expect(failures()).toBe(1)
+    // Several more polls meet the same failure, silently.
+    await new Promise((resolve) => setTimeout(resolve, 2000))
+    expect(failures()).toBe(1)
+    await genuineWorks(t.h, genuine, 'other')
+  })
+
   it('cannot hide a key under the kid of another: the kid must be the thumbprint of the stored JWK', async () => {
     await setUp()
     const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
