@@ -3,6 +3,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { newMasterKey } from '../helpers/temp.js'
 import { cliJson, fileTempDir, postJson, requireBuild, runCli, startServe, type CliResult } from './helpers.js'
+import { within } from '../helpers/wait.js'
 
 /**
  * What the CLI tells people (issue 17): each rough edge a new user met, tried
@@ -166,6 +167,8 @@ describe('rewrap beside a running server', () => {
       // Still under the old key: the server signs, and the old key still opens the database.
       const client = await cliJson(['clients', 'create', 'rewrap probe'], env)
       expect((await cliJson(['keys', 'rotate', 'durations'], env)).state).toBe('pending')
+      // The server has taken the client in (it reloads within its poll interval) before the rewrap seals it.
+      await within(5000, async () => (await postJson(`${server.url}/v1/sign`, client.token, { claims: {} })).status === 200, 100)
 
       const forced = await run(['rewrap', '--force'], { SIGNET_NEW_MASTER_KEY: newKey })
       expect(forced.code, forced.stderr).toBe(0)
