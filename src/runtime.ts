@@ -11,9 +11,8 @@ import { Keystore } from './keys/keystore.js'
 import { checkMasterKey, MASTER_KEY_CHECK, masterKeyRequired } from './keys/master-key-check.js'
 import { masterKeyVariable, openMasterKey } from './keys/master-key-source.js'
 import { KeyService } from './keys/service.js'
-import { auditMeta, checkAuditLog, type AuditLogCheck } from './storage/integrity-check.js'
-import { sealExistingRows } from './storage/integrity-upgrade.js'
-import { adoptStateManifest } from './storage/state-manifest.js'
+import { verifyAuditLog, type AuditLogCheck } from './storage/integrity-check.js'
+import { adoptStateManifest, MANIFEST_RECORDED, sealExistingRows } from './storage/integrity-upgrade.js'
 import { openStorage } from './storage/open.js'
 import { INTEGRITY_META, IntegrityKeys } from './storage/row-integrity.js'
 import { IntegrityFailures, sealStorage, unsealed } from './storage/sealed-storage.js'
@@ -179,7 +178,7 @@ export class Signet {
   /** The audit log's chain and head, checked with this instance's audit key (GET /v1/admin/audit/verify). */
   async checkAuditLog(): Promise<AuditLogCheck> {
     const raw = unsealed(this.storage)
-    return checkAuditLog((after, limit) => raw.listAudit(after, limit), await auditMeta(raw), this.#integrityKeys)
+    return verifyAuditLog(raw, this.#integrityKeys)
   }
 
   async #initialise(): Promise<void> {
@@ -187,7 +186,7 @@ export class Signet {
     await auditedTransaction(this.storage, this.auditSink, () => this.clock.now(), async (tx, audit) => {
       if ((await tx.getMeta(MASTER_KEY_CHECK)) !== null) return // another process got there first
       await tx.setMeta(MASTER_KEY_CHECK, sealedCheckValue(masterKey))
-      const event = await audit({ actor: 'system', action: 'storage.init', target: 'master_key', details: { masterKeyId: masterKey.idHex } })
+      const event = await audit({ actor: 'system', action: 'storage.init', target: 'master_key', details: { masterKeyId: masterKey.idHex, [MANIFEST_RECORDED]: true } })
       // Version 2: the state manifest records the rows; this sealed transaction writes it as it commits.
       await tx.setMeta(INTEGRITY_META, this.#integrityKeys.sealMarker({ version: 2, keyedFrom: event.id }))
     })
@@ -199,11 +198,16 @@ export class Signet {
    * (storage/state-manifest.ts).
    */
   async #sealExistingRows(storage: Storage): Promise<void> {
-    const { event, adopted } = await storage.transaction(async (tx) => ({
+    const { event, adoption } = await storage.transaction(async (tx) => ({
       event: await sealExistingRows(tx, this.#integrityKeys, this.clock.now()),
-      adopted: await adoptStateManifest(tx, this.#integrityKeys),
+      adoption: await adoptStateManifest(tx, this.#integrityKeys, this.clock.now()),
     }))
-    if (adopted) this.logger.warn('upgraded the database: the state manifest now records which version of each row is current, as the rows are now (trust on first use)')
+    if (adoption && 'refused' in adoption) {
+      this.logger.error(`integrity check failed: no state manifest is given to this database: ${adoption.refused}; no row is used until it is restored (see signet check)`)
+    } else if (adoption) {
+      this.auditSink?.write([adoption.event])
+      this.logger.warn({ auditEvent: adoption.event.id }, 'upgraded the database: the state manifest now records which version of each row is current, as the rows are now (trust on first use)')
+    }
     if (!event) return
     this.auditSink?.write([event])
     this.logger.warn({ ...event.details, auditEvent: event.id }, 'upgraded the database: existing rows are authenticated as they are now (trust on first use) and the audit log is keyed from here on')

@@ -7,10 +7,10 @@ import { ConfigError } from '../errors.js'
 import { checkMasterKey, isDatabaseMasterKey, MASTER_KEY_CHECK } from '../keys/master-key-check.js'
 import type { AuditEvent, KeyRecord } from '../keys/model.js'
 import { auditMeta, checkAuditLog } from '../storage/integrity-check.js'
-import { sealExistingRows } from '../storage/integrity-upgrade.js'
+import { adoptStateManifest, sealExistingRows } from '../storage/integrity-upgrade.js'
 import { INTEGRITY_META, IntegrityKeys, rewriteSealedRows, rowIdOf } from '../storage/row-integrity.js'
 import { unsealed } from '../storage/sealed-storage.js'
-import { carryStateManifest, changeKey, stalenessIn } from '../storage/state-manifest.js'
+import { carryStateManifest, changeKey, committedState } from '../storage/state-manifest.js'
 import type { Storage, Stored, Tx } from '../storage/types.js'
 
 export interface RewrapOptions {
@@ -62,10 +62,13 @@ export async function rewrapMasterKey(storage: Storage, from: MasterKey, to: Mas
     // A database of an earlier version is upgraded under `from` first.
     const upgrade = await sealExistingRows(tx, fromKeys, at)
     if (upgrade) events.push(upgrade)
+    const adoption = await adoptStateManifest(tx, fromKeys, at)
+    if (adoption && 'refused' in adoption) throw new ConfigError(`${adoption.refused}: run signet check; nothing was changed`)
+    if (adoption) events.push(adoption.event)
 
     // A row that holds under `from` (its MAC, and it is the version the state manifest
     // records) is sealed under `to`; one that does not keeps its old MAC.
-    const stale = await stalenessIn(tx, fromKeys)
+    const committed = await committedState(tx, fromKeys)
     const resealed = new Map<string, string>()
     let rewrapped = 0
     await rewriteSealedRows(tx, async (table, row) => {
@@ -78,7 +81,7 @@ export async function rewrapMasterKey(storage: Storage, from: MasterKey, to: Mas
           rewrapped++
         }
       }
-      if ((await fromKeys.check(table, row)) !== null || stale(table, row) !== null) return next
+      if ((await fromKeys.check(table, row)) !== null || committed.stale(table, row) !== null) return next
       const sealed = toKeys.seal(table, next)
       resealed.set(changeKey(table, rowIdOf(table, row)), sealed.mac)
       return sealed
@@ -91,7 +94,7 @@ export async function rewrapMasterKey(storage: Storage, from: MasterKey, to: Mas
     const event = await appendAudit(tx, { at, actor: options.actor, action: 'master_key.rewrap', target: 'master_key', details: { from: from.idHex, to: to.idHex, keys: rewrapped } }, toKeys.audit)
     events.push(event)
     // The rows resealed under `to` are current; any other keeps its entry, and fails.
-    await carryStateManifest(tx, fromKeys, resealed, toKeys)
+    await carryStateManifest(tx, committed, resealed, toKeys)
     return { rewrapped, alreadyDone: false, masterKeyId: to.idHex }
   })
   options.auditSink?.write(events)

@@ -3,7 +3,8 @@ import { isLegacyCheckValue } from '../crypto/master-key.js'
 import { MASTER_KEY_CHECK } from '../keys/master-key-check.js'
 import type { AuditEvent } from '../keys/model.js'
 import { INTEGRITY_META, rewriteSealedRows, type IntegrityKeys } from './row-integrity.js'
-import { writeStateManifest } from './state-manifest.js'
+import { auditMeta, checkAuditLog } from './integrity-check.js'
+import { STATE_META, writeStateManifest } from './state-manifest.js'
 import type { Tx } from './types.js'
 
 /**
@@ -25,10 +26,50 @@ export async function sealExistingRows(tx: Tx, keys: IntegrityKeys, at: number):
   const check = await tx.getMeta(MASTER_KEY_CHECK)
   if (check === null || !isLegacyCheckValue(check)) return null
   const counts = await rewriteSealedRows(tx, async (table, row) => keys.seal(table, row))
-  // Keyed: the head of the log is recorded with the event.
-  const event = await appendAudit(tx, { at, actor: 'system', action: 'integrity.upgrade', target: 'storage', details: counts }, keys.audit)
+  // Keyed: the head of the log is recorded with the event, which also records that the database has a state manifest.
+  const event = await appendAudit(tx, { at, actor: 'system', action: 'integrity.upgrade', target: 'storage', details: { ...counts, [MANIFEST_RECORDED]: true } }, keys.audit)
   await tx.setMeta(INTEGRITY_META, keys.sealMarker({ version: 2, keyedFrom: event.id }))
   await tx.setMeta(MASTER_KEY_CHECK, keys.sealedCheckValue())
   await writeStateManifest(tx, keys)
   return event
+}
+
+/**
+ * The audit detail saying that from this event on the database has a state
+ * manifest (storage/state-manifest.ts): set on `storage.init` and on each upgrade
+ * event. A database whose log holds it is never given a manifest on first use
+ * again: an earlier integrity marker (version 1) put back is refused, not adopted.
+ */
+export const MANIFEST_RECORDED = 'stateManifest'
+
+/** What adoptStateManifest did: appended its event, refused (why), or nothing to do (null). */
+export type Adoption = { event: AuditEvent } | { refused: string } | null
+
+/**
+ * A database sealed by the release before the state manifest (integrity marker
+ * version 1, no manifest) gets its manifest from its rows as they are now, and the
+ * marker moves to version 2, in `tx` (a transaction of the storage itself): trust on
+ * first use, as the first upgrade. Refused when the database shows it had a
+ * manifest (one is stored, or its log records one), or when its audit log does not
+ * verify: then an earlier marker was put back to have rows trusted again, and every
+ * row keeps failing until the database is restored.
+ */
+export async function adoptStateManifest(tx: Tx, keys: IntegrityKeys, at: number): Promise<Adoption> {
+  const stored = await tx.getMeta(INTEGRITY_META)
+  const marker = stored === null ? null : keys.openMarker(stored)
+  if (marker?.version !== 1) return null
+  const putBack = 'the integrity marker is an earlier one (version 1) put back'
+  if ((await tx.getMeta(STATE_META)) !== null) return { refused: `${putBack}: the database has a state manifest` }
+  const log = await checkAuditLog((after, limit) => tx.listAudit(after, limit), { ...(await auditMeta(tx)), state: null }, keys, { manifestRequired: false })
+  if (log.failures.length > 0) return { refused: `${putBack}, or the audit log was changed: ${log.failures[0]!.reason}` }
+  for (let after = 0; ;) {
+    const page = await tx.listAudit(after, 1000)
+    if (page.length === 0) break
+    if (page.some((event) => event.details?.[MANIFEST_RECORDED] === true)) return { refused: `${putBack}: the audit log records that the database had a state manifest` }
+    after = page[page.length - 1]!.id
+  }
+  await tx.setMeta(INTEGRITY_META, keys.sealMarker({ version: 2, keyedFrom: marker.keyedFrom }))
+  const event = await appendAudit(tx, { at, actor: 'system', action: 'integrity.upgrade', target: 'storage', details: { [MANIFEST_RECORDED]: true } }, keys.audit)
+  await writeStateManifest(tx, keys)
+  return { event }
 }

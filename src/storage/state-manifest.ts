@@ -14,9 +14,10 @@ import type { Snapshot, Stored, Tx, TxTable } from './types.js'
  * Every transaction that writes rows or audit events carries the manifest forward
  * before it commits, with the rows it wrote (sealed-storage.ts; the rewrap on the
  * storage itself), so it always describes the committed state and never takes in a
- * row that someone else put there. It is required once the integrity marker says
- * so (version 2); a database whose marker is still version 1 gets its manifest at
- * its first start with this version (adoptStateManifest).
+ * row that someone else put there. It is always required, marker or not: a
+ * database sealed before it (integrity marker version 1) gets one at its next
+ * start with the master key (integrity-upgrade.ts, adoptStateManifest), once, and
+ * never again once its audit log records that it had one.
  *
  * Putting back a whole earlier copy of the database, manifest and all, is a
  * restore from a backup and cannot be told from one without state kept outside
@@ -52,21 +53,20 @@ export async function writeStateManifest(tx: Tx, keys: IntegrityKeys, rows?: Man
 }
 
 /**
- * The manifest after a transaction: the committed one (read in `tx` under
- * `readKeys`) with `changes` applied, sealed under `writeKeys`. A database whose
- * marker is still version 1 gets none until its next start (adoptStateManifest).
+ * The manifest after a transaction: `committed` (what the transaction started
+ * from) with `changes` applied, sealed under `keys`. Without an authentic, current
+ * manifest to start from, only the rows the transaction wrote are recorded: a row
+ * that someone else put there is never taken in.
  */
-export async function carryStateManifest(tx: Tx, readKeys: IntegrityKeys, changes: RowChanges, writeKeys = readKeys): Promise<void> {
-  const marker = await tx.getMeta(INTEGRITY_META)
-  if (marker !== null && readKeys.openMarker(marker)?.version === 1) return
-  const committed = openManifest((await tx.getMeta(STATE_META)) ?? undefined, readKeys)
-  const rows = Object.fromEntries((Object.keys(SEALED_TABLES) as SealedTable[]).map((table) => [table, { ...committed?.rows[table] }])) as ManifestRows
+export async function carryStateManifest(tx: Tx, committed: Committed, changes: RowChanges, keys: IntegrityKeys): Promise<void> {
+  if (committed.untracked) return
+  const rows = Object.fromEntries((Object.keys(SEALED_TABLES) as SealedTable[]).map((table) => [table, { ...committed.rows?.[table] }])) as ManifestRows
   for (const [key, mac] of changes) {
     const [table, id] = key.split('\0') as [SealedTable, string]
     if (mac === null) delete rows[table][id]
     else rows[table][id] = mac
   }
-  await writeStateManifest(tx, writeKeys, rows)
+  await writeStateManifest(tx, keys, rows)
 }
 
 async function storedRows(tx: Tx): Promise<ManifestRows> {
@@ -76,22 +76,6 @@ async function storedRows(tx: Tx): Promise<ManifestRows> {
     rows[table] = Object.fromEntries(stored.map((row) => [rowIdOf(table, row), (row as Stored<object>).mac ?? '']))
   }
   return rows
-}
-
-/**
- * A database whose marker is version 1 (written before the manifest) gets its
- * manifest from the rows as they are now, and the marker moves to version 2, in
- * `tx` (a transaction of the storage itself). Trust on first use, as the first
- * upgrade: rows put back before this start are taken as current. Returns whether it
- * did anything.
- */
-export async function adoptStateManifest(tx: Tx, keys: IntegrityKeys): Promise<boolean> {
-  const stored = await tx.getMeta(INTEGRITY_META)
-  const marker = stored === null ? null : keys.openMarker(stored)
-  if (marker?.version !== 1) return false
-  await tx.setMeta(INTEGRITY_META, keys.sealMarker({ version: 2, keyedFrom: marker.keyedFrom }))
-  await writeStateManifest(tx, keys)
-  return true
 }
 
 /** Why a row as stored is not the version the manifest records, or null when it is. */
@@ -105,52 +89,76 @@ export interface Freshness {
 }
 
 /**
+ * Whether rows are judged against the manifest: always, except where a caller
+ * accepts a database sealed before the manifest (integrity marker version 1, no
+ * manifest), which only its next start can give one (integrity-upgrade.ts). The
+ * CLI's read-only commands accept it, to show such a database's rows; the server,
+ * `signet check` and every write do not, since an earlier marker put back would
+ * otherwise turn the manifest off.
+ */
+export interface ManifestPolicy {
+  acceptVersion1?: boolean
+}
+
+/**
  * The freshness of `snapshot`'s rows (as stored, MACs included), checked with
  * `keys`. Without an authentic manifest, every row fails: the manifest is what
  * would show which of them were put back.
  */
-export function freshnessOf(snapshot: Pick<Snapshot, SealedTable | 'meta' | 'lastAuditId'>, keys: IntegrityKeys): Freshness {
-  const { stale, manifest } = againstManifest(snapshot.meta, snapshot.lastAuditId, keys)
+export function freshnessOf(snapshot: Pick<Snapshot, SealedTable | 'meta' | 'lastAuditId'>, keys: IntegrityKeys, policy: ManifestPolicy = {}): Freshness {
+  const { stale, rows } = againstManifest(snapshot.meta, snapshot.lastAuditId, keys, policy)
   const failures: IntegrityFailure[] = []
-  for (const table of manifest ? (Object.keys(SEALED_TABLES) as SealedTable[]) : []) {
+  for (const table of rows ? (Object.keys(SEALED_TABLES) as SealedTable[]) : []) {
     const present = new Set(snapshot[table].map((row) => rowIdOf(table, row as never)))
-    for (const id of Object.keys(manifest!.rows[table])) {
+    for (const id of Object.keys(rows![table])) {
       if (!present.has(id)) failures.push({ table, id, reason: 'the state manifest records this row, but it is missing: deleted outside Signet' })
     }
   }
   return { stale, failures }
 }
 
-/** The staleness of rows read in `tx` (a transaction of the storage itself), against the committed manifest. */
-export async function stalenessIn(tx: Tx, keys: IntegrityKeys): Promise<Staleness> {
+/** What a transaction starts from: how to judge the rows it reads, and the manifest it carries forward. */
+export interface Committed {
+  stale: Staleness
+  /** The current manifest's rows; null when there is no authentic, current manifest. */
+  rows: ManifestRows | null
+  /** A database sealed before the manifest, accepted by the policy: no manifest is written. */
+  untracked: boolean
+}
+
+/** The committed state `tx` (a transaction of the storage itself) starts from; read before it appends to the audit log. */
+export async function committedState(tx: Tx, keys: IntegrityKeys, policy: ManifestPolicy = {}): Promise<Committed> {
   const meta: Record<string, string> = {}
   for (const name of [INTEGRITY_META, STATE_META]) {
     const value = await tx.getMeta(name)
     if (value !== null) meta[name] = value
   }
-  return againstManifest(meta, (await tx.lastAudit())?.id ?? 0, keys).stale
+  return againstManifest(meta, (await tx.lastAudit())?.id ?? 0, keys, policy)
 }
 
 /**
- * The row check the stored meta values call for: none while the marker is version
- * 1 (a database sealed before the manifest, until its next start), every row
- * failing without an authentic manifest or with one older than the audit log,
- * else each row against its entry. Every transaction that appends an audit event
- * carries the manifest forward with it, so a log that goes past the manifest's
- * head means an earlier manifest was put back (with the rows it lists), which the
- * rows alone cannot show. (A log cut back short of the head is the audit check's
- * failure: the rows are still those of the current manifest.)
+ * The row check the stored meta values call for: every row failing without an
+ * authentic manifest or with one older than the audit log, else each row against
+ * its entry. Every transaction that appends an audit event carries the manifest
+ * forward with it, so a log that goes past the manifest's head means an earlier
+ * manifest was put back (with the rows it lists), which the rows alone cannot
+ * show. (A log cut back short of the head is the audit check's failure: the rows
+ * are still those of the current manifest.)
  */
-function againstManifest(meta: Record<string, string>, lastAuditId: number, keys: IntegrityKeys): { stale: Staleness; manifest: ManifestBody | null } {
-  if (meta[INTEGRITY_META] !== undefined && keys.openMarker(meta[INTEGRITY_META])?.version === 1) return { stale: () => null, manifest: null }
+function againstManifest(meta: Record<string, string>, lastAuditId: number, keys: IntegrityKeys, policy: ManifestPolicy): Committed {
+  if (policy.acceptVersion1 && meta[STATE_META] === undefined && meta[INTEGRITY_META] !== undefined && keys.openMarker(meta[INTEGRITY_META])?.version === 1) {
+    return { stale: () => null, rows: null, untracked: true }
+  }
   const manifest = openManifest(meta[STATE_META], keys)
   if (!manifest) {
-    const reason = `the state manifest (meta ${STATE_META}) is ${meta[STATE_META] === undefined ? 'missing' : 'not authentic'}: which rows are current cannot be told`
-    return { stale: () => reason, manifest: null }
+    const reason = meta[STATE_META] === undefined
+      ? `the state manifest (meta ${STATE_META}) is missing: which rows are current cannot be told (a database sealed before it gets it at its next start with the master key)`
+      : `the state manifest (meta ${STATE_META}) is not authentic: which rows are current cannot be told`
+    return { stale: () => reason, rows: null, untracked: false }
   }
   if (lastAuditId > headId(manifest.auditHead)) {
     const reason = `the state manifest is older than the audit log (it records event ${headId(manifest.auditHead)}, the log goes on to ${lastAuditId}): an earlier manifest was put back`
-    return { stale: () => reason, manifest: null }
+    return { stale: () => reason, rows: null, untracked: false }
   }
   return {
     stale(table, row) {
@@ -158,7 +166,8 @@ function againstManifest(meta: Record<string, string>, lastAuditId: number, keys
       if (expected === undefined) return 'not in the state manifest: the row was added outside Signet'
       return row.mac === expected ? null : 'not the version the state manifest records: an earlier copy was put back'
     },
-    manifest,
+    rows: manifest.rows,
+    untracked: false,
   }
 }
 
@@ -167,8 +176,7 @@ function againstManifest(meta: Record<string, string>, lastAuditId: number, keys
  * back to an earlier authentic head (its later events deleted) passes the chain
  * and head checks on its own. `meta` holds the stored values (null when absent).
  */
-export function auditHeadFreshness(meta: { head: string | null; marker: string | null; state: string | null }, keys: IntegrityKeys): IntegrityFailure | null {
-  if (meta.marker !== null && keys.openMarker(meta.marker)?.version === 1) return null
+export function auditHeadFreshness(meta: { head: string | null; state: string | null }, keys: IntegrityKeys): IntegrityFailure | null {
   const manifest = openManifest(meta.state ?? undefined, keys)
   if (!manifest) return { table: 'meta', id: STATE_META, reason: `the state manifest (meta ${STATE_META}) is ${meta.state === null ? 'missing' : 'not authentic'}: which audit head is current cannot be told` }
   if (meta.head === manifest.auditHead) return null

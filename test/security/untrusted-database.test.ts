@@ -3,12 +3,13 @@ import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { SignJWT } from 'jose'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { auditHash, GENESIS_HASH, verifyChain } from '../../src/audit/chain.js'
+import { auditHash, chainEvent, GENESIS_HASH, sealedAuditHead, verifyChain } from '../../src/audit/chain.js'
 import { generateToken, hashToken } from '../../src/auth/tokens.js'
 import { toPublicJwk } from '../../src/crypto/jwk.js'
 import { MasterKey } from '../../src/crypto/master-key.js'
 import { rewrapMasterKey } from '../../src/ops/rewrap.js'
 import { checkIntegrity } from '../../src/storage/integrity-check.js'
+import { MANIFEST_RECORDED } from '../../src/storage/integrity-upgrade.js'
 import { IntegrityKeys } from '../../src/storage/row-integrity.js'
 import { unsealed } from '../../src/storage/sealed-storage.js'
 import { PostgresStorage } from '../../src/storage/postgres/index.js'
@@ -400,6 +401,42 @@ describe.each(PLACES)('an attacker with write access to the database (%s)', (_na
       expect(result.stderr).toMatch(/the state manifest is older than the audit log \(it records event \d+, the log goes on to \d+\): an earlier manifest was put back/)
     })
 
+    it('cannot have an earlier manifest put back taken in by Signet\'s next write', async () => {
+      await setUp()
+      const victim = await t.h.createClient({ name: 'revoked-later' })
+      const before = await copyOf('clients', 'id', victim.id)
+      const [state] = await t.sql("SELECT value FROM meta WHERE name = 'state'")
+      await t.h.request('DELETE', `/v1/admin/clients/${victim.id}`, { token: t.h.adminToken })
+      // Put back without a reload, so that the next write, not a reload, meets them first.
+      await putBack('clients', 'id', before)
+      await t.sql("UPDATE meta SET value = $1 WHERE name = 'state'", [state!.value])
+      await t.h.createClient({ name: 'written-after' })
+      await reload(t)
+      expect((await sign(t.h, victim.token)).statusCode).toBe(401)
+      const result = await check(t)
+      expect(result.code).toBe(1)
+      expect(result.stderr).toContain(`clients ${victim.id}: not in the state manifest`)
+    })
+
+    it('cannot turn the manifest off with an earlier integrity marker (version 1) put back', async () => {
+      await setUp()
+      const keys = new IntegrityKeys(MasterKey.fromBase64(t.h.masterKey))
+      const victim = await t.h.createClient({ name: 'revoked-later' })
+      const before = await copyOf('clients', 'id', victim.id)
+      await t.h.request('DELETE', `/v1/admin/clients/${victim.id}`, { token: t.h.adminToken })
+      // A version 1 marker as a backup from before the manifest holds (made here with the key).
+      const [marker] = await t.sql("SELECT value FROM meta WHERE name = 'integrity'")
+      const earlier = keys.sealMarker({ version: 1, keyedFrom: keys.openMarker(String(marker!.value))!.keyedFrom })
+      for (const withoutManifest of [false, true]) {
+        await putBack('clients', 'id', before)
+        await t.sql("UPDATE meta SET value = $1 WHERE name = 'integrity'", [earlier])
+        if (withoutManifest) await t.sql("DELETE FROM meta WHERE name = 'state'")
+        await reload(t)
+        expect((await sign(t.h, victim.token)).statusCode, `running, manifest deleted: ${withoutManifest}`).toBe(401)
+        expect((await check(t)).code).toBe(1)
+      }
+    })
+
     it('cannot forge the manifest: one rewritten to list an earlier copy of a row is not authentic', async () => {
       await setUp()
       const victim = await t.h.createClient({ name: 'revoked-later' })
@@ -509,6 +546,28 @@ async function asPreviousRelease(place: Place, masterKey: string): Promise<numbe
   return rows.length
 }
 
+/**
+ * Turns a database into what the release before the state manifest wrote: a
+ * version 1 marker, no manifest, and no audit event saying it had one (the chain
+ * and head re-keyed with the master key, as that release would have written them).
+ * Returns where the keyed chain starts.
+ */
+async function asBeforeTheManifest(place: Place, keys: IntegrityKeys): Promise<number> {
+  const [stored] = await place.sql("SELECT value FROM meta WHERE name = 'integrity'")
+  const { keyedFrom } = keys.openMarker(String(stored!.value))!
+  await place.sql("UPDATE meta SET value = $1 WHERE name = 'integrity'", [keys.sealMarker({ version: 1, keyedFrom })])
+  await place.sql("DELETE FROM meta WHERE name = 'state'")
+  let prev: { id: number; hash: string } | null = null
+  for (const row of await place.sql('SELECT * FROM audit ORDER BY id')) {
+    const { [MANIFEST_RECORDED]: _recorded, ...details } = JSON.parse(String(row.details)) as Record<string, unknown>
+    const event = chainEvent(prev, { at: Number(row.at), actor: String(row.actor), action: String(row.action), target: String(row.target), details }, keys.audit)
+    await place.sql('UPDATE audit SET details = $1, prev_hash = $2, hash = $3 WHERE id = $4', [JSON.stringify(details), event.prevHash, event.hash, event.id])
+    prev = event
+  }
+  await place.sql("UPDATE meta SET value = $1 WHERE name = 'audit_head'", [sealedAuditHead(prev!, keys.audit)])
+  return keyedFrom
+}
+
 describe.each(PLACES)('a database of the previous release, and a master-key rotation (%s)', (_name, makePlace) => {
   let place: Place | null = null
   afterEach(async () => {
@@ -601,13 +660,13 @@ describe.each(PLACES)('a database of the previous release, and a master-key rota
     const client = await h.createClient()
     const keys = new IntegrityKeys(MasterKey.fromBase64(masterKey))
     await h.close()
-    // What the release before the manifest left: a version 1 marker and no manifest.
-    const [stored] = await place.sql("SELECT value FROM meta WHERE name = 'integrity'")
-    const { keyedFrom } = keys.openMarker(String(stored!.value))!
-    await place.sql("UPDATE meta SET value = $1 WHERE name = 'integrity'", [keys.sealMarker({ version: 1, keyedFrom })])
-    await place.sql("DELETE FROM meta WHERE name = 'state'")
+    const keyedFrom = await asBeforeTheManifest(place, keys)
     const env = { ...place.env, SIGNET_MASTER_KEY: masterKey }
-    expect((await runCli(['check'], { env })).code).toBe(0) // a version 1 database is checked as before
+    const unstarted = await runCli(['check'], { env })
+    expect(unstarted.code).toBe(1) // until its next start gives it a manifest
+    expect(unstarted.stderr).toContain('a database sealed before it gets it at its next start with the master key')
+    // The CLI's read commands still show its rows meanwhile.
+    expect((await runCli(['clients', 'list', '--json'], { env })).stdout).toContain(client.id)
 
     h = await place.open({ masterKey, adminToken })
     try {
@@ -627,6 +686,40 @@ describe.each(PLACES)('a database of the previous release, and a master-key rota
     } finally {
       await h.close()
     }
+  })
+
+  it('is not given a manifest on first use again when an earlier version 1 marker is put back: its log records it had one', async () => {
+    place = await makePlace()
+    let h = await place.open()
+    const { masterKey, adminToken } = h
+    const victim = await h.createClient({ name: 'revoked-later' })
+    const keys = new IntegrityKeys(MasterKey.fromBase64(masterKey))
+    const [before] = await place.sql('SELECT * FROM clients WHERE id = $1', [victim.id])
+    await h.request('DELETE', `/v1/admin/clients/${victim.id}`, { token: adminToken })
+    await h.close()
+    const [marker] = await place.sql("SELECT value FROM meta WHERE name = 'integrity'")
+    const { keyedFrom } = keys.openMarker(String(marker!.value))!
+    await place.sql("UPDATE meta SET value = $1 WHERE name = 'integrity'", [keys.sealMarker({ version: 1, keyedFrom })])
+    await place.sql("DELETE FROM meta WHERE name = 'state'")
+    await place.sql('UPDATE clients SET revoked_at = NULL, mac = $1 WHERE id = $2', [before!.mac, victim.id])
+    for (const rewrap of [false, true]) {
+      if (rewrap) {
+        const refused = await runCli(['rewrap'], { env: { ...place.env, SIGNET_MASTER_KEY: masterKey, SIGNET_NEW_MASTER_KEY: newMasterKey() } })
+        expect(refused.code).not.toBe(0)
+        expect(refused.stderr).toMatch(/the integrity marker is an earlier one \(version 1\) put back: the audit log records that the database had a state manifest/)
+      }
+      h = await place.open({ masterKey, adminToken })
+      try {
+        expect(h.logs.lines.some((line) => line.includes('no state manifest is given to this database: the integrity marker is an earlier one (version 1) put back'))).toBe(true)
+        expect((await sign(h, victim.token)).statusCode).toBe(401)
+        expect((await sign(h, victim.token)).statusCode).toBe(401)
+      } finally {
+        await h.close()
+      }
+    }
+    const checked = await runCli(['check'], { env: { ...place.env, SIGNET_MASTER_KEY: masterKey } })
+    expect(checked.code).toBe(1)
+    expect(checked.stderr).toContain('the state manifest (meta state) is missing')
   })
 
   it('rewrap re-authenticates every row and re-keys the audit log under the new master key; a tampered row stays refused', async () => {

@@ -36,9 +36,8 @@ export function registerAudit(program: Command): void {
       const config = readConfig()
       const remote = await remoteAdminApi(command, config)
       if (remote !== null) return show(options, await remote.verifyAudit(), VERIFIED_REMOTELY)
-      const { auditMeta, checkAuditLog } = await import('../../storage/integrity-check.js')
-      const check = await withIntegrityKeys(config, 'audit verify', async (storage, keys) =>
-        checkAuditLog((after, limit) => storage.listAudit(after, limit), await auditMeta(storage), keys))
+      const { verifyAuditLog } = await import('../../storage/integrity-check.js')
+      const check = await withIntegrityKeys(config, 'audit verify', verifyAuditLog)
       await show(options, check, VERIFIED_HERE)
     })
 }
