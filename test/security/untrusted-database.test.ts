@@ -386,14 +386,20 @@ describe.each(PLACES)('an attacker with write access to the database (%s)', (_na
       expect(result.stderr).toMatch(/meta state: the state manifest \(meta state\) is missing/)
     })
 
-    it('cannot put back an earlier manifest with the row it lists: the audit log has gone past it', async () => {
-      await setUp()
+    /** A client revoked, then its earlier row put back with the manifest of that time (no reload yet). */
+    const revokedThenPutBackWithManifest = async () => {
       const victim = await t.h.createClient({ name: 'revoked-later' })
       const before = await copyOf('clients', 'id', victim.id)
       const [state] = await t.sql("SELECT value FROM meta WHERE name = 'state'")
       await t.h.request('DELETE', `/v1/admin/clients/${victim.id}`, { token: t.h.adminToken })
       await putBack('clients', 'id', before)
       await t.sql("UPDATE meta SET value = $1 WHERE name = 'state'", [state!.value])
+      return victim
+    }
+
+    it('cannot put back an earlier manifest with the row it lists: the audit log has gone past it', async () => {
+      await setUp()
+      const victim = await revokedThenPutBackWithManifest()
       await reload(t)
       expect((await sign(t.h, victim.token)).statusCode).toBe(401)
       const result = await check(t)
@@ -403,13 +409,8 @@ describe.each(PLACES)('an attacker with write access to the database (%s)', (_na
 
     it('cannot have an earlier manifest put back taken in by Signet\'s next write', async () => {
       await setUp()
-      const victim = await t.h.createClient({ name: 'revoked-later' })
-      const before = await copyOf('clients', 'id', victim.id)
-      const [state] = await t.sql("SELECT value FROM meta WHERE name = 'state'")
-      await t.h.request('DELETE', `/v1/admin/clients/${victim.id}`, { token: t.h.adminToken })
-      // Put back without a reload, so that the next write, not a reload, meets them first.
-      await putBack('clients', 'id', before)
-      await t.sql("UPDATE meta SET value = $1 WHERE name = 'state'", [state!.value])
+      // No reload in between: the next write, not a reload, meets them first.
+      const victim = await revokedThenPutBackWithManifest()
       await t.h.createClient({ name: 'written-after' })
       await reload(t)
       expect((await sign(t.h, victim.token)).statusCode).toBe(401)
