@@ -204,6 +204,8 @@ export class Signet {
     }))
     if (adoption && 'refused' in adoption) {
       this.logger.error(`integrity check failed: no state manifest is given to this database: ${adoption.refused}; no row is used until it is restored (see signet check)`)
+    } else if (adoption && 'kept' in adoption) {
+      this.logger.warn(`integrity: ${adoption.kept}`)
     } else if (adoption) {
       this.auditSink?.write([adoption.event])
       this.logger.warn({ auditEvent: adoption.event.id }, 'upgraded the database: the state manifest now records which version of each row is current, as the rows are now (trust on first use)')

@@ -57,10 +57,16 @@ function headMac(id: number, hash: string, key: Buffer): string {
 /** The head of a keyed log: `id:hash:mac`. */
 export const sealedAuditHead = (event: AuditLink, key: Buffer): string => `${auditHead(event)}:${headMac(event.id, event.hash, key)}`
 
+/** The event id a head value names (0 when it names none), without checking its MAC. */
+export function auditHeadId(value: string | null): number {
+  const id = value?.split(':')[0]
+  return id && /^[0-9]+$/.test(id) ? Number(id) : 0
+}
+
 /** The event a head value names, if its MAC holds under `key`. */
 export function openAuditHead(value: string, key: Buffer): AuditLink | null {
   const [id, hash, mac] = value.split(':')
-  if (!id || !hash || !mac || !/^[0-9]+$/.test(id)) return null
+  if (!id || !hash || !mac || auditHeadId(value) === 0) return null
   const expected = Buffer.from(headMac(Number(id), hash, key), 'hex')
   const given = Buffer.from(mac, 'hex')
   return given.length === expected.length && timingSafeEqual(given, expected) ? { id: Number(id), hash } : null

@@ -111,8 +111,7 @@ async function checkedRows(config: Config, storage: Storage): Promise<Storage> {
   const { IntegrityFailures, sealStorage } = await import('../storage/sealed-storage.js')
   const logger = commandLogger()
   const failures = new IntegrityFailures((failure) => logger.error({ integrity: failure }, `integrity check failed: ${failure.table} row ${failure.id} is ignored: ${failure.reason} (see signet check)`))
-  // A database sealed before the state manifest shows its rows until its next start gives it one.
-  return sealStorage(storage, new IntegrityKeys(masterKey), failures, { acceptVersion1: true })
+  return sealStorage(storage, new IntegrityKeys(masterKey), failures)
 }
 
 /**

@@ -64,7 +64,7 @@ export async function rewrapMasterKey(storage: Storage, from: MasterKey, to: Mas
     if (upgrade) events.push(upgrade)
     const adoption = await adoptStateManifest(tx, fromKeys, at)
     if (adoption && 'refused' in adoption) throw new ConfigError(`${adoption.refused}: run signet check; nothing was changed`)
-    if (adoption) events.push(adoption.event)
+    if (adoption && 'event' in adoption) events.push(adoption.event)
 
     // A row that holds under `from` (its MAC, and it is the version the state manifest
     // records) is sealed under `to`; one that does not keeps its old MAC.

@@ -195,11 +195,23 @@ export const createKeysetBody = Type.Object({ name: KeysetName(), ...keysetPolic
 })
 export type KeysetInput = Static<typeof createKeysetBody>
 
+/**
+ * A PATCH body's rule: at least one of `fields`. A body with none of them has
+ * nothing to change: an empty one, or one with only the name (which a keyset's or
+ * an issuer's PATCH may give, as it is, and which cannot change).
+ */
+function atLeastOneOf(fields: object) {
+  return {
+    minProperties: 1,
+    not: { required: ['name'], maxProperties: 1 },
+    errorMessage: `must give at least one of ${Object.keys(fields).join(', ')}: nothing to change`,
+  }
+}
+
 /** PATCH /v1/admin/keysets/{name}: any of the policy fields create takes, at least one; the name only as it is. */
 export const patchKeysetBody = Type.Object({ name: Optional(Type.String({ description: 'a keyset cannot be renamed: the current name only' })), ...keysetPolicyProperties }, {
   additionalProperties: false,
-  minProperties: 1,
-  errorMessage: `must give at least one of ${Object.keys(keysetPolicyProperties).join(', ')}: nothing to change`,
+  ...atLeastOneOf(keysetPolicyProperties),
   examples: [{ maxTtl: 7200, rotationPeriod: 604800 }],
 })
 export type KeysetPatch = Static<typeof patchKeysetBody>
@@ -330,8 +342,7 @@ export const patchClientBody = Type.Object({
   scopes: Optional(clientPolicyProperties.scopes),
 }, {
   additionalProperties: false,
-  minProperties: 1,
-  errorMessage: `must give at least one of ${Object.keys(clientPolicyProperties).join(', ')}: nothing to change`,
+  ...atLeastOneOf(clientPolicyProperties),
   examples: [{ audiences: ['billing', 'reports'], maxTtl: null }],
 })
 export type ClientPatch = Static<typeof patchClientBody>
@@ -404,8 +415,7 @@ export const patchIssuerBody = Type.Object({
   audiences: Optional(issuerPolicyProperties.audiences),
 }, {
   additionalProperties: false,
-  minProperties: 1,
-  errorMessage: `must give at least one of ${Object.keys(issuerPolicyProperties).join(', ')}: nothing to change`,
+  ...atLeastOneOf(issuerPolicyProperties),
   examples: [{ audiences: ['signet', 'signet-staging'] }],
 })
 export type IssuerPatch = Static<typeof patchIssuerBody>

@@ -112,7 +112,7 @@ export async function verifyAuditLog(storage: Storage, keys: IntegrityKeys): Pro
  * A check reads the database in several steps (a snapshot, then the log page by
  * page), so a writer committing meanwhile can make it see a head and a log, or a
  * manifest and a log, of two different moments: a failure that is not there. A
- * check that failed while the generation moved is run again, up to 5 times.
+ * check that failed while the generation moved is run again: at most 5 runs in all.
  */
 export async function whileSettled<T extends { failures: unknown[] }>(storage: Pick<Storage, 'generation'>, check: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {

@@ -4,7 +4,7 @@ import { MASTER_KEY_CHECK } from '../keys/master-key-check.js'
 import type { AuditEvent } from '../keys/model.js'
 import { INTEGRITY_META, rewriteSealedRows, type IntegrityKeys } from './row-integrity.js'
 import { auditMeta, checkAuditLog } from './integrity-check.js'
-import { STATE_META, writeStateManifest } from './state-manifest.js'
+import { committedState, STATE_META, writeStateManifest } from './state-manifest.js'
 import type { Tx } from './types.js'
 
 /**
@@ -42,25 +42,31 @@ export async function sealExistingRows(tx: Tx, keys: IntegrityKeys, at: number):
  */
 export const MANIFEST_RECORDED = 'stateManifest'
 
-/** What adoptStateManifest did: appended its event, refused (why), or nothing to do (null). */
-export type Adoption = { event: AuditEvent } | { refused: string } | null
+/** What adoptStateManifest did: appended its event, kept the manifest in place, refused (why), or nothing to do (null). */
+type Adoption = { event: AuditEvent } | { kept: string } | { refused: string } | null
 
 /**
  * A database sealed by the release before the state manifest (integrity marker
  * version 1, no manifest) gets its manifest from its rows as they are now, and the
  * marker moves to version 2, in `tx` (a transaction of the storage itself): trust on
- * first use, as the first upgrade. Refused when the database shows it had a
- * manifest (one is stored, or its log records one), or when its audit log does not
- * verify: then an earlier marker was put back to have rows trusted again, and every
- * row keeps failing until the database is restored.
+ * first use, as the first upgrade. Refused when its log records that it had a
+ * manifest, or does not verify, or a manifest is stored that is not authentic or
+ * not current: then an earlier marker was put back to have rows trusted again, and
+ * every row keeps failing until the database is restored. Beside a current
+ * manifest the marker is only set back to version 2.
  */
 export async function adoptStateManifest(tx: Tx, keys: IntegrityKeys, at: number): Promise<Adoption> {
   const stored = await tx.getMeta(INTEGRITY_META)
   const marker = stored === null ? null : keys.openMarker(stored)
   if (marker?.version !== 1) return null
   const putBack = 'the integrity marker is an earlier one (version 1) put back'
-  if ((await tx.getMeta(STATE_META)) !== null) return { refused: `${putBack}: the database has a state manifest` }
-  const log = await checkAuditLog((after, limit) => tx.listAudit(after, limit), { ...(await auditMeta(tx)), state: null }, keys, { manifestRequired: false })
+  if ((await tx.getMeta(STATE_META)) !== null) {
+    // Rows are judged by the manifest, never by the marker: beside a current manifest, the marker changes nothing.
+    if ((await committedState(tx, keys)).rows === null) return { refused: `${putBack}, and the state manifest is not authentic or not current` }
+    await tx.setMeta(INTEGRITY_META, keys.sealMarker({ version: 2, keyedFrom: marker.keyedFrom }))
+    return { kept: `${putBack}; the state manifest is current and stays in use (the marker is version 2 again)` }
+  }
+  const log = await checkAuditLog((after, limit) => tx.listAudit(after, limit), await auditMeta(tx), keys, { manifestRequired: false })
   if (log.failures.length > 0) return { refused: `${putBack}, or the audit log was changed: ${log.failures[0]!.reason}` }
   for (let after = 0; ;) {
     const page = await tx.listAudit(after, 1000)

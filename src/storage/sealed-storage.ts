@@ -3,7 +3,7 @@ import type { AuditLink } from '../audit/chain.js'
 import { MASTER_KEY_CHECK } from '../keys/master-key-check.js'
 import type { AuditEvent } from '../keys/model.js'
 import { rowIdOf, SEALED_TABLES, type IntegrityFailure, type IntegrityKeys, type RowOf, type SealedTable } from './row-integrity.js'
-import { carryStateManifest, changeKey, committedState, freshnessOf, type Committed, type ManifestPolicy } from './state-manifest.js'
+import { carryStateManifest, changeKey, committedState, freshnessOf, type Committed } from './state-manifest.js'
 import type { Snapshot, Storage, Stored, Tx, TxTable } from './types.js'
 
 /**
@@ -168,7 +168,7 @@ const UNSEALED = Symbol('unsealed storage')
  * storage is read (a reload after a change), never when a token is signed: the
  * signing path reads memory only.
  */
-export function sealStorage(storage: Storage, keys: IntegrityKeys, failures: IntegrityFailures, policy: ManifestPolicy = {}): Storage {
+export function sealStorage(storage: Storage, keys: IntegrityKeys, failures: IntegrityFailures): Storage {
   const report: Report = (failure, stored) => failures.report(failure, stored)
   const overrides: Partial<Storage> & { [UNSEALED]: Storage } = {
     [UNSEALED]: storage,
@@ -177,7 +177,7 @@ export function sealStorage(storage: Storage, keys: IntegrityKeys, failures: Int
       // Another master key owns the database now (a rewrap): its rows cannot be checked
       // with these keys, and are not failures. The keystore reports itself sealed.
       if (!keys.ownsDatabase(snapshot.meta[MASTER_KEY_CHECK])) return { ...snapshot, keysets: [], keys: [], clients: [], issuers: [] }
-      const freshness = freshnessOf(snapshot, keys, policy)
+      const freshness = freshnessOf(snapshot, keys)
       for (const failure of freshness.failures) report(failure)
       const check: RowCheck = async (table, row) => (await keys.check(table, row)) ?? freshness.stale(table, row)
       const checked: Snapshot = { ...snapshot }
@@ -189,7 +189,7 @@ export function sealStorage(storage: Storage, keys: IntegrityKeys, failures: Int
     transaction<T>(work: (tx: Tx) => Promise<T>): Promise<T> {
       return storage.transaction(async (raw) => {
         // Read before the work appends to the audit log, which would run past the committed manifest's head.
-        const tx = new SealedTx(raw, keys, report, await committedState(raw, keys, policy))
+        const tx = new SealedTx(raw, keys, report, await committedState(raw, keys))
         const result = await work(tx)
         // The manifest describes what commits: carried forward after the transaction's last write.
         if (tx.wrote) await carryStateManifest(raw, tx.committed, tx.written, keys)

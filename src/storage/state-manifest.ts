@@ -1,4 +1,4 @@
-import { AUDIT_HEAD } from '../audit/chain.js'
+import { AUDIT_HEAD, auditHeadId } from '../audit/chain.js'
 import { INTEGRITY_META, rowIdOf, sameHex, SEALED_TABLES, type IntegrityFailure, type IntegrityKeys, type RowOf, type SealedTable } from './row-integrity.js'
 import type { Snapshot, Stored, Tx, TxTable } from './types.js'
 
@@ -34,10 +34,10 @@ interface ManifestBody {
 }
 
 /** The MAC of each row the manifest records, by table and primary key. */
-export type ManifestRows = ManifestBody['rows']
+type ManifestRows = ManifestBody['rows']
 
 /** Changes to a manifest's rows: the new MAC of each row written, null for a row deleted; keyed `table\0id`. */
-export type RowChanges = ReadonlyMap<string, string | null>
+type RowChanges = ReadonlyMap<string, string | null>
 export const changeKey = (table: SealedTable, id: string): string => `${table}\0${id}`
 
 /**
@@ -54,13 +54,14 @@ export async function writeStateManifest(tx: Tx, keys: IntegrityKeys, rows?: Man
 
 /**
  * The manifest after a transaction: `committed` (what the transaction started
- * from) with `changes` applied, sealed under `keys`. Without an authentic, current
- * manifest to start from, only the rows the transaction wrote are recorded: a row
- * that someone else put there is never taken in.
+ * from) with `changes` applied, sealed under `keys`, so that a row someone else put
+ * there is never taken in. Without an authentic, current manifest to start from,
+ * none is written: every row keeps failing for the reason it fails now, until the
+ * database is restored.
  */
 export async function carryStateManifest(tx: Tx, committed: Committed, changes: RowChanges, keys: IntegrityKeys): Promise<void> {
-  if (committed.untracked) return
-  const rows = Object.fromEntries((Object.keys(SEALED_TABLES) as SealedTable[]).map((table) => [table, { ...committed.rows?.[table] }])) as ManifestRows
+  if (committed.rows === null) return
+  const rows = Object.fromEntries((Object.keys(SEALED_TABLES) as SealedTable[]).map((table) => [table, { ...committed.rows![table] }])) as ManifestRows
   for (const [key, mac] of changes) {
     const [table, id] = key.split('\0') as [SealedTable, string]
     if (mac === null) delete rows[table][id]
@@ -82,22 +83,10 @@ async function storedRows(tx: Tx): Promise<ManifestRows> {
 export type Staleness = (table: SealedTable, row: Stored<object>) => string | null
 
 /** How current each row of a snapshot is, against its manifest. */
-export interface Freshness {
+interface Freshness {
   stale: Staleness
   /** Rows the manifest records that the snapshot lacks. */
   failures: IntegrityFailure[]
-}
-
-/**
- * Whether rows are judged against the manifest: always, except where a caller
- * accepts a database sealed before the manifest (integrity marker version 1, no
- * manifest), which only its next start can give one (integrity-upgrade.ts). The
- * CLI's read-only commands accept it, to show such a database's rows; the server,
- * `signet check` and every write do not, since an earlier marker put back would
- * otherwise turn the manifest off.
- */
-export interface ManifestPolicy {
-  acceptVersion1?: boolean
 }
 
 /**
@@ -105,8 +94,8 @@ export interface ManifestPolicy {
  * `keys`. Without an authentic manifest, every row fails: the manifest is what
  * would show which of them were put back.
  */
-export function freshnessOf(snapshot: Pick<Snapshot, SealedTable | 'meta' | 'lastAuditId'>, keys: IntegrityKeys, policy: ManifestPolicy = {}): Freshness {
-  const { stale, rows } = againstManifest(snapshot.meta, snapshot.lastAuditId, keys, policy)
+export function freshnessOf(snapshot: Pick<Snapshot, SealedTable | 'meta' | 'lastAuditId'>, keys: IntegrityKeys): Freshness {
+  const { stale, rows } = againstManifest(snapshot.meta, snapshot.lastAuditId, keys)
   const failures: IntegrityFailure[] = []
   for (const table of rows ? (Object.keys(SEALED_TABLES) as SealedTable[]) : []) {
     const present = new Set(snapshot[table].map((row) => rowIdOf(table, row as never)))
@@ -120,20 +109,18 @@ export function freshnessOf(snapshot: Pick<Snapshot, SealedTable | 'meta' | 'las
 /** What a transaction starts from: how to judge the rows it reads, and the manifest it carries forward. */
 export interface Committed {
   stale: Staleness
-  /** The current manifest's rows; null when there is no authentic, current manifest. */
+  /** The current manifest's rows (none on a new database); null when there is no authentic, current manifest. */
   rows: ManifestRows | null
-  /** A database sealed before the manifest, accepted by the policy: no manifest is written. */
-  untracked: boolean
 }
 
 /** The committed state `tx` (a transaction of the storage itself) starts from; read before it appends to the audit log. */
-export async function committedState(tx: Tx, keys: IntegrityKeys, policy: ManifestPolicy = {}): Promise<Committed> {
+export async function committedState(tx: Tx, keys: IntegrityKeys): Promise<Committed> {
   const meta: Record<string, string> = {}
   for (const name of [INTEGRITY_META, STATE_META]) {
     const value = await tx.getMeta(name)
     if (value !== null) meta[name] = value
   }
-  return againstManifest(meta, (await tx.lastAudit())?.id ?? 0, keys, policy)
+  return againstManifest(meta, (await tx.lastAudit())?.id ?? 0, keys)
 }
 
 /**
@@ -145,20 +132,19 @@ export async function committedState(tx: Tx, keys: IntegrityKeys, policy: Manife
  * show. (A log cut back short of the head is the audit check's failure: the rows
  * are still those of the current manifest.)
  */
-function againstManifest(meta: Record<string, string>, lastAuditId: number, keys: IntegrityKeys, policy: ManifestPolicy): Committed {
-  if (policy.acceptVersion1 && meta[STATE_META] === undefined && meta[INTEGRITY_META] !== undefined && keys.openMarker(meta[INTEGRITY_META])?.version === 1) {
-    return { stale: () => null, rows: null, untracked: true }
-  }
-  const manifest = openManifest(meta[STATE_META], keys)
+function againstManifest(meta: Record<string, string>, lastAuditId: number, keys: IntegrityKeys): Committed {
+  // A database being created (nothing written yet) starts from an empty manifest.
+  const creating = meta[STATE_META] === undefined && meta[INTEGRITY_META] === undefined && lastAuditId === 0
+  const manifest = creating ? { version: 1 as const, rows: noRows(), auditHead: null } : openManifest(meta[STATE_META], keys)
   if (!manifest) {
     const reason = meta[STATE_META] === undefined
       ? `the state manifest (meta ${STATE_META}) is missing: which rows are current cannot be told (a database sealed before it gets it at its next start with the master key)`
       : `the state manifest (meta ${STATE_META}) is not authentic: which rows are current cannot be told`
-    return { stale: () => reason, rows: null, untracked: false }
+    return { stale: () => reason, rows: null }
   }
-  if (lastAuditId > headId(manifest.auditHead)) {
-    const reason = `the state manifest is older than the audit log (it records event ${headId(manifest.auditHead)}, the log goes on to ${lastAuditId}): an earlier manifest was put back`
-    return { stale: () => reason, rows: null, untracked: false }
+  if (lastAuditId > auditHeadId(manifest.auditHead)) {
+    const reason = `the state manifest is older than the audit log (it records event ${auditHeadId(manifest.auditHead)}, the log goes on to ${lastAuditId}): an earlier manifest was put back, or a release before it wrote`
+    return { stale: () => reason, rows: null }
   }
   return {
     stale(table, row) {
@@ -167,9 +153,10 @@ function againstManifest(meta: Record<string, string>, lastAuditId: number, keys
       return row.mac === expected ? null : 'not the version the state manifest records: an earlier copy was put back'
     },
     rows: manifest.rows,
-    untracked: false,
   }
 }
+
+const noRows = (): ManifestRows => Object.fromEntries(Object.keys(SEALED_TABLES).map((table) => [table, {}])) as ManifestRows
 
 /**
  * Why the audit head is not the one committed with the rows, or null: the log cut
@@ -182,9 +169,6 @@ export function auditHeadFreshness(meta: { head: string | null; state: string | 
   if (meta.head === manifest.auditHead) return null
   return { table: 'meta', id: AUDIT_HEAD, reason: 'the audit head is not the one committed with the rows (state manifest): events were removed from the end of the log, or its head replaced' }
 }
-
-/** The event id an audit head (`id:hash:mac`) names, 0 for none. */
-const headId = (head: string | null): number => (head === null ? 0 : Number.parseInt(head, 10) || 0)
 
 /** The manifest a stored value holds, or null when it is missing or not authentic. */
 function openManifest(value: string | undefined, keys: IntegrityKeys): ManifestBody | null {

@@ -62,14 +62,19 @@ describe('admin API', () => {
     expect(Date.parse(retired.publishedUntil) - Date.parse(retired.retiredAt)).toBe((7200 + 60) * 1000)
   })
 
-  it('refuses a keyset or issuer PATCH with nothing to change, as a client PATCH, and writes nothing (no update, no audit event)', async () => {
+  it('refuses a keyset or issuer PATCH with nothing to change (nothing, or only its own name), as a client PATCH, and writes nothing (no update, no audit event)', async () => {
     const publicJwk = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'jwk' })
     expect((await h.admin('POST', '/v1/admin/issuers', { name: 'patch-nothing', issuer: 'https://patch-nothing.example', jwks: { keys: [{ ...publicJwk, kid: 'k1' }] }, audiences: ['signet'] })).statusCode).toBe(201)
     const client = (await h.admin('POST', '/v1/admin/clients', { name: 'patch-nothing', keysets: '*', scopes: ['sign'] })).json()
     const before = await storedState(h)
-    for (const path of ['/v1/admin/keysets/svc', '/v1/admin/issuers/patch-nothing', `/v1/admin/clients/${client.id}`]) {
-      const body = expectProblem(await h.admin('PATCH', path, {}), 400, 'invalid_request')
-      expect(body.detail, path).toMatch(/nothing to change/)
+    const nothing: [string, Record<string, unknown>][] = [
+      ['/v1/admin/keysets/svc', {}], ['/v1/admin/keysets/svc', { name: 'svc' }],
+      ['/v1/admin/issuers/patch-nothing', {}], ['/v1/admin/issuers/patch-nothing', { name: 'patch-nothing' }],
+      [`/v1/admin/clients/${client.id}`, {}],
+    ]
+    for (const [path, patch] of nothing) {
+      const body = expectProblem(await h.admin('PATCH', path, patch), 400, 'invalid_request')
+      expect(body.detail, `${path} ${JSON.stringify(patch)}`).toMatch(/nothing to change/)
     }
     expect(await storedState(h)).toBe(before)
   })

@@ -22,10 +22,12 @@ describe('whileSettled', () => {
     }
   }
 
-  it('runs a failed check again while writers moved the generation, and returns the first settled result', async () => {
-    const moving = storageMoving([1, 1, 0])
-    const result = await whileSettled(moving.storage, moving.check((attempt) => attempt < 2))
-    expect(result).toEqual({ failures: [], attempt: 2 })
+  it('runs a failed check again while writers moved the generation, until one passes or fails with nothing moving', async () => {
+    const passes = storageMoving([1, 1, 0])
+    expect(await whileSettled(passes.storage, passes.check((attempt) => attempt < 2))).toEqual({ failures: [], attempt: 2 })
+    const fails = storageMoving([1, 0])
+    expect(await whileSettled(fails.storage, fails.check(() => true))).toEqual({ failures: ['seen'], attempt: 1 })
+    expect(fails.calls()).toBe(2)
   })
 
   it('reports a failure seen while nothing moved, at once', async () => {
