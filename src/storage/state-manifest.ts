@@ -1,4 +1,4 @@
-import { AUDIT_HEAD, auditHeadId } from '../audit/chain.js'
+import { AUDIT_HEAD, auditHead, auditHeadId } from '../audit/chain.js'
 import { INTEGRITY_META, rowIdOf, sameHex, SEALED_TABLES, type IntegrityFailure, type IntegrityKeys, type RowOf, type SealedTable } from './row-integrity.js'
 import type { Snapshot, Stored, Tx, TxTable } from './types.js'
 
@@ -113,14 +113,23 @@ export interface Committed {
   rows: ManifestRows | null
 }
 
-/** The committed state `tx` (a transaction of the storage itself) starts from; read before it appends to the audit log. */
+/**
+ * The committed state `tx` (a transaction of the storage itself) starts from; read
+ * before it appends to the audit log. It carries the manifest forward only when the
+ * log ends exactly at the head the manifest records: after events were cut from the
+ * log's end, the transaction's own event would chain onto the shortened log and a
+ * manifest written with it would make the cut look whole.
+ */
 export async function committedState(tx: Tx, keys: IntegrityKeys): Promise<Committed> {
   const meta: Record<string, string> = {}
   for (const name of [INTEGRITY_META, STATE_META]) {
     const value = await tx.getMeta(name)
     if (value !== null) meta[name] = value
   }
-  return againstManifest(meta, (await tx.lastAudit())?.id ?? 0, keys)
+  const last = await tx.lastAudit()
+  const { stale, rows, head } = againstManifest(meta, last?.id ?? 0, keys)
+  const endsAtHead = last === null ? head === null : head?.startsWith(`${auditHead(last)}:`) === true
+  return { stale, rows: endsAtHead ? rows : null }
 }
 
 /**
@@ -132,7 +141,7 @@ export async function committedState(tx: Tx, keys: IntegrityKeys): Promise<Commi
  * show. (A log cut back short of the head is the audit check's failure: the rows
  * are still those of the current manifest.)
  */
-function againstManifest(meta: Record<string, string>, lastAuditId: number, keys: IntegrityKeys): Committed {
+function againstManifest(meta: Record<string, string>, lastAuditId: number, keys: IntegrityKeys): Committed & { head: string | null } {
   // A database being created (nothing written yet) starts from an empty manifest.
   const creating = meta[STATE_META] === undefined && meta[INTEGRITY_META] === undefined && lastAuditId === 0
   const manifest = creating ? { version: 1 as const, rows: noRows(), auditHead: null } : openManifest(meta[STATE_META], keys)
@@ -140,11 +149,11 @@ function againstManifest(meta: Record<string, string>, lastAuditId: number, keys
     const reason = meta[STATE_META] === undefined
       ? `the state manifest (meta ${STATE_META}) is missing: which rows are current cannot be told (a database sealed before it gets it at its next start with the master key)`
       : `the state manifest (meta ${STATE_META}) is not authentic: which rows are current cannot be told`
-    return { stale: () => reason, rows: null }
+    return { stale: () => reason, rows: null, head: null }
   }
   if (lastAuditId > auditHeadId(manifest.auditHead)) {
     const reason = `the state manifest is older than the audit log (it records event ${auditHeadId(manifest.auditHead)}, the log goes on to ${lastAuditId}): an earlier manifest was put back, or a release before it wrote`
-    return { stale: () => reason, rows: null }
+    return { stale: () => reason, rows: null, head: null }
   }
   return {
     stale(table, row) {
@@ -153,6 +162,7 @@ function againstManifest(meta: Record<string, string>, lastAuditId: number, keys
       return row.mac === expected ? null : 'not the version the state manifest records: an earlier copy was put back'
     },
     rows: manifest.rows,
+    head: manifest.auditHead,
   }
 }
 

@@ -494,6 +494,15 @@ describe.each(PLACES)('an attacker with write access to the database (%s)', (_na
       await detected(/audit_head: the audit head is not the one committed with the rows \(state manifest\): events were removed from the end of the log/)
     })
 
+    it('still detects events cut from the end after Signet writes again: the write does not make the cut look whole', async () => {
+      await setUp()
+      const [last] = await lastTwo()
+      await t.sql('DELETE FROM audit WHERE id = $1', [last!.id])
+      // The next write's event takes the deleted event's id, chained onto the shortened log.
+      await t.h.createClient({ name: 'written-after-the-cut' })
+      await detected(/audit_head: the audit head is not the one committed with the rows \(state manifest\)/)
+    })
+
     it('detects the last event deleted with the head left as it was', async () => {
       await setUp()
       const [last] = await lastTwo()
