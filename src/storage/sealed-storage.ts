@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import type { AuditLink } from '../audit/chain.js'
+import { Sealed } from '../errors.js'
 import { MASTER_KEY_CHECK } from '../keys/master-key-check.js'
 import type { AuditEvent } from '../keys/model.js'
 import { rowIdOf, SEALED_TABLES, type IntegrityFailure, type IntegrityKeys, type RowOf, type SealedTable } from './row-integrity.js'
@@ -188,6 +189,10 @@ export function sealStorage(storage: Storage, keys: IntegrityKeys, failures: Int
     },
     transaction<T>(work: (tx: Tx) => Promise<T>): Promise<T> {
       return storage.transaction(async (raw) => {
+        // A process still running on a database rewrapped under it (rewrap --force) writes nothing: its
+        // rows would be sealed, and its events chained, under a key the database no longer has.
+        const check = await raw.getMeta(MASTER_KEY_CHECK)
+        if (check !== null && !keys.ownsDatabase(check)) throw new Sealed('the database is now under another master key (a rewrap): restart Signet with it')
         // Read before the work appends to the audit log, which would run past the committed manifest's head.
         const tx = new SealedTx(raw, keys, report, await committedState(raw, keys))
         const result = await work(tx)

@@ -1,5 +1,6 @@
 import { AUDIT_HEAD, auditHead, auditHeadId } from '../audit/chain.js'
 import { INTEGRITY_META, rowIdOf, sameHex, SEALED_TABLES, type IntegrityFailure, type IntegrityKeys, type RowOf, type SealedTable } from './row-integrity.js'
+import { MASTER_KEY_CHECK } from '../keys/master-key-check.js'
 import type { Snapshot, Stored, Tx, TxTable } from './types.js'
 
 /**
@@ -122,7 +123,7 @@ export interface Committed {
  */
 export async function committedState(tx: Tx, keys: IntegrityKeys): Promise<Committed> {
   const meta: Record<string, string> = {}
-  for (const name of [INTEGRITY_META, STATE_META]) {
+  for (const name of [INTEGRITY_META, STATE_META, MASTER_KEY_CHECK]) {
     const value = await tx.getMeta(name)
     if (value !== null) meta[name] = value
   }
@@ -142,8 +143,9 @@ export async function committedState(tx: Tx, keys: IntegrityKeys): Promise<Commi
  * are still those of the current manifest.)
  */
 function againstManifest(meta: Record<string, string>, lastAuditId: number, keys: IntegrityKeys): Committed & { head: string | null } {
-  // A database being created (nothing written yet) starts from an empty manifest.
-  const creating = meta[STATE_META] === undefined && meta[INTEGRITY_META] === undefined && lastAuditId === 0
+  // A database being created (no master key recorded yet, nothing written) starts
+  // from an empty manifest; one emptied since it was created does not.
+  const creating = meta[MASTER_KEY_CHECK] === undefined && meta[STATE_META] === undefined && meta[INTEGRITY_META] === undefined && lastAuditId === 0
   const manifest = creating ? { version: 1 as const, rows: noRows(), auditHead: null } : openManifest(meta[STATE_META], keys)
   if (!manifest) {
     const reason = meta[STATE_META] === undefined

@@ -10,6 +10,9 @@ import { ConfigError, DecryptionError } from '../../src/errors.js'
 import { MASTER_KEY_CHECK, MasterKeyMismatch } from '../../src/keys/master-key-check.js'
 import { rewrapMasterKey } from '../../src/ops/rewrap.js'
 import { Signet } from '../../src/runtime.js'
+import { checkIntegrity } from '../../src/storage/integrity-check.js'
+import { IntegrityKeys } from '../../src/storage/row-integrity.js'
+import { unsealed } from '../../src/storage/sealed-storage.js'
 import { createHarness, newMasterKey, type Harness } from '../helpers/harness.js'
 import { cliJson, getJson, postJson, requireBuild, runCli, startServe, until } from '../cli/helpers.js'
 import { tempDir } from '../helpers/harness.js'
@@ -121,7 +124,7 @@ describe('rewrapMasterKey', () => {
     expect(await harness.signet.storage.snapshot()).toEqual(before)
   })
 
-  it('leaves a server running with the old key sealed; restarted with the new key it signs, and old tokens verify', async () => {
+  it('leaves a server running with the old key sealed (it signs nothing and writes nothing); restarted with the new key it signs, and old tokens verify', async () => {
     harness = await populated()
     const client = await harness.createClient()
     const oldToken = (await harness.request('POST', '/v1/sign', { token: client.token, body: { claims: { sub: 'a' } } })).json().token
@@ -133,6 +136,10 @@ describe('rewrapMasterKey', () => {
     expect(ready.statusCode).toBe(503)
     expect(ready.json().code).toBe('sealed')
     expect((await harness.request('POST', '/v1/sign', { token: client.token, body: { claims: {} } })).json().code).toBe('sealed')
+    // Nor does it write: a client made now would be sealed under the old key in a database under the new one.
+    const created = await harness.request('POST', '/v1/admin/clients', { token: harness.adminToken, body: { name: 'after the rewrap', keysets: '*', scopes: ['sign'] } })
+    expect(created.statusCode).toBe(503)
+    expect(created.json().code).toBe('sealed')
     const dbPath = harness.config.dbPath
     await harness.app.close()
     await harness.signet.close()
@@ -143,6 +150,7 @@ describe('rewrapMasterKey', () => {
     const app = await buildApp(restarted)
     try {
       expect((await app.inject({ method: 'GET', url: '/readyz' })).statusCode).toBe(200)
+      expect((await checkIntegrity(unsealed(restarted.storage), new IntegrityKeys(MasterKey.fromBase64(to)))).failures).toEqual([])
       const signed = await app.inject({ method: 'POST', url: '/v1/sign', headers: { authorization: `Bearer ${client.token}` }, payload: { claims: { sub: 'b' } } })
       expect(signed.statusCode).toBe(200)
       for (const token of [oldToken, signed.json().token]) {

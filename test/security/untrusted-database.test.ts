@@ -376,6 +376,24 @@ describe.each(PLACES)('an attacker with write access to the database (%s)', (_na
       expect(result.stderr).toContain(`clients ${deleted.id}: the state manifest records this row, but it is missing`)
     })
 
+    it('cannot pass an emptied database off as a new one: with every row, event and integrity value deleted, what Signet writes next is not trusted', async () => {
+      await setUp()
+      const [marker] = await t.sql("SELECT value FROM meta WHERE name = 'integrity'")
+      for (const table of ['keys', 'keysets', 'clients', 'issuers', 'audit']) await t.sql(`DELETE FROM ${table}`)
+      await t.sql("DELETE FROM meta WHERE name IN ('state', 'integrity', 'audit_head')")
+      await reload(t)
+      // Signet writes again (a new keyset, its key and their events), then the marker goes back.
+      await t.h.request('POST', '/v1/admin/keysets', { token: t.h.adminToken, body: { name: 'after-the-wipe' } })
+      await t.sql("INSERT INTO meta (name, value) VALUES ('integrity', $1)", [marker!.value])
+      await reload(t)
+      expect((await t.h.request('GET', '/keysets/after-the-wipe/jwks.json')).statusCode).toBe(404)
+      for (const args of [['check'], ['audit', 'verify']]) {
+        const result = await check(t, args)
+        expect(result.code, args.join(' ')).toBe(1)
+        expect(result.stderr, args.join(' ')).toContain('the state manifest (meta state) is missing')
+      }
+    })
+
     it('without its state manifest no row is used (any of them could be an earlier copy), and check says so', async () => {
       await setUp()
       await t.sql("DELETE FROM meta WHERE name = 'state'")
@@ -501,6 +519,17 @@ describe.each(PLACES)('an attacker with write access to the database (%s)', (_na
       // The next write's event takes the deleted event's id, chained onto the shortened log.
       await t.h.createClient({ name: 'written-after-the-cut' })
       await detected(/audit_head: the audit head is not the one committed with the rows \(state manifest\)/)
+    })
+
+    it('detects events numbered below the first, which no reader pages to', async () => {
+      await setUp()
+      const [first] = await t.sql('SELECT * FROM audit WHERE id = 1')
+      for (const id of [0, -3]) {
+        const row = { ...first!, id, action: 'client.create' }
+        const columns = Object.keys(row)
+        await t.sql(`INSERT INTO audit (${columns.join(', ')}) VALUES (${columns.map((_, i) => `$${i + 1}`).join(', ')})`, columns.map((name) => row[name as keyof typeof row]))
+      }
+      await detected(/an event numbered -3, below the first: inserted outside Signet/)
     })
 
     it('detects the last event deleted with the head left as it was', async () => {
