@@ -266,7 +266,10 @@ export class Keystore {
     if (active) {
       if (previous?.signer?.kid === active.kid && !this.#sealed) {
         signer = previous.signer
-      } else if (this.#sealed && active.hsmId === null) {
+      } else if (this.#sealed && (active.hsmId === null || this.#sealed === REKEYED_DATABASE)) {
+        // Under another master key the database's rows cannot be checked here, nor
+        // changed (a revocation is refused): an HSM key, which needs no master key to
+        // sign, stops signing as well.
         signerError = new Sealed(this.#sealed)
       } else {
         try {

@@ -88,6 +88,9 @@ function canonicalFields(row: object): Record<string, unknown> {
   return fields
 }
 
+/** What a row's MAC is computed over: the table, the primary key and canonicalFields. */
+const macInput = (table: string, id: string, row: object): string => canonicalJson({ table, id, row: canonicalFields(row) })
+
 /** Whether two hex MACs are equal (in constant time), neither of them empty. */
 export const sameHex = (a: string, b: string): boolean => {
   const x = Buffer.from(a, 'hex')
@@ -120,7 +123,11 @@ export class IntegrityKeys {
 
   /** HMAC-SHA256 over the table, the primary key and every field of the row, hex. */
   mac(table: string, id: string, row: object): string {
-    return createHmac('sha256', this.#rows).update(canonicalJson({ table, id, row: canonicalFields(row) })).digest('hex')
+    return this.#hmac(macInput(table, id, row))
+  }
+
+  #hmac(input: string): string {
+    return createHmac('sha256', this.#rows).update(input).digest('hex')
   }
 
   /** The row with its MAC, ready to store. */
@@ -132,17 +139,21 @@ export class IntegrityKeys {
   async check<T extends SealedTable>(table: T, row: RowOf<T> & { mac?: string | null }): Promise<string | null> {
     if (!row.mac) return 'no integrity MAC: the row was not written by Signet'
     const id = rowIdOf(table, row)
-    // A row exactly as it was when last found intact needs no second look (reloads are frequent, rows rarely change).
+    // A row exactly as it was when last found intact needs no second look (reloads are
+    // frequent, rows rarely change). "Exactly" is what the MAC covers and the MAC itself:
+    // plain JSON of the row would take a NaN read from a tampered column for the null
+    // it replaced.
     const seen = `${table}\0${id}`
-    const exact = JSON.stringify(row)
+    const input = macInput(table, id, row)
+    const exact = `${row.mac}\n${input}`
     if (this.#intact.get(seen) === exact) return null
-    if (!sameHex(row.mac, this.mac(table, id, row))) return 'integrity MAC does not match: the row was changed or written outside Signet'
+    if (!sameHex(row.mac, this.#hmac(input))) return 'integrity MAC does not match: the row was changed or written outside Signet'
     const reason = table === 'keys' ? await checkKid(row as RowOf<'keys'>) : null
     if (reason === null) this.#intact.set(seen, exact)
     return reason
   }
 
-  /** The exact JSON of each row last found intact, by table and primary key. */
+  /** The MAC and the MAC input of each row last found intact, by table and primary key. */
   readonly #intact = new Map<string, string>()
 
   /** The marker's stored value. */

@@ -1,4 +1,8 @@
+import { randomBytes } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { MasterKey } from '../../src/crypto/master-key.js'
+import { MASTER_KEY_CHECK } from '../../src/keys/master-key-check.js'
+import { unsealed } from '../../src/storage/sealed-storage.js'
 import { createHarness, type Harness } from '../helpers/harness.js'
 import { verifiesWith } from '../helpers/tokens.js'
 import { HSM_SKIP, inspectToken, setupSoftHsm, type SoftHsm } from './softhsm.js'
@@ -145,6 +149,21 @@ if (HSM_SKIP) {
       const ids = tokenIds()
       expect([...ids.private].sort()).toEqual([...live].sort())
       expect([...ids.public].sort()).toEqual([...live].sort())
+    })
+
+    it('signs nothing once the database is under another master key (a rewrap), HSM keys included, and signs again when it is back', async () => {
+      await h.createKeyset({ name: 'rekeyed', alg: 'ES256', backend: 'pkcs11', rotationPeriod: 0 })
+      await sign('rekeyed')
+      const raw = unsealed(h.signet.storage)
+      const original = (await raw.getMeta(MASTER_KEY_CHECK))!
+      await raw.transaction((tx) => tx.setMeta(MASTER_KEY_CHECK, MasterKey.fromBytes(randomBytes(32)).checkValue()))
+      await h.signet.keystore.refresh()
+      const refused = await h.request('POST', '/v1/sign', { token: client, body: { keyset: 'rekeyed', claims: {} } })
+      expect(refused.statusCode).toBe(503)
+      expect(refused.json().code).toBe('sealed')
+      await raw.transaction((tx) => tx.setMeta(MASTER_KEY_CHECK, original))
+      await h.signet.keystore.refresh()
+      await sign('rekeyed')
     })
   })
 }

@@ -125,7 +125,7 @@ async function check(t: Target, args: string[] = ['check']) {
 
 beforeAll(() => requireBuild())
 
-describe.each(PLACES)('an attacker with write access to the database (%s)', (_name, place) => {
+describe.each(PLACES)('an attacker with write access to the database (%s)', (placeName, place) => {
   let t: Target
   let genuine: string
 
@@ -277,6 +277,18 @@ describe.each(PLACES)('an attacker with write access to the database (%s)', (_na
     const result = await check(t)
     expect(result.code).toBe(1)
     expect(result.stderr).toContain(`clients ${limited.id}: integrity MAC does not match`)
+  })
+
+  // SQLite stores text in an integer column; PostgreSQL refuses it.
+  it.runIf(placeName === 'SQLite')('cannot lift a ceiling with text in a number column: the NaN it reads is not the null the row held', async () => {
+    await setUp()
+    const capped = await t.h.createClient({ name: 'no-own-ceiling' })
+    expect((await sign(t.h, capped.token, { ttl: 99_999 })).json().code).toBe('ttl_too_long')
+    await t.sql("UPDATE clients SET max_ttl = 'x' WHERE id = $1", [capped.id])
+    await reload(t)
+    expect((await sign(t.h, capped.token, { ttl: 315_360_000 })).statusCode).toBe(401)
+    expect(await metric(t.h, 'clients')).toBe(1)
+    await genuineWorks(t.h, genuine)
   })
 
   it('reports a row again when it is tampered with again in another way, after a repair', async () => {
