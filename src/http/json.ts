@@ -144,7 +144,9 @@ export function installJsonParser(app: FastifyInstance): void {
 /** A charset parameter, if any, with its value (quoted or not): RFC 8259 section 8.1 allows only UTF-8. */
 const CHARSET = /;\s*charset\s*=\s*"?([^";\s]*)"?/i
 function declaresUtf8OrNothing(contentType: string | undefined): boolean {
-  const charset = contentType === undefined ? undefined : CHARSET.exec(contentType)?.[1]
+  // Every sign request passes here: a type without parameters needs no regex.
+  if (contentType === undefined || !contentType.includes(';')) return true
+  const charset = CHARSET.exec(contentType)?.[1]
   return charset === undefined || /^utf-?8$/i.test(charset)
 }
 

@@ -1,6 +1,6 @@
 import { AUDIT_HEAD, openAuditHead, verifyChain } from '../audit/chain.js'
 import type { AuditEvent } from '../keys/model.js'
-import { INTEGRITY_META, SEALED_TABLES, rowIdOf, type IntegrityFailure, type IntegrityKeys, type SealedTable } from './row-integrity.js'
+import { INTEGRITY_META, SEALED_TABLE_NAMES, rowIdOf, type IntegrityFailure, type IntegrityKeys, type SealedTable } from './row-integrity.js'
 import { auditHeadFreshness, freshnessOf, STATE_META } from './state-manifest.js'
 import type { Storage, Stored } from './types.js'
 
@@ -131,7 +131,7 @@ async function checkIntegrityOnce(storage: Storage, keys: IntegrityKeys): Promis
   const freshness = freshnessOf(snapshot, keys)
   const failures: IntegrityFailure[] = []
   const rows = {} as Record<SealedTable, number>
-  for (const table of Object.keys(SEALED_TABLES) as SealedTable[]) {
+  for (const table of SEALED_TABLE_NAMES) {
     rows[table] = snapshot[table].length
     for (const row of snapshot[table] as Stored<object>[]) {
       const reason = (await keys.check(table, row as never)) ?? freshness.stale(table, row)

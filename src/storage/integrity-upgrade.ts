@@ -66,14 +66,16 @@ export async function adoptStateManifest(tx: Tx, keys: IntegrityKeys, at: number
     await tx.setMeta(INTEGRITY_META, keys.sealMarker({ version: 2, keyedFrom: marker.keyedFrom }))
     return { kept: `${putBack}; the state manifest is current and stays in use (the marker is version 2 again)` }
   }
-  const log = await checkAuditLog((after, limit) => tx.listAudit(after, limit), await auditMeta(tx), keys, { manifestRequired: false })
-  if (log.failures.length > 0) return { refused: `${putBack}, or the audit log was changed: ${log.failures[0]!.reason}` }
-  for (let after = 0; ;) {
-    const page = await tx.listAudit(after, 1000)
-    if (page.length === 0) break
-    if (page.some((event) => event.details?.[MANIFEST_RECORDED] === true)) return { refused: `${putBack}: the audit log records that the database had a state manifest` }
-    after = page[page.length - 1]!.id
+  // One pass over the log: the check reads every event, and each page read is looked at for the record.
+  let recorded = false
+  const read = async (after: number, limit: number) => {
+    const page = await tx.listAudit(after, limit)
+    recorded ||= page.some((event) => event.details?.[MANIFEST_RECORDED] === true)
+    return page
   }
+  const log = await checkAuditLog(read, await auditMeta(tx), keys, { manifestRequired: false })
+  if (recorded) return { refused: `${putBack}: the audit log records that the database had a state manifest` }
+  if (log.failures.length > 0) return { refused: `${putBack}, or the audit log was changed: ${log.failures[0]!.reason}` }
   await tx.setMeta(INTEGRITY_META, keys.sealMarker({ version: 2, keyedFrom: marker.keyedFrom }))
   const event = await appendAudit(tx, { at, actor: 'system', action: 'integrity.upgrade', target: 'storage', details: { [MANIFEST_RECORDED]: true } }, keys.audit)
   await writeStateManifest(tx, keys)

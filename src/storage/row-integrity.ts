@@ -33,6 +33,9 @@ interface SealedRows {
 export type SealedTable = keyof SealedRows
 export type RowOf<T extends SealedTable> = SealedRows[T]
 
+/** The sealed tables' names, in SEALED_TABLES' order. */
+export const SEALED_TABLE_NAMES = Object.keys(SEALED_TABLES) as SealedTable[]
+
 /**
  * Rewrites every row of every sealed table as `rewrite` returns it, in `tx` (a
  * transaction of the storage itself): the upgrade seals them, a rewrap re-seals
@@ -43,7 +46,7 @@ export async function rewriteSealedRows(
   rewrite: <T extends SealedTable>(table: T, row: Stored<RowOf<T>>) => Promise<Stored<RowOf<T>>>,
 ): Promise<Record<SealedTable, number>> {
   const counts = {} as Record<SealedTable, number>
-  for (const table of Object.keys(SEALED_TABLES) as SealedTable[]) {
+  for (const table of SEALED_TABLE_NAMES) {
     const rows = tx[table] as TxTable<RowOf<typeof table>>
     const stored = await rows.list()
     for (const row of stored) await rows.update(await rewrite(table, row))

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto'
 import type { AuditLink } from '../audit/chain.js'
 import { Sealed } from '../errors.js'
-import { MASTER_KEY_CHECK } from '../keys/master-key-check.js'
+import { MASTER_KEY_CHECK, REKEYED_DATABASE } from '../keys/master-key-check.js'
 import type { AuditEvent } from '../keys/model.js'
-import { rowIdOf, SEALED_TABLES, type IntegrityFailure, type IntegrityKeys, type RowOf, type SealedTable } from './row-integrity.js'
+import { rowIdOf, SEALED_TABLE_NAMES, type IntegrityFailure, type IntegrityKeys, type RowOf, type SealedTable } from './row-integrity.js'
 import { carryStateManifest, changeKey, committedState, freshnessOf, type Committed } from './state-manifest.js'
 import type { Snapshot, Storage, Stored, Tx, TxTable } from './types.js'
 
@@ -182,19 +182,19 @@ export function sealStorage(storage: Storage, keys: IntegrityKeys, failures: Int
       for (const failure of freshness.failures) report(failure)
       const check: RowCheck = async (table, row) => (await keys.check(table, row)) ?? freshness.stale(table, row)
       const checked: Snapshot = { ...snapshot }
-      for (const table of Object.keys(SEALED_TABLES) as SealedTable[]) {
+      for (const table of SEALED_TABLE_NAMES) {
         Object.assign(checked, { [table]: await trusted(check, report, table, snapshot[table]) })
       }
       return checked
     },
     transaction<T>(work: (tx: Tx) => Promise<T>): Promise<T> {
       return storage.transaction(async (raw) => {
+        // Read before the work appends to the audit log, which would run past the committed manifest's head.
+        const committed = await committedState(raw, keys)
         // A process still running on a database rewrapped under it (rewrap --force) writes nothing: its
         // rows would be sealed, and its events chained, under a key the database no longer has.
-        const check = await raw.getMeta(MASTER_KEY_CHECK)
-        if (check !== null && !keys.ownsDatabase(check)) throw new Sealed('the database is now under another master key (a rewrap): restart Signet with it')
-        // Read before the work appends to the audit log, which would run past the committed manifest's head.
-        const tx = new SealedTx(raw, keys, report, await committedState(raw, keys))
+        if (committed.underAnotherKey) throw new Sealed(REKEYED_DATABASE)
+        const tx = new SealedTx(raw, keys, report, committed)
         const result = await work(tx)
         // The manifest describes what commits: carried forward after the transaction's last write.
         if (tx.wrote) await carryStateManifest(raw, tx.committed, tx.written, keys)

@@ -1,5 +1,5 @@
 import { AUDIT_HEAD, auditHead, auditHeadId } from '../audit/chain.js'
-import { INTEGRITY_META, rowIdOf, sameHex, SEALED_TABLES, type IntegrityFailure, type IntegrityKeys, type RowOf, type SealedTable } from './row-integrity.js'
+import { INTEGRITY_META, rowIdOf, sameHex, SEALED_TABLE_NAMES, type IntegrityFailure, type IntegrityKeys, type RowOf, type SealedTable } from './row-integrity.js'
 import { MASTER_KEY_CHECK } from '../keys/master-key-check.js'
 import type { Snapshot, Stored, Tx, TxTable } from './types.js'
 
@@ -62,7 +62,7 @@ export async function writeStateManifest(tx: Tx, keys: IntegrityKeys, rows?: Man
  */
 export async function carryStateManifest(tx: Tx, committed: Committed, changes: RowChanges, keys: IntegrityKeys): Promise<void> {
   if (committed.rows === null) return
-  const rows = Object.fromEntries((Object.keys(SEALED_TABLES) as SealedTable[]).map((table) => [table, { ...committed.rows![table] }])) as ManifestRows
+  const rows = Object.fromEntries(SEALED_TABLE_NAMES.map((table) => [table, { ...committed.rows![table] }])) as ManifestRows
   for (const [key, mac] of changes) {
     const [table, id] = key.split('\0') as [SealedTable, string]
     if (mac === null) delete rows[table][id]
@@ -73,7 +73,7 @@ export async function carryStateManifest(tx: Tx, committed: Committed, changes: 
 
 async function storedRows(tx: Tx): Promise<ManifestRows> {
   const rows = {} as ManifestRows
-  for (const table of Object.keys(SEALED_TABLES) as SealedTable[]) {
+  for (const table of SEALED_TABLE_NAMES) {
     const stored = await (tx[table] as TxTable<RowOf<typeof table>>).list()
     rows[table] = Object.fromEntries(stored.map((row) => [rowIdOf(table, row), (row as Stored<object>).mac ?? '']))
   }
@@ -81,7 +81,7 @@ async function storedRows(tx: Tx): Promise<ManifestRows> {
 }
 
 /** Why a row as stored is not the version the manifest records, or null when it is. */
-export type Staleness = (table: SealedTable, row: Stored<object>) => string | null
+type Staleness = (table: SealedTable, row: Stored<object>) => string | null
 
 /** How current each row of a snapshot is, against its manifest. */
 interface Freshness {
@@ -98,9 +98,10 @@ interface Freshness {
 export function freshnessOf(snapshot: Pick<Snapshot, SealedTable | 'meta' | 'lastAuditId'>, keys: IntegrityKeys): Freshness {
   const { stale, rows } = againstManifest(snapshot.meta, snapshot.lastAuditId, keys)
   const failures: IntegrityFailure[] = []
-  for (const table of rows ? (Object.keys(SEALED_TABLES) as SealedTable[]) : []) {
+  if (rows === null) return { stale, failures }
+  for (const table of SEALED_TABLE_NAMES) {
     const present = new Set(snapshot[table].map((row) => rowIdOf(table, row as never)))
-    for (const id of Object.keys(rows![table])) {
+    for (const id of Object.keys(rows[table])) {
       if (!present.has(id)) failures.push({ table, id, reason: 'the state manifest records this row, but it is missing: deleted outside Signet' })
     }
   }
@@ -112,6 +113,8 @@ export interface Committed {
   stale: Staleness
   /** The current manifest's rows (none on a new database); null when there is no authentic, current manifest. */
   rows: ManifestRows | null
+  /** The database is under another master key than `keys` (a rewrap by another process). */
+  underAnotherKey: boolean
 }
 
 /**
@@ -128,9 +131,9 @@ export async function committedState(tx: Tx, keys: IntegrityKeys): Promise<Commi
     if (value !== null) meta[name] = value
   }
   const last = await tx.lastAudit()
-  const { stale, rows, head } = againstManifest(meta, last?.id ?? 0, keys)
+  const { head, ...committed } = againstManifest(meta, last?.id ?? 0, keys)
   const endsAtHead = last === null ? head === null : head?.startsWith(`${auditHead(last)}:`) === true
-  return { stale, rows: endsAtHead ? rows : null }
+  return endsAtHead ? committed : { ...committed, rows: null }
 }
 
 /**
@@ -143,19 +146,19 @@ export async function committedState(tx: Tx, keys: IntegrityKeys): Promise<Commi
  * are still those of the current manifest.)
  */
 function againstManifest(meta: Record<string, string>, lastAuditId: number, keys: IntegrityKeys): Committed & { head: string | null } {
+  const underAnotherKey = meta[MASTER_KEY_CHECK] !== undefined && !keys.ownsDatabase(meta[MASTER_KEY_CHECK])
   // A database being created (no master key recorded yet, nothing written) starts
   // from an empty manifest; one emptied since it was created does not.
   const creating = meta[MASTER_KEY_CHECK] === undefined && meta[STATE_META] === undefined && meta[INTEGRITY_META] === undefined && lastAuditId === 0
-  const manifest = creating ? { version: 1 as const, rows: noRows(), auditHead: null } : openManifest(meta[STATE_META], keys)
-  if (!manifest) {
-    const reason = meta[STATE_META] === undefined
-      ? `the state manifest (meta ${STATE_META}) is missing: which rows are current cannot be told (a database sealed before it gets it at its next start with the master key)`
-      : `the state manifest (meta ${STATE_META}) is not authentic: which rows are current cannot be told`
-    return { stale: () => reason, rows: null, head: null }
+  const opened = creating ? { version: 1 as const, rows: noRows(), auditHead: null } : openManifest(meta[STATE_META] ?? null, keys)
+  if ('unusable' in opened) {
+    const reason = `${opened.unusable}: which rows are current cannot be told${meta[STATE_META] === undefined ? ' (a database sealed before it gets it at its next start with the master key)' : ''}`
+    return { stale: () => reason, rows: null, head: null, underAnotherKey }
   }
+  const manifest = opened
   if (lastAuditId > auditHeadId(manifest.auditHead)) {
     const reason = `the state manifest is older than the audit log (it records event ${auditHeadId(manifest.auditHead)}, the log goes on to ${lastAuditId}): an earlier manifest was put back, or a release before it wrote`
-    return { stale: () => reason, rows: null, head: null }
+    return { stale: () => reason, rows: null, head: null, underAnotherKey }
   }
   return {
     stale(table, row) {
@@ -165,10 +168,11 @@ function againstManifest(meta: Record<string, string>, lastAuditId: number, keys
     },
     rows: manifest.rows,
     head: manifest.auditHead,
+    underAnotherKey,
   }
 }
 
-const noRows = (): ManifestRows => Object.fromEntries(Object.keys(SEALED_TABLES).map((table) => [table, {}])) as ManifestRows
+const noRows = (): ManifestRows => Object.fromEntries(SEALED_TABLE_NAMES.map((table) => [table, {}])) as ManifestRows
 
 /**
  * Why the audit head is not the one committed with the rows, or null: the log cut
@@ -176,21 +180,22 @@ const noRows = (): ManifestRows => Object.fromEntries(Object.keys(SEALED_TABLES)
  * and head checks on its own. `meta` holds the stored values (null when absent).
  */
 export function auditHeadFreshness(meta: { head: string | null; state: string | null }, keys: IntegrityKeys): IntegrityFailure | null {
-  const manifest = openManifest(meta.state ?? undefined, keys)
-  if (!manifest) return { table: 'meta', id: STATE_META, reason: `the state manifest (meta ${STATE_META}) is ${meta.state === null ? 'missing' : 'not authentic'}: which audit head is current cannot be told` }
+  const manifest = openManifest(meta.state, keys)
+  if ('unusable' in manifest) return { table: 'meta', id: STATE_META, reason: `${manifest.unusable}: which audit head is current cannot be told` }
   if (meta.head === manifest.auditHead) return null
   return { table: 'meta', id: AUDIT_HEAD, reason: 'the audit head is not the one committed with the rows (state manifest): events were removed from the end of the log, or its head replaced' }
 }
 
-/** The manifest a stored value holds, or null when it is missing or not authentic. */
-function openManifest(value: string | undefined, keys: IntegrityKeys): ManifestBody | null {
-  if (value === undefined) return null
+/** The manifest a stored value (null: none stored) holds, or why there is none to use. */
+function openManifest(value: string | null, keys: IntegrityKeys): ManifestBody | { unusable: string } {
+  if (value === null) return { unusable: `the state manifest (meta ${STATE_META}) is missing` }
+  const notAuthentic = { unusable: `the state manifest (meta ${STATE_META}) is not authentic` }
   try {
     const { mac, ...body } = JSON.parse(value) as ManifestBody & { mac: unknown }
-    if (body.version !== 1 || typeof mac !== 'string' || typeof body.rows !== 'object' || body.rows === null) return null
-    for (const table of Object.keys(SEALED_TABLES)) if (typeof body.rows[table as SealedTable] !== 'object' || body.rows[table as SealedTable] === null) return null
-    return sameHex(mac, keys.mac('meta', STATE_META, body)) ? body : null
+    if (body.version !== 1 || typeof mac !== 'string' || typeof body.rows !== 'object' || body.rows === null) return notAuthentic
+    for (const table of SEALED_TABLE_NAMES) if (typeof body.rows[table] !== 'object' || body.rows[table] === null) return notAuthentic
+    return sameHex(mac, keys.mac('meta', STATE_META, body)) ? body : notAuthentic
   } catch {
-    return null
+    return notAuthentic
   }
 }
